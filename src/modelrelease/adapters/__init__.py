@@ -1,0 +1,1 @@
+"""Adapters: one module per outside system, translating its errors into ``modelrelease.errors``."""

@@ -1,0 +1,141 @@
+"""The MLflow model registry: resolve versions, download their artifacts.
+
+Works with ``mlflow-skinny``. Every ``MlflowException`` is translated into
+``ModelNotFound``, ``ArtifactsMissing`` or ``MlflowError``.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Protocol
+
+from modelrelease.domain.model import ModelUri, ModelVersion
+from modelrelease.errors import ArtifactsMissing, MlflowError, ModelNotFound
+from modelrelease.settings import MlflowConfig
+
+log = logging.getLogger(__name__)
+_NOT_FOUND = ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND", "INVALID_PARAMETER_VALUE")
+
+
+class ModelRegistry(Protocol):
+    """What the pipeline needs from a model registry."""
+
+    def resolve(self, uri: ModelUri) -> ModelVersion:
+        """Resolve a version, alias or stage to one model version."""
+        ...
+
+    def download(self, version: ModelVersion, dest: Path) -> Path:
+        """Download the version's artifacts into ``dest``; return the model directory."""
+        ...
+
+
+def _error_code(exc: Exception) -> str:
+    return str(getattr(exc, "error_code", ""))
+
+
+class MlflowRegistry:
+    """``ModelRegistry`` over an MLflow tracking server."""
+
+    def __init__(self, config: MlflowConfig) -> None:
+        import os
+
+        from mlflow.tracking import MlflowClient
+
+        self.config = config
+        if config.username is not None:
+            os.environ.setdefault("MLFLOW_TRACKING_USERNAME", config.username)
+        if config.password is not None:
+            os.environ.setdefault("MLFLOW_TRACKING_PASSWORD", config.password.get_secret_value())
+        self._client = MlflowClient(tracking_uri=config.tracking_uri,
+                                    registry_uri=config.tracking_uri)
+
+    @property
+    def tracking_uri(self) -> str:
+        """The tracking URI in use."""
+        return str(self._client._tracking_client.tracking_uri)
+
+    def _version(self, raw: Any) -> ModelVersion:
+        return ModelVersion(
+            name=raw.name,
+            version=str(raw.version),
+            source=str(raw.source or ""),
+            run_id=raw.run_id or None,
+            created=ModelVersion.created_from_ms(raw.creation_timestamp),
+            aliases=tuple(sorted(getattr(raw, "aliases", None) or ())),
+            stage=raw.current_stage or None,
+            tags=dict(raw.tags or {}),
+        )
+
+    def resolve(self, uri: ModelUri) -> ModelVersion:
+        """Resolve ``uri`` to one model version.
+
+        Raises:
+            ModelNotFound: the model, version, alias or stage does not exist.
+            MlflowError: MLflow failed or is unreachable (retriable).
+        """
+        from mlflow.exceptions import MlflowException
+
+        what = f"resolve model {uri}"
+        try:
+            if uri.alias:
+                raw = self._client.get_model_version_by_alias(uri.name, uri.alias)
+            elif uri.version:
+                raw = self._client.get_model_version(uri.name, uri.version)
+            else:
+                import warnings
+
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", FutureWarning)
+                    found = self._client.get_latest_versions(uri.name, stages=[uri.stage])
+                if not found:
+                    raise ModelNotFound(f"{what}: no version of {uri.name} is in stage {uri.stage}")
+                raw = found[0]
+        except MlflowException as exc:
+            if _error_code(exc) in _NOT_FOUND:
+                raise ModelNotFound(f"{what}: {exc.message}") from exc
+            raise MlflowError(f"{what}: {exc.message}", retriable=True) from exc
+        except OSError as exc:
+            raise MlflowError(f"{what}: MLflow unreachable: {exc}", retriable=True) from exc
+        return self._version(raw)
+
+    def download(self, version: ModelVersion, dest: Path) -> Path:
+        """Download the version's artifacts (MLmodel, weights, env files, input example).
+
+        The directory appears complete or not at all.
+
+        Raises:
+            ArtifactsMissing: the artifacts cannot be found or have no MLmodel file.
+        """
+        from mlflow.artifacts import download_artifacts
+        from mlflow.exceptions import MlflowException
+
+        what = f"download model {version.uri}"
+        if (dest / "MLmodel").is_file():
+            return dest
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".partial-", dir=dest.parent))
+        try:
+            path = Path(download_artifacts(artifact_uri=version.uri, dst_path=str(tmp),
+                                           tracking_uri=self.config.tracking_uri))
+            if not (path / "MLmodel").is_file():
+                raise ArtifactsMissing(
+                    f"{what}: no MLmodel file in the artifacts at {version.source}; "
+                    "was the model logged with mlflow.<flavor>.log_model?"
+                )
+            shutil.rmtree(dest, ignore_errors=True)
+            path.replace(dest)
+        except MlflowException as exc:
+            raise ArtifactsMissing(
+                f"{what}: artifacts at {version.source} cannot be downloaded: {exc.message}"
+            ) from exc
+        except OSError as exc:
+            raise ArtifactsMissing(
+                f"{what}: artifacts at {version.source} cannot be downloaded: {exc}"
+            ) from exc
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        log.debug("downloaded %s to %s", version.uri, dest)
+        return dest

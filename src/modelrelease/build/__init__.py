@@ -1,0 +1,1 @@
+"""Daemonless, reproducible image builds from MLflow model versions."""

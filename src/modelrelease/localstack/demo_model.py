@@ -1,0 +1,64 @@
+"""Real sklearn models registered in MLflow, for the demo and the tests.
+
+The iris data set ships with scikit-learn, so nothing is downloaded. Models are saved
+with skops (``serialization_format="skops"``), with a signature and an input example.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+
+def register_iris_model(
+    tracking_uri: str,
+    name: str = "iris-clf",
+    *,
+    alias: str | None = None,
+    c: float = 1.0,
+    extra_pip_requirements: list[str] | None = None,
+    tags: Mapping[str, str] | None = None,
+) -> str:
+    """Train a logistic regression on iris, log and register it; return the version.
+
+    Args:
+        tracking_uri: The MLflow server.
+        name: The registered model's name.
+        alias: An alias to point at the new version.
+        c: Inverse regularisation strength (different values, different weights).
+        extra_pip_requirements: Requirements the model needs beyond its flavour's.
+        tags: Tags for the model version.
+    """
+    import mlflow
+    from mlflow.models import infer_signature
+    from mlflow.tracking import MlflowClient
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    mlflow.set_tracking_uri(tracking_uri)
+    data = load_iris(as_frame=True)
+    features = data.data.rename(columns=lambda col: col.replace(" (cm)", "").replace(" ", "_"))
+    model = LogisticRegression(C=c, max_iter=500).fit(features, data.target)
+    example = features.head(3)
+    signature = infer_signature(example, model.predict(example))
+    mlflow.set_experiment(f"{name}-training")
+    with mlflow.start_run():
+        info: Any = mlflow.sklearn.log_model(
+            model,
+            name="model",
+            signature=signature,
+            input_example=example,
+            serialization_format="skops",
+            registered_model_name=name,
+            extra_pip_requirements=extra_pip_requirements,
+            skops_trusted_types=[
+                "numpy.dtype", "sklearn.linear_model._logistic.LogisticRegression",
+            ],
+        )
+    version = str(info.registered_model_version)
+    client = MlflowClient(tracking_uri=tracking_uri)
+    for key, value in (tags or {}).items():
+        client.set_model_version_tag(name, version, key, value)
+    if alias:
+        client.set_registered_model_alias(name, alias, version)
+    return version

@@ -1,0 +1,27 @@
+"""The serving entrypoint images run: ``python -m modelrelease.serving``.
+
+Loads the MLflow model at ``$MODELRELEASE_MODEL_PATH`` (default ``/opt/ml/model``) and
+serves MLflow's scoring server (``/ping``, ``/health``, ``/version``, ``/invocations``)
+with uvicorn on ``$MODELRELEASE_PORT`` (default 8080), on all interfaces of the pod.
+"""
+
+from __future__ import annotations
+
+import os
+
+
+def main() -> None:
+    """Load the model and serve it until stopped."""
+    import uvicorn
+    from mlflow.pyfunc import load_model
+    from mlflow.pyfunc.scoring_server import init
+
+    model_path = os.environ.get("MODELRELEASE_MODEL_PATH", "/opt/ml/model")
+    port = int(os.environ.get("MODELRELEASE_PORT", "8080"))
+    host = os.environ.get("MODELRELEASE_HOST", "0.0.0.0")  # noqa: S104 - inside the pod
+    app = init(load_model(model_path))
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,101 @@
+"""Where MLflow, the OCI registry, the cluster and Prefect are: one frozen settings object.
+
+Sources, highest precedence first (see ``PipelineSettings.settings_customise_sources``):
+arguments passed in code, ``MODELRELEASE_*`` environment variables (nested with ``__``,
+e.g. ``MODELRELEASE_REGISTRY__USERNAME``), a ``.env`` file, then secret files.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class MlflowConfig(_Frozen):
+    """How to reach the MLflow tracking server and model registry."""
+
+    tracking_uri: str | None = Field(
+        default=None, description="MLflow tracking URI; None uses MLFLOW_TRACKING_URI."
+    )
+    username: str | None = None
+    password: SecretStr | None = None
+
+
+class RegistryConfig(_Frozen):
+    """How to talk to OCI registries."""
+
+    username: str | None = Field(default=None, description="Basic/bearer auth user.")
+    password: SecretStr | None = None
+    docker_config: Path | None = Field(
+        default=None, description="A docker config.json to read credentials from."
+    )
+    ca_file: Path | None = Field(default=None, description="PEM bundle trusted for TLS.")
+    insecure_registries: tuple[str, ...] = Field(
+        default=(),
+        description="Non-loopback hosts allowed over plain http (loopback always may).",
+    )
+    chunk_size: int = Field(default=16 * 1024 * 1024, ge=64 * 1024)
+    retries: int = Field(default=4, ge=0, le=20)
+    backoff_s: float = Field(default=0.2, ge=0, le=30)
+    timeout_s: float = Field(default=60.0, gt=0)
+
+
+class KubeConfig(_Frozen):
+    """Which cluster and namespace the pipeline works in."""
+
+    kubeconfig: Path | None = None
+    context: str | None = None
+    namespace: str = "default"
+
+
+class BuildConfig(_Frozen):
+    """Defaults for image builds."""
+
+    cache_dir: Path = Field(
+        default=Path.home() / ".cache" / "modelrelease",
+        description="Where dependency layers and downloaded artifacts are cached.",
+    )
+    model_path: str = Field(default="/opt/ml/model", pattern=r"^/[^\x00]*$")
+    port: int = Field(default=8080, ge=1, le=65535)
+    compress_model: bool = Field(
+        default=False, description="gzip the model layer (weights barely compress)."
+    )
+
+
+class PipelineSettings(BaseSettings):
+    """Every setting of the pipeline; immutable once loaded."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="MODELRELEASE_",
+        env_nested_delimiter="__",
+        env_file=".env",
+        extra="forbid",
+        frozen=True,
+    )
+
+    mlflow: MlflowConfig = MlflowConfig()
+    registry: RegistryConfig = RegistryConfig()
+    kube: KubeConfig = KubeConfig()
+    build: BuildConfig = BuildConfig()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Code arguments, then environment, then ``.env``, then secret files."""
+        return init_settings, env_settings, dotenv_settings, file_secret_settings
