@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -69,6 +70,19 @@ def image_base(
         raise _fail(exc) from None
     ref = ImageRef.parse(to)
     typer.echo(f"{ref.registry}/{ref.repository}@{digest}")
+
+
+@app.command("demo")
+def demo(
+    workdir: Annotated[Path | None, typer.Option(help="keep the demo's files here")] = None,
+) -> None:
+    """Run the demo: a real model from MLflow to a pushed, reproducible image."""
+    from modelrelease.localstack.demo import run_demo
+
+    try:
+        run_demo(workdir, say=typer.echo)
+    except PipelineError as exc:
+        raise _fail(exc) from None
 
 
 @app.command("version")

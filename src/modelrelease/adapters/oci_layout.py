@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 from modelrelease.domain.image import OCI_INDEX, Blob, canonical_json
 
@@ -46,8 +47,9 @@ class OciLayout:
     def tag(self, manifest: Blob, names: list[str]) -> None:
         """Record the manifest in ``index.json`` under each name (replacing older ones)."""
         index_path = self.root / "index.json"
-        index = (json.loads(index_path.read_text()) if index_path.exists()
-                 else {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": []})
+        index: dict[str, Any] = (
+            json.loads(index_path.read_text()) if index_path.exists()
+            else {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": []})
         ref_key = "org.opencontainers.image.ref.name"
         kept = [m for m in index["manifests"]
                 if (m.get("annotations") or {}).get(ref_key) not in names]

@@ -9,6 +9,7 @@ connection. Plain http is used only for loopback hosts or ones listed in
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import ssl
 import time
@@ -23,6 +24,8 @@ import httpx
 
 from modelrelease.adapters.registry_auth import RegistryAuth
 from modelrelease.domain.image import (
+    DOCKER_MANIFEST,
+    DOCKER_MANIFEST_LIST,
     INDEX_TYPES,
     MANIFEST_TYPES,
     OCI_INDEX,
@@ -30,8 +33,6 @@ from modelrelease.domain.image import (
     BaseImage,
     Blob,
     Descriptor,
-    DOCKER_MANIFEST,
-    DOCKER_MANIFEST_LIST,
     sha256_digest,
 )
 from modelrelease.domain.reference import ImageRef, is_loopback
@@ -232,7 +233,9 @@ class RegistryClient:
         media_type = response.headers.get("content-type", "").split(";")[0]
         return digest, media_type, data
 
-    def read_image(self, ref: ImageRef, platform: tuple[str, str] = ("linux", "amd64")) -> BaseImage:
+    def read_image(
+        self, ref: ImageRef, platform: tuple[str, str] = ("linux", "amd64")
+    ) -> BaseImage:
         """Read an image's manifest and config (not its layers), pinned by digest.
 
         An index is resolved to the manifest for ``platform``.
@@ -326,10 +329,8 @@ class RegistryClient:
         # 202: the registry started an ordinary upload instead; abandon it.
         location = response.headers.get("location")
         if location:
-            try:
+            with contextlib.suppress(RegistryError):
                 self._request("DELETE", urljoin(url, location), what, ok=(204, 404))
-            except RegistryError:
-                pass
         return False
 
     def _start_upload(self, ref: ImageRef, what: str) -> str:
@@ -401,7 +402,8 @@ class RegistryClient:
                 failures += 1
                 log.info("%s: %s at byte %d; resuming in %.1fs", what, exc.message, offset, delay)
                 time.sleep(delay)
-                resumed = self._retrying(what, lambda: self._upload_offset(location, what))
+                resumed = self._retrying(
+                    what, lambda at=location: self._upload_offset(at, what))  # type: ignore[misc]
                 if resumed is None:
                     location = self._retrying(what, lambda: self._start_upload(ref, what))
                     offset = 0

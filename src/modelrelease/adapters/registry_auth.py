@@ -128,7 +128,7 @@ class RegistryAuth(httpx.Auth):
                 return  # nothing (new) to offer: the caller reports the 401
             self._basic.add(host)
         elif scheme == "bearer" and "realm" in params:
-            query: list[tuple[str, str]] = []
+            query: list[tuple[str, str | int | float | bool | None]] = []
             if params.get("service"):
                 query.append(("service", params["service"]))
             for scope in params.get("scope", "").split():

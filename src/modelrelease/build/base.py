@@ -36,7 +36,7 @@ def host_runtime_paths() -> list[str]:
 
 
 def installed_packages() -> dict[str, str]:
-    """name -> version of every distribution this interpreter can import."""
+    """Name -> version of every distribution this interpreter can import."""
     found: dict[str, str] = {}
     for dist in metadata.distributions():
         name = dist.metadata["Name"]

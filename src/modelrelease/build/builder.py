@@ -156,16 +156,6 @@ class ImageBuilder:
         if target is not None and target.digest:
             raise InvalidInput(f"build image: --to {request.to} has a digest; give a repository "
                                "(and optionally a tag): the digest is what the build returns")
-        base_ref = ImageRef.parse(request.base)
-        try:
-            base = self.registry.read_image(base_ref)
-        except ImageNotFound as exc:
-            raise ImageNotFound(
-                f"read base image {base_ref}: not found ({exc.message}); push the serving base "
-                "first (`modelrelease image base --to REPO`) or fix --base",
-                status=exc.status, code=exc.code) from exc
-        self.progress(f"base {base_ref} pinned at {base.digest}")
-
         local = Path(request.model)
         if not request.model.startswith("models:/"):
             if not local.is_dir():
@@ -176,6 +166,16 @@ class ImageBuilder:
             version = self.models.resolve(ModelUri.parse(request.model))
         self.progress(f"model {request.model} -> {version.name} version {version.version} "
                       f"(run {version.run_id}, source {version.source})")
+
+        base_ref = ImageRef.parse(request.base)
+        try:
+            base = self.registry.read_image(base_ref)
+        except ImageNotFound as exc:
+            raise ImageNotFound(
+                f"read base image {base_ref}: not found ({exc.message}); push the serving base "
+                "first (`modelrelease image base --to REPO`) or fix --base",
+                status=exc.status, code=exc.code) from exc
+        self.progress(f"base {base_ref} pinned at {base.digest}")
 
         compress = (self.settings.build.compress_model if request.compress_model is None
                     else request.compress_model)
@@ -192,11 +192,11 @@ class ImageBuilder:
         if key is not None:
             reused = self._reuse(key, target, layout, base_ref, base, tags)
             if reused is not None:
-                digest, layers, stats, config = reused
+                digest, old_layers, stats, old_config = reused
                 self.progress(f"unchanged since the last build: {digest} "
                               f"({stats.bytes_uploaded} bytes uploaded)")
-                return self._result(target, layout, digest, base.digest, version, tags, layers,
-                                    stats, True, None, start, config)
+                return self._result(target, layout, digest, base.digest, version, tags,
+                                    old_layers, stats, True, None, start, old_config)
 
         model_dir = local if version.version == "local" else self.models.download(
             version, self.cache_dir / "models" / version.name / version.version)
@@ -217,7 +217,8 @@ class ImageBuilder:
             img.LABEL_BASE_NAME: str(base_ref.with_tag(base_ref.tag)),
             img.LABEL_CREATED_BY: f"modelrelease {__version__}",
         }
-        config = img.image_config(base, [l for l, _ in layers], serving, labels, version.created)
+        new_layers = [layer for layer, _ in layers]
+        config = img.image_config(base, new_layers, serving, labels, version.created)
         annotations = {
             "org.opencontainers.image.created": version.created.astimezone(UTC).strftime(
                 "%Y-%m-%dT%H:%M:%SZ"),
@@ -226,14 +227,14 @@ class ImageBuilder:
             img.LABEL_BASE_DIGEST: base.digest,
             img.LABEL_BASE_NAME: labels[img.LABEL_BASE_NAME],
         }
-        manifest = img.image_manifest(base, config, [l for l, _ in layers], annotations)
-        pushed = [(l.descriptor, p) for l, p in layers]
+        manifest = img.image_manifest(base, config, new_layers, annotations)
+        pushed = [(layer.descriptor, path) for layer, path in layers]
         digest, stats = self._push(target, layout, base_ref, base, pushed, config, manifest, tags)
         if key is not None:
-            self._save_record(key, manifest, config, [l for l, _ in layers])
+            self._save_record(key, manifest, config, new_layers)
         return self._result(target, layout, digest, base.digest, version, tags,
-                            [l.descriptor for l, _ in layers], stats, False, deps_hit, start,
-                            json.loads(config.data))
+                            [layer.descriptor for layer in new_layers], stats, False, deps_hit,
+                            start, json.loads(config.data))
 
     # -- steps ------------------------------------------------------------------------------
 
@@ -298,7 +299,7 @@ class ImageBuilder:
         record = {
             "manifest": base64.b64encode(manifest.data).decode(),
             "config": base64.b64encode(config.data).decode(),
-            "layers": [l.descriptor.to_json() for l in layers],
+            "layers": [layer.descriptor.to_json() for layer in layers],
         }
         tmp = path.with_suffix(".partial")
         tmp.write_text(json.dumps(record))

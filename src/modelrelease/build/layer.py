@@ -194,7 +194,8 @@ def write_layer(
         with os.fdopen(fd, "wb", buffering=_CHUNK) as out:
             outer = _HashingWriter(out)
             if compress:
-                gz = gzip.GzipFile(filename="", mode="wb", fileobj=outer, mtime=0, compresslevel=6)  # type: ignore[arg-type]
+                gz = gzip.GzipFile(filename="", mode="wb", fileobj=outer,
+                                   mtime=0, compresslevel=6)
                 inner = _HashingWriter(gz)  # type: ignore[arg-type]
                 for chunk in _tar_stream(entries):
                     inner.write(chunk)

@@ -1,4 +1,4 @@
-"""Images as immutable values: descriptors, config and manifest, as go-containerregistry's ``mutate``.
+"""Images as immutable values: descriptors, config and manifest (go-containerregistry's ``mutate``).
 
 Everything here is pure: given the base image's config and the new layers' digests it
 returns the new config and manifest, byte for byte the same on any machine. Only
@@ -63,7 +63,8 @@ class Descriptor:
 
     def to_json(self) -> dict[str, Any]:
         """The descriptor as it appears in a manifest."""
-        out: dict[str, Any] = {"mediaType": self.media_type, "digest": self.digest, "size": self.size}
+        out: dict[str, Any] = {
+            "mediaType": self.media_type, "digest": self.digest, "size": self.size}
         if self.annotations:
             out["annotations"] = dict(sorted(self.annotations.items()))
         return out
@@ -153,7 +154,7 @@ def merge_env(
         current[key] = f"{value}:{existing}" if existing else value
     current.update(set_vars)
     base_keys = [item.partition("=")[0] for item in base]
-    ordered = [k for k in dict.fromkeys(base_keys)] + sorted(k for k in current if k not in base_keys)
+    ordered = [*dict.fromkeys(base_keys), *sorted(k for k in current if k not in base_keys)]
     return [f"{k}={current[k]}" for k in ordered]
 
 
@@ -208,7 +209,8 @@ def image_manifest(
         "schemaVersion": 2,
         "mediaType": OCI_MANIFEST,
         "config": config.descriptor.to_json(),
-        "layers": [d.to_json() for d in base.layers] + [l.descriptor.to_json() for l in layers],
+        "layers": [d.to_json() for d in base.layers]
+        + [layer.descriptor.to_json() for layer in layers],
         "annotations": dict(sorted(annotations.items())),
     }
     return Blob(OCI_MANIFEST, canonical_json(body))

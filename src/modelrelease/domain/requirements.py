@@ -53,9 +53,9 @@ def missing_requirements(
 
     Requirements whose environment marker is false for ``environment`` are dropped.
     """
-    env = dict(default_environment())
+    env: dict[str, str] = {k: str(v) for k, v in default_environment().items()}
     env.update(environment or {})
-    normalised = {canonicalize_name(k): v for k, v in provided.items()}
+    normalised: dict[str, str] = {str(canonicalize_name(k)): v for k, v in provided.items()}
     missing = {
         str(req) for req in requirements
         if (req.marker is None or req.marker.evaluate(env)) and not _satisfied(req, normalised)

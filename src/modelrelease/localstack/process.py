@@ -8,6 +8,7 @@ fires when the *thread* that forked them exits.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import signal
@@ -119,8 +120,14 @@ class Service:
         env: Extra environment variables (merged over this process's environment).
     """
 
-    def __init__(self, name: str, argv: Sequence[str], workdir: Path,
-                 env: Mapping[str, str] | None = None, cwd: Path | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        argv: Sequence[str],
+        workdir: Path,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | None = None,
+    ) -> None:
         self.name = name
         self.argv = list(argv)
         self.workdir = workdir
@@ -150,8 +157,13 @@ class Service:
         with self.log.open("ab") as log:
             try:
                 self.popen = subprocess.Popen(
-                    self.argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                    env=env, cwd=self.cwd, preexec_fn=pdeathsig_preexec(),  # noqa: PLW1509
+                    self.argv,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    env=env,
+                    cwd=self.cwd,
+                    preexec_fn=pdeathsig_preexec(),
                 )
             except OSError as exc:
                 raise StackError(f"start {self.name}: {self.argv[0]}: {exc}") from exc
@@ -171,24 +183,26 @@ class Service:
         while True:
             if not self.running():
                 code = self.popen.returncode if self.popen else None
-                raise StackError(f"start {self.name}: exited with {code} before {what}; "
-                                 f"last log lines ({self.log}):\n{tail(self.log)}")
+                raise StackError(
+                    f"start {self.name}: exited with {code} before {what}; "
+                    f"last log lines ({self.log}):\n{tail(self.log)}"
+                )
             try:
                 if check():
                     return time.monotonic() - start
-            except Exception:  # noqa: BLE001 - not ready yet, whatever the reason
+            except Exception:
                 pass
             if time.monotonic() - start > timeout:
-                raise StackError(f"start {self.name}: not {what} after {timeout:.0f}s; "
-                                 f"last log lines ({self.log}):\n{tail(self.log)}")
+                raise StackError(
+                    f"start {self.name}: not {what} after {timeout:.0f}s; "
+                    f"last log lines ({self.log}):\n{tail(self.log)}"
+                )
             time.sleep(0.1)
 
     def stop(self, grace: float = 10.0) -> None:
         """Stop the process by its PID and remove the pidfile."""
         if self.popen is not None and self.popen.poll() is None:
             kill_pid(self.popen.pid, grace)
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 self.popen.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                pass
         self.pidfile.unlink(missing_ok=True)

@@ -8,8 +8,8 @@ Deletion is enabled so tests and drills can clean up.
 from __future__ import annotations
 
 import shutil
-import subprocess
 import ssl
+import subprocess
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
@@ -28,8 +28,10 @@ def registry_binary() -> str:
         found = shutil.which(name)
         if found:
             return found
-    raise StackError("find docker-registry: not installed; run `scripts/bootstrap` "
-                     "(or `apt-get install docker-registry`)")
+    raise StackError(
+        "find docker-registry: not installed; run `scripts/bootstrap` "
+        "(or `apt-get install docker-registry`)"
+    )
 
 
 class LocalRegistry:
@@ -42,9 +44,15 @@ class LocalRegistry:
         pki: The CA to sign with (a new one under ``workdir/pki`` by default).
     """
 
-    def __init__(self, workdir: Path, *, tls: bool = False,
-                 users: Mapping[str, str] | None = None, pki: Pki | None = None,
-                 port: int | None = None) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        tls: bool = False,
+        users: Mapping[str, str] | None = None,
+        pki: Pki | None = None,
+        port: int | None = None,
+    ) -> None:
         self.workdir = workdir
         self.tls = tls
         self.users = dict(users or {})
@@ -77,8 +85,9 @@ class LocalRegistry:
         ]
         if self.tls:
             pki = self._pki or Pki(self.workdir / "pki")
-            pair = pki.issue("registry", "127.0.0.1", server=True, dns_names=["localhost"],
-                             ips=["127.0.0.1"])
+            pair = pki.issue(
+                "registry", "127.0.0.1", server=True, dns_names=["localhost"], ips=["127.0.0.1"]
+            )
             self.ca_cert = pki.ca.cert
             lines.append(f"  tls: {{certificate: {pair.cert}, key: {pair.key}}}")
         if self.users:
@@ -86,11 +95,17 @@ class LocalRegistry:
             htpasswd.write_text("")
             for user, password in self.users.items():
                 try:
-                    line = subprocess.run(["htpasswd", "-nbB", user, password], check=True,
-                                          capture_output=True, text=True).stdout.strip()
+                    line = subprocess.run(
+                        ["htpasswd", "-nbB", user, password],
+                        check=True,
+                        capture_output=True,
+                        text=True,
+                    ).stdout.strip()
                 except (OSError, subprocess.CalledProcessError) as exc:
-                    raise StackError("write registry htpasswd: `htpasswd` failed; install "
-                                     "apache2-utils (scripts/bootstrap does)") from exc
+                    raise StackError(
+                        "write registry htpasswd: `htpasswd` failed; install "
+                        "apache2-utils (scripts/bootstrap does)"
+                    ) from exc
                 with htpasswd.open("a") as fh:
                     fh.write(line + "\n")
             lines += ["auth:", f"  htpasswd: {{realm: modelrelease, path: {htpasswd}}}"]
@@ -99,7 +114,7 @@ class LocalRegistry:
     def _ready(self) -> bool:
         context = ssl.create_default_context(cafile=str(self.ca_cert)) if self.tls else None
         try:
-            urllib.request.urlopen(f"{self.url}/v2/", timeout=1, context=context)  # noqa: S310
+            urllib.request.urlopen(f"{self.url}/v2/", timeout=1, context=context)
         except urllib.error.HTTPError as exc:  # 401 means it is up and asking for auth
             return exc.code == 401
         return True
@@ -109,8 +124,7 @@ class LocalRegistry:
         self.workdir.mkdir(parents=True, exist_ok=True)
         config = self.workdir / "config.yml"
         config.write_text(self._config())
-        self.service = Service("registry", [registry_binary(), "serve", str(config)],
-                               self.workdir)
+        self.service = Service("registry", [registry_binary(), "serve", str(config)], self.workdir)
         self.service.start()
         self.service.wait_ready(self._ready, timeout, "serving /v2/")
 

@@ -1,0 +1,22 @@
+# Two commands do everything; each sets up what is missing first (scripts/bootstrap).
+#   make demo   a real model from MLflow to a pushed, reproducible serving image
+#   make test   every test tier: unit, integration (real registry, MLflow, ...)
+.PHONY: setup demo test lint bench
+
+PY := .venv/bin/python
+
+setup:
+	@bash scripts/bootstrap
+
+demo: setup
+	@.venv/bin/modelrelease demo
+
+lint: setup
+	@.venv/bin/ruff check src tests benchmarks
+	@.venv/bin/mypy
+
+test: setup lint
+	@.venv/bin/pytest -m "" tests
+
+bench: setup
+	@$(PY) benchmarks/image_build.py
