@@ -18,7 +18,7 @@ def main() -> None:
 
     model_path = os.environ.get("MODELRELEASE_MODEL_PATH", "/opt/ml/model")
     port = int(os.environ.get("MODELRELEASE_PORT", "8080"))
-    host = os.environ.get("MODELRELEASE_HOST", "0.0.0.0")  # noqa: S104 - inside the pod
+    host = os.environ.get("MODELRELEASE_HOST", "0.0.0.0")
     app = init(load_model(model_path))
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
 

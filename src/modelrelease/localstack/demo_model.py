@@ -52,7 +52,8 @@ def register_iris_model(
             registered_model_name=name,
             extra_pip_requirements=extra_pip_requirements,
             skops_trusted_types=[
-                "numpy.dtype", "sklearn.linear_model._logistic.LogisticRegression",
+                "numpy.dtype",
+                "sklearn.linear_model._logistic.LogisticRegression",
             ],
         )
     version = str(info.registered_model_version)

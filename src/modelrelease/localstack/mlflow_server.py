@@ -30,7 +30,7 @@ class LocalMlflow:
         return f"http://127.0.0.1:{self.port}"
 
     def _ready(self) -> bool:
-        with urllib.request.urlopen(f"{self.url}/health", timeout=1) as response:  # noqa: S310
+        with urllib.request.urlopen(f"{self.url}/health", timeout=1) as response:
             return bool(response.status == 200)
 
     def start(self, timeout: float = 90) -> None:
@@ -38,10 +38,18 @@ class LocalMlflow:
         self.workdir.mkdir(parents=True, exist_ok=True)
         bindir = Path(sys.executable).parent
         argv = [
-            str(bindir / "mlflow"), "server",
-            "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1",
-            "--backend-store-uri", f"sqlite:///{self.workdir / 'mlflow.db'}",
-            "--artifacts-destination", str(self.workdir / "artifacts"),
+            str(bindir / "mlflow"),
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--workers",
+            "1",
+            "--backend-store-uri",
+            f"sqlite:///{self.workdir / 'mlflow.db'}",
+            "--artifacts-destination",
+            str(self.workdir / "artifacts"),
         ]
         env = {
             "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
