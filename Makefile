@@ -16,7 +16,7 @@ lint: setup
 	@.venv/bin/mypy
 
 test: setup lint
-	@.venv/bin/pytest -m "" tests
+	@.venv/bin/pytest -m "" --cov=modelrelease.domain --cov-branch --cov-report=term --cov-fail-under=100 tests
 
 bench: setup
 	@$(PY) benchmarks/image_build.py

@@ -7,9 +7,12 @@ e.g. ``MODELRELEASE_REGISTRY__USERNAME``), a ``.env`` file, then secret files.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -79,6 +82,7 @@ class PipelineSettings(BaseSettings):
         env_prefix="MODELRELEASE_",
         env_nested_delimiter="__",
         env_file=".env",
+        dotenv_filtering="match_prefix",  # other tools' lines in a shared .env are not ours
         extra="forbid",
         frozen=True,
     )
@@ -97,5 +101,29 @@ class PipelineSettings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        """Code arguments, then environment, then ``.env``, then secret files."""
-        return init_settings, env_settings, dotenv_settings, file_secret_settings
+        """Code arguments, then environment, then ``.env``, then secret files.
+
+        A ``MODELRELEASE_*`` variable naming no setting (a typo such as
+        ``MODELRELEASE_REGSITRY__USERNAME``) is refused rather than silently ignored.
+        """
+        return (init_settings, env_settings, _UnknownEnvironment(settings_cls), dotenv_settings,
+                file_secret_settings)
+
+
+class _UnknownEnvironment(PydanticBaseSettingsSource):
+    """Hands ``MODELRELEASE_*`` variables that match no field to validation, which refuses them."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        prefix = "MODELRELEASE_"
+        known = set(self.settings_cls.model_fields)
+        unknown: dict[str, Any] = {}
+        for name, value in os.environ.items():
+            if not name.upper().startswith(prefix):
+                continue
+            top = name[len(prefix):].split("__", 1)[0].lower()
+            if top not in known:
+                unknown[name[len(prefix):].lower()] = value
+        return unknown

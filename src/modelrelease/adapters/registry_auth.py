@@ -21,6 +21,7 @@ import httpx
 from modelrelease.errors import InvalidInput
 from modelrelease.settings import RegistryConfig
 
+DOCKER_HUB_HOSTS = ("docker.io", "index.docker.io", "registry-1.docker.io")
 _PARAM = re.compile(r'(\w+)="([^"]*)"')
 _REPO_PATH = re.compile(r"^/v2/(?P<repo>.+?)/(?:blobs|manifests|tags)/")
 
@@ -57,15 +58,28 @@ def credentials_for(host: str, config: RegistryConfig) -> Credentials | None:
     if not path.is_file():
         return None
     try:
-        auths = json.loads(path.read_text()).get("auths", {})
+        document = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
         raise InvalidInput(
             f"read docker config {path}: not valid JSON ({type(exc).__name__}); fix or remove it"
         ) from exc
-    for key in (host, f"https://{host}", f"http://{host}", f"https://{host}/v1/"):
+    if not isinstance(document, dict):
+        raise InvalidInput(f"read docker config {path}: not a JSON object; fix or remove it")
+    if "auths" not in document:
+        return None
+    auths = document["auths"]
+    if not isinstance(auths, dict):
+        raise InvalidInput(f"read docker config {path}: 'auths' is not an object; fix or remove it")
+    keys = [host, f"https://{host}", f"http://{host}", f"https://{host}/v1/"]
+    if host in DOCKER_HUB_HOSTS:
+        keys += ["https://index.docker.io/v1/", "index.docker.io"]
+    for key in keys:
         entry = auths.get(key)
         if not entry:
             continue
+        if not isinstance(entry, dict):
+            raise InvalidInput(
+                f"read docker config {path}: the entry for {key} is not an object; fix it")
         if entry.get("auth"):
             try:
                 user, _, password = base64.b64decode(entry["auth"]).decode().partition(":")

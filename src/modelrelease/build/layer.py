@@ -87,6 +87,8 @@ def _walk(root: Path, prefix: PurePosixPath) -> list[_Entry]:
                         f"build layer from {root}: symlink {rel_dir / name} -> {target} points "
                         "outside the model directory; copy the file in or remove the link"
                     )
+                if os.path.isabs(target):  # keep the image self-contained: make it relative
+                    target = os.path.relpath(resolved, here.resolve())
                 entries.append(_Entry(arc, path, "link", link_target=target))
                 if name in dirnames:
                     dirnames.remove(name)

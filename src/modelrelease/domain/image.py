@@ -145,6 +145,7 @@ def merge_env(
 
     The base's order is kept; new keys follow, sorted, so the result is deterministic.
     """
+    base = list(base)
     current: dict[str, str] = {}
     for item in base:
         key, _, value = item.partition("=")

@@ -36,7 +36,7 @@ class ModelUri:
         if alias:
             return cls(name=name, alias=alias)
         assert ref is not None
-        if ref.isdigit():
+        if ref.isascii() and ref.isdigit():
             return cls(name=name, version=ref)
         for stage in STAGES:
             if ref.lower() == stage.lower():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass
 
@@ -12,13 +13,22 @@ _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 _REPOSITORY = re.compile(rf"^{_COMPONENT}(?:/{_COMPONENT})*$")
 _TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
-_LOOPBACK_HOSTS = ("localhost", "127.", "[::1]", "::1")
 
 
 def is_loopback(host: str) -> bool:
     """Whether ``host`` (with or without a port) names this machine's loopback."""
-    bare = host.rsplit(":", 1)[0] if host.count(":") == 1 or host.startswith("[") else host
-    return bare.startswith(_LOOPBACK_HOSTS) or bare in ("localhost",)
+    if host.startswith("["):
+        bare = host[1:].split("]", 1)[0]
+    elif host.count(":") == 1:
+        bare = host.split(":", 1)[0]
+    else:
+        bare = host
+    if bare.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(bare).is_loopback
+    except ValueError:
+        return False
 
 
 def valid_tag(tag: str) -> bool:

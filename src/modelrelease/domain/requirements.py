@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -14,6 +15,8 @@ from packaging.version import InvalidVersion, Version
 
 from modelrelease.errors import InvalidInput
 
+_COMMENT = re.compile(r"(?:^|\s)#")
+
 
 def parse_requirements(text: str, source: str = "requirements.txt") -> list[Requirement]:
     """Parse a requirements file's lines (comments, blanks and pip options skipped).
@@ -23,7 +26,7 @@ def parse_requirements(text: str, source: str = "requirements.txt") -> list[Requ
     """
     out: list[Requirement] = []
     for number, raw in enumerate(text.splitlines(), start=1):
-        line = raw.split(" #", 1)[0].strip()
+        line = _COMMENT.split(raw, maxsplit=1)[0].strip()
         if not line or line.startswith(("#", "-")):
             continue
         try:

@@ -18,6 +18,7 @@ from pathlib import Path
 from modelrelease.errors import StackError
 from modelrelease.localstack.pki import Pki
 from modelrelease.localstack.process import Service, free_ports
+from modelrelease.localstack.token_server import ISSUER, SERVICE, TokenIssuer
 
 BINARY_CANDIDATES = ("docker-registry", "/usr/bin/docker-registry", "registry")
 
@@ -41,6 +42,7 @@ class LocalRegistry:
         workdir: Holds ``config.yml``, storage, htpasswd, certificates and the log.
         tls: Serve https with a certificate for 127.0.0.1/localhost.
         users: user -> password pairs for bcrypt basic auth (None: anonymous).
+        token: A started token issuer: bearer-token auth instead of basic.
         pki: The CA to sign with (a new one under ``workdir/pki`` by default).
     """
 
@@ -52,12 +54,14 @@ class LocalRegistry:
         users: Mapping[str, str] | None = None,
         pki: Pki | None = None,
         port: int | None = None,
+        token: TokenIssuer | None = None,
     ) -> None:
         self.workdir = workdir
         self.tls = tls
         self.users = dict(users or {})
         self.port = port or free_ports(1)[0]
         self._pki = pki
+        self.token = token
         self.ca_cert: Path | None = None
         self.service: Service | None = None
 
@@ -90,7 +94,11 @@ class LocalRegistry:
             )
             self.ca_cert = pki.ca.cert
             lines.append(f"  tls: {{certificate: {pair.cert}, key: {pair.key}}}")
-        if self.users:
+        if self.token is not None:
+            lines += ["auth:", "  token:", f"    realm: {self.token.realm}",
+                      f"    service: {SERVICE}", f"    issuer: {ISSUER}",
+                      f"    rootcertbundle: {self.token.root_bundle}"]
+        elif self.users:
             htpasswd = self.workdir / "htpasswd"
             htpasswd.write_text("")
             for user, password in self.users.items():
