@@ -14,12 +14,12 @@ import json
 import sys
 import tempfile
 from datetime import UTC, datetime
-from importlib import metadata
 from pathlib import Path
 
 import modelrelease
 from modelrelease.adapters.oci_registry import PushStats, RegistryClient
 from modelrelease.build.layer import BlobStore, write_layer
+from modelrelease.build.packages import installed_packages
 from modelrelease.domain import image as img
 from modelrelease.domain.reference import ImageRef
 
@@ -33,16 +33,6 @@ def host_runtime_paths() -> list[str]:
     if not package_root.is_relative_to(sys.prefix):
         paths.add(str(package_root))
     return sorted(p for p in paths if Path(p).exists())
-
-
-def installed_packages() -> dict[str, str]:
-    """Name -> version of every distribution this interpreter can import."""
-    found: dict[str, str] = {}
-    for dist in metadata.distributions():
-        name = dist.metadata["Name"]
-        if name:
-            found.setdefault(name.lower(), dist.version)
-    return dict(sorted(found.items()))
 
 
 def build_dev_base(to: str, registry: RegistryClient, cache_dir: Path) -> tuple[str, PushStats]:
