@@ -1,7 +1,7 @@
 # Two commands do everything; each sets up what is missing first (scripts/bootstrap).
 #   make demo   a real model from MLflow to a pushed, reproducible serving image
 #   make test   every test tier: unit, integration (real registry, MLflow, ...)
-.PHONY: setup demo test lint bench
+.PHONY: setup kube-assets demo test lint bench
 
 PY := .venv/bin/python
 
@@ -11,11 +11,14 @@ setup:
 demo: setup
 	@.venv/bin/modelrelease demo
 
+kube-assets:
+	@bash scripts/kube-assets >/dev/null
+
 lint: setup
-	@.venv/bin/ruff check src tests benchmarks
+	@.venv/bin/ruff check src tests $(wildcard benchmarks)
 	@.venv/bin/mypy
 
-test: setup lint
+test: setup lint kube-assets
 	@.venv/bin/pytest -m "" --cov=modelrelease.domain --cov-branch --cov-report=term --cov-fail-under=100 tests
 
 bench: setup

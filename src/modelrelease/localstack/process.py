@@ -1,19 +1,25 @@
 """Child processes of the local stack: started with a log and a pidfile, stopped by PID.
 
-Children get ``PR_SET_PDEATHSIG`` (SIGTERM) so they die with the Python process that
-started them, even when it crashes; ``stop`` sends SIGTERM to the child's process
-group, waits, then SIGKILLs. Start services from the main thread: the death signal
-fires when the *thread* that forked them exits.
+Children get ``PR_SET_PDEATHSIG`` so they die with the Python process that started
+them, even when it crashes, and a pidfile ``"<pid> <binary>"`` so a later start in the
+same directory can reap what a crashed run left (after checking the PID still runs
+that binary). ``Service.stop`` sends SIGTERM, waits, then SIGKILLs.
+
+Caveat: the kernel sends the parent-death signal when the *thread* that forked the
+child exits, not the process, so it is armed only for children started from the main
+thread; the others rely on ``stop``, ``atexit`` and the pidfiles.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import datetime as dt
 import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -23,6 +29,7 @@ from modelrelease.errors import StackError
 
 _PR_SET_PDEATHSIG: Final = 1
 LOG_TAIL_LINES: Final = 25
+STOP_GRACE_S: Final = 10.0
 
 
 def free_ports(count: int) -> list[int]:
@@ -48,7 +55,9 @@ def tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
             text = fh.read().decode(errors="replace")
     except OSError:
         return "(no log)"
-    return "\n".join(text.splitlines()[-lines:]) or "(empty log)"
+    # klog dumps every flag at start-up ("] FLAG: --..."); keep the lines that say why.
+    kept = [line for line in text.splitlines() if "] FLAG: --" not in line]
+    return "\n".join(kept[-lines:]) or "(empty log)"
 
 
 def pid_alive(pid: int) -> bool:
@@ -66,84 +75,96 @@ def pid_alive(pid: int) -> bool:
     return state != "Z"
 
 
-def pdeathsig_preexec() -> Callable[[], None]:
-    """A ``preexec_fn`` arming ``PR_SET_PDEATHSIG`` (SIGTERM) in the child.
+def pdeathsig_preexec(sig: signal.Signals = signal.SIGTERM) -> Callable[[], None]:
+    """A ``preexec_fn`` arming ``PR_SET_PDEATHSIG`` with ``sig`` in the child.
 
-    libc is resolved in the parent so the child does no lookup between fork and exec.
-    If the parent already died before the signal was armed, the child exits at once.
+    libc is resolved here, in the parent, so the child does no symbol lookup or
+    allocation between fork and exec. If the parent already died before the signal was
+    armed, the child exits at once.
     """
     libc = ctypes.CDLL(None, use_errno=True)
     prctl = libc.prctl
     prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
     prctl.restype = ctypes.c_int
     parent = os.getpid()
-    sig = int(signal.SIGTERM)
+    signum = int(sig)
 
     def preexec() -> None:
-        os.setpgid(0, 0)
-        prctl(_PR_SET_PDEATHSIG, sig, 0, 0, 0)
+        prctl(_PR_SET_PDEATHSIG, signum, 0, 0, 0)
         if os.getppid() != parent:
             os._exit(1)
 
     return preexec
 
 
-def kill_pid(pid: int, grace: float = 10.0) -> None:
-    """SIGTERM ``pid``'s process group (or ``pid``), wait ``grace`` seconds, then SIGKILL."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(pid, sig)
-        except (ProcessLookupError, PermissionError):
-            try:
-                os.kill(pid, sig)
-            except ProcessLookupError:
-                return
-        deadline = time.monotonic() + (grace if sig == signal.SIGTERM else 5.0)
-        while time.monotonic() < deadline:
-            try:
-                if os.waitpid(pid, os.WNOHANG)[0] == pid:
-                    return
-            except ChildProcessError:
-                pass
-            if not pid_alive(pid):
+def terminate(pid: int, popen: subprocess.Popen[bytes] | None = None,
+              grace: float = STOP_GRACE_S) -> None:
+    """SIGTERM ``pid``, wait up to ``grace`` seconds, then SIGKILL; reap it if it is ours.
+
+    Raises:
+        StackError: the process survives SIGKILL.
+    """
+
+    def gone() -> bool:
+        if popen is not None:
+            return popen.poll() is not None
+        return not pid_alive(pid)
+
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
+        if gone():
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)
+        end = time.monotonic() + wait
+        while time.monotonic() < end:
+            if gone():
                 return
             time.sleep(0.05)
+    if not gone():
+        raise StackError(f"stop process {pid}: still alive after SIGKILL")
+
+
+def reap_stale(pidfile: Path) -> None:
+    """Stop what a crashed earlier run left behind, if the PID still runs its binary."""
+    try:
+        pid_text, _, binary = pidfile.read_text().strip().partition(" ")
+        pid = int(pid_text)
+        exe = os.readlink(f"/proc/{pid}/exe").removesuffix(" (deleted)")
+    except (OSError, ValueError):
+        pidfile.unlink(missing_ok=True)
+        return
+    if binary and Path(exe).name == Path(binary).name:
+        terminate(pid)
+    pidfile.unlink(missing_ok=True)
 
 
 class Service:
-    """One child process with a log file and a pidfile in ``workdir``.
+    """One child process with a log file and a pidfile.
 
     Args:
-        name: Short name, used for the log (``NAME.log``) and pidfile (``NAME.pid``).
+        name: Short name, used in messages and default file names.
         argv: The command line.
-        workdir: Where the log and pidfile go.
+        workdir: Default home of the log (``NAME.log``) and pidfile (``NAME.pid``).
         env: Extra environment variables (merged over this process's environment).
+        cwd: Working directory of the child (default ``workdir``).
+        log: Where stdout/stderr go, instead of ``workdir/NAME.log``.
+        pidfile: Where the PID is written, instead of ``workdir/NAME.pid``.
+        death_signal: What the child gets when the starting thread dies.
     """
 
-    def __init__(
-        self,
-        name: str,
-        argv: Sequence[str],
-        workdir: Path,
-        env: Mapping[str, str] | None = None,
-        cwd: Path | None = None,
-    ) -> None:
+    def __init__(self, name: str, argv: Sequence[str], workdir: Path,
+                 env: Mapping[str, str] | None = None, cwd: Path | None = None, *,
+                 log: Path | None = None, pidfile: Path | None = None,
+                 death_signal: signal.Signals = signal.SIGTERM) -> None:
         self.name = name
         self.argv = list(argv)
         self.workdir = workdir
         self.env = dict(env or {})
-        self.cwd = cwd
+        self.cwd = cwd or workdir
+        self.log = log or workdir / f"{name}.log"
+        self.pidfile = pidfile or workdir / f"{name}.pid"
+        self.death_signal = death_signal
         self.popen: subprocess.Popen[bytes] | None = None
-
-    @property
-    def log(self) -> Path:
-        """The service's combined stdout/stderr."""
-        return self.workdir / f"{self.name}.log"
-
-    @property
-    def pidfile(self) -> Path:
-        """The file holding the running PID."""
-        return self.workdir / f"{self.name}.pid"
 
     @property
     def pid(self) -> int | None:
@@ -151,27 +172,41 @@ class Service:
         return self.popen.pid if self.popen is not None else None
 
     def start(self) -> None:
-        """Start the process; raise ``StackError`` if the binary is missing."""
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, **self.env}
-        with self.log.open("ab") as log:
+        """Reap a stale process from an earlier run, then start this one.
+
+        Raises:
+            StackError: the binary is missing or cannot be run.
+        """
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        self.pidfile.parent.mkdir(parents=True, exist_ok=True)
+        reap_stale(self.pidfile)
+        preexec = (pdeathsig_preexec(self.death_signal)
+                   if threading.current_thread() is threading.main_thread() else None)
+        with self.log.open("ab") as out:
+            stamp = dt.datetime.now(dt.UTC).isoformat()
+            out.write(f"\n=== {stamp} {' '.join(self.argv)}\n".encode())
+            out.flush()
             try:
                 self.popen = subprocess.Popen(
-                    self.argv,
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    env=env,
-                    cwd=self.cwd,
-                    preexec_fn=pdeathsig_preexec(),
+                    self.argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                    env={**os.environ, **self.env}, cwd=self.cwd,
+                    start_new_session=True,  # a terminal's Ctrl-C reaches us, not them
+                    preexec_fn=preexec, close_fds=True,
                 )
             except OSError as exc:
                 raise StackError(f"start {self.name}: {self.argv[0]}: {exc}") from exc
-        self.pidfile.write_text(f"{self.popen.pid}\n")
+        self.pidfile.write_text(f"{self.popen.pid} {self.argv[0]}\n")
 
     def running(self) -> bool:
         """Whether the process is still alive."""
         return self.popen is not None and self.popen.poll() is None
+
+    def exited(self, what: str) -> StackError | None:
+        """An error saying the process exited while waiting for ``what``, if it did."""
+        if self.popen is None or self.popen.poll() is None:
+            return None
+        return StackError(f"start {self.name}: exited with {self.popen.returncode} while "
+                          f"waiting for {what}; last lines of {self.log}:\n{tail(self.log)}")
 
     def wait_ready(self, check: Callable[[], bool], timeout: float, what: str) -> float:
         """Poll ``check`` until it is true; return seconds waited.
@@ -180,29 +215,24 @@ class Service:
             StackError: the process exited or ``timeout`` passed, with the log's tail.
         """
         start = time.monotonic()
+        delay = 0.05
         while True:
-            if not self.running():
-                code = self.popen.returncode if self.popen else None
-                raise StackError(
-                    f"start {self.name}: exited with {code} before {what}; "
-                    f"last log lines ({self.log}):\n{tail(self.log)}"
-                )
+            failed = self.exited(what)
+            if failed is not None:
+                raise failed
             try:
                 if check():
                     return time.monotonic() - start
             except Exception:
                 pass
             if time.monotonic() - start > timeout:
-                raise StackError(
-                    f"start {self.name}: not {what} after {timeout:.0f}s; "
-                    f"last log lines ({self.log}):\n{tail(self.log)}"
-                )
-            time.sleep(0.1)
+                raise StackError(f"start {self.name}: timed out after {timeout:.0f}s waiting "
+                                 f"for {what}; last lines of {self.log}:\n{tail(self.log)}")
+            time.sleep(delay)
+            delay = min(delay * 1.5, 0.5)
 
-    def stop(self, grace: float = 10.0) -> None:
+    def stop(self, grace: float = STOP_GRACE_S) -> None:
         """Stop the process by its PID and remove the pidfile."""
-        if self.popen is not None and self.popen.poll() is None:
-            kill_pid(self.popen.pid, grace)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.popen.wait(timeout=5)
+        if self.popen is not None:
+            terminate(self.popen.pid, self.popen, grace)
         self.pidfile.unlink(missing_ok=True)
