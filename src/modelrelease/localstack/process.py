@@ -150,12 +150,14 @@ class Service:
         log: Where stdout/stderr go, instead of ``workdir/NAME.log``.
         pidfile: Where the PID is written, instead of ``workdir/NAME.pid``.
         death_signal: What the child gets when the starting thread dies.
+        detached: Let the child outlive this process (no parent-death signal): for
+            services started by ``modelrelease dev up`` and stopped by ``dev down``.
     """
 
     def __init__(self, name: str, argv: Sequence[str], workdir: Path,
                  env: Mapping[str, str] | None = None, cwd: Path | None = None, *,
                  log: Path | None = None, pidfile: Path | None = None,
-                 death_signal: signal.Signals = signal.SIGTERM) -> None:
+                 death_signal: signal.Signals = signal.SIGTERM, detached: bool = False) -> None:
         self.name = name
         self.argv = list(argv)
         self.workdir = workdir
@@ -164,6 +166,7 @@ class Service:
         self.log = log or workdir / f"{name}.log"
         self.pidfile = pidfile or workdir / f"{name}.pid"
         self.death_signal = death_signal
+        self.detached = detached
         self.popen: subprocess.Popen[bytes] | None = None
 
     @property
@@ -180,8 +183,8 @@ class Service:
         self.log.parent.mkdir(parents=True, exist_ok=True)
         self.pidfile.parent.mkdir(parents=True, exist_ok=True)
         reap_stale(self.pidfile)
-        preexec = (pdeathsig_preexec(self.death_signal)
-                   if threading.current_thread() is threading.main_thread() else None)
+        armed = not self.detached and threading.current_thread() is threading.main_thread()
+        preexec = pdeathsig_preexec(self.death_signal) if armed else None
         with self.log.open("ab") as out:
             stamp = dt.datetime.now(dt.UTC).isoformat()
             out.write(f"\n=== {stamp} {' '.join(self.argv)}\n".encode())
