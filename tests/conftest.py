@@ -12,10 +12,12 @@ import pytest
 
 from modelrelease.adapters.oci_registry import RegistryClient
 from modelrelease.build.base import build_dev_base
+from modelrelease.localstack.controlplane import ControlPlane
 from modelrelease.localstack.mlflow_server import LocalMlflow
+from modelrelease.localstack.node import LocalNode
 from modelrelease.localstack.registry import LocalRegistry
 from modelrelease.settings import RegistryConfig
-from tests.support import REGISTRY_PASSWORD, REGISTRY_USER, Services
+from tests.support import REGISTRY_PASSWORD, REGISTRY_USER, Cluster, Services
 
 # Keep MLflow's client from retrying for minutes when a test points it at nothing.
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
@@ -50,3 +52,18 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
     finally:
         for service in reversed(started):
             service.stop()
+
+
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """The session's real Kubernetes: control plane plus one node agent (1 GPU)."""
+    root = tmp_path_factory.mktemp("cluster")
+    plane = ControlPlane(root / "control-plane")
+    plane.start()
+    node = LocalNode(root / "node", plane.kubeconfig, gpus=1, backoff_initial=1.0)
+    try:
+        node.start()
+        yield Cluster(plane=plane, node=node)
+    finally:
+        node.stop()
+        plane.stop()

@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from modelrelease.localstack.controlplane import ControlPlane
 from modelrelease.localstack.mlflow_server import LocalMlflow
+from modelrelease.localstack.node import LocalNode
 from modelrelease.localstack.registry import LocalRegistry
 from modelrelease.settings import PipelineSettings, RegistryConfig
 
@@ -30,3 +32,11 @@ class Services:
             registry=RegistryConfig(**registry),  # type: ignore[arg-type]
             build={"cache_dir": cache},
         )
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """The session's control plane and node."""
+
+    plane: ControlPlane
+    node: LocalNode

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -47,10 +47,22 @@ class RegistryConfig(_Frozen):
         default=(),
         description="Non-loopback hosts allowed over plain http (loopback always may).",
     )
-    chunk_size: int = Field(default=16 * 1024 * 1024, ge=64 * 1024)
+    chunk_size: int = Field(
+        default=0, ge=0,
+        description="Bytes per upload request; 0 streams each blob in one request "
+        "(resumed from the registry's offset after a failure). Else at least 64 KiB.",
+    )
     retries: int = Field(default=4, ge=0, le=20)
     backoff_s: float = Field(default=0.2, ge=0, le=30)
     timeout_s: float = Field(default=60.0, gt=0)
+
+
+    @field_validator("chunk_size")
+    @classmethod
+    def _chunk_size_floor(cls, value: int) -> int:
+        if 0 < value < 64 * 1024:
+            raise ValueError("chunk_size must be 0 (one streamed request) or at least 65536")
+        return value
 
 
 class KubeConfig(_Frozen):

@@ -328,44 +328,67 @@ def test_symlink_out_of_the_model_dir_is_refused(services: Services, tmp_path: P
 
 
 class FlakyTransport(httpx.BaseTransport):
-    """Fault seam: answers 503 or drops the connection on chosen PATCH uploads.
+    """Fault seam: a 503, or a connection dropped half-way through, on chosen PATCHes.
 
-    A real registry behind it does the rest; only the transport is faked, because a real
-    registry cannot be made to fail on cue.
+    A real registry behind it does the rest. Only the transport is faked, because a real
+    registry cannot be made to fail on cue. A "cut" PATCH really delivers the first half
+    of its body to the registry before the client sees the connection drop, so the
+    client has to ask the registry where to resume.
     """
 
-    def __init__(self, fail_patches: set[int], drop: set[int] | None = None) -> None:
+    def __init__(self, fail: set[int], cut: set[int] | None = None) -> None:
         self.inner = httpx.HTTPTransport()
-        self.fail = fail_patches
-        self.drop = drop or set()
+        self.fail = fail
+        self.cut = cut or set()
         self.patches = 0
+        self.ranges: list[str] = []
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         if request.method == "PATCH":
             self.patches += 1
-            if self.patches in self.drop:
-                raise httpx.RemoteProtocolError("server disconnected", request=request)
+            self.ranges.append(request.headers.get("content-range", ""))
             if self.patches in self.fail or -1 in self.fail:
                 return httpx.Response(503, json={"errors": [{"code": "UNAVAILABLE"}]},
                                       request=request)
+            if self.patches in self.cut:
+                body = request.read()
+                start = int(request.headers["content-range"].split("-")[0])
+                half = body[: len(body) // 2]
+                headers = {**request.headers, "content-length": str(len(half)),
+                           "content-range": f"{start}-{start + len(half) - 1}"}
+                partial = httpx.Request("PATCH", request.url, headers=headers, content=half)
+                self.inner.handle_request(partial).close()
+                raise httpx.RemoteProtocolError("server disconnected", request=request)
         return self.inner.handle_request(request)
 
 
-def test_upload_resumes_after_503_and_dropped_connection(
-        services: Services, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("chunk_size", "fail", "cut", "resumed"),
+    [
+        # one streamed PATCH: a 503, then a cut: the registry's upload state went stale with
+        # the lost response, so the client starts a fresh upload and still lands the blob
+        pytest.param(0, {1}, {2}, {2: 0}, id="one-streamed-request"),
+        # 128 KiB chunks: a 503 on the third resumes at the registry's offset (256 KiB),
+        # a cut later starts over
+        pytest.param(128 * 1024, {3}, {6}, {3: 256 * 1024}, id="128KiB-chunks"),
+    ],
+)
+def test_upload_recovers_from_503_and_dropped_connection(
+        services: Services, tmp_path: Path, chunk_size: int, fail: set[int], cut: set[int],
+        resumed: dict[int, int]) -> None:
     model = _model_dir(tmp_path / "big-model", 1.0)
-    settings = services.settings(tmp_path / "cache-a", chunk_size=128 * 1024, backoff_s=0.01)
-    transport = FlakyTransport(fail_patches={2, 5}, drop={3})
+    settings = services.settings(tmp_path / "cache-a", chunk_size=chunk_size, backoff_s=0.01)
+    transport = FlakyTransport(fail=fail, cut=cut)
     flaky = ImageBuilder(settings, registry=RegistryClient(settings.registry, transport=transport))
-    result = flaky.build(BuildRequest(model=str(model), base=services.base,
-                                      to=f"{services.registry.host}/ml/flaky:1"))
-    assert transport.patches > 8
+    repo = f"{services.registry.host}/ml/flaky-{chunk_size}"
+    result = flaky.build(BuildRequest(model=str(model), base=services.base, to=f"{repo}:1"))
+    for index, offset in resumed.items():
+        assert transport.ranges[index].startswith(f"{offset}-"), transport.ranges
     clean = ImageBuilder(services.settings(tmp_path / "cache-b")).build(BuildRequest(
         model=str(model), base=services.base, to=f"{services.registry.host}/ml/clean:1"))
     assert result.digest == clean.digest
     layer = result.layers[-1]
-    blob = flaky.registry.get_blob_bytes(ImageRef.parse(f"{services.registry.host}/ml/flaky"),
-                                         layer.digest)
+    blob = flaky.registry.get_blob_bytes(ImageRef.parse(repo), layer.digest)
     assert len(blob) == layer.size
 
 
@@ -373,7 +396,7 @@ def test_registry_failing_for_good_leaves_no_tag(services: Services, tmp_path: P
     model = _model_dir(tmp_path / "doomed-model", 0.5)
     settings = services.settings(tmp_path / "cache", chunk_size=64 * 1024, retries=2,
                                  backoff_s=0.01)
-    transport = FlakyTransport(fail_patches={-1})
+    transport = FlakyTransport(fail={-1})
     builder = ImageBuilder(settings, registry=RegistryClient(settings.registry,
                                                              transport=transport))
     target = f"{services.registry.host}/ml/doomed"

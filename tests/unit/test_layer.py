@@ -414,3 +414,39 @@ def test_blob_store_has(tmp_path: Path, write: bytes | None, size: int, expected
         store.path(digest).parent.mkdir(parents=True)
         store.path(digest).write_bytes(write)
     assert store.has(digest, size) is expected
+
+
+def _plan_tree(root: Path) -> Path:
+    (root / "sub").mkdir(parents=True)
+    (root / "MLmodel").write_text("flavors: {}\n")
+    (root / "weights.bin").write_bytes(bytes(range(256)) * 41 + b"tail")  # not block-aligned
+    (root / "sub" / "empty").write_bytes(b"")
+    (root / "link").symlink_to("MLmodel")
+    return root
+
+
+@pytest.mark.parametrize("offset", [
+    pytest.param(0, id="start"),
+    pytest.param(1, id="inside-first-header"),
+    pytest.param(512, id="header-boundary"),
+    pytest.param(2000, id="inside-file-data"),
+    pytest.param(10_000, id="late"),
+])
+def test_plan_chunks_from_any_offset_match_the_written_tar(tmp_path: Path, offset: int) -> None:
+    from modelrelease.build.layer import plan_layer
+
+    source = _plan_tree(tmp_path / "model")
+    plan = plan_layer(source, "/opt/ml/model")
+    store = BlobStore(tmp_path / "store")
+    written = write_layer(source, "/opt/ml/model", store, compress=False)
+    full = store.path(written.descriptor.digest).read_bytes()
+    assert plan.size == len(full) == written.descriptor.size
+    assert plan.digest() == written.descriptor.digest == written.diff_id
+    assert b"".join(plan.chunks(offset)) == full[offset:]
+
+
+def test_plan_chunks_past_the_end_are_empty(tmp_path: Path) -> None:
+    from modelrelease.build.layer import plan_layer
+
+    plan = plan_layer(_plan_tree(tmp_path / "model"), "/opt/ml/model")
+    assert b"".join(plan.chunks(plan.size)) == b""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,16 +27,23 @@ class OciLayout:
         """Whether the layout holds the blob."""
         return self.blob_path(digest).is_file()
 
-    def put_file(self, digest: str, source: Path) -> None:
-        """Copy a blob file in (hard link when on the same file system)."""
+    def put(self, digest: str, source: Path | bytes | Callable[[int], Iterator[bytes]]) -> None:
+        """Add a blob from a file (hard link when possible) or from a stream of its bytes."""
         dest = self.blob_path(digest)
         if dest.exists():
             return
         tmp = dest.with_name(dest.name + ".partial")
-        try:
-            tmp.hardlink_to(source)
-        except OSError:
-            shutil.copyfile(source, tmp)
+        if isinstance(source, bytes):
+            tmp.write_bytes(source)
+        elif isinstance(source, Path):
+            try:
+                tmp.hardlink_to(source)
+            except OSError:
+                shutil.copyfile(source, tmp)
+        else:
+            with tmp.open("wb") as out:
+                for chunk in source(0):
+                    out.write(chunk)
         tmp.replace(dest)
 
     def put_bytes(self, blob: Blob) -> None:

@@ -47,7 +47,35 @@ from modelrelease.settings import RegistryConfig
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 _ACCEPT = ", ".join((OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_MANIFEST_LIST))
-_RETRIABLE_EXC = (httpx.TransportError,)
+_MONOLITHIC_MAX = 4 * 1024 * 1024
+_READ = 1024 * 1024
+
+BlobSource = Path | bytes | Callable[[int], Iterator[bytes]]
+"""A blob's bytes: a file, memory, or a function giving them from an offset on."""
+
+
+def _chunks(source: BlobSource, offset: int) -> Iterator[bytes]:
+    """The blob's bytes from ``offset`` on."""
+    if isinstance(source, bytes):
+        for start in range(offset, len(source), _READ):
+            yield source[start:start + _READ]
+    elif isinstance(source, Path):
+        with source.open("rb") as fh:
+            fh.seek(offset)
+            while chunk := fh.read(_READ):
+                yield chunk
+    else:
+        yield from source(offset)
+
+
+def _limited(chunks: Iterator[bytes], length: int) -> Iterator[bytes]:
+    """At most ``length`` bytes of ``chunks``."""
+    for chunk in chunks:
+        if length <= 0:
+            return
+        piece = chunk[:length]
+        length -= len(piece)
+        yield piece
 
 
 def _is_cert_error(exc: BaseException) -> bool:
@@ -352,29 +380,23 @@ class RegistryClient:
         # httpx `params=` would drop the upload's `_state`: append by hand.
         return f"{location}{'&' if '?' in location else '?'}digest={digest}"
 
-    def upload_blob(self, ref: ImageRef, descriptor: Descriptor,
-                    source: Path | bytes) -> int:
-        """Upload one blob, monolithic when small, in resumable chunks when large.
+    def upload_blob(self, ref: ImageRef, descriptor: Descriptor, source: BlobSource) -> int:
+        """Upload one blob: small in-memory ones in one PUT, others streamed and resumable.
+
+        A streamed upload sends the blob in one PATCH (or in ``chunk_size`` pieces when
+        set). After a 429/5xx or a dropped connection it asks the registry how much it
+        holds and resumes from there, up to ``retries`` times in a row.
 
         Returns:
-            Bytes sent on the wire (retried chunks count again).
+            Bytes the registry accepted (resent bytes count again).
         """
         what = f"upload blob {descriptor.digest} to {ref.registry}/{ref.repository}"
         size = descriptor.size
-        chunk = self.config.chunk_size
-
-        def read(offset: int, length: int) -> bytes:
-            if isinstance(source, bytes):
-                return source[offset:offset + length]
-            with source.open("rb") as fh:
-                fh.seek(offset)
-                return fh.read(length)
-
-        if size <= chunk:
+        if isinstance(source, bytes) and size <= _MONOLITHIC_MAX:
             def monolithic() -> int:
                 location = self._start_upload(ref, what)
                 self._request("PUT", self._with_digest(location, descriptor.digest), what,
-                              ok=(201,), content=read(0, size),
+                              ok=(201,), content=source,
                               headers={"Content-Type": "application/octet-stream"})
                 return size
             return self._retrying(what, monolithic)
@@ -383,19 +405,20 @@ class RegistryClient:
         location = self._retrying(what, lambda: self._start_upload(ref, what))
         offset, failures = 0, 0
         while offset < size:
-            data = read(offset, chunk)
+            end = min(size, offset + self.config.chunk_size) if self.config.chunk_size else size
             try:
                 response = self._request(
-                    "PATCH", location, what, ok=(202,), content=data,
+                    "PATCH", location, what, ok=(202,),
+                    content=_limited(_chunks(source, offset), end - offset),
                     headers={"Content-Type": "application/octet-stream",
-                             "Content-Range": f"{offset}-{offset + len(data) - 1}"})
-                sent += len(data)
+                             "Content-Range": f"{offset}-{end - 1}",
+                             "Content-Length": str(end - offset)})
+                sent += end - offset
                 location = urljoin(location, response.headers["location"])
                 rng = response.headers.get("range", "")
-                offset = int(rng.split("-")[1]) + 1 if "-" in rng else offset + len(data)
+                offset = int(rng.split("-")[1]) + 1 if "-" in rng else end
                 failures = 0
             except RegistryError as exc:
-                sent += len(data) if exc.status else 0
                 if not exc.retriable or failures >= self.config.retries:
                     raise
                 delay = self.config.backoff_s * (2**failures)
@@ -408,6 +431,7 @@ class RegistryClient:
                     location = self._retrying(what, lambda: self._start_upload(ref, what))
                     offset = 0
                 else:
+                    sent += max(0, resumed - offset)
                     offset = resumed
         self._retrying(what, lambda: self._request(
             "PUT", self._with_digest(location, descriptor.digest), what, ok=(201,),
@@ -444,7 +468,7 @@ class RegistryClient:
         target: ImageRef,
         base_ref: ImageRef,
         base: BaseImage,
-        layers: list[tuple[Descriptor, Path]],
+        layers: list[tuple[Descriptor, BlobSource]],
         config: Blob,
         manifest: Blob,
         tags: list[str],
@@ -473,7 +497,7 @@ class RegistryClient:
                 stats.skipped.append(desc.digest)
                 self._progress(f"layer {desc.digest[:19]} already present ({desc.size} bytes)")
                 continue
-            source: Path | bytes = config.data if path is None else path
+            source: BlobSource = config.data if path is None else path
             start = time.monotonic()
             stats.bytes_uploaded += self.upload_blob(target, desc, source)
             stats.uploaded.append(desc.digest)

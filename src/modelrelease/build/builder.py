@@ -26,9 +26,9 @@ import yaml
 from modelrelease import __version__
 from modelrelease.adapters.mlflow_registry import MlflowRegistry, ModelRegistry
 from modelrelease.adapters.oci_layout import OciLayout
-from modelrelease.adapters.oci_registry import PushStats, RegistryClient
+from modelrelease.adapters.oci_registry import BlobSource, PushStats, RegistryClient
 from modelrelease.build.deps import DEPS_PATH, dependency_layer
-from modelrelease.build.layer import BlobStore, write_layer
+from modelrelease.build.layer import BlobStore, plan_layer, write_layer
 from modelrelease.domain import image as img
 from modelrelease.domain.model import ModelUri, ModelVersion
 from modelrelease.domain.reference import ImageRef
@@ -239,8 +239,8 @@ class ImageBuilder:
     # -- steps ------------------------------------------------------------------------------
 
     def _layers(self, model_dir: Path, base: img.BaseImage, model_path: str,
-                compress: bool) -> tuple[list[tuple[img.Layer, Path]], bool | None]:
-        layers: list[tuple[img.Layer, Path]] = []
+                compress: bool) -> tuple[list[tuple[img.Layer, BlobSource]], bool | None]:
+        layers: list[tuple[img.Layer, BlobSource]] = []
         deps_hit: bool | None = None
         requirements_file = model_dir / "requirements.txt"
         if requirements_file.is_file():
@@ -262,16 +262,26 @@ class ImageBuilder:
                               f"({'cached' if deps_hit else 'installed'})")
                 layers.append((result.layer, self.store.path(result.layer.descriptor.digest)))
         t0 = time.monotonic()
-        model_layer = write_layer(model_dir, model_path, self.store, compress=compress,
-                                  annotations={"org.opencontainers.image.title": "model"})
+        title = {"org.opencontainers.image.title": "model"}
+        if compress:
+            model_layer = write_layer(model_dir, model_path, self.store, compress=True,
+                                      annotations=title)
+            source: BlobSource = self.store.path(model_layer.descriptor.digest)
+        else:  # weights: hashed in place, then streamed from the files; never copied
+            plan = plan_layer(model_dir, model_path)
+            digest = plan.digest()
+            model_layer = img.Layer(img.Descriptor(img.OCI_LAYER_TAR, digest, plan.size, title),
+                                    digest)
+            source = plan.chunks
         self.progress(f"model layer {model_layer.descriptor.digest[:19]} "
                       f"({model_layer.descriptor.size / 1e6:.1f} MB, "
                       f"{'gzip' if compress else 'uncompressed'}, {time.monotonic() - t0:.2f}s)")
-        layers.append((model_layer, self.store.path(model_layer.descriptor.digest)))
+        layers.append((model_layer, source))
         return layers, deps_hit
 
     def _push(self, target: ImageRef | None, layout: OciLayout | None, base_ref: ImageRef,
-              base: img.BaseImage, layers: list[tuple[img.Descriptor, Path]], config: img.Blob,
+              base: img.BaseImage, layers: list[tuple[img.Descriptor, BlobSource]],
+              config: img.Blob,
               manifest: img.Blob, tags: tuple[str, ...]) -> tuple[str, PushStats]:
         if layout is not None:
             stats = PushStats()
@@ -279,8 +289,8 @@ class ImageBuilder:
                 if not layout.has(desc.digest):
                     self.registry.download_blob(base_ref, desc.digest,
                                                 layout.blob_path(desc.digest))
-            for desc, path in layers:
-                layout.put_file(desc.digest, path)
+            for desc, source in layers:
+                layout.put(desc.digest, source)
             layout.put_bytes(config)
             layout.put_bytes(manifest)
             layout.tag(manifest, list(tags) or ["latest"])
@@ -325,7 +335,8 @@ class ImageBuilder:
             return manifest.digest, layers, stats, config_json
         if not all(self.store.has(d.digest, d.size) for d in layers):
             return None
-        pushed = [(d, self.store.path(d.digest)) for d in layers]
+        pushed: list[tuple[img.Descriptor, BlobSource]] = [
+            (d, self.store.path(d.digest)) for d in layers]
         digest, stats = self._push(target, layout, base_ref, base, pushed, config, manifest, tags)
         return digest, layers, stats, config_json
 

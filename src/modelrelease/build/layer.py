@@ -121,31 +121,82 @@ def _header(entry: _Entry) -> bytes:
     return info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
 
 
-def _tar_stream(entries: list[_Entry]) -> Iterator[bytes]:
-    written = 0
-    for entry in entries:
-        header = _header(entry)
-        written += len(header)
-        yield header
-        if entry.kind != "file":
-            continue
-        assert entry.source is not None
-        remaining = entry.size
-        with entry.source.open("rb") as fh:
-            while remaining > 0:
-                chunk = fh.read(min(_CHUNK, remaining))
-                if not chunk:
-                    raise BuildError(f"build layer: {entry.source} shrank while being read")
-                remaining -= len(chunk)
-                written += len(chunk)
-                yield chunk
-        pad = -entry.size % _BLOCK
-        if pad:
-            written += pad
-            yield b"\0" * pad
-    end = 2 * _BLOCK
-    end += -(written + end) % _RECORD
-    yield b"\0" * end
+@dataclass(frozen=True)
+class TarPlan:
+    """A layer tar, planned but not written: its size is known, its bytes come on demand.
+
+    Large uncompressed layers (model weights) are hashed from this plan, then streamed
+    to the registry from it, so they are never copied to disk first.
+    """
+
+    entries: tuple[_Entry, ...]
+    headers: tuple[bytes, ...]
+
+    @property
+    def size(self) -> int:
+        """Bytes in the tar, end blocks and record padding included."""
+        body = sum(len(h) for h in self.headers)
+        body += sum(e.size + (-e.size % _BLOCK) for e in self.entries if e.kind == "file")
+        end = 2 * _BLOCK
+        return body + end + (-(body + end) % _RECORD)
+
+    def chunks(self, offset: int = 0) -> Iterator[bytes]:
+        """The tar's bytes from ``offset`` on, in chunks of up to 1 MiB."""
+        position = 0
+        for entry, header in zip(self.entries, self.headers, strict=True):
+            parts: list[tuple[int, Path | bytes]] = [(len(header), header)]
+            if entry.kind == "file":
+                assert entry.source is not None
+                parts.append((entry.size, entry.source))
+                pad = -entry.size % _BLOCK
+                if pad:
+                    parts.append((pad, b"\0" * pad))
+            for length, part in parts:
+                if position + length <= offset:
+                    position += length
+                    continue
+                skip = max(0, offset - position)
+                yield from _part(part, skip, length)
+                position += length
+        tail = self.size - position
+        skip = max(0, offset - position)
+        if tail > skip:
+            yield b"\0" * (tail - skip)
+
+    def digest(self) -> str:
+        """``sha256:`` of the whole tar, computed without writing it anywhere."""
+        hasher = hashlib.sha256()
+        for chunk in self.chunks():
+            hasher.update(chunk)
+        return "sha256:" + hasher.hexdigest()
+
+
+def _part(part: Path | bytes, skip: int, length: int) -> Iterator[bytes]:
+    if isinstance(part, bytes):
+        yield part[skip:]
+        return
+    remaining = length - skip
+    with part.open("rb") as fh:
+        fh.seek(skip)
+        while remaining > 0:
+            chunk = fh.read(min(_CHUNK, remaining))
+            if not chunk:
+                raise BuildError(f"build layer: {part} shrank while being read")
+            remaining -= len(chunk)
+            yield chunk
+
+
+def plan_layer(source: Path, target: str) -> TarPlan:
+    """Plan the tar of ``source`` under the image path ``target`` (see ``write_layer``).
+
+    Raises:
+        UnsafeModelDir: ``source`` has a link out of itself or a special file.
+        BuildError: ``source`` is not a directory.
+    """
+    if not source.is_dir():
+        raise BuildError(f"build layer: {source} is not a directory")
+    entries = tuple(_walk(source, PurePosixPath(target)))
+    return TarPlan(entries, tuple(_header(e) for e in entries))
 
 
 @dataclass(frozen=True)
@@ -186,9 +237,7 @@ def write_layer(
         UnsafeModelDir: ``source`` has a link out of itself or a special file.
         BuildError: ``source`` is not a directory or changes while being read.
     """
-    if not source.is_dir():
-        raise BuildError(f"build layer: {source} is not a directory")
-    entries = _walk(source, PurePosixPath(target))
+    plan = plan_layer(source, target)
     (store.root / "sha256").mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(dir=store.root / "sha256", prefix=".partial-")
     tmp = Path(tmp_name)
@@ -199,12 +248,12 @@ def write_layer(
                 gz = gzip.GzipFile(filename="", mode="wb", fileobj=outer,
                                    mtime=0, compresslevel=6)
                 inner = _HashingWriter(gz)  # type: ignore[arg-type]
-                for chunk in _tar_stream(entries):
+                for chunk in plan.chunks():
                     inner.write(chunk)
                 gz.close()
                 diff_id = inner.digest
             else:
-                for chunk in _tar_stream(entries):
+                for chunk in plan.chunks():
                     outer.write(chunk)
                 diff_id = outer.digest
         digest, size = outer.digest, outer.size

@@ -226,7 +226,7 @@ class Service:
             try:
                 if check():
                     return time.monotonic() - start
-            except Exception:
+            except Exception:  # noqa: BLE001 - not ready yet, whatever the reason
                 pass
             if time.monotonic() - start > timeout:
                 raise StackError(f"start {self.name}: timed out after {timeout:.0f}s waiting "

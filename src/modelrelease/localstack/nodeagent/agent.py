@@ -17,6 +17,7 @@ import logging
 import platform
 import shutil
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -150,7 +151,7 @@ class NodeAgent:
                 beats += 1
                 if beats % 6 == 0:
                     self.report_status()
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - keep beating through API hiccups
                 log.warning("heartbeat failed: %s", exc)
 
     # -- pods ---------------------------------------------------------------------------
@@ -209,7 +210,7 @@ class NodeAgent:
                         break
                     pod = self.api.sanitize_for_serialization(event["object"])
                     self.observe(pod, event["type"])
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - API restarts: list again after a pause
                 if not self.stopping.is_set():
                     log.warning("pod watch interrupted: %s; listing again", exc)
                     self.stopping.wait(1.0)
@@ -464,11 +465,11 @@ class PodWorker(threading.Thread):
             self.agent.runc.kill(self.cid, signal.SIGTERM)
             try:
                 proc.wait(timeout=max(self.grace, 0.1))
-            except Exception:
+            except subprocess.TimeoutExpired:
                 self.agent.runc.kill(self.cid, signal.SIGKILL)
                 try:
                     proc.wait(timeout=10)
-                except Exception:
+                except subprocess.TimeoutExpired:
                     proc.kill()
         self.agent.runc.delete(self.cid)
         self.agent.network.detach(self.key)
