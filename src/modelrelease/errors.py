@@ -92,7 +92,17 @@ class BuildError(PipelineError):
 
 
 class KubeApiError(PipelineError):
-    """The Kubernetes API refused or failed a call."""
+    """The Kubernetes API refused or failed a call.
+
+    Args:
+        message: What failed.
+        status: The HTTP status, or 0 when the API server could not be reached.
+        retriable: Whether another try may help (429, 5xx, unreachable).
+    """
+
+    def __init__(self, message: str, *, status: int = 0, retriable: bool | None = None) -> None:
+        super().__init__(message, retriable=retriable)
+        self.status = status
 
 
 class RolloutTimeout(PipelineError):
