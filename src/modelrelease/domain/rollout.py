@@ -1,0 +1,298 @@
+"""The release state machine: one pure transition function, actions as values.
+
+    step(state, observation, policy, now) -> Transition(next_state, actions, reason)
+
+Phases, in order: PENDING -> DEPLOYING (canary pods starting) -> SMOKE -> ANALYSING
+(one canary step after another) -> PROMOTING -> PROMOTED; any failure -> ROLLING_BACK ->
+ROLLED_BACK. Nothing outside this module compares phases; the flow only executes the
+actions it is given and reports what it observed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from modelrelease.domain.readiness import Readiness, RolloutState
+
+
+class Phase(StrEnum):
+    """Where a release stands."""
+
+    PENDING = "Pending"
+    DEPLOYING = "Deploying"
+    SMOKE = "Smoke"
+    ANALYSING = "Analysing"
+    PROMOTING = "Promoting"
+    ROLLING_BACK = "RollingBack"
+    PROMOTED = "Promoted"
+    ROLLED_BACK = "RolledBack"
+
+    @property
+    def terminal(self) -> bool:
+        """Whether the release is over."""
+        return self in (Phase.PROMOTED, Phase.ROLLED_BACK)
+
+
+# -- what the policy says ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Step:
+    """One canary step: the canary's share of traffic and how long to judge it."""
+
+    weight: int
+    hold: timedelta
+
+
+@dataclass(frozen=True)
+class RolloutPolicy:
+    """The steps and the patience of a release."""
+
+    steps: tuple[Step, ...]
+    deploy_timeout: timedelta = timedelta(minutes=3)
+    promote_timeout: timedelta = timedelta(minutes=3)
+    max_extensions: int = 2
+
+    def __post_init__(self) -> None:
+        if not self.steps:
+            raise ValueError("a rollout needs at least one step")
+
+
+# -- what the flow observed ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Begin:
+    """The release starts (the image is built and pinned)."""
+
+
+@dataclass(frozen=True)
+class CanaryHealth:
+    """The canary Deployment's readiness."""
+
+    readiness: Readiness
+
+
+@dataclass(frozen=True)
+class SmokeChecked:
+    """The smoke test's result."""
+
+    passed: bool
+    reason: str
+
+
+@dataclass(frozen=True)
+class StepJudged:
+    """The judge's verdict on the current step: True pass, False fail, None inconclusive."""
+
+    passed: bool | None
+    reason: str
+
+
+@dataclass(frozen=True)
+class PrimaryHealth:
+    """The primary Deployment's readiness after it took the canary's image."""
+
+    readiness: Readiness
+
+
+@dataclass(frozen=True)
+class CleanedUp:
+    """The rollback finished: the canary is gone (and the primary restored if needed)."""
+
+
+Observation = Begin | CanaryHealth | SmokeChecked | StepJudged | PrimaryHealth | CleanedUp
+
+
+# -- what the flow must do -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DeployCanary:
+    """Create the canary Deployment and the per-track Services."""
+
+
+@dataclass(frozen=True)
+class RunSmoke:
+    """Smoke-test the canary."""
+
+
+@dataclass(frozen=True)
+class SetWeight:
+    """Give the canary this share of the live traffic."""
+
+    weight: int
+
+
+@dataclass(frozen=True)
+class Analyse:
+    """Send load to both arms for ``hold`` and judge them."""
+
+    hold: timedelta
+
+
+@dataclass(frozen=True)
+class Promote:
+    """Give the primary the canary's image, wait for it, then remove the canary."""
+
+
+@dataclass(frozen=True)
+class Rollback:
+    """Remove the canary; restore the primary's previous image if promotion had begun."""
+
+    reason: str
+    restore_primary: bool = False
+
+
+@dataclass(frozen=True)
+class Wait:
+    """Look again after ``seconds``."""
+
+    seconds: float
+
+
+Action = DeployCanary | RunSmoke | SetWeight | Analyse | Promote | Rollback | Wait
+
+
+# -- the state and the transition ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class State:
+    """A release's position: phase, step, weight, and since when."""
+
+    phase: Phase = Phase.PENDING
+    step: int = 0
+    weight: int = 0
+    extensions: int = 0
+    since: datetime | None = None
+    reason: str = ""
+    history: tuple[str, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True)
+class Transition:
+    """The next state, what to do, and why (one line, with numbers)."""
+
+    state: State
+    actions: tuple[Action, ...]
+    reason: str
+
+
+def _to(state: State, phase: Phase, now: datetime, reason: str,
+        *actions: Action, **changes: int) -> Transition:
+    line = f"{state.phase}→{phase}: {reason}"
+    moved = replace(state, phase=phase, since=now if phase != state.phase else state.since,
+                    reason=reason, history=(*state.history, line)[-20:], **changes)
+    return Transition(moved, tuple(actions), line)
+
+
+def _stay(state: State, reason: str, *actions: Action) -> Transition:
+    return Transition(state, tuple(actions), f"{state.phase}: {reason}")
+
+
+def _elapsed(state: State, now: datetime) -> timedelta:
+    return now - state.since if state.since else timedelta(0)
+
+
+def _next_step(state: State, policy: RolloutPolicy, now: datetime, why: str) -> Transition:
+    index = state.step + 1 if state.phase == Phase.ANALYSING else 0
+    if index >= len(policy.steps):
+        return _to(state, Phase.PROMOTING, now, f"{why}; promoting", Promote(),
+                   weight=100)
+    target = policy.steps[index]
+    return _to(state, Phase.ANALYSING, now,
+               f"{why}; step {index + 1}/{len(policy.steps)} weight {state.weight}→"
+               f"{target.weight} for {target.hold.total_seconds():.0f}s",
+               SetWeight(target.weight), Analyse(target.hold),
+               step=index, weight=target.weight, extensions=0)
+
+
+def step(state: State, observation: Observation, policy: RolloutPolicy,
+         now: datetime) -> Transition:
+    """Decide what follows ``observation`` in ``state``."""
+    match state.phase, observation:
+        case phase, _ if phase.terminal:
+            return _stay(state, f"release already {phase}; nothing to do")
+        case Phase.PENDING, Begin():
+            return _to(state, Phase.DEPLOYING, now, "deploying the canary", DeployCanary())
+        case Phase.DEPLOYING, CanaryHealth(readiness=r) if r.state == RolloutState.READY:
+            return _to(state, Phase.SMOKE, now, f"canary ready: {r.reason}", RunSmoke())
+        case Phase.DEPLOYING, CanaryHealth(readiness=r) if r.state == RolloutState.FAILED:
+            return _to(state, Phase.ROLLING_BACK, now, f"canary failed: {r.reason}",
+                       Rollback(f"canary failed: {r.reason}"))
+        case Phase.DEPLOYING, CanaryHealth(readiness=r):
+            waited = _elapsed(state, now)
+            if waited > policy.deploy_timeout:
+                why = (f"canary not ready after {waited.total_seconds():.0f}s "
+                       f"(limit {policy.deploy_timeout.total_seconds():.0f}s): {r.reason}")
+                return _to(state, Phase.ROLLING_BACK, now, why, Rollback(why))
+            return _stay(state, f"waiting for the canary: {r.reason}", Wait(1.0))
+        case Phase.SMOKE, SmokeChecked(passed=True, reason=why):
+            return _next_step(state, policy, now, f"smoke passed: {why}")
+        case Phase.SMOKE, SmokeChecked(reason=why):
+            return _to(state, Phase.ROLLING_BACK, now, f"smoke failed: {why}",
+                       Rollback(f"smoke failed: {why}"))
+        case Phase.ANALYSING, StepJudged(passed=True, reason=why):
+            return _next_step(state, policy, now, f"step {state.step + 1} passed: {why}")
+        case Phase.ANALYSING, StepJudged(passed=False, reason=why):
+            text = f"step {state.step + 1} failed at weight {state.weight}: {why}"
+            return _to(state, Phase.ROLLING_BACK, now, text, Rollback(text))
+        case Phase.ANALYSING, StepJudged(reason=why):
+            if state.extensions < policy.max_extensions:
+                hold = policy.steps[state.step].hold
+                return Transition(
+                    replace(state, extensions=state.extensions + 1), (Analyse(hold),),
+                    f"{state.phase}: step {state.step + 1} inconclusive ({why}); extending "
+                    f"{state.extensions + 1}/{policy.max_extensions}")
+            text = (f"step {state.step + 1} still inconclusive after {policy.max_extensions} "
+                    f"extensions: {why}")
+            return _to(state, Phase.ROLLING_BACK, now, text, Rollback(text))
+        case Phase.PROMOTING, PrimaryHealth(readiness=r) if r.state == RolloutState.READY:
+            return _to(state, Phase.PROMOTED, now, f"primary serves the new version: {r.reason}")
+        case Phase.PROMOTING, PrimaryHealth(readiness=r) if r.state == RolloutState.FAILED:
+            text = f"primary failed to take the new version: {r.reason}"
+            return _to(state, Phase.ROLLING_BACK, now, text, Rollback(text, restore_primary=True))
+        case Phase.PROMOTING, PrimaryHealth(readiness=r):
+            waited = _elapsed(state, now)
+            if waited > policy.promote_timeout:
+                text = (f"primary not ready {waited.total_seconds():.0f}s after promotion: "
+                        f"{r.reason}")
+                return _to(state, Phase.ROLLING_BACK, now, text,
+                           Rollback(text, restore_primary=True))
+            return _stay(state, f"waiting for the primary: {r.reason}", Wait(1.0))
+        case Phase.ROLLING_BACK, CleanedUp():
+            return _to(state, Phase.ROLLED_BACK, now, f"rolled back: {state.reason}", weight=0)
+        case _:
+            return _stay(state, f"ignored {type(observation).__name__} in phase {state.phase}")
+
+
+def resume(state: State, same_release: bool, policy: RolloutPolicy,
+           now: datetime) -> Transition:
+    """Where a re-run picks up a release it finds in the cluster.
+
+    The same release in flight resumes at its phase (re-judging the current step); a
+    different one is rolled back first, so no canary is ever orphaned.
+    """
+    if state.phase.terminal or state.phase == Phase.PENDING:
+        return _stay(state, "nothing in flight")
+    if not same_release:
+        text = f"superseded while {state.phase}: rolling back the unfinished release"
+        restore = state.phase == Phase.PROMOTING
+        return _to(state, Phase.ROLLING_BACK, now, text, Rollback(text, restore_primary=restore))
+    match state.phase:
+        case Phase.DEPLOYING:
+            return _stay(state, "resuming: waiting for the canary", Wait(0.0))
+        case Phase.SMOKE:
+            return _stay(state, "resuming: smoke test", RunSmoke())
+        case Phase.ANALYSING:
+            hold = policy.steps[min(state.step, len(policy.steps) - 1)].hold
+            return _stay(state, f"resuming: re-judging step {state.step + 1}",
+                         SetWeight(state.weight), Analyse(hold))
+        case Phase.PROMOTING:
+            return _stay(state, "resuming: promotion", Promote())
+        case _:
+            return _stay(state, f"resuming: rollback ({state.reason})",
+                         Rollback(state.reason or "resumed rollback"))

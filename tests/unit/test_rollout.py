@@ -1,0 +1,168 @@
+"""domain.rollout: every transition of the release state machine, table-driven."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from modelrelease.domain.readiness import Readiness, RolloutState
+from modelrelease.domain.rollout import (
+    Analyse,
+    Begin,
+    CanaryHealth,
+    CleanedUp,
+    DeployCanary,
+    Observation,
+    Phase,
+    PrimaryHealth,
+    Promote,
+    Rollback,
+    RolloutPolicy,
+    RunSmoke,
+    SetWeight,
+    SmokeChecked,
+    State,
+    Step,
+    StepJudged,
+    Wait,
+    resume,
+    step,
+)
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+POLICY = RolloutPolicy(steps=(Step(10, timedelta(seconds=30)), Step(50, timedelta(seconds=60))),
+                       deploy_timeout=timedelta(seconds=120),
+                       promote_timeout=timedelta(seconds=90), max_extensions=1)
+READY = Readiness(RolloutState.READY, "1 of 1 updated replicas available", 1, 1)
+SLOW = Readiness(RolloutState.PROGRESSING, "0 of 1 updated replicas available", 0, 1)
+BROKEN = Readiness(RolloutState.FAILED, "pod x container model CrashLoopBackOff: 3 restarts")
+
+
+def at(phase: Phase, **kw: object) -> State:
+    return State(phase=phase, since=T0, **kw)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("state", "observation", "later", "phase", "actions", "text"),
+    [
+        pytest.param(State(), Begin(), 0, Phase.DEPLOYING, (DeployCanary(),), "deploying",
+                     id="begin"),
+        pytest.param(at(Phase.DEPLOYING), CanaryHealth(READY), 5, Phase.SMOKE, (RunSmoke(),),
+                     "canary ready: 1 of 1", id="canary-ready"),
+        pytest.param(at(Phase.DEPLOYING), CanaryHealth(BROKEN), 5, Phase.ROLLING_BACK,
+                     (Rollback("canary failed: pod x container model CrashLoopBackOff: 3 "
+                               "restarts"),), "CrashLoopBackOff", id="canary-crashes"),
+        pytest.param(at(Phase.DEPLOYING), CanaryHealth(SLOW), 5, Phase.DEPLOYING,
+                     (Wait(1.0),), "waiting for the canary", id="canary-slow"),
+        pytest.param(at(Phase.DEPLOYING), CanaryHealth(SLOW), 121, Phase.ROLLING_BACK,
+                     (Rollback("canary not ready after 121s (limit 120s): 0 of 1 updated "
+                               "replicas available"),), "limit 120s", id="canary-timeout"),
+        pytest.param(at(Phase.SMOKE), SmokeChecked(True, "3 predictions"), 1, Phase.ANALYSING,
+                     (SetWeight(10), Analyse(timedelta(seconds=30))),
+                     "step 1/2 weight 0→10 for 30s", id="smoke-ok"),
+        pytest.param(at(Phase.SMOKE), SmokeChecked(False, "expected 3 predictions, got 2"), 1,
+                     Phase.ROLLING_BACK, (Rollback("smoke failed: expected 3 predictions, "
+                                                   "got 2"),), "smoke failed", id="smoke-bad"),
+        pytest.param(at(Phase.ANALYSING, step=0, weight=10), StepJudged(True, "p95 ok"), 30,
+                     Phase.ANALYSING, (SetWeight(50), Analyse(timedelta(seconds=60))),
+                     "step 2/2 weight 10→50", id="next-step"),
+        pytest.param(at(Phase.ANALYSING, step=1, weight=50), StepJudged(True, "p95 ok"), 60,
+                     Phase.PROMOTING, (Promote(),), "promoting", id="last-step-promotes"),
+        pytest.param(at(Phase.ANALYSING, step=0, weight=10),
+                     StepJudged(False, "p95 61ms vs 48ms"), 30, Phase.ROLLING_BACK,
+                     (Rollback("step 1 failed at weight 10: p95 61ms vs 48ms"),),
+                     "failed at weight 10", id="step-fails"),
+        pytest.param(at(Phase.ANALYSING, step=0, weight=10), StepJudged(None, "12 of 200"), 30,
+                     Phase.ANALYSING, (Analyse(timedelta(seconds=30)),), "extending 1/1",
+                     id="inconclusive-extends"),
+        pytest.param(at(Phase.ANALYSING, step=0, weight=10, extensions=1),
+                     StepJudged(None, "12 of 200"), 30, Phase.ROLLING_BACK,
+                     (Rollback("step 1 still inconclusive after 1 extensions: 12 of 200"),),
+                     "still inconclusive", id="inconclusive-gives-up"),
+        pytest.param(at(Phase.PROMOTING), PrimaryHealth(READY), 5, Phase.PROMOTED, (),
+                     "primary serves the new version", id="promoted"),
+        pytest.param(at(Phase.PROMOTING), PrimaryHealth(BROKEN), 5, Phase.ROLLING_BACK,
+                     (Rollback("primary failed to take the new version: pod x container "
+                               "model CrashLoopBackOff: 3 restarts", restore_primary=True),),
+                     "failed to take", id="promotion-fails"),
+        pytest.param(at(Phase.PROMOTING), PrimaryHealth(SLOW), 5, Phase.PROMOTING, (Wait(1.0),),
+                     "waiting for the primary", id="promotion-slow"),
+        pytest.param(at(Phase.PROMOTING), PrimaryHealth(SLOW), 91, Phase.ROLLING_BACK,
+                     (Rollback("primary not ready 91s after promotion: 0 of 1 updated replicas "
+                               "available", restore_primary=True),), "91s",
+                     id="promotion-timeout"),
+        pytest.param(at(Phase.ROLLING_BACK, reason="smoke failed"), CleanedUp(), 2,
+                     Phase.ROLLED_BACK, (), "rolled back: smoke failed", id="rolled-back"),
+        pytest.param(at(Phase.PROMOTED), Begin(), 1, Phase.PROMOTED, (), "already Promoted",
+                     id="terminal-stays"),
+        pytest.param(at(Phase.SMOKE), CleanedUp(), 1, Phase.SMOKE, (),
+                     "ignored CleanedUp in phase Smoke", id="unexpected-ignored"),
+    ],
+)
+def test_step(state: State, observation: Observation, later: int, phase: Phase,
+              actions: tuple[object, ...], text: str) -> None:
+    moved = step(state, observation, POLICY, T0 + timedelta(seconds=later))
+    assert moved.state.phase == phase
+    assert moved.actions == actions
+    assert text in moved.reason
+
+
+def test_transitions_record_history_and_since() -> None:
+    first = step(State(), Begin(), POLICY, T0)
+    second = step(first.state, CanaryHealth(SLOW), POLICY, T0 + timedelta(seconds=3))
+    assert second.state.since == T0  # staying keeps the clock of the phase
+    third = step(second.state, CanaryHealth(READY), POLICY, T0 + timedelta(seconds=4))
+    assert third.state.since == T0 + timedelta(seconds=4)
+    assert [line.split(":")[0] for line in third.state.history] == [
+        "Pending→Deploying", "Deploying→Smoke"]
+
+
+def test_history_is_bounded() -> None:
+    state = State(phase=Phase.ANALYSING, history=tuple(f"line {i}" for i in range(40)))
+    moved = step(state, StepJudged(False, "bad"), POLICY, T0)
+    assert len(moved.state.history) == 20
+
+
+def test_policy_needs_steps() -> None:
+    with pytest.raises(ValueError, match="at least one step"):
+        RolloutPolicy(steps=())
+
+
+@pytest.mark.parametrize(
+    ("state", "same", "phase", "actions", "text"),
+    [
+        pytest.param(State(), True, Phase.PENDING, (), "nothing in flight", id="pending"),
+        pytest.param(at(Phase.PROMOTED), False, Phase.PROMOTED, (), "nothing", id="done"),
+        pytest.param(at(Phase.ANALYSING, step=1, weight=50), False, Phase.ROLLING_BACK,
+                     (Rollback("superseded while Analysing: rolling back the unfinished "
+                               "release"),), "superseded", id="other-release-analysing"),
+        pytest.param(at(Phase.PROMOTING), False, Phase.ROLLING_BACK,
+                     (Rollback("superseded while Promoting: rolling back the unfinished "
+                               "release", restore_primary=True),), "superseded",
+                     id="other-release-promoting"),
+        pytest.param(at(Phase.DEPLOYING), True, Phase.DEPLOYING, (Wait(0.0),), "canary",
+                     id="deploying"),
+        pytest.param(at(Phase.SMOKE), True, Phase.SMOKE, (RunSmoke(),), "smoke", id="smoke"),
+        pytest.param(at(Phase.ANALYSING, step=1, weight=50), True, Phase.ANALYSING,
+                     (SetWeight(50), Analyse(timedelta(seconds=60))), "step 2",
+                     id="analysing"),
+        pytest.param(at(Phase.PROMOTING), True, Phase.PROMOTING, (Promote(),), "promotion",
+                     id="promoting"),
+        pytest.param(at(Phase.ROLLING_BACK, reason="smoke failed"), True, Phase.ROLLING_BACK,
+                     (Rollback("smoke failed"),), "rollback", id="rolling-back"),
+        pytest.param(at(Phase.ROLLING_BACK), True, Phase.ROLLING_BACK,
+                     (Rollback("resumed rollback"),), "rollback", id="rolling-back-no-reason"),
+    ],
+)
+def test_resume(state: State, same: bool, phase: Phase, actions: tuple[object, ...],
+                text: str) -> None:
+    moved = resume(state, same, POLICY, T0)
+    assert moved.state.phase == phase
+    assert moved.actions == actions
+    assert text in moved.reason
+
+
+def test_elapsed_without_since_is_zero() -> None:
+    moved = step(State(phase=Phase.DEPLOYING), CanaryHealth(SLOW), POLICY, T0)
+    assert moved.actions == (Wait(1.0),)
