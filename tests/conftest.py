@@ -1,4 +1,4 @@
-"""Session-wide real services: one MLflow server and registries for the whole test run.
+"""Session-wide real services: one local stack (and one extra TLS registry) per test run.
 
 Everything binds to 127.0.0.1; every process is stopped by its PID at session end.
 """
@@ -12,10 +12,8 @@ import pytest
 
 from modelrelease.adapters.oci_registry import RegistryClient
 from modelrelease.build.base import build_dev_base
-from modelrelease.localstack.controlplane import ControlPlane
-from modelrelease.localstack.mlflow_server import LocalMlflow
-from modelrelease.localstack.node import LocalNode
 from modelrelease.localstack.registry import LocalRegistry
+from modelrelease.localstack.stack import Stack
 from modelrelease.settings import RegistryConfig
 from tests.support import REGISTRY_PASSWORD, REGISTRY_USER, Cluster, Services
 
@@ -26,44 +24,41 @@ os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
 
 
 @pytest.fixture(scope="session")
-def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
-    root = tmp_path_factory.mktemp("services")
-    mlflow = LocalMlflow(root / "mlflow")
-    registry = LocalRegistry(root / "registry")
-    secure = LocalRegistry(root / "secure-registry", tls=True,
-                           users={REGISTRY_USER: REGISTRY_PASSWORD})
-    started: list[LocalMlflow | LocalRegistry] = []
-    try:
-        for service in (registry, secure, mlflow):
-            service.start()
-            started.append(service)
-        cache = root / "cache"
-        with RegistryClient(RegistryConfig()) as client:
-            base_digest, _ = build_dev_base(f"{registry.host}/ml/serving-base:dev", client, cache)
-        secure_config = RegistryConfig(username=REGISTRY_USER, password=REGISTRY_PASSWORD,  # type: ignore[arg-type]
-                                       ca_file=secure.ca_cert)
-        with RegistryClient(secure_config) as client:
-            secure_digest, _ = build_dev_base(f"{secure.host}/ml/serving-base:dev", client, cache)
-        yield Services(
-            mlflow=mlflow, registry=registry, secure_registry=secure,
-            base=f"{registry.host}/ml/serving-base@{base_digest}",
-            secure_base=f"{secure.host}/ml/serving-base@{secure_digest}", cache=cache,
-        )
-    finally:
-        for service in reversed(started):
-            service.stop()
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """The one local stack of the test session: control plane, node, registry, MLflow, Prefect.
+
+    The node's restart back-off starts at 1 s (the kubelet's 10 s would only slow tests).
+    """
+    with Stack(tmp_path_factory.mktemp("stack"), gpus=1, node_backoff=1.0) as running:
+        yield running
 
 
 @pytest.fixture(scope="session")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    """The session's real Kubernetes: control plane plus one node agent (1 GPU)."""
-    root = tmp_path_factory.mktemp("cluster")
-    plane = ControlPlane(root / "control-plane")
-    plane.start()
-    node = LocalNode(root / "node", plane.kubeconfig, gpus=1, backoff_initial=1.0)
+def services(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
+    """The stack's registry and MLflow, plus a TLS registry with basic auth of its own."""
+    assert stack.registry is not None and stack.mlflow is not None and stack.state is not None
+    assert stack.state.serving_base is not None
+    root = tmp_path_factory.mktemp("services")
+    secure = LocalRegistry(root / "secure-registry", tls=True,
+                           users={REGISTRY_USER: REGISTRY_PASSWORD})
+    secure.start()
     try:
-        node.start()
-        yield Cluster(plane=plane, node=node)
+        cache = root / "cache"
+        secure_config = RegistryConfig.model_validate(
+            {"username": REGISTRY_USER, "password": REGISTRY_PASSWORD, "ca_file": secure.ca_cert})
+        with RegistryClient(secure_config) as client:
+            secure_digest, _ = build_dev_base(f"{secure.host}/ml/serving-base:dev", client, cache)
+        yield Services(
+            mlflow=stack.mlflow, registry=stack.registry, secure_registry=secure,
+            base=stack.state.serving_base,
+            secure_base=f"{secure.host}/ml/serving-base@{secure_digest}", cache=cache,
+        )
     finally:
-        node.stop()
-        plane.stop()
+        secure.stop()
+
+
+@pytest.fixture(scope="session")
+def cluster(stack: Stack) -> Cluster:
+    """The stack's control plane and node."""
+    assert stack.controlplane is not None and stack.node is not None
+    return Cluster(plane=stack.controlplane, node=stack.node)

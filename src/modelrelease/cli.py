@@ -9,12 +9,15 @@ from typing import Annotated
 
 import typer
 
-from modelrelease.errors import PipelineError
+from modelrelease.errors import PipelineError, StackError
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
                   help="Release MLflow models to Kubernetes: build, canary, verify, promote.")
 image_app = typer.Typer(no_args_is_help=True, help="Build serving images without a daemon.")
 app.add_typer(image_app, name="image")
+dev_app = typer.Typer(no_args_is_help=True,
+                      help="The local stack: Kubernetes, node, registry, MLflow, Prefect.")
+app.add_typer(dev_app, name="dev")
 
 
 def _progress(line: str) -> None:
@@ -30,8 +33,10 @@ def _fail(exc: PipelineError) -> typer.Exit:
 def image_build(
     model: Annotated[str, typer.Option(help="models:/NAME/VERSION, models:/NAME@ALIAS, "
                                             "models:/NAME/STAGE or an MLflow model directory")],
-    base: Annotated[str, typer.Option(help="serving base image, e.g. REGISTRY/ml/base:1")],
     to: Annotated[str, typer.Option(help="REGISTRY/REPO[:TAG] or oci:DIR")],
+    base: Annotated[str | None, typer.Option(
+        help="serving base image, e.g. REGISTRY/ml/base:1 "
+             "(default: MODELRELEASE_BUILD__BASE_IMAGE)")] = None,
     tag: Annotated[list[str] | None, typer.Option(help="extra tag (repeatable)")] = None,
     compress_model: Annotated[bool | None, typer.Option(
         "--compress-model/--no-compress-model", help="gzip the model layer")] = None,
@@ -39,7 +44,16 @@ def image_build(
 ) -> None:
     """Build and push a model version's serving image; print its pinned reference."""
     from modelrelease.build.builder import BuildRequest, build_image
+    from modelrelease.errors import InvalidInput
+    from modelrelease.settings import PipelineSettings
 
+    try:
+        base = base or PipelineSettings().build.base_image
+        if base is None:
+            raise InvalidInput("build image: no --base given and MODELRELEASE_BUILD__BASE_IMAGE "
+                               "is not set; name the serving base image")
+    except PipelineError as exc:
+        raise _fail(exc) from None
     request = BuildRequest(model=model, base=base, to=to, tags=tuple(tag or ()),
                            compress_model=compress_model, port=port)
     try:
@@ -70,6 +84,113 @@ def image_base(
         raise _fail(exc) from None
     ref = ImageRef.parse(to)
     typer.echo(f"{ref.registry}/{ref.repository}@{digest}")
+
+
+RootOption = Annotated[Path | None, typer.Option(
+    help="where the stack keeps its state and logs [default: ~/.cache/modelrelease/stack]")]
+
+
+def _print_env(env: dict[str, str]) -> None:
+    import shlex
+
+    for key, value in env.items():
+        typer.echo(f"export {key}={shlex.quote(value)}")
+
+
+@dev_app.command("up")
+def dev_up(
+    root: RootOption = None,
+    gpus: Annotated[int, typer.Option(min=0, help="nvidia.com/gpu capacity of the node")] = 1,
+    timeout: Annotated[float, typer.Option(help="seconds allowed per part")] = 300,
+    node: Annotated[bool, typer.Option("--node/--no-node",
+                                       help="start the node agent (needs root for netns)")] = True,
+) -> None:
+    """Start the local stack in the background (or re-use a running one); print its env.
+
+    The processes keep running after this command exits; `modelrelease dev down` stops them.
+    Use it as `eval "$(modelrelease dev up)"`.
+    """
+    from modelrelease.localstack.stack import Stack
+
+    stack = Stack(root, gpus=gpus, detached=True, progress=_progress, node=node)
+    try:
+        stack.up(timeout=timeout)
+        env = stack.env()
+    except PipelineError as exc:
+        raise _fail(exc) from None
+    _print_env(env)
+
+
+@dev_app.command("status")
+def dev_status(
+    root: RootOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON object")] = False,
+) -> None:
+    """Show each process of the stack: up or down, PID, URL, resident memory.
+
+    Exits 0 when every part is up, 1 when some are down (or the start did not finish), 3 when
+    no stack is recorded.
+    """
+    from modelrelease.localstack.stack import DEFAULT_ROOT, stack_status
+
+    where = root or DEFAULT_ROOT
+    try:
+        state, report = stack_status(where)
+    except PipelineError as exc:
+        raise _fail(exc) from None
+    if as_json:
+        typer.echo(json.dumps({
+            "root": str(where), "phase": state.phase if state else None,
+            "components": [c.model_dump() for c in report],
+            "rss_bytes": sum(c.rss_bytes for c in report),
+        }))
+    elif state is None:
+        typer.echo(f"no stack in {where}; start one with `modelrelease dev up`", err=True)
+    else:
+        for c in report:
+            typer.echo(f"{c.name:<24} {'up' if c.up else 'DOWN':<5} pid {c.pid:<8} "
+                       f"{c.rss_bytes / 2**20:7.0f} MiB  {c.url or ''}")
+        typer.echo(f"{'total':<24} {'':<5} {'':<12} "
+                   f"{sum(c.rss_bytes for c in report) / 2**20:7.0f} MiB  "
+                   f"({state.phase}, {where})")
+    if state is None:
+        raise typer.Exit(code=3)
+    if state.phase != "up" or not report or not all(c.up for c in report):
+        raise typer.Exit(code=1)
+
+
+@dev_app.command("down")
+def dev_down(root: RootOption = None) -> None:
+    """Stop every process of the stack by its PID, in reverse start order (data stays)."""
+    from modelrelease.localstack.stack import DEFAULT_ROOT, stop_stack
+
+    where = root or DEFAULT_ROOT
+    try:
+        stopped = stop_stack(where, progress=_progress)
+    except PipelineError as exc:
+        raise _fail(exc) from None
+    _progress(f"stack in {where} stopped ({len(stopped)} processes)" if stopped
+              else f"nothing running in {where}")
+
+
+@dev_app.command("env")
+def dev_env(root: RootOption = None) -> None:
+    """Print `export K=V` lines pointing clients at the running stack."""
+    from modelrelease.localstack.stack import DEFAULT_ROOT, read_state, state_env, unhealthy
+
+    where = root or DEFAULT_ROOT
+    try:
+        state = read_state(where)
+        if state is None:
+            raise StackError(f"read environment of stack {where}: no stack recorded; "
+                             "run `modelrelease dev up`")
+        problems = unhealthy(state)
+        if problems:
+            _progress(f"warning: stack in {where} is not healthy: {'; '.join(problems)}")
+        env = state_env(state)
+    except PipelineError as exc:
+        raise _fail(exc) from None
+    _print_env(env)
 
 
 @app.command("demo")

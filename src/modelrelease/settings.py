@@ -80,6 +80,8 @@ class BuildConfig(_Frozen):
         default=Path.home() / ".cache" / "modelrelease",
         description="Where dependency layers and downloaded artifacts are cached.",
     )
+    base_image: str | None = Field(
+        default=None, description="Default serving base for `image build --base`.")
     model_path: str = Field(default="/opt/ml/model", pattern=r"^/[^\x00]*$")
     port: int = Field(default=8080, ge=1, le=65535)
     compress_model: bool = Field(

@@ -119,7 +119,8 @@ class MlflowRegistry:
         tmp = Path(tempfile.mkdtemp(prefix=".partial-", dir=dest.parent))
         try:
             path = Path(download_artifacts(artifact_uri=version.uri, dst_path=str(tmp),
-                                           tracking_uri=self.config.tracking_uri))
+                                           tracking_uri=self.config.tracking_uri,
+                                           registry_uri=self.config.tracking_uri))
             if not (path / "MLmodel").is_file():
                 raise ArtifactsMissing(
                     f"{what}: no MLmodel file in the artifacts at {version.source}; "
@@ -139,3 +140,25 @@ class MlflowRegistry:
             shutil.rmtree(tmp, ignore_errors=True)
         log.debug("downloaded %s to %s", version.uri, dest)
         return dest
+
+
+def tag_version(registry: MlflowRegistry, version: ModelVersion, tags: dict[str, str],
+                alias: str | None = None) -> None:
+    """Set tags (and optionally move an alias) on a model version.
+
+    Raises:
+        MlflowError: MLflow refused or is unreachable (retriable).
+    """
+    from mlflow.exceptions import MlflowException
+
+    what = f"tag model {version.uri}"
+    try:
+        for key, value in tags.items():
+            registry._client.set_model_version_tag(version.name, version.version, key,
+                                                   value[:5000])
+        if alias:
+            registry._client.set_registered_model_alias(version.name, alias, version.version)
+    except MlflowException as exc:
+        raise MlflowError(f"{what}: {exc.message}", retriable=True) from exc
+    except OSError as exc:
+        raise MlflowError(f"{what}: MLflow unreachable: {exc}", retriable=True) from exc

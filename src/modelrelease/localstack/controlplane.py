@@ -139,6 +139,8 @@ class ControlPlane:
         etcd_fsync: Keep etcd's fsync on. Off by default: the stack is disposable and fsync
             dominates write latency on slow disks.
         verbosity: klog ``--v`` level of the Kubernetes components.
+        detached: Let the processes outlive this Python process (``modelrelease dev up``):
+            no parent-death signal and no ``atexit`` stop.
 
     Example:
         >>> with ControlPlane(tmp_path) as cp:  # doctest: +SKIP
@@ -152,8 +154,10 @@ class ControlPlane:
         *,
         etcd_fsync: bool = False,
         verbosity: int = 1,
+        detached: bool = False,
     ) -> None:
         self.workdir = Path(workdir).absolute()
+        self.detached = detached
         self._assets = assets
         self._etcd_fsync = etcd_fsync
         self._verbosity = verbosity
@@ -257,7 +261,7 @@ class ControlPlane:
             self._reap_stale()
             try:
                 self._prepare()
-                if not self._atexit_registered:
+                if not self._atexit_registered and not self.detached:
                     atexit.register(self.stop)
                     self._atexit_registered = True
                 self._launch(assets, deadline)
@@ -444,6 +448,7 @@ class ControlPlane:
             log=self.workdir / "logs" / f"{name}.log",
             pidfile=self.workdir / "run" / f"{name}.pid",
             death_signal=signal.SIGTERM if name == "etcd" else signal.SIGKILL,
+            detached=self.detached,
         )
         service.start()
         self._procs.append(service)

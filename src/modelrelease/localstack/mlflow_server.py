@@ -19,8 +19,9 @@ class LocalMlflow:
     6 s to ready and 480 MB (measured, DESIGN.md).
     """
 
-    def __init__(self, workdir: Path, port: int | None = None) -> None:
+    def __init__(self, workdir: Path, port: int | None = None, *, detached: bool = False) -> None:
         self.workdir = workdir
+        self.detached = detached
         self.port = port or free_ports(1)[0]
         self.service: Service | None = None
 
@@ -58,7 +59,8 @@ class LocalMlflow:
             "MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY": WEBHOOK_KEY,
             "PATH": f"{bindir}:{os.environ.get('PATH', '')}",
         }
-        self.service = Service("mlflow", argv, self.workdir, env=env, cwd=self.workdir)
+        self.service = Service("mlflow", argv, self.workdir, env=env, cwd=self.workdir,
+                               detached=self.detached)
         self.service.start()
         self.service.wait_ready(self._ready, timeout, "answering /health")
 

@@ -43,6 +43,7 @@ class LocalRegistry:
         tls: Serve https with a certificate for 127.0.0.1/localhost.
         users: user -> password pairs for bcrypt basic auth (None: anonymous).
         token: A started token issuer: bearer-token auth instead of basic.
+        detached: Let the registry outlive this Python process.
         pki: The CA to sign with (a new one under ``workdir/pki`` by default).
     """
 
@@ -55,8 +56,10 @@ class LocalRegistry:
         pki: Pki | None = None,
         port: int | None = None,
         token: TokenIssuer | None = None,
+        detached: bool = False,
     ) -> None:
         self.workdir = workdir
+        self.detached = detached
         self.tls = tls
         self.users = dict(users or {})
         self.port = port or free_ports(1)[0]
@@ -132,7 +135,8 @@ class LocalRegistry:
         self.workdir.mkdir(parents=True, exist_ok=True)
         config = self.workdir / "config.yml"
         config.write_text(self._config())
-        self.service = Service("registry", [registry_binary(), "serve", str(config)], self.workdir)
+        self.service = Service("registry", [registry_binary(), "serve", str(config)],
+                               self.workdir, detached=self.detached)
         self.service.start()
         self.service.wait_ready(self._ready, timeout, "serving /v2/")
 

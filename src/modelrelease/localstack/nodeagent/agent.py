@@ -458,10 +458,26 @@ class PodWorker(threading.Thread):
                     return
             done.wait(0.1)
 
+    def _pre_stop(self) -> None:
+        """Run the container's preStop hook (sleep or exec) within the grace period.
+
+        A short preStop sleep lets EndpointSlices drop the terminating pod before its
+        server stops, so no request is routed to a closed port.
+        """
+        hook = (self.container.get("lifecycle") or {}).get("preStop") or {}
+        started = time.monotonic()
+        if "sleep" in hook:
+            time.sleep(min(float(hook["sleep"].get("seconds", 0)), max(self.grace, 0.0)))
+        elif "exec" in hook:
+            self.agent.runc.exec(self.cid, list(hook["exec"].get("command") or []),
+                                 timeout=max(self.grace, 0.1))
+        self.grace = max(0.1, self.grace - (time.monotonic() - started))
+
     def _teardown(self) -> None:
         proc = self.proc
         if proc is not None and proc.poll() is None:
             self.event("Killing", f"Stopping container {self.container['name']}")
+            self._pre_stop()
             self.agent.runc.kill(self.cid, signal.SIGTERM)
             try:
                 proc.wait(timeout=max(self.grace, 0.1))
