@@ -44,6 +44,7 @@ from modelrelease.build.builder import BuildRequest, ImageBuilder
 from modelrelease.localstack.stack import (
     DEMO_ALIAS,
     DEMO_MODEL,
+    ENV_SERVING_BASE,
     StackState,
     read_state,
     stack_status,
@@ -99,14 +100,12 @@ def deploy(state: StackState) -> dict[str, float]:
     from kubernetes import client, config
 
     env = state.env()
-    # MlflowRegistry.download resolves models:/ URIs against the *global* registry URI.
-    os.environ["MLFLOW_TRACKING_URI"] = env["MLFLOW_TRACKING_URI"]
     settings = PipelineSettings(mlflow={"tracking_uri": state.mlflow_url},
                                 build={"cache_dir": Path(state.root) / "cache"})
     builder = ImageBuilder(settings, progress=lambda line: log(f"  {line}"))
     try:
         built = builder.build(BuildRequest(model=f"models:/{DEMO_MODEL}@{DEMO_ALIAS}",
-                                           base=env["MODELRELEASE_SERVING_BASE"],
+                                           base=env[ENV_SERVING_BASE],
                                            to=f"{state.registry_host}/ml/{DEMO_MODEL}"))
     finally:
         builder.registry.close()
