@@ -52,6 +52,6 @@ def _rows(example: dict[str, Any]) -> int:
         if isinstance(body, list):
             return len(body)
         if isinstance(body, dict):
-            first = next(iter(body.values()), [])
+            first: object = next(iter(body.values()), [])
             return len(first) if isinstance(first, list) else 1
     return 1

@@ -1,0 +1,275 @@
+"""Kubernetes objects of a release: names, selectors, hardening, digests, determinism."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import pytest
+
+from modelrelease.domain.manifests import (
+    ANNOTATION_IMAGE_DIGEST,
+    ANNOTATION_MODEL,
+    ANNOTATION_MODEL_VERSION,
+    ANNOTATION_RELEASE_ID,
+    ANNOTATION_SPEC_HASH,
+    FIELD_MANAGER,
+    LABEL_TRACK,
+    SERVING_PORT,
+    Track,
+    deployment_name,
+    label_value,
+    pinned_image,
+    render_deployment,
+    render_endpoint_resource,
+    render_primary_extras,
+    render_release,
+    render_services,
+    selector,
+    service_name,
+)
+from modelrelease.errors import InvalidInput
+from modelrelease.spec import ModelEndpoint, parse_endpoint, spec_hash
+from tests.unit.test_spec import VALID, doc
+
+DIGEST = "sha256:" + "ab" * 32
+IMAGE = f"127.0.0.1:5000/ml/iris@{DIGEST}"
+DNS1123 = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+
+
+@pytest.fixture
+def endpoint() -> ModelEndpoint:
+    return parse_endpoint(VALID)
+
+
+def deployment(endpoint: ModelEndpoint, track: Track = Track.CANARY,
+               **kwargs: Any) -> dict[str, Any]:
+    args: dict[str, Any] = {"image": IMAGE, "model_version": "3", "release_id": "r-1",
+                            "track": track, "replicas": 1, **kwargs}
+    return render_deployment(endpoint, **args)
+
+
+def matches(selector_labels: dict[str, str], labels: dict[str, str]) -> bool:
+    return all(labels.get(k) == v for k, v in selector_labels.items())
+
+
+@pytest.mark.parametrize("track", [pytest.param(t, id=t.value) for t in Track])
+def test_deployment_names_labels_and_selector(endpoint: ModelEndpoint, track: Track) -> None:
+    obj = deployment(endpoint, track)
+    assert obj["apiVersion"] == "apps/v1" and obj["kind"] == "Deployment"
+    assert obj["metadata"]["name"] == f"iris-{track.value}" == deployment_name(endpoint, track)
+    assert obj["metadata"]["namespace"] == "ml"
+    labels = obj["spec"]["template"]["metadata"]["labels"]
+    assert labels == {
+        "app.kubernetes.io/name": "iris",
+        "app.kubernetes.io/instance": f"iris-{track.value}",
+        "app.kubernetes.io/component": "model-server",
+        "app.kubernetes.io/managed-by": "modelrelease",
+        "app.kubernetes.io/version": "3",
+        LABEL_TRACK: track.value,
+    }
+    assert obj["metadata"]["labels"] == labels
+    assert obj["spec"]["selector"] == {"matchLabels": {"app.kubernetes.io/name": "iris",
+                                                       "track": track.value}}
+    assert matches(obj["spec"]["selector"]["matchLabels"], labels)
+
+
+def test_image_is_always_by_digest(endpoint: ModelEndpoint) -> None:
+    tagged = deployment(endpoint, image=f"127.0.0.1:5000/ml/iris:v3@{DIGEST}")
+    (container,) = tagged["spec"]["template"]["spec"]["containers"]
+    assert container["image"] == IMAGE
+
+
+@pytest.mark.parametrize(("image", "words"), [
+    pytest.param("127.0.0.1:5000/ml/iris:v3", "not pinned by digest; pass "
+                 "127.0.0.1:5000/ml/iris@sha256:<digest>", id="tag"),
+    pytest.param("127.0.0.1:5000/ml/iris", "not pinned by digest", id="bare"),
+    pytest.param("127.0.0.1:5000/ml/iris@sha256:beef", "sha256:<64 hex>", id="short-digest"),
+    pytest.param("", "empty", id="empty"),
+])
+def test_unpinned_images_are_refused(endpoint: ModelEndpoint, image: str, words: str) -> None:
+    with pytest.raises(InvalidInput, match=re.escape(words)) as caught:
+        deployment(endpoint, image=image)
+    assert caught.value.message.startswith("render deployment ml/iris-canary: ")
+
+
+def test_pinned_image_returns_the_reference() -> None:
+    assert pinned_image(IMAGE, what="x").digest == DIGEST
+
+
+def test_annotations_and_what_restarts_pods(endpoint: ModelEndpoint) -> None:
+    obj = deployment(endpoint)
+    assert obj["metadata"]["annotations"] == {
+        ANNOTATION_MODEL: "iris-clf",
+        ANNOTATION_MODEL_VERSION: "3",
+        ANNOTATION_IMAGE_DIGEST: DIGEST,
+        ANNOTATION_RELEASE_ID: "r-1",
+        ANNOTATION_SPEC_HASH: spec_hash(endpoint),
+    }
+    pod = obj["spec"]["template"]["metadata"]["annotations"]
+    assert pod == {ANNOTATION_MODEL: "iris-clf", ANNOTATION_MODEL_VERSION: "3",
+                   ANNOTATION_IMAGE_DIGEST: DIGEST}
+    # another release of the same image changes no pod template: no restart
+    again = deployment(endpoint, release_id="r-2")
+    assert again["spec"]["template"] == obj["spec"]["template"]
+    assert again["metadata"]["annotations"][ANNOTATION_RELEASE_ID] == "r-2"
+
+
+def test_pods_are_hardened_by_default(endpoint: ModelEndpoint) -> None:
+    pod = deployment(endpoint)["spec"]["template"]["spec"]
+    assert pod["automountServiceAccountToken"] is False
+    assert pod["terminationGracePeriodSeconds"] == 10
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    (container,) = pod["containers"]
+    security = container["securityContext"]
+    assert security == {
+        "runAsNonRoot": True, "runAsUser": 1000, "runAsGroup": 1000,
+        "readOnlyRootFilesystem": True, "allowPrivilegeEscalation": False,
+        "privileged": False, "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    # a read-only root still needs a writable /tmp
+    assert {"name": "tmp", "mountPath": "/tmp"} in container["volumeMounts"]
+    assert pod["volumes"] == [{"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}}]
+
+
+def test_container_port_env_and_probes(endpoint: ModelEndpoint) -> None:
+    (container,) = deployment(endpoint)["spec"]["template"]["spec"]["containers"]
+    assert container["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
+    assert container["env"] == [{"name": "MODELRELEASE_PORT", "value": str(SERVING_PORT)}]
+    ready, live = container["readinessProbe"], container["livenessProbe"]
+    assert ready["httpGet"] == live["httpGet"] == {"path": "/ping", "port": "http",
+                                                   "scheme": "HTTP"}
+    assert (ready["periodSeconds"], ready["failureThreshold"]) == (1, 3)
+    assert (live["periodSeconds"], live["failureThreshold"]) == (5, 6)
+
+
+def test_resources_with_an_accelerator(endpoint: ModelEndpoint) -> None:
+    pod = deployment(endpoint)["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["resources"] == {
+        "requests": {"cpu": "1", "memory": "2Gi", "nvidia.com/gpu": "1"},
+        "limits": {"memory": "2Gi", "nvidia.com/gpu": "1"},
+    }
+    assert pod["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists",
+                                   "effect": "NoSchedule"}]
+
+
+def test_resources_without_accelerators() -> None:
+    plain = parse_endpoint(doc(**{"spec.resources": {"cpu": "500m", "memory": "512Mi"}}))
+    pod = deployment(plain)["spec"]["template"]["spec"]
+    assert pod["containers"][0]["resources"] == {"requests": {"cpu": "500m", "memory": "512Mi"},
+                                                 "limits": {"memory": "512Mi"}}
+    assert "tolerations" not in pod
+
+
+def test_replicas_and_progress_deadline(endpoint: ModelEndpoint) -> None:
+    spec = deployment(endpoint, replicas=2, progress_deadline_seconds=30)["spec"]
+    assert spec["replicas"] == 2 and spec["progressDeadlineSeconds"] == 30
+    assert spec["strategy"]["rollingUpdate"] == {"maxUnavailable": 0, "maxSurge": 1}
+    assert deployment(endpoint)["spec"]["progressDeadlineSeconds"] == 120
+    under_hpa = deployment(endpoint, Track.PRIMARY, replicas=None)["spec"]
+    assert "replicas" not in under_hpa
+
+
+@pytest.mark.parametrize(("kwargs", "words"), [
+    pytest.param({"replicas": -1}, "replicas must be 0 or more, got -1", id="replicas"),
+    pytest.param({"progress_deadline_seconds": 0}, "progress deadline must be at least 1 second",
+                 id="deadline"),
+])
+def test_deployment_refuses_bad_counts(endpoint: ModelEndpoint, kwargs: dict[str, Any],
+                                       words: str) -> None:
+    with pytest.raises(InvalidInput, match=words):
+        deployment(endpoint, **kwargs)
+
+
+@pytest.mark.parametrize(("text", "value"), [
+    pytest.param("3", "3", id="number"),
+    pytest.param("<resolved at release>", "resolved-at-release", id="placeholder"),
+    pytest.param("v1.2_rc", "v1.2_rc", id="kept"),
+    pytest.param("a" * 80, "a" * 63, id="long"),
+    pytest.param("--x--", "x", id="edges"),
+    pytest.param("é", "", id="nothing-left"),
+])
+def test_label_value(text: str, value: str) -> None:
+    assert label_value(text) == value
+    assert LABEL_VALUE.match(value)
+
+
+def test_version_label_is_dropped_when_nothing_valid_is_left(endpoint: ModelEndpoint) -> None:
+    labels = deployment(endpoint, model_version="é")["metadata"]["labels"]
+    assert "app.kubernetes.io/version" not in labels
+
+
+def test_services_select_both_tracks_or_one(endpoint: ModelEndpoint) -> None:
+    live, primary, canary = render_services(endpoint)
+    pods = {t: deployment(endpoint, t)["spec"]["template"]["metadata"]["labels"] for t in Track}
+    assert [s["metadata"]["name"] for s in (live, primary, canary)] == [
+        "iris", "iris-primary", "iris-canary"]
+    assert [service_name(endpoint, t) for t in (None, *Track)] == [
+        "iris", "iris-primary", "iris-canary"]
+    assert all(matches(live["spec"]["selector"], pods[t]) for t in Track)
+    assert matches(primary["spec"]["selector"], pods[Track.PRIMARY])
+    assert not matches(primary["spec"]["selector"], pods[Track.CANARY])
+    assert matches(canary["spec"]["selector"], pods[Track.CANARY])
+    assert not matches(canary["spec"]["selector"], pods[Track.PRIMARY])
+    for service in (live, primary, canary):
+        assert service["apiVersion"] == "v1" and service["kind"] == "Service"
+        assert service["spec"]["ports"] == [{"name": "http", "port": 80, "targetPort": "http",
+                                             "protocol": "TCP"}]
+    assert selector(endpoint) == {"app.kubernetes.io/name": "iris"}
+
+
+def test_primary_autoscaler_and_disruption_budget(endpoint: ModelEndpoint) -> None:
+    hpa, pdb = render_primary_extras(endpoint)
+    assert hpa["apiVersion"] == "autoscaling/v2" and hpa["kind"] == "HorizontalPodAutoscaler"
+    assert hpa["metadata"]["name"] == "iris-primary"
+    assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment",
+                                             "name": "iris-primary"}
+    assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (2, 10)
+    assert hpa["spec"]["metrics"][0]["resource"] == {
+        "name": "cpu", "target": {"type": "Utilization", "averageUtilization": 70}}
+    assert pdb["apiVersion"] == "policy/v1" and pdb["kind"] == "PodDisruptionBudget"
+    assert pdb["spec"]["maxUnavailable"] == 1
+    assert pdb["spec"]["selector"] == {"matchLabels": {"app.kubernetes.io/name": "iris",
+                                                       "track": "primary"}}
+
+
+@pytest.mark.parametrize(("track", "kinds"), [
+    pytest.param(Track.CANARY, ["Service"] * 3 + ["Deployment"], id="canary"),
+    pytest.param(Track.PRIMARY, ["Service"] * 3 + ["Deployment", "HorizontalPodAutoscaler",
+                                                  "PodDisruptionBudget"], id="primary"),
+])
+def test_render_release(endpoint: ModelEndpoint, track: Track, kinds: list[str]) -> None:
+    objects = render_release(endpoint, image=IMAGE, model_version="3", release_id="r-1",
+                             track=track, replicas=1)
+    assert [o["kind"] for o in objects] == kinds
+    again = render_release(endpoint, image=IMAGE, model_version="3", release_id="r-1",
+                           track=track, replicas=1)
+    assert json.dumps(objects, sort_keys=True) == json.dumps(again, sort_keys=True)
+
+
+def test_longest_name_fits_every_object() -> None:
+    longest = parse_endpoint(doc(**{"metadata.name": "a" * 55}))
+    for track in Track:
+        for obj in render_release(longest, image=IMAGE, model_version="3", release_id="r",
+                                  track=track, replicas=1):
+            name = obj["metadata"]["name"]
+            assert len(name) <= 63 and DNS1123.match(name)
+            for value in obj["metadata"]["labels"].values():
+                assert len(value) <= 63 and LABEL_VALUE.match(value)
+
+
+def test_endpoint_resource(endpoint: ModelEndpoint) -> None:
+    resource = render_endpoint_resource(endpoint)
+    assert resource["apiVersion"] == "modelrelease.io/v1alpha1"
+    assert resource["kind"] == "ModelEndpoint"
+    assert resource["metadata"] == {"name": "iris", "namespace": "ml",
+                                    "labels": {"app.kubernetes.io/managed-by": "modelrelease"}}
+    assert resource["spec"]["canary"]["steps"][0] == {"weight": 10, "hold": "30s"}
+    assert "status" not in resource
+    assert parse_endpoint({**resource, "metadata": {"name": "iris", "namespace": "ml"}}) == endpoint
+    assert FIELD_MANAGER == "modelrelease"

@@ -1,0 +1,85 @@
+"""Replica-ratio traffic split: counts and the weight they actually give."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import pytest
+
+from modelrelease.domain.traffic import ReplicaSplit, TrafficRouter, split_by_replicas
+from modelrelease.errors import InvalidInput
+from modelrelease.spec import ModelEndpoint, parse_endpoint
+from tests.unit.test_spec import VALID
+
+
+@pytest.mark.parametrize(("primary", "weight", "cap", "canary", "effective"), [
+    pytest.param(2, 10, None, 1, 33, id="issue-example"),
+    pytest.param(1, 50, None, 1, 50, id="one-beside-one"),
+    pytest.param(1, 10, None, 1, 50, id="small-weight-still-one"),
+    pytest.param(4, 20, None, 1, 20, id="exact"),
+    pytest.param(3, 50, None, 3, 50, id="half"),
+    pytest.param(2, 60, None, 3, 60, id="exact-above-half"),
+    pytest.param(1, 70, None, 2, 67, id="nearest-above"),
+    pytest.param(10, 25, None, 3, 23, id="nearest-below"),
+    pytest.param(1, 75, None, 3, 75, id="three-to-one"),
+    pytest.param(1, 99, None, 99, 99, id="ninety-nine"),
+    pytest.param(1, 90, 2, 2, 67, id="capped"),
+    pytest.param(5, 0, None, 0, 0, id="zero-weight"),
+    pytest.param(0, 0, None, 0, 0, id="nothing-runs"),
+    pytest.param(0, 10, None, 1, 100, id="first-release"),
+    pytest.param(2, 100, 4, 4, 67, id="hundred-capped"),
+    pytest.param(3, 10, 1, 1, 25, id="cap-not-binding"),
+])
+def test_split_by_replicas(primary: int, weight: int, cap: int | None, canary: int,
+                           effective: int) -> None:
+    split = split_by_replicas(primary, weight, max_canary=cap)
+    assert (split.primary, split.canary, split.requested) == (primary, canary, weight)
+    assert split.effective_weight == effective
+
+
+def test_ties_go_to_fewer_replicas() -> None:
+    # primary 3, weight 45: 2 canaries give 40%, 3 give 50%, both 5 points off -> 2
+    assert split_by_replicas(3, 45).canary == 2
+
+
+def test_effective_share_and_description() -> None:
+    split = split_by_replicas(2, 10)
+    assert split.share == Fraction(1, 3)
+    assert split.effective == pytest.approx(33.333, abs=1e-3)
+    assert split.describe() == "canary 1 + primary 2 replicas: 33% of traffic (asked 10%)"
+    assert ReplicaSplit(0, 0, 0).share == 0 and ReplicaSplit(0, 0, 0).effective == 0.0
+    assert ReplicaSplit(1, 1, 50).effective_weight == 50
+    assert ReplicaSplit(7, 1, 10).effective_weight == 13  # 12.5 rounds half up
+
+
+@pytest.mark.parametrize(("primary", "weight", "cap", "words"), [
+    pytest.param(-1, 10, None, "primary replicas must be 0 or more, got -1", id="negative-primary"),
+    pytest.param(1, 101, None, "weight must be 0..100 percent, got 101", id="weight-over"),
+    pytest.param(1, -1, None, "weight must be 0..100 percent, got -1", id="weight-under"),
+    pytest.param(1, 10, 0, "max canary replicas must be 1 or more, got 0", id="cap-zero"),
+    pytest.param(2, 100, None, "weight 100 cannot be reached by replica ratio", id="hundred"),
+])
+def test_split_refuses(primary: int, weight: int, cap: int | None, words: str) -> None:
+    with pytest.raises(InvalidInput, match=words):
+        split_by_replicas(primary, weight, max_canary=cap)
+
+
+class _ReplicaRouter:
+    """A fake router: the Protocol is satisfied by any object with set_weight."""
+
+    def __init__(self, primary: int) -> None:
+        self.primary = primary
+        self.canary = 0
+
+    def set_weight(self, endpoint: ModelEndpoint, weight: int) -> float:
+        split = split_by_replicas(self.primary, weight,
+                                  max_canary=endpoint.spec.autoscaling.max_replicas)
+        self.canary = split.canary
+        return split.effective
+
+
+def test_a_router_implements_the_protocol() -> None:
+    router: TrafficRouter = _ReplicaRouter(primary=2)
+    endpoint = parse_endpoint(VALID)
+    assert router.set_weight(endpoint, 50) == 50.0
+    assert router.set_weight(endpoint, 0) == 0.0
