@@ -9,6 +9,9 @@ from __future__ import annotations
 import logging
 import shutil
 import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -17,6 +20,7 @@ from modelrelease.errors import ArtifactsMissing, MlflowError, ModelNotFound
 from modelrelease.settings import MlflowConfig
 
 log = logging.getLogger(__name__)
+_GLOBAL_URI_LOCK = threading.Lock()
 _NOT_FOUND = ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND", "INVALID_PARAMETER_VALUE")
 
 
@@ -51,6 +55,25 @@ class MlflowRegistry:
             os.environ.setdefault("MLFLOW_TRACKING_PASSWORD", config.password.get_secret_value())
         self._client = MlflowClient(tracking_uri=config.tracking_uri,
                                     registry_uri=config.tracking_uri)
+
+    @contextmanager
+    def _as_global(self) -> Iterator[None]:
+        """Make this server MLflow's global tracking and registry URI for a moment.
+
+        ``download_artifacts`` resolves ``models:/`` URIs (and MLflow 3's logged-model
+        sources behind them) against the global URIs, whatever its arguments say.
+        """
+        import mlflow
+
+        with _GLOBAL_URI_LOCK:
+            tracking, registry = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+            mlflow.set_tracking_uri(self.tracking_uri)
+            mlflow.set_registry_uri(self.tracking_uri)
+            try:
+                yield
+            finally:
+                mlflow.set_tracking_uri(tracking)
+                mlflow.set_registry_uri(registry)
 
     @property
     def tracking_uri(self) -> str:
@@ -118,9 +141,8 @@ class MlflowRegistry:
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=".partial-", dir=dest.parent))
         try:
-            path = Path(download_artifacts(artifact_uri=version.uri, dst_path=str(tmp),
-                                           tracking_uri=self.config.tracking_uri,
-                                           registry_uri=self.config.tracking_uri))
+            with self._as_global():
+                path = Path(download_artifacts(artifact_uri=version.uri, dst_path=str(tmp)))
             if not (path / "MLmodel").is_file():
                 raise ArtifactsMissing(
                     f"{what}: no MLmodel file in the artifacts at {version.source}; "
