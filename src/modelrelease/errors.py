@@ -17,6 +17,7 @@ whether another try can help (429, 5xx, timeouts, dropped connections).
     ├── BuildError              a build step outside the registry failed (pip, tar)
     ├── KubeApiError            the Kubernetes API refused or failed
     ├── RolloutTimeout          a rollout did not converge in time
+    ├── ReleaseInProgress       another release holds the endpoint's lock
     └── StackError              the local stack could not start or stop
 """
 
@@ -107,6 +108,10 @@ class KubeApiError(PipelineError):
 
 class RolloutTimeout(PipelineError):
     """A rollout did not converge before its deadline."""
+
+
+class ReleaseInProgress(PipelineError):
+    """Another release of the same endpoint holds its lock."""
 
 
 class StackError(PipelineError):

@@ -89,6 +89,22 @@ class BuildConfig(_Frozen):
     )
 
 
+class ReleaseConfig(_Frozen):
+    """How releases run."""
+
+    endpoints_dir: Path = Field(default=Path("deployments/endpoints"),
+                                description="Where ModelEndpoint files named by endpoint live.")
+    wait_for_lock_s: float = Field(
+        default=0.0, ge=0,
+        description="How long a release waits for another release of the same endpoint to "
+        "finish; 0 refuses at once.")
+    load_rate: float = Field(default=30.0, gt=0, le=2000,
+                             description="Requests per second per arm while judging a step.")
+    cpu_hour: float = Field(default=0.0316, ge=0, description="Price of one CPU core-hour.")
+    gib_hour: float = Field(default=0.0042, ge=0, description="Price of one GiB-hour.")
+    gpu_hour: float = Field(default=2.48, ge=0, description="Price of one GPU-hour.")
+
+
 class PipelineSettings(BaseSettings):
     """Every setting of the pipeline; immutable once loaded."""
 
@@ -105,6 +121,7 @@ class PipelineSettings(BaseSettings):
     registry: RegistryConfig = RegistryConfig()
     kube: KubeConfig = KubeConfig()
     build: BuildConfig = BuildConfig()
+    release: ReleaseConfig = ReleaseConfig()
 
     @classmethod
     def settings_customise_sources(

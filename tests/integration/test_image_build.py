@@ -434,3 +434,19 @@ def test_cli_bad_input_exits_2_with_the_cause(
     assert done.returncode == 2
     assert done.stderr.splitlines()[-1].startswith("error: resolve model models:/iris-build@nope")
     assert "Traceback" not in done.stderr
+
+
+def test_build_uses_the_configured_mlflow_not_the_global_one(
+        services: Services, iris: str, tmp_path: Path) -> None:
+    import mlflow
+
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'elsewhere.db'}")
+    try:
+        result = ImageBuilder(services.settings(tmp_path / "cache")).build(BuildRequest(
+            model="models:/iris-build@champion", base=services.base,
+            to=f"{services.registry.host}/ml/iris-global"))
+        assert result.model.version == iris
+        assert mlflow.get_tracking_uri() == f"sqlite:///{tmp_path / 'elsewhere.db'}"
+    finally:
+        mlflow.set_tracking_uri(previous)

@@ -27,7 +27,7 @@ def test_the_tree_is_complete() -> None:
     assert {cls.__name__ for cls in ALL_ERRORS} == {
         "PipelineError", "InvalidInput", "UnsafeModelDir", "ModelNotFound", "ArtifactsMissing",
         "MlflowError", "RegistryError", "ImageNotFound", "RegistryAuthError", "BuildError",
-        "KubeApiError", "RolloutTimeout", "StackError",
+        "KubeApiError", "RolloutTimeout", "ReleaseInProgress", "StackError",
     }
 
 

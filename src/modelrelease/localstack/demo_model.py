@@ -63,3 +63,35 @@ def register_iris_model(
     if alias:
         client.set_registered_model_alias(name, alias, version)
     return version
+
+
+def register_faulty_model(tracking_uri: str, name: str, fault: str, *, delay_s: float = 0.0,
+                          error_rate: float = 0.0) -> str:
+    """Register an iris model with an injected fault (see ``faulty``); return the version.
+
+    The signature is the healthy model's, so a wrong answer is a wrong answer.
+    """
+    import mlflow
+    from mlflow.models import infer_signature
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    from modelrelease.localstack.faulty import FaultyModel
+
+    mlflow.set_tracking_uri(tracking_uri)
+    data = load_iris(as_frame=True)
+    features = data.data.rename(columns=lambda col: col.replace(" (cm)", "").replace(" ", "_"))
+    estimator = LogisticRegression(max_iter=500).fit(features, data.target)
+    example = features.head(3)
+    signature = infer_signature(example, estimator.predict(example))
+    mlflow.set_experiment(f"{name}-training")
+    with mlflow.start_run():
+        info: Any = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=FaultyModel(estimator, fault, delay_s=delay_s, error_rate=error_rate),
+            signature=signature,
+            input_example=example,
+            registered_model_name=name,
+            pip_requirements=["mlflow", "scikit-learn", "cloudpickle"],
+        )
+    return str(info.registered_model_version)

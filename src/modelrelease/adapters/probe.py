@@ -1,0 +1,69 @@
+"""Reaching model pods from outside the cluster: the API server's service proxy, over httpx.
+
+``/api/v1/namespaces/N/services/S:http/proxy/...`` needs only a kubeconfig. Both arms of
+a comparison go through the same path, so its overhead (about 3 ms at p50 here) cancels.
+"""
+
+from __future__ import annotations
+
+import ssl
+from typing import Any
+
+import httpx
+
+
+def _tls(configuration: Any) -> tuple[ssl.SSLContext | bool, dict[str, str]]:
+    headers: dict[str, str] = {}
+    token = (configuration.api_key or {}).get("authorization") or (
+        configuration.api_key or {}).get("BearerToken")
+    if token:
+        prefix = (configuration.api_key_prefix or {}).get("authorization", "")
+        headers["Authorization"] = f"{prefix} {token}".strip()
+    if not configuration.verify_ssl:
+        return False, headers
+    ctx = ssl.create_default_context(cafile=configuration.ssl_ca_cert)
+    if configuration.cert_file and configuration.key_file:
+        ctx.load_cert_chain(configuration.cert_file, configuration.key_file)
+    return ctx, headers
+
+
+class ServiceProxy:
+    """httpx access to Services through the API server, with the kubeconfig's identity.
+
+    Args:
+        configuration: The kubernetes client's ``Configuration`` (host, certs, token).
+    """
+
+    def __init__(self, configuration: Any) -> None:
+        self.host = str(configuration.host).rstrip("/")
+        self.verify, self.headers = _tls(configuration)
+
+    def url(self, namespace: str, service: str, path: str = "", port: str = "http") -> str:
+        """The proxy URL of ``path`` on ``service``'s named port."""
+        return (f"{self.host}/api/v1/namespaces/{namespace}/services/{service}:{port}/proxy"
+                f"/{path.lstrip('/')}")
+
+    def client(self, timeout: float = 10.0) -> httpx.Client:
+        """A synchronous client with the right TLS identity."""
+        return httpx.Client(verify=self.verify, headers=self.headers, timeout=timeout,
+                            trust_env=False)
+
+    def async_transport(self) -> httpx.AsyncBaseTransport:
+        """An async transport (one lane of the load generator) with the same identity."""
+        return _HeaderTransport(httpx.AsyncHTTPTransport(verify=self.verify), self.headers)
+
+
+class _HeaderTransport(httpx.AsyncBaseTransport):
+    """Adds the bearer token (if any) to each request of the load generator."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, headers: dict[str, str]) -> None:
+        self.inner = inner
+        self.headers = headers
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        for key, value in self.headers.items():
+            request.headers.setdefault(key, value)
+        return await self.inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()

@@ -1,0 +1,46 @@
+"""From a ModelEndpoint spec to the policies of one release. Pure."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from modelrelease.domain.analysis import AnalysisPolicy
+from modelrelease.domain.model import ModelUri
+from modelrelease.domain.rollout import RolloutPolicy, Step
+from modelrelease.spec import ModelEndpoint
+
+FIRST_RELEASE_HOLD = timedelta(seconds=10)
+
+
+def model_uri(endpoint: ModelEndpoint) -> ModelUri:
+    """The ``models:/`` URI the endpoint follows (alias, version or stage)."""
+    ref = endpoint.spec.model
+    if ref.alias is not None:
+        return ModelUri(name=ref.name, alias=ref.alias)
+    if ref.version is not None:
+        return ModelUri(name=ref.name, version=str(ref.version))
+    return ModelUri(name=ref.name, stage=str(ref.stage))
+
+
+def rollout_policy(endpoint: ModelEndpoint, *, first_release: bool) -> RolloutPolicy:
+    """The steps: the spec's, or for a first release one step judged on its SLOs alone."""
+    steps = endpoint.spec.canary.steps
+    if first_release:
+        hold = max((s.hold for s in steps), default=FIRST_RELEASE_HOLD)
+        return RolloutPolicy(steps=(Step(100, hold),))
+    return RolloutPolicy(steps=tuple(Step(s.weight, s.hold) for s in steps))
+
+
+def analysis_policy(endpoint: ModelEndpoint, hold: timedelta, rate: float) -> AnalysisPolicy:
+    """How a step of ``hold`` at ``rate`` requests per second per arm is judged."""
+    checks = endpoint.spec.canary.checks
+    planned = max(1, int(hold.total_seconds() * rate))
+    minimum = min(checks.min_requests, planned)
+    return AnalysisPolicy(
+        max_latency_regression=max(checks.latency.max_regression, 0.01),
+        p95_ms=checks.latency.p95_ms,
+        p99_ms=checks.latency.p99_ms,
+        max_error_rate=checks.max_error_rate,
+        min_requests=minimum,
+        max_requests=max(planned, minimum),
+    )

@@ -1,0 +1,43 @@
+"""Models that misbehave on purpose, for end-to-end tests of the release flow.
+
+Each wraps a real trained estimator in an MLflow ``PythonModel`` that fails one way:
+``crash`` (the server dies while loading it), ``wrong_shape`` (answers with a list per
+row where the signature promises one integer), ``slow`` (sleeps before answering) or
+``errors`` (fails a share of requests). The class lives in the package, so the serving
+image can unpickle it.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from typing import Any
+
+import mlflow.pyfunc
+
+
+class FaultyModel(mlflow.pyfunc.PythonModel):  # type: ignore[misc,name-defined]
+    """An estimator with one injected fault."""
+
+    def __init__(self, estimator: Any, fault: str, delay_s: float = 0.0,
+                 error_rate: float = 0.0) -> None:
+        self.estimator = estimator
+        self.fault = fault
+        self.delay_s = delay_s
+        self.error_rate = error_rate
+
+    def load_context(self, context: Any) -> None:
+        """Crash at load time for the ``crash`` fault."""
+        if self.fault == "crash":
+            raise RuntimeError("injected fault: this model refuses to load")
+
+    def predict(self, context: Any, model_input: Any, params: Any = None) -> Any:
+        """Predict, with the fault applied."""
+        if self.fault == "slow":
+            time.sleep(self.delay_s)
+        if self.fault == "errors" and random.random() < self.error_rate:
+            raise RuntimeError("injected fault: failed request")
+        predictions = self.estimator.predict(model_input)
+        if self.fault == "wrong_shape":
+            return [[int(p), int(p)] for p in predictions]
+        return predictions

@@ -1,0 +1,58 @@
+"""domain.plan: spec -> model URI, rollout and analysis policies."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from modelrelease.domain.model import ModelUri
+from modelrelease.domain.plan import analysis_policy, model_uri, rollout_policy
+from modelrelease.domain.rollout import Step
+from modelrelease.spec import ModelEndpoint, parse_endpoint
+
+
+def _endpoint(model: dict[str, Any], **canary: Any) -> ModelEndpoint:
+    return parse_endpoint({
+        "apiVersion": "modelrelease.io/v1alpha1", "kind": "ModelEndpoint",
+        "metadata": {"name": "iris", "namespace": "ml"},
+        "spec": {"model": model,
+                 "image": {"repository": "127.0.0.1:5000/ml/iris",
+                           "base": "127.0.0.1:5000/ml/base:dev"},
+                 "resources": {"cpu": "500m", "memory": "512Mi"},
+                 "canary": {"steps": [{"weight": 25, "hold": "20s"},
+                                      {"weight": 50, "hold": "40s"}],
+                            "checks": {"latency": {"p95Ms": 50, "maxRegression": 0.2},
+                                       "maxErrorRate": 0.02, "minRequests": 300},
+                            **canary}}}, source="test")
+
+
+@pytest.mark.parametrize(("model", "uri"), [
+    pytest.param({"name": "iris-clf", "alias": "champion"}, ModelUri("iris-clf", alias="champion"),
+                 id="alias"),
+    pytest.param({"name": "iris-clf", "version": 3}, ModelUri("iris-clf", version="3"),
+                 id="version"),
+    pytest.param({"name": "iris-clf", "stage": "Production"},
+                 ModelUri("iris-clf", stage="Production"), id="stage"),
+])
+def test_model_uri(model: dict[str, Any], uri: ModelUri) -> None:
+    assert model_uri(_endpoint(model)) == uri
+
+
+def test_rollout_policy_follows_the_spec_or_one_slo_step_first() -> None:
+    endpoint = _endpoint({"name": "m", "alias": "a"})
+    assert rollout_policy(endpoint, first_release=False).steps == (
+        Step(25, timedelta(seconds=20)), Step(50, timedelta(seconds=40)))
+    assert rollout_policy(endpoint, first_release=True).steps == (
+        Step(100, timedelta(seconds=40)),)
+
+
+def test_analysis_policy_from_checks() -> None:
+    endpoint = _endpoint({"name": "m", "alias": "a"})
+    policy = analysis_policy(endpoint, timedelta(seconds=20), rate=20)
+    assert policy.max_requests == 400 and policy.min_requests == 300
+    assert policy.p95_ms == 50 and policy.max_error_rate == 0.02
+    assert policy.max_latency_regression == pytest.approx(0.2)
+    short = analysis_policy(endpoint, timedelta(seconds=5), rate=20)
+    assert short.min_requests == short.max_requests == 100
