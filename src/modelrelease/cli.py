@@ -206,6 +206,53 @@ def demo(
         raise _fail(exc) from None
 
 
+@app.command("render")
+def render(
+    file: Annotated[Path, typer.Argument(help="a ModelEndpoint YAML file")],
+    image: Annotated[str | None, typer.Option(help="image pinned by digest to render")] = None,
+) -> None:
+    """Print every Kubernetes object a release would apply (dry run, no cluster needed)."""
+    from modelrelease.render import render_file
+
+    try:
+        typer.echo(render_file(file, image=image), nl=False)
+    except PipelineError as exc:
+        raise _fail(exc) from None
+
+
+@app.command("release")
+def release(
+    file: Annotated[str, typer.Argument(help="a ModelEndpoint file or an endpoint name")],
+    version: Annotated[int | None, typer.Option(help="release this model version")] = None,
+    alias: Annotated[str | None, typer.Option(help="release the version with this alias")
+                     ] = None,
+) -> None:
+    """Release a model version: canary, judge, then promote or roll back.
+
+    Exits 0 when promoted (or already released), 1 when rolled back, 2 on an error; the
+    last line is a JSON summary.
+    """
+    from pydantic import ValidationError
+
+    from modelrelease.release.driver import run_release
+    from modelrelease.spec import ReleaseRequest
+
+    try:
+        request = ReleaseRequest(endpoint=file, version=version, alias=alias)
+    except ValidationError as exc:
+        typer.echo(f"error: release {file}: {exc.errors()[0]['msg']}", err=True)
+        raise typer.Exit(code=2) from None
+    try:
+        result = run_release(request, say=_progress)
+    except PipelineError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        typer.echo(json.dumps({"endpoint": file, "outcome": "failed", "reason": exc.message}))
+        raise typer.Exit(code=2) from None
+    typer.echo(result.summary())
+    if result.outcome == "rolled_back":
+        raise typer.Exit(code=1)
+
+
 @app.command("version")
 def version() -> None:
     """Print the version."""

@@ -1,0 +1,307 @@
+"""``run_release``: resolve, lock, build, then drive the rollout state machine to its end.
+
+The loop only executes the actions ``domain.rollout.step`` returns and feeds back what it
+observed; every decision, and its reason, comes from the domain. The ModelEndpoint's
+status is written after every transition, so a re-run resumes (same version) or rolls
+back (another version) what it finds, and never leaves a canary behind.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from modelrelease.adapters.kube import KubeCluster
+from modelrelease.adapters.mlflow_registry import MlflowRegistry
+from modelrelease.build.builder import BuildRequest, ImageBuilder
+from modelrelease.domain import rollout
+from modelrelease.domain.analysis import Outcome as JudgeOutcome
+from modelrelease.domain.cost import PriceTable, hourly_cost
+from modelrelease.domain.manifests import Track
+from modelrelease.domain.plan import model_uri, rollout_policy
+from modelrelease.domain.report import StepRecord, render_report
+from modelrelease.errors import InvalidInput, ReleaseInProgress
+from modelrelease.release.world import Call, ReleaseWorld, direct
+from modelrelease.settings import PipelineSettings
+from modelrelease.spec import (
+    HistoryEntry,
+    ModelEndpointStatus,
+    ReleasePhase,
+    ReleaseRequest,
+    TrackStatus,
+    Verdict,
+    load_endpoint,
+    spec_hash,
+)
+from modelrelease.spec import Outcome as StatusOutcome
+
+Say = Callable[[str], None]
+
+
+@dataclass
+class ReleaseResult:
+    """How a release ended."""
+
+    endpoint: str
+    outcome: str  # promoted | rolled_back | already_released
+    reason: str
+    version: str
+    image: str
+    release_id: str
+    seconds: float
+    hold_seconds: float = 0.0
+    report: str = ""
+    timeline: list[tuple[float, str]] = field(default_factory=list)
+
+    def summary(self) -> str:
+        """The one-line JSON summary the CLI prints last."""
+        return json.dumps({"endpoint": self.endpoint, "outcome": self.outcome,
+                           "version": self.version, "image": self.image,
+                           "release_id": self.release_id, "seconds": round(self.seconds, 2),
+                           "reason": self.reason})
+
+
+def _judged(verdict: Any) -> rollout.StepJudged:
+    passed = {JudgeOutcome.PASS: True, JudgeOutcome.FAIL: False}.get(verdict.outcome)
+    return rollout.StepJudged(passed, "; ".join(verdict.reasons))
+
+
+def run_release(request: ReleaseRequest, settings: PipelineSettings | None = None, *,
+                say: Say = print, call: Call = direct) -> ReleaseResult:
+    """Release the model version ``request`` names to its endpoint; see the module doc.
+
+    Raises:
+        InvalidInput: bad endpoint file, missing namespace, unknown model (as ModelNotFound).
+        ReleaseInProgress: another release holds the endpoint and waiting is not allowed.
+    """
+    settings = settings or PipelineSettings()
+    started = time.monotonic()
+    timeline: list[tuple[float, str]] = []
+
+    def note(line: str) -> None:
+        if timeline and timeline[-1][1] == line:
+            return  # the same "waiting for ..." line again says nothing new
+        timeline.append((time.monotonic() - started, line))
+        say(line)
+
+    endpoint = request.applied_to(load_endpoint(request.endpoint_file(
+        settings.release.endpoints_dir)))
+    where = f"{endpoint.namespace}/{endpoint.name}"
+    models = MlflowRegistry(settings.mlflow)
+    version = call("resolve-model", lambda: models.resolve(model_uri(endpoint)))
+    note(f"{where}: {model_uri(endpoint)} is version {version.version} (run {version.run_id})")
+    cluster = KubeCluster(settings.kube)
+    try:
+        if not cluster.namespace_exists(endpoint.namespace):
+            raise InvalidInput(f"release endpoint {where}: namespace {endpoint.namespace} does "
+                               f"not exist; create it (kubectl create namespace "
+                               f"{endpoint.namespace}) or fix metadata.namespace")
+        world = ReleaseWorld(endpoint, settings, cluster, models, call)
+        status = world.read_status() or ModelEndpointStatus()
+        digest_hash = spec_hash(endpoint)
+        if (status.phase == ReleasePhase.PROMOTED and status.primary is not None
+                and status.primary.version == version.version
+                and status.spec_hash == digest_hash and world.deployment(Track.PRIMARY)):
+            note(f"{where}: version {version.version} with this spec is already primary")
+            return ReleaseResult(where, "already_released", "already primary",
+                                 version.version, status.primary.image or "",
+                                 status.release_id or "", time.monotonic() - started,
+                                 timeline=timeline)
+        release_id = uuid.uuid4().hex[:12]
+        holder = f"{release_id}-{version.version}"
+        with cluster.lease(endpoint.namespace, f"modelrelease-{endpoint.name}", holder,
+                           wait_seconds=settings.release.wait_for_lock_s) as got:
+            if not got:
+                raise ReleaseInProgress(
+                    f"release endpoint {where}: another release holds its lock; wait for it "
+                    "or allow waiting with MODELRELEASE_RELEASE__WAIT_FOR_LOCK_S")
+            return _release(world, version, release_id, status, digest_hash, note, timeline,
+                            started, settings)
+    finally:
+        cluster.close()
+
+
+def _release(world: ReleaseWorld, version: Any, release_id: str, status: ModelEndpointStatus,
+             digest_hash: str, note: Say, timeline: list[tuple[float, str]], started: float,
+             settings: PipelineSettings) -> ReleaseResult:
+    endpoint = world.endpoint
+    where = f"{endpoint.namespace}/{endpoint.name}"
+    builder = ImageBuilder(settings, models=world.models, progress=lambda line: None)
+    try:
+        built = world.call("build-image", lambda: builder.build(BuildRequest(
+            model=version.uri, base=endpoint.spec.image.base,
+            to=endpoint.spec.image.repository)))
+    finally:
+        builder.registry.close()
+    image = built.image
+    note(f"{where}: image {image} ({'re-used' if built.reused else 'built'} in "
+         f"{built.seconds:.1f}s, {built.stats.bytes_uploaded} bytes uploaded)")
+    world.ensure_record()
+    previous = status.primary
+    first = world.deployment(Track.PRIMARY) is None
+    policy = rollout_policy(endpoint, first_release=first)
+    files = world.model_files(version)
+    prices = PriceTable(settings.release.cpu_hour, settings.release.gib_hour,
+                        {"nvidia.com/gpu": settings.release.gpu_hour})
+    steps: list[StepRecord] = []
+    hold_seconds = 0.0
+    last_verdict: Verdict | None = None
+    canary_replicas = 0
+
+    in_flight = status.phase not in (None, ReleasePhase.PROMOTED, ReleasePhase.ROLLED_BACK,
+                                     ReleasePhase.FAILED, ReleasePhase.PENDING)
+    state = rollout.State()
+    if in_flight and status.canary is not None and status.phase is not None:
+        phase = rollout.Phase(status.phase.value)
+        state = rollout.State(phase=phase, step=status.step or 0, weight=status.weight,
+                              since=datetime.now(UTC))
+        same = status.canary.digest == built.digest
+        transition = rollout.resume(state, same, policy, datetime.now(UTC))
+        if not same:  # the other release's canary is what must go
+            image = status.canary.image or image
+    else:
+        transition = rollout.step(state, rollout.Begin(), policy, datetime.now(UTC))
+
+    def record(phase: rollout.Phase) -> None:
+        canary = (TrackStatus(version=version.version, digest=built.digest, image=image)
+                  if phase not in (rollout.Phase.PROMOTED, rollout.Phase.ROLLED_BACK) else None)
+        primary = previous
+        if phase == rollout.Phase.PROMOTED:
+            primary = TrackStatus(version=version.version, digest=built.digest, image=image)
+        cost = hourly_cost(endpoint.spec.resources.cpu, endpoint.spec.resources.memory,
+                           dict(endpoint.spec.resources.accelerators), canary_replicas, prices)
+        updated = status.model_copy(update={
+            "phase": ReleasePhase(phase.value), "release_id": release_id,
+            "step": transition.state.step, "weight": transition.state.weight,
+            "primary": primary, "canary": canary, "last_verdict": last_verdict,
+            "spec_hash": digest_hash if phase == rollout.Phase.PROMOTED else status.spec_hash,
+            "cost_per_hour": cost})
+        if phase.terminal:
+            updated = updated.with_history(HistoryEntry(
+                release_id=release_id, version=version.version,
+                phase=ReleasePhase(phase.value), digest=built.digest,
+                reason=transition.state.reason[:500], finished_at=datetime.now(UTC)))
+        world.write_status(updated)
+
+    while True:
+        note(f"{where}: {transition.reason}")
+        record(transition.state.phase)
+        state = transition.state
+        if state.phase.terminal:
+            break
+        observation: rollout.Observation | None = None
+        for action in transition.actions:
+            match action:
+                case rollout.DeployCanary():
+                    canary_replicas, effective = world.canary_replicas_for(
+                        policy.steps[0].weight, first)
+                    world.apply_track(Track.CANARY, image, version.version, release_id,
+                                      canary_replicas)
+                    world.event("CanaryCreated", f"canary {image} with {canary_replicas} "
+                                                 f"replica(s), {effective:.0f}% of traffic")
+                case rollout.RunSmoke():
+                    result = world.smoke(files)
+                    observation = rollout.SmokeChecked(result.passed, result.reason)
+                case rollout.SetWeight(weight=weight):
+                    canary_replicas, effective = world.canary_replicas_for(weight, first)
+                    world.scale_canary(image, version.version, release_id, canary_replicas)
+                    note(f"{where}: canary at {canary_replicas} replica(s) = "
+                         f"{effective:.0f}% of live traffic (asked {weight}%)")
+                case rollout.Analyse(hold=hold):
+                    ready = _wait_ready(world, Track.CANARY, 120)
+                    if ready is not None:
+                        observation = rollout.StepJudged(False, ready)
+                        continue
+                    began = time.monotonic()
+                    verdict, lag = world.analyse(hold, files, first)
+                    hold_seconds += time.monotonic() - began
+                    if lag:
+                        note(f"{where}: load generator: {lag}")
+                    steps.append(StepRecord(state.step + 1, state.weight, verdict.outcome.value,
+                                            verdict.canary, verdict.primary, verdict.reasons))
+                    last_verdict = Verdict(outcome={
+                        JudgeOutcome.PASS: StatusOutcome.PASSED,
+                        JudgeOutcome.FAIL: StatusOutcome.FAILED}.get(
+                            verdict.outcome, StatusOutcome.INCONCLUSIVE),
+                        reasons=list(verdict.reasons), numbers=_numbers(verdict))
+                    observation = _judged(verdict)
+                case rollout.Promote():
+                    replicas = max(world.primary_replicas(),
+                                   endpoint.spec.autoscaling.min_replicas)
+                    world.apply_track(Track.PRIMARY, image, version.version, release_id,
+                                      replicas)
+                case rollout.Rollback(reason=reason, restore_primary=restore):
+                    world.remove_canary()
+                    if restore and previous is not None and previous.image:
+                        world.apply_track(Track.PRIMARY, previous.image, previous.version,
+                                          release_id, max(world.primary_replicas(), 1))
+                    canary_replicas = 0
+                    world.event("RolledBack", reason, warning=True)
+                    world.tag(version, {"modelrelease.status": "rolled_back",
+                                        "modelrelease.reason": reason,
+                                        "modelrelease.release_id": release_id,
+                                        "modelrelease.image_digest": built.digest})
+                    observation = rollout.CleanedUp()
+                case rollout.Wait(seconds=seconds):
+                    time.sleep(seconds)
+        if observation is None:
+            if state.phase == rollout.Phase.DEPLOYING:
+                observation = rollout.CanaryHealth(world.health(Track.CANARY))
+            elif state.phase == rollout.Phase.PROMOTING:
+                observation = rollout.PrimaryHealth(world.health(Track.PRIMARY))
+        if observation is None:
+            raise InvalidInput(f"release endpoint {where}: nothing to observe in phase "
+                               f"{state.phase} after {transition.actions}")
+        transition = rollout.step(state, observation, policy, datetime.now(UTC))
+
+    promoted = state.phase == rollout.Phase.PROMOTED
+    if promoted:
+        world.remove_canary()
+        world.tag(version, {"modelrelease.status": "promoted",
+                            "modelrelease.release_id": release_id,
+                            "modelrelease.image_digest": built.digest},
+                  alias=endpoint.spec.promotion.alias)
+        world.event("Promoted", f"version {version.version} ({image}) is primary")
+        canary_replicas = 0
+        record(state.phase)
+    outcome = "promoted" if promoted else "rolled_back"
+    cost = hourly_cost(endpoint.spec.resources.cpu, endpoint.spec.resources.memory,
+                       dict(endpoint.spec.resources.accelerators),
+                       max(1, endpoint.spec.autoscaling.min_replicas), prices)
+    report = render_report(endpoint=where, version=version.version, image=image,
+                           outcome=state.phase.value, reason=state.reason, timeline=timeline,
+                           steps=steps, canary_cost_per_hour=cost)
+    return ReleaseResult(where, outcome, state.reason, version.version, image, release_id,
+                         time.monotonic() - started, hold_seconds, report, timeline)
+
+
+def _wait_ready(world: ReleaseWorld, track: Track, timeout: float) -> str | None:
+    """Wait for a track to be ready; the failure reason if it fails or times out."""
+    from modelrelease.domain.readiness import RolloutState
+
+    deadline = time.monotonic() + timeout
+    while True:
+        readiness = world.health(track)
+        if readiness.state == RolloutState.READY:
+            return None
+        if readiness.state == RolloutState.FAILED:
+            return f"{track} failed: {readiness.reason}"
+        if time.monotonic() > deadline:
+            return f"{track} not ready after {timeout:.0f}s: {readiness.reason}"
+        time.sleep(0.5)
+
+
+def _numbers(verdict: Any) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for arm, stats in (("canary", verdict.canary), ("primary", verdict.primary)):
+        for key in ("p50_ms", "p95_ms", "p99_ms", "error_rate"):
+            value = getattr(stats, key)
+            if value is not None:
+                out[f"{key}_{arm}"] = float(value)
+        out[f"requests_{arm}"] = float(stats.requests)
+    return out

@@ -1,0 +1,234 @@
+"""What a release does to the world, one method per action of the state machine.
+
+Kubernetes (Deployments, Services, the ModelEndpoint record), MLflow (alias and tags)
+and the model pods (smoke test, generated load) through the API server's service proxy.
+Every call goes through ``call(name, fn)``, which the Prefect flow turns into task runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+
+from modelrelease.adapters.kube import KubeCluster
+from modelrelease.adapters.loadgen import Target, generate_load
+from modelrelease.adapters.mlflow_registry import MlflowRegistry, tag_version
+from modelrelease.adapters.model_files import ModelFiles
+from modelrelease.adapters.probe import ServiceProxy
+from modelrelease.domain import analysis
+from modelrelease.domain.manifests import (
+    Track,
+    deployment_name,
+    render_deployment,
+    render_endpoint_resource,
+    render_release,
+    selector,
+    service_name,
+)
+from modelrelease.domain.model import ModelVersion
+from modelrelease.domain.plan import analysis_policy
+from modelrelease.domain.readiness import Readiness, RolloutState, assess
+from modelrelease.domain.smoke import SmokeResult, check_response
+from modelrelease.domain.traffic import split_by_replicas
+from modelrelease.settings import PipelineSettings
+from modelrelease.spec import ModelEndpoint, ModelEndpointStatus
+
+T = TypeVar("T")
+Call = Callable[[str, Callable[[], Any]], Any]
+CR_API, CR_KIND = "modelrelease.io/v1alpha1", "ModelEndpoint"
+
+
+def direct(name: str, fn: Callable[[], T]) -> T:
+    """Run ``fn`` as it is (the CLI's way; the flow wraps each call in a Prefect task)."""
+    return fn()
+
+
+class ReleaseWorld:
+    """One endpoint's objects in the cluster, its model in MLflow, and its pods."""
+
+    def __init__(self, endpoint: ModelEndpoint, settings: PipelineSettings,
+                 cluster: KubeCluster, models: MlflowRegistry, call: Call = direct) -> None:
+        self.endpoint = endpoint
+        self.settings = settings
+        self.cluster = cluster
+        self.models = models
+        self.call = call
+        self.proxy = ServiceProxy(cluster._api.configuration)
+        self.namespace = endpoint.namespace
+
+    # -- the record ---------------------------------------------------------------------
+
+    def read_status(self) -> ModelEndpointStatus | None:
+        """The ModelEndpoint's status, or None when it has none yet."""
+        found = self.cluster.get(CR_API, CR_KIND, self.endpoint.name, self.namespace)
+        if not found or not found.get("status"):
+            return None
+        return ModelEndpointStatus.model_validate(found["status"])
+
+    def ensure_record(self) -> dict[str, Any]:
+        """Apply the ModelEndpoint custom resource (its spec; the status is ours)."""
+        applied: dict[str, Any] = self.call(
+            "apply-modelendpoint",
+            lambda: self.cluster.apply(render_endpoint_resource(self.endpoint)))
+        return applied
+
+    def write_status(self, status: ModelEndpointStatus) -> None:
+        """Replace the recorded status."""
+        # A merge patch keeps keys it does not mention: send nulls so cleared fields go.
+        body = status.model_dump(mode="json", by_alias=True)
+        self.call("record-status", lambda: self.cluster.patch_status(
+            CR_API, CR_KIND, self.endpoint.name, self.namespace, body))
+
+    def event(self, reason: str, message: str, warning: bool = False) -> None:
+        """A Kubernetes Event on the ModelEndpoint."""
+        found = self.cluster.get(CR_API, CR_KIND, self.endpoint.name, self.namespace)
+        if found:
+            self.cluster.event(found, reason, message, warning)
+
+    # -- deployments ----------------------------------------------------------------------
+
+    def deployment(self, track: Track) -> dict[str, Any] | None:
+        """A track's Deployment, or None."""
+        return self.cluster.get("apps/v1", "Deployment", deployment_name(self.endpoint, track),
+                                self.namespace)
+
+    def health(self, track: Track) -> Readiness:
+        """A track's rollout: ready, progressing, or failed with the reason."""
+        deployment = self.deployment(track)
+        if deployment is None:
+            return Readiness(RolloutState.PROGRESSING, f"{track} deployment not created yet")
+        pods = self.cluster.pods(self.namespace, ",".join(
+            f"{k}={v}" for k, v in selector(self.endpoint, track).items()))
+        return assess(deployment, pods)
+
+    def primary_replicas(self) -> int:
+        """Replicas the primary runs now (0 when there is none)."""
+        primary = self.deployment(Track.PRIMARY)
+        return int((primary or {}).get("spec", {}).get("replicas") or 0)
+
+    def apply_track(self, track: Track, image: str, version: str, release_id: str,
+                    replicas: int) -> None:
+        """Apply a track's Deployment and the Services (and for the primary, HPA and PDB)."""
+        objects = render_release(self.endpoint, image=image, model_version=version,
+                                 release_id=release_id, track=track, replicas=replicas)
+        self.call(f"apply-{track}", lambda: [self.cluster.apply(o) for o in objects])
+
+    def scale_canary(self, image: str, version: str, release_id: str, replicas: int) -> None:
+        """Change the canary's replica count (the traffic weight, by replica ratio)."""
+        obj = render_deployment(self.endpoint, image=image, model_version=version,
+                                release_id=release_id, track=Track.CANARY, replicas=replicas)
+        self.call("scale-canary", lambda: self.cluster.apply(obj))
+
+    def canary_replicas_for(self, weight: int, first_release: bool) -> tuple[int, float]:
+        """Canary replicas for ``weight`` beside the primary, and the weight they give."""
+        if first_release:
+            return self.endpoint.spec.autoscaling.min_replicas, 100.0
+        split = split_by_replicas(self.primary_replicas(), weight,
+                                  max_canary=self.endpoint.spec.autoscaling.max_replicas)
+        return split.canary, split.effective
+
+    def remove_canary(self) -> None:
+        """Delete the canary Deployment (its pods drain through their preStop hook)."""
+        self.call("remove-canary", lambda: self.cluster.delete(
+            "apps/v1", "Deployment", deployment_name(self.endpoint, Track.CANARY),
+            self.namespace))
+
+    def wait_gone(self, track: Track, timeout: float = 60.0) -> None:
+        """Wait until a track has no pods left."""
+        label = ",".join(f"{k}={v}" for k, v in selector(self.endpoint, track).items())
+        deadline = time.monotonic() + timeout
+        while self.cluster.pods(self.namespace, label) and time.monotonic() < deadline:
+            time.sleep(0.5)
+
+    # -- checks -----------------------------------------------------------------------------
+
+    def smoke(self, files: ModelFiles) -> SmokeResult:
+        """``/ping``, then ``/invocations`` with the model's own input example."""
+        canary = service_name(self.endpoint, Track.CANARY)
+
+        def run() -> SmokeResult:
+            with self.proxy.client(timeout=30) as http:
+                ping = http.get(self.proxy.url(self.namespace, canary, "ping"))
+                if ping.status_code != 200:
+                    return SmokeResult(False, f"GET /ping answered {ping.status_code}")
+                if files.serving_example is None:
+                    if self.endpoint.spec.smoke.require_input_example:
+                        return SmokeResult(False, "the model version has no input example; "
+                                                  "log one (input_example=...) or set "
+                                                  "spec.smoke.requireInputExample: false")
+                    return SmokeResult(True, "/ping answered 200 (no input example to send)")
+                answer = http.post(self.proxy.url(self.namespace, canary, "invocations"),
+                                   json=files.serving_example)
+                if answer.status_code != 200:
+                    return SmokeResult(False, f"POST /invocations answered {answer.status_code}"
+                                              f": {answer.text[:300]}")
+                try:
+                    body = answer.json()
+                except ValueError:
+                    return SmokeResult(False, f"POST /invocations answered non-JSON: "
+                                              f"{answer.text[:200]}")
+                return check_response(files.outputs, files.rows, body)
+
+        try:
+            result: SmokeResult = self.call("smoke", run)
+        except httpx.HTTPError as exc:
+            return SmokeResult(False, f"smoke request failed: {type(exc).__name__}: {exc}")
+        return result
+
+    def analyse(self, hold: timedelta, files: ModelFiles, first_release: bool
+                ) -> tuple[analysis.Verdict, str | None]:
+        """Load both arms at once for ``hold`` (in looks) and judge them sequentially.
+
+        A first release has no primary: its samples stand for both arms, so only the
+        absolute checks (error rate, p95/p99 SLOs) can fail it.
+        """
+        rate = self.settings.release.load_rate
+        policy = analysis_policy(self.endpoint, hold, rate)
+        body = json.dumps(files.serving_example or {}).encode()
+        method = "POST" if files.serving_example else "GET"
+        path = "invocations" if files.serving_example else "ping"
+        headers = {"Content-Type": "application/json"}
+        arms = [Target("canary", self.proxy.url(self.namespace, service_name(
+            self.endpoint, Track.CANARY), path), method, body if method == "POST" else None,
+            headers)]
+        if not first_release:
+            arms.append(Target("primary", self.proxy.url(self.namespace, service_name(
+                self.endpoint, Track.PRIMARY), path), method,
+                body if method == "POST" else None, headers))
+        per_look = max(1, policy.max_requests // policy.looks)
+        judge = analysis.SequentialJudge()
+        verdict: analysis.Verdict | None = None
+        lag: str | None = None
+
+        def one_look() -> Any:
+            return asyncio.run(generate_load(arms, rate, max_requests=per_look,
+                                             transport=self.proxy.async_transport))
+
+        for _ in range(policy.looks):
+            report = self.call("generate-load", one_look)
+            lag = lag or report.lag_reason
+            canary = report.arms["canary"].samples()
+            primary = canary if first_release else report.arms["primary"].samples()
+            judge, verdict = analysis.look(judge, analysis.Samples(canary, primary), policy)
+            if verdict.decided:
+                break
+        assert verdict is not None
+        return verdict, lag
+
+    # -- MLflow ---------------------------------------------------------------------------
+
+    def model_files(self, version: ModelVersion) -> ModelFiles:
+        """The version's signature and input example (downloaded once, cached)."""
+        cache = self.settings.build.cache_dir / "models" / version.name / version.version
+        return ModelFiles.read(self.models.download(version, Path(cache)))
+
+    def tag(self, version: ModelVersion, tags: dict[str, str], alias: str | None = None) -> None:
+        """Tag the MLflow version (and move the alias on promotion)."""
+        self.call("tag-mlflow", lambda: tag_version(self.models, version, tags, alias))
