@@ -15,7 +15,7 @@ kube-assets:
 	@bash scripts/kube-assets >/dev/null
 
 lint: setup
-	@.venv/bin/ruff check src tests $(wildcard benchmarks)
+	@.venv/bin/ruff check src tests flows tasks $(wildcard benchmarks)
 	@.venv/bin/mypy
 
 test: setup lint kube-assets

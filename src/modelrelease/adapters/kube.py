@@ -8,6 +8,7 @@ with server-side apply under the field manager ``modelrelease``.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -199,11 +200,12 @@ class KubeCluster:
     # -- a per-endpoint lock ----------------------------------------------------------------
 
     @contextmanager
-    def lease(self, namespace: str, name: str, holder: str, ttl_seconds: int = 600,
+    def lease(self, namespace: str, name: str, holder: str, ttl_seconds: int = 30,
               wait_seconds: float = 0.0) -> Iterator[bool]:
         """Hold the Lease ``name`` while inside; yields False if another holder has it.
 
-        An expired Lease (its holder died) is taken over.
+        The Lease is renewed every ``ttl_seconds / 3`` while held, so a holder that dies
+        (SIGKILL) lets go within ``ttl_seconds``; an expired Lease is taken over.
         """
         body: dict[str, Any] = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
                                 "metadata": {"name": name, "namespace": namespace}}
@@ -213,9 +215,20 @@ class KubeCluster:
             if got or time.monotonic() >= deadline:
                 break
             time.sleep(1.0)
+        stop = threading.Event()
+        if got:
+            def renew() -> None:
+                while not stop.wait(ttl_seconds / 3):
+                    try:
+                        self._try_lease(body, holder, ttl_seconds)
+                    except KubeApiError as exc:
+                        log.warning("renew lease %s/%s: %s", namespace, name, exc.message)
+
+            threading.Thread(target=renew, daemon=True, name=f"lease-{name}").start()
         try:
             yield got
         finally:
+            stop.set()
             if got:
                 self._release_lease(namespace, name, holder)
 

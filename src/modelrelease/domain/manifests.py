@@ -81,6 +81,7 @@ LABEL_VERSION: Final = "app.kubernetes.io/version"
 LABEL_MANAGED_BY: Final = "app.kubernetes.io/managed-by"
 LABEL_COMPONENT: Final = "app.kubernetes.io/component"
 LABEL_TRACK: Final = "track"
+PRE_STOP_SLEEP_S: Final = 2
 COMPONENT: Final = "model-server"
 
 ANNOTATION_MODEL: Final = f"{GROUP}/model"
@@ -270,6 +271,9 @@ def render_deployment(
         "readinessProbe": _probe(period=1, failures=3),
         "livenessProbe": _probe(period=5, failures=6),
         "securityContext": _security_context(),
+        # Let EndpointSlices drop a terminating pod before its server stops, so no
+        # request is routed to a closed port during a rollout or a canary removal.
+        "lifecycle": {"preStop": {"sleep": {"seconds": PRE_STOP_SLEEP_S}}},
         "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
         "terminationMessagePolicy": "FallbackToLogsOnError",
     }

@@ -237,6 +237,7 @@ def _release(world: ReleaseWorld, version: Any, release_id: str, status: ModelEn
                                       replicas)
                 case rollout.Rollback(reason=reason, restore_primary=restore):
                     world.remove_canary()
+                    world.wait_gone(Track.CANARY)
                     if restore and previous is not None and previous.image:
                         world.apply_track(Track.PRIMARY, previous.image, previous.version,
                                           release_id, max(world.primary_replicas(), 1))
@@ -262,6 +263,7 @@ def _release(world: ReleaseWorld, version: Any, release_id: str, status: ModelEn
     promoted = state.phase == rollout.Phase.PROMOTED
     if promoted:
         world.remove_canary()
+        world.wait_gone(Track.CANARY)
         world.tag(version, {"modelrelease.status": "promoted",
                             "modelrelease.release_id": release_id,
                             "modelrelease.image_digest": built.digest},

@@ -115,7 +115,17 @@ class ReleaseWorld:
 
     def apply_track(self, track: Track, image: str, version: str, release_id: str,
                     replicas: int) -> None:
-        """Apply a track's Deployment and the Services (and for the primary, HPA and PDB)."""
+        """Apply a track's Deployment and the Services (and for the primary, HPA and PDB).
+
+        A Deployment of that track still being deleted (an earlier canary) is waited out
+        first: applying to it would only update an object about to vanish.
+        """
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            existing = self.deployment(track)
+            if not existing or not existing.get("metadata", {}).get("deletionTimestamp"):
+                break
+            time.sleep(0.5)
         objects = render_release(self.endpoint, image=image, model_version=version,
                                  release_id=release_id, track=track, replicas=replicas)
         self.call(f"apply-{track}", lambda: [self.cluster.apply(o) for o in objects])
@@ -141,11 +151,12 @@ class ReleaseWorld:
             self.namespace))
 
     def wait_gone(self, track: Track, timeout: float = 60.0) -> None:
-        """Wait until a track has no pods left."""
+        """Wait until a track has neither pods nor a Deployment left."""
         label = ",".join(f"{k}={v}" for k, v in selector(self.endpoint, track).items())
         deadline = time.monotonic() + timeout
-        while self.cluster.pods(self.namespace, label) and time.monotonic() < deadline:
-            time.sleep(0.5)
+        while time.monotonic() < deadline and (self.cluster.pods(self.namespace, label)
+                                               or self.deployment(track) is not None):
+            time.sleep(0.25)
 
     # -- checks -----------------------------------------------------------------------------
 

@@ -1,0 +1,102 @@
+"""Benchmark: how long a release takes beyond its hold time, and how fast a bad one is undone.
+
+Run ``.venv/bin/python benchmarks/release.py``. It starts the local stack in a temporary
+directory (in-process, stopped at the end), installs the ModelEndpoint CRD, and releases
+a small sklearn iris model: a first release, a good new version (promoted) and a 3x-slower
+version (rolled back). One JSON line per measured release:
+
+``{"bench":"release","outcome":"promoted"|"rolled_back","total_s":…,"hold_s":…,"overhead_s":…,"restore_s":…}``
+
+``total_s`` runs from the trigger to the release's end; ``hold_s`` is the time spent
+generating load and judging (the configured hold; a sequential judge may stop early);
+``overhead_s = total_s - hold_s`` is the pipeline's own cost (image build, pod start,
+smoke test, promotion). ``restore_s`` (rollbacks) runs from the failing verdict until no
+canary pod is left, i.e. the primary serves alone. For comparison, Flagger and Argo
+Rollouts judge once per analysis interval (60 s by default), so undoing a bad canary
+takes at least that long there. Targets: overhead under 15 s, rollback within 5 s.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+from modelrelease.adapters.kube import KubeCluster
+from modelrelease.localstack.demo_model import register_faulty_model, register_iris_model
+from modelrelease.localstack.stack import Stack
+from modelrelease.release.driver import ReleaseResult, run_release
+from modelrelease.settings import KubeConfig, PipelineSettings
+from modelrelease.spec import ReleaseRequest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def log(line: str) -> None:
+    print(f"[bench] {line}", file=sys.stderr, flush=True)
+
+
+def line(result: ReleaseResult, restore_s: float | None) -> str:
+    return json.dumps({"bench": "release", "outcome": result.outcome,
+                       "total_s": round(result.seconds, 2), "hold_s": round(result.hold_seconds, 2),
+                       "overhead_s": round(result.seconds - result.hold_seconds, 2),
+                       "restore_s": None if restore_s is None else round(restore_s, 2),
+                       "version": result.version})
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory(prefix="release-bench-") as tmp, \
+            Stack(Path(tmp) / "stack", progress=log) as stack:
+        env = stack.env()
+        cluster = KubeCluster(KubeConfig(kubeconfig=stack.kubeconfig))
+        cluster.apply(yaml.safe_load((REPO / "deployments/kubernetes/crd.yaml").read_text()))
+        cluster.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "bench"}})
+        time.sleep(1.0)
+        document = {
+            "apiVersion": "modelrelease.io/v1alpha1", "kind": "ModelEndpoint",
+            "metadata": {"name": "iris", "namespace": "bench"},
+            "spec": {"model": {"name": "bench-iris", "alias": "champion"},
+                     "image": {"repository": f"{env['LOCAL_REGISTRY']}/bench/iris",
+                               "base": env["MODELRELEASE_BUILD__BASE_IMAGE"]},
+                     "resources": {"cpu": "250m", "memory": "256Mi"},
+                     "autoscaling": {"minReplicas": 1, "maxReplicas": 2},
+                     "canary": {"steps": [{"weight": 50, "hold": "10s"}],
+                                "checks": {"latency": {"maxRegression": 0.5},
+                                           "maxErrorRate": 0.01, "minRequests": 100}}},
+        }
+        spec_file = Path(tmp) / "iris.yaml"
+        spec_file.write_text(yaml.safe_dump(document))
+        settings = PipelineSettings(mlflow={"tracking_uri": env["MLFLOW_TRACKING_URI"]},
+                                    kube={"kubeconfig": stack.kubeconfig},
+                                    build={"cache_dir": Path(tmp) / "cache"},
+                                    release={"load_rate": 30})
+        tracking = env["MLFLOW_TRACKING_URI"]
+
+        def release(**kw: object) -> ReleaseResult:
+            return run_release(ReleaseRequest(endpoint=str(spec_file), **kw), settings,
+                               say=log)
+
+        register_iris_model(tracking, "bench-iris", alias="champion")
+        first = release()
+        log(f"first release: {first.outcome} in {first.seconds:.1f}s")
+        print(line(first, None), flush=True)
+        register_iris_model(tracking, "bench-iris", alias="champion", c=0.3)
+        good = release()
+        print(line(good, None), flush=True)
+        slow = register_faulty_model(tracking, "bench-iris", "slow", delay_s=0.06)
+        bad = release(version=int(slow))
+        verdict_at = next(t for t, text in bad.timeline if "→RollingBack" in text)
+        decided = time.monotonic() - (bad.seconds - verdict_at)
+        while cluster.pods("bench", "track=canary"):
+            time.sleep(0.1)
+        restore = time.monotonic() - decided
+        print(line(bad, restore), flush=True)
+        cluster.close()
+
+
+if __name__ == "__main__":
+    main()
