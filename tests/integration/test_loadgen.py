@@ -1,0 +1,174 @@
+"""The open-loop load generator against a real uvicorn server on 127.0.0.1 (in a thread).
+
+Paths add a known delay (asyncio.sleep in the app), so every latency has a floor; one path
+fails every 5th request with 503, so the error count is exact. Rate assertions are loose
+(5%) so they hold on a busy 2-core machine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import threading
+import time
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import uvicorn
+
+from modelrelease.adapters.loadgen import Target, generate_load
+from modelrelease.domain import analysis
+from modelrelease.domain.analysis import AnalysisPolicy, Metric, Outcome
+
+pytestmark = pytest.mark.integration
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+DELAYS_S = {"/fast": 0.020, "/slow": 0.040, "/flaky": 0.020, "/hang": 5.0}
+
+
+class DelayApp:
+    """ASGI app: sleep the path's delay, then 200 (``/flaky``: 503 on every 5th request)."""
+
+    def __init__(self) -> None:
+        self.flaky_count = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        assert scope["type"] == "http"
+        path = scope["path"]
+        await asyncio.sleep(DELAYS_S.get(path, 0.0))
+        status = 200
+        if path == "/flaky":
+            self.flaky_count += 1
+            status = 503 if self.flaky_count % 5 == 0 else 200
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(b"content-type", b"text/plain")]})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[str]:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(DelayApp(), log_level="warning", lifespan="off",
+                            timeout_keep_alive=30, backlog=2048)
+    uv = uvicorn.Server(config)
+    thread = threading.Thread(target=uv.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not uv.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        uv.should_exit = True
+        thread.join(timeout=20)
+        sock.close()
+
+
+def test_open_loop_holds_the_rate_on_every_arm_and_times_from_the_schedule(server: str) -> None:
+    targets = [Target("fast", f"{server}/fast"), Target("slow", f"{server}/slow"),
+               Target("flaky", f"{server}/flaky")]
+    report = asyncio.run(generate_load(targets, 100.0, duration=timedelta(seconds=2),
+                                       max_requests=1000))
+    assert set(report.arms) == {"fast", "slow", "flaky"}
+    for name, arm in report.arms.items():
+        assert len(arm.requests) == 200, name
+        assert arm.achieved_rps == pytest.approx(100.0, rel=0.05), name
+        assert arm.held, report.lag_reason
+        floor_ms = DELAYS_S[f"/{name}"] * 1e3
+        assert min(r.latency_ms for r in arm.requests) >= floor_ms - 0.1, name
+        assert all(r.latency_ms >= r.service_ms - 1.5 for r in arm.requests)
+        # open loop: scheduled 10 ms apart whatever the server does
+        scheduled = [r.scheduled_s for r in arm.requests]
+        assert scheduled[1] - scheduled[0] == pytest.approx(0.01)
+    assert report.held and report.lag_reason is None
+    assert report.arms["fast"].errors == 0
+    flaky = report.arms["flaky"]
+    assert flaky.errors == 40
+    assert sorted({r.status for r in flaky.requests}) == [200, 503]
+    assert report.arms["slow"].latency_quantile(0.5) > report.arms["fast"].latency_quantile(0.5)
+
+
+def test_report_feeds_the_judge(server: str) -> None:
+    targets = [Target("canary", f"{server}/slow"), Target("primary", f"{server}/fast")]
+    report = asyncio.run(generate_load(targets, 100.0, max_requests=80))
+    verdict = analysis.evaluate(report.samples(), AnalysisPolicy())
+    assert verdict.outcome is Outcome.FAIL
+    assert [c.metric for c in verdict.checks if c.status.value == "fail"] == [
+        Metric.LATENCY_REGRESSION
+    ]
+    assert verdict.canary.requests == verdict.primary.requests == 80
+
+
+def test_a_slow_server_cannot_lower_the_load_unseen(server: str) -> None:
+    """With room for one request at a time the rate cannot be held: reported, and charged."""
+    report = asyncio.run(generate_load([Target("slow", f"{server}/slow")], 100.0,
+                                       max_requests=20, max_in_flight=1))
+    arm = report.arms["slow"]
+    assert not arm.held and not report.held
+    assert arm.achieved_rps < 40
+    assert report.lag_reason is not None
+    assert report.lag_reason.startswith("could not hold 100 req/s on slow: achieved")
+    # latency counts from the schedule: the last request waited for all before it
+    assert arm.requests[-1].latency_ms > 10 * arm.requests[-1].service_ms
+
+
+def test_timeouts_and_refused_connections_are_failed_requests(server: str) -> None:
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()
+    targets = [Target("hang", f"{server}/hang"), Target("down", f"http://127.0.0.1:{port}/")]
+    report = asyncio.run(generate_load(targets, 50.0, max_requests=5,
+                                       timeout=timedelta(milliseconds=200)))
+    hang, down = report.arms["hang"], report.arms["down"]
+    assert hang.errors == down.errors == 5
+    assert all(r.status is None and r.error is not None for r in hang.requests + down.requests)
+    assert all(r.error.startswith("ReadTimeout") for r in hang.requests if r.error)
+    assert all(r.error.startswith("ConnectError") for r in down.requests if r.error)
+    assert min(r.latency_ms for r in hang.requests) >= 199.0
+
+
+def test_post_with_body_headers_and_redacted_log(
+    server: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = server.replace("http://", "http://user:s3cret@") + "/fast"
+    target = Target("fast", url, method="POST", content=b'{"x": 1}',
+                    headers={"content-type": "application/json"})
+    with caplog.at_level(logging.DEBUG, logger="modelrelease.adapters.loadgen"):
+        report = asyncio.run(generate_load([target], 50.0, max_requests=3))
+    assert report.arms["fast"].errors == 0
+    assert "s3cret" not in caplog.text
+    assert "user:***@" in caplog.text
+    assert "3 requests at" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        pytest.param({"targets": []}, "no targets", id="no-targets"),
+        pytest.param({"targets": [Target("a", "http://127.0.0.1:1/")] * 2}, "distinct",
+                     id="duplicate-names"),
+        pytest.param({"rate": 0.0}, "rate", id="zero-rate"),
+        pytest.param({"rate": float("inf")}, "rate", id="infinite-rate"),
+        pytest.param({"max_requests": None, "duration": None}, "max_requests, duration",
+                     id="unbounded"),
+        pytest.param({"duration": timedelta(milliseconds=1)}, "no request",
+                     id="bounds-allow-nothing"),
+    ],
+)
+def test_rejects_bad_parameters(kwargs: dict[str, Any], message: str) -> None:
+    args: dict[str, Any] = {"targets": [Target("a", "http://127.0.0.1:1/")], "rate": 10.0,
+                            "max_requests": 5}
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=message):
+        asyncio.run(generate_load(args.pop("targets"), args.pop("rate"), **args))
