@@ -1,52 +1,30 @@
-"""The demo: the demo model from MLflow to a serving pod on the local Kubernetes stack.
+"""The demo: real releases on the local stack, one promoted and one rolled back.
 
 Starts the local stack in a temporary directory (control plane, node agent, registry,
-MLflow, Prefect), builds the demo model's image without a daemon, deploys it, asks it
-for predictions through the API server's service proxy, rebuilds the image (nothing
-uploaded), and stops everything. The release flow (canary, judge, promote/rollback)
-will take over the deploy step when it lands.
+MLflow, Prefect), installs the ModelEndpoint CRD, then releases the demo iris model:
+version 1 becomes primary, version 2 (retrained) is canaried beside it and promoted,
+and version 3 (answers 3x slower) is canaried and rolled back while the primary keeps
+serving. Everything stops at the end.
 """
 
 from __future__ import annotations
 
-import json
-import ssl
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-import httpx
+import yaml
 
 from modelrelease.adapters.kube import KubeCluster
-from modelrelease.build.builder import BuildRequest, ImageBuilder
-from modelrelease.domain.readiness import RolloutState, assess
-from modelrelease.errors import RolloutTimeout
+from modelrelease.localstack.demo_model import register_faulty_model, register_iris_model
 from modelrelease.localstack.stack import DEMO_ALIAS, DEMO_MODEL, Stack
+from modelrelease.release.driver import run_release
+from modelrelease.render import crd_yaml
 from modelrelease.settings import KubeConfig, PipelineSettings
+from modelrelease.spec import ReleaseRequest
 
 NAMESPACE = "demo"
-
-
-def _objects(image: str) -> list[dict[str, object]]:
-    labels = {"app.kubernetes.io/name": "iris"}
-    return [
-        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}},
-        {"apiVersion": "apps/v1", "kind": "Deployment",
-         "metadata": {"name": "iris", "namespace": NAMESPACE},
-         "spec": {"replicas": 1, "selector": {"matchLabels": labels},
-                  "template": {"metadata": {"labels": labels}, "spec": {
-                      "automountServiceAccountToken": False,
-                      "containers": [{"name": "model", "image": image,
-                                      "ports": [{"name": "http", "containerPort": 8080}],
-                                      "readinessProbe": {"httpGet": {"path": "/ping",
-                                                                     "port": "http"},
-                                                         "periodSeconds": 1}}]}}}},
-        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "iris",
-                                                             "namespace": NAMESPACE},
-         "spec": {"selector": labels, "ports": [{"name": "http", "port": 80,
-                                                 "targetPort": "http"}]}},
-    ]
 
 
 def run_demo(workdir: Path | None = None, say: Callable[[str], None] = print) -> None:
@@ -55,48 +33,44 @@ def run_demo(workdir: Path | None = None, say: Callable[[str], None] = print) ->
     say(f"demo workdir: {root}")
     with Stack(root / "stack", progress=lambda line: say(f"  {line}")) as stack:
         env = stack.env()
-        settings = PipelineSettings(mlflow={"tracking_uri": env["MLFLOW_TRACKING_URI"]},
-                                    build={"cache_dir": root / "cache"})
-        builder = ImageBuilder(settings, progress=lambda line: say(f"  {line}"))
-        request = BuildRequest(model=f"models:/{DEMO_MODEL}@{DEMO_ALIAS}",
-                               base=env["MODELRELEASE_BUILD__BASE_IMAGE"],
-                               to=f"{env['LOCAL_REGISTRY']}/ml/iris")
-        first = builder.build(request)
-        say(f"built {first.image} in {first.seconds:.2f}s "
-            f"({first.stats.bytes_uploaded} bytes uploaded)")
-        again = builder.build(request)
-        say(f"rebuilt the unchanged version in {again.seconds:.2f}s: same digest "
-            f"{again.digest == first.digest}, {again.stats.bytes_uploaded} bytes uploaded")
-        builder.registry.close()
-
         cluster = KubeCluster(KubeConfig(kubeconfig=stack.kubeconfig))
         try:
-            start = time.monotonic()
-            for obj in _objects(first.image):
-                cluster.apply(obj)
-            deadline = start + 120
-            while True:
-                deployment = cluster.get("apps/v1", "Deployment", "iris", NAMESPACE) or {}
-                pods = cluster.pods(NAMESPACE, "app.kubernetes.io/name=iris")
-                readiness = assess(deployment, pods)
-                if readiness.state == RolloutState.READY:
-                    break
-                if readiness.state == RolloutState.FAILED or time.monotonic() > deadline:
-                    raise RolloutTimeout(f"deploy demo model: {readiness.reason}")
-                time.sleep(0.5)
-            say(f"deployment {NAMESPACE}/iris available in {time.monotonic() - start:.1f}s: "
-                f"{readiness.reason}")
-            pki = stack.kubeconfig.parent / "pki"
-            ctx = ssl.create_default_context(cafile=str(pki / "ca.crt"))
-            ctx.load_cert_chain(str(pki / "admin.crt"), str(pki / "admin.key"))
-            body = {"dataframe_split": {
-                "columns": ["sepal_length", "sepal_width", "petal_length", "petal_width"],
-                "data": [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]}}
-            url = (f"{stack.state.api_server if stack.state else ''}/api/v1/namespaces/"
-                   f"{NAMESPACE}/services/iris:http/proxy/invocations")
-            answer = httpx.post(url, json=body, verify=ctx, timeout=30, trust_env=False)
-            say(f"POST /invocations through the API server's service proxy -> "
-                f"{answer.status_code} {json.dumps(answer.json())}")
+            cluster.apply(yaml.safe_load(crd_yaml()))
+            cluster.apply({"apiVersion": "v1", "kind": "Namespace",
+                           "metadata": {"name": NAMESPACE}})
+            time.sleep(1.0)  # let the new CRD be served
         finally:
             cluster.close()
+        endpoint = {
+            "apiVersion": "modelrelease.io/v1alpha1", "kind": "ModelEndpoint",
+            "metadata": {"name": "iris", "namespace": NAMESPACE},
+            "spec": {"model": {"name": DEMO_MODEL, "alias": DEMO_ALIAS},
+                     "image": {"repository": f"{env['LOCAL_REGISTRY']}/demo/iris",
+                               "base": env["MODELRELEASE_BUILD__BASE_IMAGE"]},
+                     "resources": {"cpu": "250m", "memory": "256Mi"},
+                     "autoscaling": {"minReplicas": 1, "maxReplicas": 2},
+                     "canary": {"steps": [{"weight": 50, "hold": "10s"}],
+                                "checks": {"latency": {"maxRegression": 0.5},
+                                           "maxErrorRate": 0.01, "minRequests": 100}}},
+        }
+        spec_file = root / "iris.yaml"
+        spec_file.write_text(yaml.safe_dump(endpoint))
+        say(f"endpoint file: {spec_file}")
+        settings = PipelineSettings(mlflow={"tracking_uri": env["MLFLOW_TRACKING_URI"]},
+                                    kube={"kubeconfig": stack.kubeconfig},
+                                    build={"cache_dir": root / "cache"})
+        tracking = env["MLFLOW_TRACKING_URI"]
+
+        def release(title: str, version: int | None = None) -> None:
+            say(f"== {title}")
+            result = run_release(ReleaseRequest(endpoint=str(spec_file), version=version),
+                                 settings, say=lambda line: say(f"  {line}"))
+            say(f"   -> {result.summary()}")
+
+        release("release 1: the demo model's first version becomes primary")
+        register_iris_model(tracking, DEMO_MODEL, alias=DEMO_ALIAS, c=0.3)
+        release("release 2: a retrained version, canaried beside the primary")
+        slow = register_faulty_model(tracking, DEMO_MODEL, "slow", delay_s=0.06)
+        release(f"release 3: version {slow} answers 3x slower, so it must be rolled back",
+                version=int(slow))
     say("demo finished; every process of the stack stopped")
