@@ -54,7 +54,7 @@ def at(phase: Phase, **kw: object) -> State:
                      (Rollback("canary failed: pod x container model CrashLoopBackOff: 3 "
                                "restarts"),), "CrashLoopBackOff", id="canary-crashes"),
         pytest.param(at(Phase.DEPLOYING), CanaryHealth(SLOW), 5, Phase.DEPLOYING,
-                     (Wait(1.0),), "waiting for the canary", id="canary-slow"),
+                     (Wait(0.5),), "waiting for the canary", id="canary-slow"),
         pytest.param(at(Phase.DEPLOYING), CanaryHealth(SLOW), 121, Phase.ROLLING_BACK,
                      (Rollback("canary not ready after 121s (limit 120s): 0 of 1 updated "
                                "replicas available"),), "limit 120s", id="canary-timeout"),
@@ -86,7 +86,7 @@ def at(phase: Phase, **kw: object) -> State:
                      (Rollback("primary failed to take the new version: pod x container "
                                "model CrashLoopBackOff: 3 restarts", restore_primary=True),),
                      "failed to take", id="promotion-fails"),
-        pytest.param(at(Phase.PROMOTING), PrimaryHealth(SLOW), 5, Phase.PROMOTING, (Wait(1.0),),
+        pytest.param(at(Phase.PROMOTING), PrimaryHealth(SLOW), 5, Phase.PROMOTING, (Wait(0.5),),
                      "waiting for the primary", id="promotion-slow"),
         pytest.param(at(Phase.PROMOTING), PrimaryHealth(SLOW), 91, Phase.ROLLING_BACK,
                      (Rollback("primary not ready 91s after promotion: 0 of 1 updated replicas "
@@ -165,4 +165,4 @@ def test_resume(state: State, same: bool, phase: Phase, actions: tuple[object, .
 
 def test_elapsed_without_since_is_zero() -> None:
     moved = step(State(phase=Phase.DEPLOYING), CanaryHealth(SLOW), POLICY, T0)
-    assert moved.actions == (Wait(1.0),)
+    assert moved.actions == (Wait(0.5),)

@@ -16,6 +16,9 @@ from enum import StrEnum
 
 from modelrelease.domain.readiness import Readiness, RolloutState
 
+POLL_S = 0.5
+"""How long to wait before looking at a rollout again."""
+
 
 class Phase(StrEnum):
     """Where a release stands."""
@@ -229,7 +232,7 @@ def step(state: State, observation: Observation, policy: RolloutPolicy,
                 why = (f"canary not ready after {waited.total_seconds():.0f}s "
                        f"(limit {policy.deploy_timeout.total_seconds():.0f}s): {r.reason}")
                 return _to(state, Phase.ROLLING_BACK, now, why, Rollback(why))
-            return _stay(state, f"waiting for the canary: {r.reason}", Wait(1.0))
+            return _stay(state, f"waiting for the canary: {r.reason}", Wait(POLL_S))
         case Phase.SMOKE, SmokeChecked(passed=True, reason=why):
             return _next_step(state, policy, now, f"smoke passed: {why}")
         case Phase.SMOKE, SmokeChecked(reason=why):
@@ -262,7 +265,7 @@ def step(state: State, observation: Observation, policy: RolloutPolicy,
                         f"{r.reason}")
                 return _to(state, Phase.ROLLING_BACK, now, text,
                            Rollback(text, restore_primary=True))
-            return _stay(state, f"waiting for the primary: {r.reason}", Wait(1.0))
+            return _stay(state, f"waiting for the primary: {r.reason}", Wait(POLL_S))
         case Phase.ROLLING_BACK, CleanedUp():
             return _to(state, Phase.ROLLED_BACK, now, f"rolled back: {state.reason}", weight=0)
         case _:

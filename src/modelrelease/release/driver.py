@@ -262,8 +262,7 @@ def _release(world: ReleaseWorld, version: Any, release_id: str, status: ModelEn
 
     promoted = state.phase == rollout.Phase.PROMOTED
     if promoted:
-        world.remove_canary()
-        world.wait_gone(Track.CANARY)
+        world.remove_canary()  # it serves the promoted image too: no need to wait it out
         world.tag(version, {"modelrelease.status": "promoted",
                             "modelrelease.release_id": release_id,
                             "modelrelease.image_digest": built.digest},
