@@ -44,7 +44,6 @@ import contextlib
 import json
 import os
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -54,13 +53,14 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 # Keep MLflow's client from retrying for minutes; allow large artifact uploads.
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "0")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "600")
+
+from _common import sigterm_as_exit
 
 from modelrelease.adapters.oci_registry import RegistryClient
 from modelrelease.build.base import build_dev_base
@@ -335,19 +335,6 @@ def blob_info_cache_mountpoint() -> Iterator[None]:
         for path in reversed(created):
             with contextlib.suppress(OSError):
                 path.rmdir()
-
-
-@contextlib.contextmanager
-def sigterm_as_exit() -> Iterator[None]:
-    """Turn SIGTERM into SystemExit so cleanup (finally blocks) runs."""
-    def handler(signum: int, frame: FrameType | None) -> None:
-        raise SystemExit(128 + signum)
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def main(argv: list[str] | None = None) -> int:

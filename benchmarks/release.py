@@ -25,8 +25,10 @@ import time
 from pathlib import Path
 
 import yaml
+from _common import sigterm_as_exit
 
 from modelrelease.adapters.kube import KubeCluster
+from modelrelease.localstack.demo import demo_endpoint
 from modelrelease.localstack.demo_model import register_faulty_model, register_iris_model
 from modelrelease.localstack.stack import Stack
 from modelrelease.release.driver import ReleaseResult, run_release
@@ -56,18 +58,7 @@ def main() -> None:
         cluster.apply(yaml.safe_load((REPO / "deployments/kubernetes/crd.yaml").read_text()))
         cluster.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "bench"}})
         time.sleep(1.0)
-        document = {
-            "apiVersion": "modelrelease.io/v1alpha1", "kind": "ModelEndpoint",
-            "metadata": {"name": "iris", "namespace": "bench"},
-            "spec": {"model": {"name": "bench-iris", "alias": "champion"},
-                     "image": {"repository": f"{env['LOCAL_REGISTRY']}/bench/iris",
-                               "base": env["MODELRELEASE_BUILD__BASE_IMAGE"]},
-                     "resources": {"cpu": "250m", "memory": "256Mi"},
-                     "autoscaling": {"minReplicas": 1, "maxReplicas": 2},
-                     "canary": {"steps": [{"weight": 50, "hold": "10s"}],
-                                "checks": {"latency": {"maxRegression": 0.5},
-                                           "maxErrorRate": 0.01, "minRequests": 100}}},
-        }
+        document = demo_endpoint(env, name="iris", namespace="bench", model="bench-iris")
         spec_file = Path(tmp) / "iris.yaml"
         spec_file.write_text(yaml.safe_dump(document))
         settings = PipelineSettings(mlflow={"tracking_uri": env["MLFLOW_TRACKING_URI"]},
@@ -91,7 +82,7 @@ def main() -> None:
         bad = release(version=int(slow))
         verdict_at = next(t for t, text in bad.timeline if "→RollingBack" in text)
         decided = time.monotonic() - (bad.seconds - verdict_at)
-        while cluster.pods("bench", "track=canary"):
+        while cluster.pods("bench", "track=canary"):  # until the primary serves alone
             time.sleep(0.1)
         restore = time.monotonic() - decided
         print(line(bad, restore), flush=True)
@@ -99,4 +90,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with sigterm_as_exit():
+        main()

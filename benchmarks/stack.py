@@ -26,19 +26,18 @@ import contextlib
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "0")
+
+from _common import sigterm_as_exit
 
 from modelrelease.build.builder import BuildRequest, ImageBuilder
 from modelrelease.localstack.stack import (
@@ -134,20 +133,6 @@ def idle_rss(root: Path) -> tuple[float, dict[str, float]]:
     return round(sum(c.rss_bytes for c in report) / MIB, 1), by_name
 
 
-@contextlib.contextmanager
-def sigterm_exits() -> Iterator[None]:
-    """Turn SIGTERM into SystemExit so the finally blocks stop the stack."""
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        raise SystemExit(128 + signum)
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--idle", type=float, default=20.0, help="seconds idle before RSS")
@@ -156,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     root = Path(tempfile.mkdtemp(prefix="stack-bench-")) / "stack"
     record: dict[str, Any] = {"bench": "stack"}
-    with sigterm_exits():
+    with sigterm_as_exit():
         try:
             log(f"cold up in {root}")
             record["cold_up_s"] = dev("up", "--root", str(root))

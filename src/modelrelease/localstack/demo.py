@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -25,6 +26,23 @@ from modelrelease.settings import KubeConfig, PipelineSettings
 from modelrelease.spec import ReleaseRequest
 
 NAMESPACE = "demo"
+
+
+def demo_endpoint(env: Mapping[str, str], *, name: str, namespace: str, model: str,
+                  hold: str = "10s") -> dict[str, Any]:
+    """A small ModelEndpoint document for the local stack (``env``: ``Stack.env()``)."""
+    return {
+        "apiVersion": "modelrelease.io/v1alpha1", "kind": "ModelEndpoint",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"model": {"name": model, "alias": DEMO_ALIAS},
+                 "image": {"repository": f"{env['LOCAL_REGISTRY']}/{namespace}/{name}",
+                           "base": env["MODELRELEASE_BUILD__BASE_IMAGE"]},
+                 "resources": {"cpu": "250m", "memory": "256Mi"},
+                 "autoscaling": {"minReplicas": 1, "maxReplicas": 2},
+                 "canary": {"steps": [{"weight": 50, "hold": hold}],
+                            "checks": {"latency": {"maxRegression": 0.5},
+                                       "maxErrorRate": 0.01, "minRequests": 100}}},
+    }
 
 
 def run_demo(workdir: Path | None = None, say: Callable[[str], None] = print) -> None:
@@ -41,18 +59,7 @@ def run_demo(workdir: Path | None = None, say: Callable[[str], None] = print) ->
             time.sleep(1.0)  # let the new CRD be served
         finally:
             cluster.close()
-        endpoint = {
-            "apiVersion": "modelrelease.io/v1alpha1", "kind": "ModelEndpoint",
-            "metadata": {"name": "iris", "namespace": NAMESPACE},
-            "spec": {"model": {"name": DEMO_MODEL, "alias": DEMO_ALIAS},
-                     "image": {"repository": f"{env['LOCAL_REGISTRY']}/demo/iris",
-                               "base": env["MODELRELEASE_BUILD__BASE_IMAGE"]},
-                     "resources": {"cpu": "250m", "memory": "256Mi"},
-                     "autoscaling": {"minReplicas": 1, "maxReplicas": 2},
-                     "canary": {"steps": [{"weight": 50, "hold": "10s"}],
-                                "checks": {"latency": {"maxRegression": 0.5},
-                                           "maxErrorRate": 0.01, "minRequests": 100}}},
-        }
+        endpoint = demo_endpoint(env, name="iris", namespace=NAMESPACE, model=DEMO_MODEL)
         spec_file = root / "iris.yaml"
         spec_file.write_text(yaml.safe_dump(endpoint))
         say(f"endpoint file: {spec_file}")
