@@ -185,6 +185,11 @@ def test_good_version_is_promoted_without_dropping_traffic(endpoint: Endpoint) -
     again = endpoint.release()  # idempotent
     assert again.outcome == "already_released"
     assert (endpoint.image("primary") or "").endswith(digest)
+    events = endpoint.core.list_namespaced_event(
+        endpoint.namespace, field_selector=f"involvedObject.name={endpoint.name},"
+                                           "involvedObject.kind=ModelEndpoint")
+    reasons = [e.reason for e in events.items]
+    assert reasons.count("Promoted") == 2 and "CanaryCreated" in reasons
 
 
 @pytest.fixture(scope="module")
@@ -271,7 +276,35 @@ def test_killed_release_converges_when_run_again(stack: Stack, crd: None,
         eventually(lambda: made.image("canary") is None, 60, "no orphaned canary")
         status = made.status()
         assert status["phase"] == "Promoted" and status["primary"]["version"] == "2"
-        assert made.release().outcome == "already_released"
         assert json.loads(result.summary())["outcome"] == "promoted"
+        cli = subprocess.run([sys.executable, "-m", "modelrelease.cli", "release",
+                              str(made.file)], env=env, capture_output=True, text=True,
+                             timeout=120)
+        assert cli.returncode == 0, cli.stderr
+        assert json.loads(cli.stdout.strip().splitlines()[-1])["outcome"] == "already_released"
+    finally:
+        made.core.delete_namespace(made.namespace)
+
+
+def test_a_second_release_of_a_busy_endpoint_is_refused(stack: Stack, crd: None,
+                                                       tmp_path: Path) -> None:
+    from modelrelease.adapters.kube import KubeCluster
+    from modelrelease.errors import ReleaseInProgress
+
+    made = _endpoint(stack, tmp_path)
+    try:
+        register_iris_model(str(made.settings.mlflow.tracking_uri), made.model,
+                            alias="champion")
+        impatient = made.settings.model_copy(update={
+            "release": made.settings.release.model_copy(update={"wait_for_lock_s": 0.0})})
+        cluster = KubeCluster(made.settings.kube)
+        try:
+            with cluster.lease(made.namespace, f"modelrelease-{made.name}", "someone-else") as got:
+                assert got
+                with pytest.raises(ReleaseInProgress, match="another release holds its lock"):
+                    run_release(ReleaseRequest(endpoint=str(made.file)), impatient)
+        finally:
+            cluster.close()
+        assert made.image("canary") is None and made.image("primary") is None
     finally:
         made.core.delete_namespace(made.namespace)

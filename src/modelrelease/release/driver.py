@@ -25,8 +25,9 @@ from modelrelease.domain.cost import PriceTable, hourly_cost
 from modelrelease.domain.manifests import Track
 from modelrelease.domain.plan import model_uri, rollout_policy
 from modelrelease.domain.report import StepRecord, render_report
+from modelrelease.domain.traffic import TrafficRouter
 from modelrelease.errors import InvalidInput, ReleaseInProgress
-from modelrelease.release.world import Call, ReleaseWorld, direct
+from modelrelease.release.world import Call, ReleaseWorld, ReplicaRatioRouter, direct
 from modelrelease.settings import PipelineSettings
 from modelrelease.spec import (
     HistoryEntry,
@@ -167,6 +168,9 @@ def _release(world: ReleaseWorld, version: Any, release_id: str, status: ModelEn
     else:
         transition = rollout.step(state, rollout.Begin(), policy, datetime.now(UTC))
 
+    router = ReplicaRatioRouter(world, image, version.version, release_id, first)
+    _router: TrafficRouter = router  # the replica-ratio router is one TrafficRouter
+
     def record(phase: rollout.Phase) -> None:
         canary = (TrackStatus(version=version.version, digest=built.digest, image=image)
                   if phase not in (rollout.Phase.PROMOTED, rollout.Phase.ROLLED_BACK) else None)
@@ -208,8 +212,8 @@ def _release(world: ReleaseWorld, version: Any, release_id: str, status: ModelEn
                     result = world.smoke(files)
                     observation = rollout.SmokeChecked(result.passed, result.reason)
                 case rollout.SetWeight(weight=weight):
-                    canary_replicas, effective = world.canary_replicas_for(weight, first)
-                    world.scale_canary(image, version.version, release_id, canary_replicas)
+                    effective = router.set_weight(endpoint, weight)
+                    canary_replicas = router.replicas
                     note(f"{where}: canary at {canary_replicas} replica(s) = "
                          f"{effective:.0f}% of live traffic (asked {weight}%)")
                 case rollout.Analyse(hold=hold):

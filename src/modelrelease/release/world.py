@@ -243,3 +243,27 @@ class ReleaseWorld:
     def tag(self, version: ModelVersion, tags: dict[str, str], alias: str | None = None) -> None:
         """Tag the MLflow version (and move the alias on promotion)."""
         self.call("tag-mlflow", lambda: tag_version(self.models, version, tags, alias))
+
+
+class ReplicaRatioRouter:
+    """The default ``TrafficRouter``: the canary's share of ready replicas is its weight.
+
+    ``Service E`` selects both tracks, so live traffic follows ready replicas; setting a
+    weight scales ``E-canary`` beside the primary (see ``domain.traffic``).
+    """
+
+    def __init__(self, world: ReleaseWorld, image: str, version: str, release_id: str,
+                 first_release: bool) -> None:
+        self.world = world
+        self.image = image
+        self.version = version
+        self.release_id = release_id
+        self.first_release = first_release
+        self.replicas = 0
+
+    def set_weight(self, endpoint: ModelEndpoint, weight: int) -> float:
+        """Scale the canary for ``weight`` percent; return the percent it really gets."""
+        replicas, effective = self.world.canary_replicas_for(weight, self.first_release)
+        self.world.scale_canary(self.image, self.version, self.release_id, replicas)
+        self.replicas = replicas
+        return effective
