@@ -74,7 +74,7 @@ class RequestRecord:
     """One request: when it was due, how late it left, how long it took, how it ended."""
 
     scheduled_s: float  # due time, seconds after the run's start
-    lag_ms: float  # actual send minus scheduled send
+    lag_ms: float  # actual send minus scheduled send (down to -EARLY_S: sent a little early)
     latency_ms: float  # response end minus *scheduled* send (coordinated-omission free)
     service_ms: float  # response end minus actual send
     status: int | None
@@ -177,7 +177,7 @@ async def generate_load(
     duration: timedelta | None = None,
     timeout: timedelta = timedelta(seconds=10),
     transport: Callable[[], httpx.AsyncBaseTransport] | None = None,
-    max_in_flight: int = 10_000,
+    max_in_flight: int = 1000,
     rate_tolerance: float = 0.02,
     ok: Callable[[httpx.Response], bool] = _default_ok,
 ) -> LoadReport:
@@ -191,8 +191,8 @@ async def generate_load(
         timeout: per-request timeout (a timed-out request is a failed request).
         transport: makes one lane (default: ``httpx.AsyncHTTPTransport`` limited to one
             connection); e.g. a factory of ``httpx.MockTransport`` to fake faults.
-        max_in_flight: requests outstanding at once across arms; beyond it the generator
-            waits, which shows as lag and in ``held``.
+        max_in_flight: requests outstanding at once across arms (each holds a connection);
+            beyond it the generator waits, which shows as lag and in ``held``.
         rate_tolerance: relative shortfall of the achieved rate still counted as held.
         ok: whether a response counts as a success (default: 2xx).
 
@@ -289,17 +289,18 @@ async def _run(
             response = await lane.handle_async_request(requests[arm])
             try:
                 await response.aread()
+                done = loop.time()  # before the connection goes back to the lane's pool
             finally:
                 await response.aclose()
             response.request = requests[arm]
             status, good = response.status_code, ok(response)
         except httpx.HTTPError as exc:
+            done = loop.time()
             error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         finally:
             free[arm].append(lane)
             in_flight -= 1
             room.set()
-        done = loop.time()
         records[arm][index] = RequestRecord(
             scheduled_s=scheduled - start, lag_ms=(sent - scheduled) * 1e3,
             latency_ms=(done - min(scheduled, sent)) * 1e3, service_ms=(done - sent) * 1e3,
@@ -317,7 +318,9 @@ async def _run(
         scheduled = start + offset
         delay = scheduled - loop.time()
         if delay > EARLY_S:
-            await asyncio.sleep(delay - EARLY_S / 2)
+            # the loop's timers round up to the next ms: aim 1 ms early so the wake-up
+            # lands before the due time; the request then leaves early, timed from its send
+            await asyncio.sleep(delay - EARLY_S)
         while in_flight >= max_in_flight:
             room.clear()
             await room.wait()

@@ -32,7 +32,9 @@ numbers and the threshold). PASS early when every check is clearly within its li
 PASS at the last look when no check failed. INCONCLUSIVE otherwise: no traffic, fewer
 than ``min_requests`` per arm, no look reached yet, a check with no data (e.g. every
 canary request failed but not yet significantly), or simply "continue to the next look".
-Never a PASS on too little data.
+Never a PASS on too little data. Showing that a limit is *clearly* met takes data: with
+not one slow request, a p99 SLO needs about ``ln(1/level) / 0.01`` (~750) requests, and a
+1% error limit as many; until then those checks hold and the step runs to its last look.
 
 **Outliers.** None are removed. Failed requests are taken out of the latency checks and
 counted as errors instead. The latency tests work on ranks, so one 10 s request moves the
