@@ -50,8 +50,10 @@ def _head_digest(url: str) -> str:
 
 
 def _dev(*args: str, timeout: float = 400) -> subprocess.CompletedProcess[str]:
+    # as a user's shell would: no MLflow pointers left over from the session's own stack
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     return subprocess.run([CLI, "dev", *args], capture_output=True, text=True, timeout=timeout,
-                          check=False)
+                          check=False, env=env)
 
 
 def _exports(stdout: str) -> dict[str, str]:

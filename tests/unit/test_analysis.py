@@ -289,3 +289,23 @@ def test_sequential_judge_gives_up_after_the_last_look_without_passing() -> None
     state, after = analysis.look(state, broken, policy)
     assert after.outcome is Outcome.INCONCLUSIVE
     assert after.reasons == ("all 5 looks done without a decision (800 requests per arm)",)
+
+
+@pytest.mark.parametrize(
+    ("canary_errors", "outcome"),
+    [
+        # 7/400 = 1.75% against a 1% limit: not significant, but over the limit -> extend
+        pytest.param(7, Outcome.INCONCLUSIVE, id="over-limit-undecided"),
+        # 3/400 = 0.75%: under the limit, undecided -> the last look passes it
+        pytest.param(3, Outcome.PASS, id="under-limit-undecided"),
+    ],
+)
+def test_last_look_does_not_pass_a_canary_measured_over_an_absolute_limit(
+        canary_errors: int, outcome: Outcome) -> None:
+    policy = AnalysisPolicy(max_latency_regression=0.5, max_error_rate=0.01, min_requests=50,
+                            max_requests=400, looks=1)
+    verdict = analysis.evaluate(window(400, canary_errors=canary_errors), policy)
+    assert verdict.outcome is outcome
+    if outcome is Outcome.INCONCLUSIVE:
+        assert verdict.reasons and "error rate" in verdict.reasons[0]
+        assert "1.75%" in verdict.reasons[0]

@@ -7,6 +7,7 @@ Works with ``mlflow-skinny``. Every ``MlflowException`` is translated into
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import tempfile
 import threading
@@ -64,16 +65,26 @@ class MlflowRegistry:
         sources behind them) against the global URIs, whatever its arguments say.
         """
         import mlflow
+        from mlflow.tracking._model_registry import utils as registry_utils
+        from mlflow.tracking._tracking_service import utils as tracking_utils
 
+        names = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
         with _GLOBAL_URI_LOCK:
-            tracking, registry = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+            # set_*_uri also export environment variables; put back exactly what was there,
+            # so nothing leaks into this process's later calls or its subprocesses.
+            saved = (tracking_utils._tracking_uri, registry_utils._registry_uri)
+            environment = {name: os.environ.get(name) for name in names}
             mlflow.set_tracking_uri(self.tracking_uri)
             mlflow.set_registry_uri(self.tracking_uri)
             try:
                 yield
             finally:
-                mlflow.set_tracking_uri(tracking)
-                mlflow.set_registry_uri(registry)
+                tracking_utils._tracking_uri, registry_utils._registry_uri = saved
+                for name, value in environment.items():
+                    if value is None:
+                        os.environ.pop(name, None)
+                    else:
+                        os.environ[name] = value
 
     @property
     def tracking_uri(self) -> str:

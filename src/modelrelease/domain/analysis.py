@@ -29,7 +29,9 @@ look is tested at most once per ``SequentialJudge``.
 
 **Outcomes.** FAIL as soon as any check fails (the reasons name the metric, both arms'
 numbers and the threshold). PASS early when every check is clearly within its limits;
-PASS at the last look when no check failed. INCONCLUSIVE otherwise: no traffic, fewer
+PASS at the last look when no check failed, unless an absolute check (error rate,
+p95/p99 SLO) is still undecided with the canary's figure beyond its limit: then
+INCONCLUSIVE, so the step extends rather than passes. INCONCLUSIVE otherwise: no traffic, fewer
 than ``min_requests`` per arm, no look reached yet, a check with no data (e.g. every
 canary request failed but not yet significantly), or simply "continue to the next look".
 Never a PASS on too little data. Showing that a limit is *clearly* met takes data: with
@@ -337,6 +339,8 @@ def _decide(
     elif CheckStatus.NO_DATA in statuses:
         outcome, shown = Outcome.INCONCLUSIVE, [c for c in checks if c.status is not
                                                 CheckStatus.PASS]
+    elif final and (over := _over_limit(checks)):
+        outcome, shown = Outcome.INCONCLUSIVE, over
     elif final or statuses == {CheckStatus.PASS}:
         outcome, shown = Outcome.PASS, list(checks)
     else:
@@ -348,6 +352,20 @@ def _decide(
     reasons = tuple(f"{c.reason} [{where}]" for c in shown)
     return Verdict(outcome, reasons, *arms, checks=checks, look=k, looks=policy.looks,
                    requests_per_arm=requests)
+
+
+ABSOLUTE_LIMITS = (Metric.ERROR_RATE, Metric.LATENCY_P95, Metric.LATENCY_P99)
+
+
+def _over_limit(checks: tuple[Check, ...]) -> list[Check]:
+    """Undecided absolute checks whose canary figure is beyond its limit.
+
+    At the last look these make the step inconclusive rather than a pass: a canary
+    measured at 3% errors against a 1% limit has not shown it is fine, only that the
+    window was too small to prove it is not.
+    """
+    return [c for c in checks if c.status is CheckStatus.HOLD and c.metric in ABSOLUTE_LIMITS
+            and c.canary is not None and c.threshold is not None and c.canary > c.threshold]
 
 
 def _check(

@@ -36,6 +36,7 @@ def register_iris_model(
     from sklearn.linear_model import LogisticRegression
 
     mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(tracking_uri)
     data = load_iris(as_frame=True)
     features = data.data.rename(columns=lambda col: col.replace(" (cm)", "").replace(" ", "_"))
     model = LogisticRegression(C=c, max_iter=500).fit(features, data.target)
@@ -79,6 +80,7 @@ def register_faulty_model(tracking_uri: str, name: str, fault: str, *, delay_s: 
     from modelrelease.localstack.faulty import FaultyModel
 
     mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(tracking_uri)
     data = load_iris(as_frame=True)
     features = data.data.rename(columns=lambda col: col.replace(" (cm)", "").replace(" ", "_"))
     estimator = LogisticRegression(max_iter=500).fit(features, data.target)
