@@ -131,7 +131,7 @@ def dev_status(
     Exits 0 when every part is up, 1 when some are down (or the start did not finish), 3 when
     no stack is recorded.
     """
-    from modelrelease.localstack.stack import DEFAULT_ROOT, stack_status
+    from modelrelease.localstack.stack_state import DEFAULT_ROOT, stack_status
 
     where = root or DEFAULT_ROOT
     try:
@@ -162,7 +162,7 @@ def dev_status(
 @dev_app.command("down")
 def dev_down(root: RootOption = None) -> None:
     """Stop every process of the stack by its PID, in reverse start order (data stays)."""
-    from modelrelease.localstack.stack import DEFAULT_ROOT, stop_stack
+    from modelrelease.localstack.stack_state import DEFAULT_ROOT, stop_stack
 
     where = root or DEFAULT_ROOT
     try:
@@ -176,7 +176,7 @@ def dev_down(root: RootOption = None) -> None:
 @dev_app.command("env")
 def dev_env(root: RootOption = None) -> None:
     """Print `export K=V` lines pointing clients at the running stack."""
-    from modelrelease.localstack.stack import DEFAULT_ROOT, read_state, state_env, unhealthy
+    from modelrelease.localstack.stack_state import DEFAULT_ROOT, read_state, state_env, unhealthy
 
     where = root or DEFAULT_ROOT
     try:
