@@ -21,5 +21,9 @@ lint: setup
 test: setup lint kube-assets
 	@.venv/bin/pytest -m "" --cov=modelrelease.domain --cov-branch --cov-report=term --cov-fail-under=100 tests
 
-bench: setup
+bench: setup kube-assets
 	@$(PY) benchmarks/image_build.py
+	@$(PY) benchmarks/stack.py
+	@$(PY) benchmarks/release.py
+	@$(PY) benchmarks/judge.py
+	@$(PY) benchmarks/loadgen.py
