@@ -2,7 +2,8 @@
 
 Loads the MLflow model at ``$MODELRELEASE_MODEL_PATH`` (default ``/opt/ml/model``) and
 serves MLflow's scoring server (``/ping``, ``/health``, ``/version``, ``/invocations``)
-with uvicorn on ``$MODELRELEASE_PORT`` (default 8080), on all interfaces of the pod.
+with uvicorn on ``$MODELRELEASE_PORT`` (default 8080), on all interfaces of the pod, and
+Prometheus metrics on ``/metrics`` (see ``modelrelease.metrics``).
 """
 
 from __future__ import annotations
@@ -16,10 +17,12 @@ def main() -> None:
     from mlflow.pyfunc import load_model
     from mlflow.pyfunc.scoring_server import init
 
+    from modelrelease.metrics import MetricsMiddleware
+
     model_path = os.environ.get("MODELRELEASE_MODEL_PATH", "/opt/ml/model")
     port = int(os.environ.get("MODELRELEASE_PORT", "8080"))
     host = os.environ.get("MODELRELEASE_HOST", "0.0.0.0")
-    app = init(load_model(model_path))
+    app = MetricsMiddleware(init(load_model(model_path)), os.environ)
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
 
 

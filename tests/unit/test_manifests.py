@@ -110,7 +110,8 @@ def test_annotations_and_what_restarts_pods(endpoint: ModelEndpoint) -> None:
     }
     pod = obj["spec"]["template"]["metadata"]["annotations"]
     assert pod == {ANNOTATION_MODEL: "iris-clf", ANNOTATION_MODEL_VERSION: "3",
-                   ANNOTATION_IMAGE_DIGEST: DIGEST}
+                   ANNOTATION_IMAGE_DIGEST: DIGEST, "prometheus.io/scrape": "true",
+                   "prometheus.io/port": "8080", "prometheus.io/path": "/metrics"}
     # another release of the same image changes no pod template: no restart
     again = deployment(endpoint, release_id="r-2")
     assert again["spec"]["template"] == obj["spec"]["template"]
@@ -139,7 +140,12 @@ def test_pods_are_hardened_by_default(endpoint: ModelEndpoint) -> None:
 def test_container_port_env_and_probes(endpoint: ModelEndpoint) -> None:
     (container,) = deployment(endpoint)["spec"]["template"]["spec"]["containers"]
     assert container["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
-    assert container["env"] == [{"name": "MODELRELEASE_PORT", "value": str(SERVING_PORT)}]
+    assert container["env"] == [
+        {"name": "MODELRELEASE_PORT", "value": str(SERVING_PORT)},
+        {"name": "MODELRELEASE_MODEL_NAME", "value": endpoint.spec.model.name},
+        {"name": "MODELRELEASE_MODEL_VERSION", "value": "3"},
+        {"name": "MODELRELEASE_IMAGE_DIGEST", "value": IMAGE.split("@")[1]},
+    ]
     ready, live = container["readinessProbe"], container["livenessProbe"]
     assert ready["httpGet"] == live["httpGet"] == {"path": "/ping", "port": "http",
                                                    "scheme": "HTTP"}

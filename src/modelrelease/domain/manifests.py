@@ -82,6 +82,9 @@ LABEL_MANAGED_BY: Final = "app.kubernetes.io/managed-by"
 LABEL_COMPONENT: Final = "app.kubernetes.io/component"
 LABEL_TRACK: Final = "track"
 PRE_STOP_SLEEP_S: Final = 2
+# The common scrape convention on pods, so a standard Prometheus finds their /metrics.
+SCRAPE: Final = {"prometheus.io/scrape": "true", "prometheus.io/port": "8080",
+                 "prometheus.io/path": "/metrics"}
 COMPONENT: Final = "model-server"
 
 ANNOTATION_MODEL: Final = f"{GROUP}/model"
@@ -266,7 +269,11 @@ def render_deployment(
         "image": f"{ref.registry}/{ref.repository}@{ref.digest}",
         "imagePullPolicy": "IfNotPresent",
         "ports": [{"name": PORT_NAME, "containerPort": SERVING_PORT, "protocol": "TCP"}],
-        "env": [{"name": "MODELRELEASE_PORT", "value": str(SERVING_PORT)}],
+        "env": [{"name": "MODELRELEASE_PORT", "value": str(SERVING_PORT)},
+                # what the pod's /metrics reports as modelrelease_model_info
+                {"name": "MODELRELEASE_MODEL_NAME", "value": endpoint.spec.model.name},
+                {"name": "MODELRELEASE_MODEL_VERSION", "value": model_version},
+                {"name": "MODELRELEASE_IMAGE_DIGEST", "value": ref.digest}],
         "resources": _resources(endpoint),
         "readinessProbe": _probe(period=1, failures=3),
         "livenessProbe": _probe(period=5, failures=6),
@@ -307,7 +314,7 @@ def render_deployment(
         "strategy": {"type": "RollingUpdate",
                      "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
         "template": {
-            "metadata": {"labels": labels, "annotations": pod_annotations},
+            "metadata": {"labels": labels, "annotations": {**pod_annotations, **SCRAPE}},
             "spec": pod_spec,
         },
     })
