@@ -253,6 +253,46 @@ def release(
         raise typer.Exit(code=1)
 
 
+@app.command("cost")
+def cost(
+    namespace: Annotated[str | None, typer.Option("--namespace", "-n",
+                                                  help="one namespace (default: all)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON lines")] = False,
+) -> None:
+    """Cost per hour and per month of every endpoint: requests x replicas x price table."""
+    from modelrelease.adapters.kube import KubeCluster
+    from modelrelease.costs import endpoint_costs
+    from modelrelease.settings import PipelineSettings
+
+    settings = PipelineSettings()
+    try:
+        cluster = KubeCluster(settings.kube)
+        try:
+            costs = endpoint_costs(cluster, settings, namespace)
+        finally:
+            cluster.close()
+    except PipelineError as exc:
+        raise _fail(exc) from None
+    for item in costs:
+        if as_json:
+            typer.echo(json.dumps({
+                "namespace": item.namespace, "name": item.name,
+                "primary_replicas": item.primary_replicas,
+                "canary_replicas": item.canary_replicas, "gpus": item.gpus,
+                "primary_per_hour": item.primary_per_hour,
+                "canary_per_hour": item.canary_per_hour, "per_hour": item.per_hour,
+                "per_month": item.per_month}))
+        else:
+            typer.echo(f"{item.namespace}/{item.name}: {item.per_hour:.4f}/h "
+                       f"({item.per_month:.2f}/month): primary {item.primary_replicas} "
+                       f"replica(s) {item.primary_per_hour:.4f}/h, canary "
+                       f"{item.canary_replicas} replica(s) {item.canary_per_hour:.4f}/h, "
+                       f"{item.gpus} GPU(s)")
+    if not as_json:
+        total = sum(c.per_hour for c in costs)
+        typer.echo(f"total: {total:.4f}/h ({total * 730:.2f}/month) for {len(costs)} endpoint(s)")
+
+
 @app.command("version")
 def version() -> None:
     """Print the version."""

@@ -936,7 +936,8 @@ class ModelEndpointStatus(_Model):
     spec_hash: str | None = None
     """``spec_hash`` of the spec the primary was released with."""
     cost_per_hour: Annotated[float, Field(ge=0)] | None = None
-    """Estimated cost of the canary per hour, from the price table."""
+    """Estimated cost per hour of the endpoint's replicas (primary and canary), from the
+    price table."""
 
     def with_history(self, entry: HistoryEntry) -> ModelEndpointStatus:
         """This status with ``entry`` appended, dropping the oldest beyond the limit."""

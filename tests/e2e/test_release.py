@@ -185,6 +185,15 @@ def test_good_version_is_promoted_without_dropping_traffic(endpoint: Endpoint) -
     again = endpoint.release()  # idempotent
     assert again.outcome == "already_released"
     assert (endpoint.image("primary") or "").endswith(digest)
+    env = {**os.environ, "MODELRELEASE_KUBE__KUBECONFIG": str(endpoint.settings.kube.kubeconfig)}
+    cost = subprocess.run([sys.executable, "-m", "modelrelease.cli", "cost", "-n",
+                           endpoint.namespace, "--json"], env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert cost.returncode == 0, cost.stderr
+    (line,) = [json.loads(x) for x in cost.stdout.splitlines()]
+    # 1 primary replica of 250m CPU and 256Mi at 0.0316/CPU-hour and 0.0042/GiB-hour
+    assert line["primary_replicas"] == 1 and line["canary_replicas"] == 0
+    assert line["per_hour"] == pytest.approx(0.25 * 0.0316 + 0.25 * 0.0042)
     events = endpoint.core.list_namespaced_event(
         endpoint.namespace, field_selector=f"involvedObject.name={endpoint.name},"
                                            "involvedObject.kind=ModelEndpoint")

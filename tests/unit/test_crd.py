@@ -75,7 +75,8 @@ def test_crd_shape() -> None:
     assert [(c["name"], c["jsonPath"]) for c in version["additionalPrinterColumns"]] == [
         ("Model", ".spec.model.name"), ("Primary", ".status.primary.version"),
         ("Canary", ".status.canary.version"), ("Weight", ".status.weight"),
-        ("Phase", ".status.phase"), ("Age", ".metadata.creationTimestamp"),
+        ("Phase", ".status.phase"), ("Cost/h", ".status.costPerHour"),
+        ("Age", ".metadata.creationTimestamp"),
     ]
 
 

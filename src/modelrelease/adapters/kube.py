@@ -147,11 +147,12 @@ class KubeCluster:
             resource, name=name, namespace=namespace, body=body))
         return done is not None
 
-    def list_objects(self, api_version: str, kind: str, namespace: str,
-             selector: str = "") -> list[dict[str, Any]]:
-        """Objects of one kind in a namespace, by label selector."""
+    def list_objects(self, api_version: str, kind: str, namespace: str | None = None,
+                     selector: str = "") -> list[dict[str, Any]]:
+        """Objects of one kind in a namespace (None: every namespace), by label selector."""
         resource = self._resource(api_version, kind)
-        found = self._call(f"list {kind.lower()} in {namespace}", lambda: self.dynamic.get(
+        where = namespace or "all namespaces"
+        found = self._call(f"list {kind.lower()} in {where}", lambda: self.dynamic.get(
             resource, namespace=namespace, label_selector=selector))
         return [dict(item.to_dict()) for item in found.items]
 

@@ -548,6 +548,7 @@ def render_crd() -> dict[str, Any]:
         ("Canary", "string", ".status.canary.version"),
         ("Weight", "integer", ".status.weight"),
         ("Phase", "string", ".status.phase"),
+        ("Cost/h", "number", ".status.costPerHour"),
         ("Age", "date", ".metadata.creationTimestamp"),
     ]
     return {

@@ -19,9 +19,10 @@ from typing import Any
 from modelrelease.adapters.kube import KubeCluster
 from modelrelease.adapters.mlflow_registry import MlflowRegistry
 from modelrelease.build.builder import BuildRequest, ImageBuilder
+from modelrelease.costs import prices as price_table
 from modelrelease.domain import rollout
 from modelrelease.domain.analysis import Outcome as JudgeOutcome
-from modelrelease.domain.cost import PriceTable, hourly_cost
+from modelrelease.domain.cost import hourly_cost
 from modelrelease.domain.manifests import Track
 from modelrelease.domain.plan import model_uri, rollout_policy
 from modelrelease.domain.report import StepRecord, render_report
@@ -147,8 +148,7 @@ def _release(world: ReleaseWorld, version: Any, release_id: str, status: ModelEn
     first = world.deployment(Track.PRIMARY) is None
     policy = rollout_policy(endpoint, first_release=first)
     files = world.model_files(version)
-    prices = PriceTable(settings.release.cpu_hour, settings.release.gib_hour,
-                        {"nvidia.com/gpu": settings.release.gpu_hour})
+    prices = price_table(settings)
     steps: list[StepRecord] = []
     hold_seconds = 0.0
     last_verdict: Verdict | None = None
@@ -177,8 +177,10 @@ def _release(world: ReleaseWorld, version: Any, release_id: str, status: ModelEn
         primary = previous
         if phase == rollout.Phase.PROMOTED:
             primary = TrackStatus(version=version.version, digest=built.digest, image=image)
+        # what the endpoint costs now: primary and canary replicas together
         cost = hourly_cost(endpoint.spec.resources.cpu, endpoint.spec.resources.memory,
-                           dict(endpoint.spec.resources.accelerators), canary_replicas, prices)
+                           dict(endpoint.spec.resources.accelerators),
+                           world.primary_replicas() + canary_replicas, prices)
         updated = status.model_copy(update={
             "phase": ReleasePhase(phase.value), "release_id": release_id,
             "step": transition.state.step, "weight": transition.state.weight,

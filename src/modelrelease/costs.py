@@ -1,0 +1,68 @@
+"""What each endpoint costs now: its spec's requests x its running replicas x the price table."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from modelrelease.adapters.kube import KubeCluster
+from modelrelease.domain.cost import PriceTable, hourly_cost
+from modelrelease.domain.manifests import Track, deployment_name
+from modelrelease.settings import PipelineSettings
+from modelrelease.spec import parse_resource
+
+HOURS_PER_MONTH = 730
+
+
+@dataclass(frozen=True)
+class EndpointCost:
+    """One endpoint's replicas and their cost."""
+
+    namespace: str
+    name: str
+    primary_replicas: int
+    canary_replicas: int
+    primary_per_hour: float
+    canary_per_hour: float
+    gpus: int
+
+    @property
+    def per_hour(self) -> float:
+        """Primary and canary together."""
+        return round(self.primary_per_hour + self.canary_per_hour, 6)
+
+    @property
+    def per_month(self) -> float:
+        """``per_hour`` over 730 hours."""
+        return round(self.per_hour * HOURS_PER_MONTH, 2)
+
+
+def prices(settings: PipelineSettings) -> PriceTable:
+    """The configured price table (``MODELRELEASE_RELEASE__CPU_HOUR`` and friends)."""
+    return PriceTable(settings.release.cpu_hour, settings.release.gib_hour,
+                      {"nvidia.com/gpu": settings.release.gpu_hour})
+
+
+def endpoint_costs(cluster: KubeCluster, settings: PipelineSettings,
+                   namespace: str | None = None) -> list[EndpointCost]:
+    """The cost of every ModelEndpoint (in ``namespace``, or in all namespaces)."""
+    table = prices(settings)
+    out: list[EndpointCost] = []
+    for item in cluster.list_objects("modelrelease.io/v1alpha1", "ModelEndpoint", namespace):
+        endpoint = parse_resource(item)
+        resources = endpoint.spec.resources
+        accelerators = dict(resources.accelerators)
+        replicas = {}
+        for track in (Track.PRIMARY, Track.CANARY):
+            deployment = cluster.get("apps/v1", "Deployment", deployment_name(endpoint, track),
+                                     endpoint.namespace) or {}
+            replicas[track] = int((deployment.get("spec") or {}).get("replicas") or 0)
+        out.append(EndpointCost(
+            namespace=endpoint.namespace, name=endpoint.name,
+            primary_replicas=replicas[Track.PRIMARY], canary_replicas=replicas[Track.CANARY],
+            primary_per_hour=hourly_cost(resources.cpu, resources.memory, accelerators,
+                                         replicas[Track.PRIMARY], table),
+            canary_per_hour=hourly_cost(resources.cpu, resources.memory, accelerators,
+                                        replicas[Track.CANARY], table),
+            gpus=sum(accelerators.values()) * (replicas[Track.PRIMARY] + replicas[Track.CANARY]),
+        ))
+    return sorted(out, key=lambda c: (c.namespace, c.name))
