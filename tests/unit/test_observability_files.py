@@ -1,0 +1,44 @@
+"""The shipped dashboard and PodMonitor refer to metrics the serving pods really export."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import yaml
+
+from modelrelease.metrics import MetricsMiddleware
+
+ROOT = Path(__file__).resolve().parents[2] / "deployments" / "observability"
+
+
+def _exported() -> set[str]:
+    async def app(scope: object, receive: object, send: object) -> None:
+        return None
+
+    middleware = MetricsMiddleware(app, {})  # type: ignore[arg-type]
+    names: set[str] = set()
+    for metric in middleware.registry.collect():
+        names |= {sample.name for sample in metric.samples}
+        names.add(metric.name)
+        if metric.type == "counter":
+            names.add(f"{metric.name}_total")
+    names |= {f"{n}_bucket" for n in list(names)}
+    return names
+
+
+def test_dashboard_queries_only_exported_metrics() -> None:
+    dashboard = json.loads((ROOT / "grafana-dashboard.json").read_text())
+    exported = _exported()
+    used = {name for panel in dashboard["panels"] for target in panel["targets"]
+            for name in re.findall(r"\b(modelrelease_[a-z_]+)", target["expr"])}
+    assert used and used <= exported, used - exported
+    assert {p["title"] for p in dashboard["panels"]} >= {"Error rate", "Latency p50 / p95 / p99"}
+
+
+def test_podmonitor_scrapes_the_http_port() -> None:
+    monitor = yaml.safe_load((ROOT / "podmonitor.yaml").read_text())
+    assert monitor["kind"] == "PodMonitor"
+    (endpoint,) = monitor["spec"]["podMetricsEndpoints"]
+    assert endpoint == {"port": "http", "path": "/metrics", "interval": "15s"}
