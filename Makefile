@@ -8,7 +8,7 @@ PY := .venv/bin/python
 setup:
 	@bash scripts/bootstrap
 
-demo: setup
+demo: setup kube-assets
 	@.venv/bin/modelrelease demo
 
 kube-assets:
