@@ -192,3 +192,35 @@ def test_rejects_bad_parameters(kwargs: dict[str, Any], message: str) -> None:
     args.update(kwargs)
     with pytest.raises(ValueError, match=message):
         asyncio.run(generate_load(args.pop("targets"), args.pop("rate"), **args))
+
+
+def test_plain_http_client_and_httpx_lanes_agree(server: str) -> None:
+    """The lean client (default for http) and httpx (any ``transport``) report alike."""
+    seen: list[bytes] = []
+
+    def ok(response: httpx.Response) -> bool:
+        seen.append(response.content)
+        return response.status_code in (200, 503) and response.request.method == "POST"
+
+    target = Target("flaky", f"{server}/flaky", method="POST", content=b"{}",
+                    headers={"content-type": "application/json"})
+    lean = asyncio.run(generate_load([target], 100.0, max_requests=20, ok=ok))
+    lanes = asyncio.run(generate_load([target], 100.0, max_requests=20, ok=ok,
+                                      transport=httpx.AsyncHTTPTransport))
+    for report in (lean, lanes):
+        arm = report.arms["flaky"]
+        assert arm.errors == 0  # 503 counted ok by the caller's ``ok``
+        assert sorted({r.status for r in arm.requests}) == [200, 503]
+        assert [r.status for r in arm.requests].count(503) == 4
+        assert min(r.latency_ms for r in arm.requests) >= 20.0 - 0.1
+    assert set(seen) == {b"ok"} and len(seen) == 40
+
+
+def test_a_raising_ok_is_raised_not_counted(server: str) -> None:
+    def ok(response: httpx.Response) -> bool:
+        raise RuntimeError("bad predicate")
+
+    for transport in (None, lambda: httpx.MockTransport(lambda request: httpx.Response(200))):
+        with pytest.raises(RuntimeError, match="bad predicate"):
+            asyncio.run(generate_load([Target("a", f"{server}/fast")], 100.0,
+                                      max_requests=3, ok=ok, transport=transport))
