@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import ipaddress
 import sys
-import time
 from pathlib import Path
 
-from modelrelease.errors import StackError
 from modelrelease.localstack.nodeagent.network import free_pod_cidr
-from modelrelease.localstack.process import Service, tail
+from modelrelease.localstack.process import Service
 
 
 class LocalNode:
@@ -97,14 +95,3 @@ class LocalNode:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-def wait_for(check: object, timeout: float, what: str, log: Path | None = None) -> None:
-    """Poll ``check()`` until truthy or raise ``StackError`` naming ``what``."""
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if callable(check) and check():
-            return
-        time.sleep(0.2)
-    raise StackError(f"wait for {what}: not after {timeout:.0f}s"
-                     + (f"; last log lines:\n{tail(log)}" if log else ""))
