@@ -18,6 +18,7 @@ whether another try can help (429, 5xx, timeouts, dropped connections).
     ├── KubeApiError            the Kubernetes API refused or failed
     ├── RolloutTimeout          a rollout did not converge in time
     ├── ReleaseInProgress       another release holds the endpoint's lock
+    ├── PrefectError            the Prefect server refused or could not be reached
     └── StackError              the local stack could not start or stop
 """
 
@@ -116,3 +117,7 @@ class ReleaseInProgress(PipelineError):
 
 class StackError(PipelineError):
     """The local stack could not be started, reached or stopped."""
+
+
+class PrefectError(PipelineError):
+    """The Prefect server refused a request or could not be reached."""

@@ -888,6 +888,8 @@ class HistoryEntry(_Model):
     """Why it ended that way."""
     finished_at: datetime | None = None
     """When it ended."""
+    spec_hash: str | None = None
+    """``spec_hash`` of the spec it was released with."""
 
 
 class Condition(_Model):
@@ -1100,6 +1102,20 @@ def load_endpoint(path: str | os.PathLike[str]) -> ModelEndpoint:
     except RecursionError:
         raise InvalidInput(f"{source}: not valid YAML: nested too deeply") from None
     return parse_endpoint(data, source=source)
+
+
+def load_endpoints(directory: str | os.PathLike[str]) -> dict[str, ModelEndpoint]:
+    """Every ``NAME.yaml`` ModelEndpoint file in ``directory``, by NAME (a release's name).
+
+    Raises:
+        InvalidInput: The directory does not exist, or a file in it is not a valid
+            ModelEndpoint (the message names the file).
+    """
+    folder = Path(directory)
+    if not folder.is_dir():
+        raise InvalidInput(f"{folder}: no such directory of ModelEndpoint files; set "
+                           "MODELRELEASE_RELEASE__ENDPOINTS_DIR to the folder holding them")
+    return {path.stem: load_endpoint(path) for path in sorted(folder.glob("*.yaml"))}
 
 
 def parse_endpoint(data: object, *, source: str = "<input>") -> ModelEndpoint:

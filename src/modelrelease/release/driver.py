@@ -191,7 +191,8 @@ def _release(world: ReleaseWorld, version: Any, release_id: str, status: ModelEn
             updated = updated.with_history(HistoryEntry(
                 release_id=release_id, version=version.version,
                 phase=ReleasePhase(phase.value), digest=built.digest,
-                reason=transition.state.reason[:500], finished_at=datetime.now(UTC)))
+                reason=transition.state.reason[:500], finished_at=datetime.now(UTC),
+                spec_hash=digest_hash))
         world.write_status(updated)
 
     while True:

@@ -1,0 +1,69 @@
+"""Posting events to a Prefect server's ``/api/events`` (the OSS server has no webhooks)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+
+from modelrelease.domain.triggers import ReleaseTrigger
+from modelrelease.errors import PrefectError
+
+
+def prefect_api_url(url: str | None = None) -> str:
+    """``url``, else Prefect's own ``PREFECT_API_URL`` setting; raises when neither is set."""
+    if url:
+        return url.rstrip("/")
+    from prefect.settings import PREFECT_API_URL
+
+    found = PREFECT_API_URL.value() or os.environ.get("PREFECT_API_URL")
+    if not found:
+        raise PrefectError("no Prefect server: set PREFECT_API_URL (e.g. "
+                                "http://127.0.0.1:4200/api; `modelrelease dev env` prints it)")
+    return str(found).rstrip("/")
+
+
+class PrefectEvents:
+    """A client that posts events; ``emit`` returns only once Prefect accepted them."""
+
+    def __init__(self, api_url: str | None = None, *, timeout: float = 10.0,
+                 transport: httpx.BaseTransport | None = None) -> None:
+        self.api_url = prefect_api_url(api_url)
+        self._http = httpx.Client(timeout=timeout, transport=transport)
+
+    def emit(self, events: Sequence[dict[str, Any]]) -> None:
+        """POST ``events`` (a JSON list) to ``/events``.
+
+        Raises:
+            PrefectError: Prefect answered other than 2xx (retriable for 5xx) or
+                could not be reached (retriable).
+        """
+        if not events:
+            return
+        try:
+            response = self._http.post(f"{self.api_url}/events", json=list(events))
+        except httpx.TransportError as exc:
+            raise PrefectError(f"post events to {self.api_url}: {exc}",
+                                    retriable=True) from exc
+        if response.status_code >= 300:
+            raise PrefectError(
+                f"post events to {self.api_url}: HTTP {response.status_code} "
+                f"{response.text[:200]}", retriable=response.status_code >= 500)
+
+    def request_releases(self, triggers: Sequence[ReleaseTrigger]) -> None:
+        """Emit one ``modelrelease.release.requested`` event per trigger."""
+        now = datetime.now(UTC)
+        self.emit([trigger.event(now) for trigger in triggers])
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._http.close()
+
+    def __enter__(self) -> PrefectEvents:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
