@@ -16,7 +16,7 @@ from modelrelease.build.base import build_dev_base
 from modelrelease.localstack.registry import LocalRegistry
 from modelrelease.localstack.stack import Stack
 from modelrelease.settings import RegistryConfig
-from tests.support import REGISTRY_PASSWORD, REGISTRY_USER, Cluster, Services
+from tests.support import REGISTRY_PASSWORD, REGISTRY_USER, Cluster, Deployed, Services
 
 # Keep MLflow's client from retrying for minutes when a test points it at nothing.
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
@@ -92,3 +92,35 @@ def crd(stack: Stack) -> None:
         raise AssertionError("the ModelEndpoint CRD was not Established within 60 s")
     finally:
         cluster.close()
+
+
+@pytest.fixture(scope="session")
+def deployed(stack: Stack, crd: None, tmp_path_factory: pytest.TempPathFactory
+             ) -> Iterator[Deployed]:
+    """``prefect deploy --all`` on the stack's Prefect, and a process worker running the flows.
+
+    The worker's flow runs read endpoint files from a fresh directory (tests put theirs
+    there) and reach the stack's cluster and MLflow. The watch-registry and drill schedules
+    are paused, so only the tests that resume them see their runs.
+    """
+    from modelrelease.localstack.prefect_worker import LocalWorker, deploy_all
+
+    env = stack.env()
+    api = env["PREFECT_API_URL"]
+    root = tmp_path_factory.mktemp("deployed")
+    endpoints = root / "endpoints"
+    endpoints.mkdir()
+    deploy_all(api)
+    made = Deployed(api_url=api, endpoints_dir=endpoints)
+    for name in ("watch-registry", "rollback-drill"):
+        made.pause(name)
+    worker_env = {
+        "MODELRELEASE_KUBE__KUBECONFIG": str(stack.kubeconfig),
+        "MODELRELEASE_MLFLOW__TRACKING_URI": env["MLFLOW_TRACKING_URI"],
+        "MODELRELEASE_BUILD__CACHE_DIR": str(root / "cache"),
+        "MODELRELEASE_RELEASE__ENDPOINTS_DIR": str(endpoints),
+        "MODELRELEASE_RELEASE__WAIT_FOR_LOCK_S": "60",
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
+    }
+    with LocalWorker(api, root / "worker", worker_env):
+        yield made

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import httpx
 
 from modelrelease.localstack.controlplane import ControlPlane
 from modelrelease.localstack.mlflow_server import LocalMlflow
@@ -40,3 +44,76 @@ class Cluster:
 
     plane: ControlPlane
     node: LocalNode
+
+
+@dataclass
+class Deployed:
+    """The project's deployments on the session's Prefect server, through its REST API.
+
+    These are the calls the Prefect UI makes (``/deployments/filter``,
+    ``/deployments/{id}/create_flow_run``, ``/flow_runs/filter``).
+    """
+
+    api_url: str
+    endpoints_dir: Path
+
+    def call(self, method: str, path: str, body: object = None) -> httpx.Response:
+        """One request to the API."""
+        with httpx.Client(timeout=30) as http:
+            return http.request(method, f"{self.api_url}{path}", json=body)
+
+    def deployment(self, name: str) -> dict[str, Any]:
+        """The deployment called ``name`` (release, watch-registry, rollback-drill)."""
+        found = self.call("POST", "/deployments/filter",
+                          {"deployments": {"name": {"any_": [name]}}})
+        found.raise_for_status()
+        (one,) = found.json()
+        return dict(one)
+
+    def pause(self, name: str) -> None:
+        """Pause a deployment's schedules."""
+        self.call("POST", f"/deployments/{self.deployment(name)['id']}/pause_deployment"
+                  ).raise_for_status()
+
+    def resume(self, name: str) -> None:
+        """Resume a deployment's schedules."""
+        self.call("POST", f"/deployments/{self.deployment(name)['id']}/resume_deployment"
+                  ).raise_for_status()
+
+    def create_run(self, name: str, parameters: dict[str, Any]) -> httpx.Response:
+        """Start a custom run the way the UI's form does."""
+        return self.call("POST", f"/deployments/{self.deployment(name)['id']}/create_flow_run",
+                         {"parameters": parameters, "state": {"type": "SCHEDULED"}})
+
+    def runs(self, name: str) -> list[dict[str, Any]]:
+        """Every flow run of a deployment, oldest first."""
+        found = self.call("POST", "/flow_runs/filter", {
+            "deployments": {"id": {"any_": [self.deployment(name)["id"]]}},
+            "sort": "EXPECTED_START_TIME_ASC"})
+        found.raise_for_status()
+        return list(found.json())
+
+    def run(self, run_id: str) -> dict[str, Any]:
+        """One flow run."""
+        found = self.call("GET", f"/flow_runs/{run_id}")
+        found.raise_for_status()
+        return dict(found.json())
+
+    def wait_final(self, run_id: str, timeout: float) -> dict[str, Any]:
+        """Poll a run until it is in a final state; return it."""
+        deadline = time.monotonic() + timeout
+        while True:
+            run = self.run(run_id)
+            if run["state_type"] in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED"):
+                return run
+            if time.monotonic() > deadline:
+                raise AssertionError(f"flow run {run_id} still {run['state_type']} after "
+                                     f"{timeout:.0f} s")
+            time.sleep(0.5)
+
+    def artifacts(self, run_id: str) -> list[dict[str, Any]]:
+        """The artifacts a flow run created."""
+        found = self.call("POST", "/artifacts/filter",
+                          {"artifacts": {"flow_run_id": {"any_": [run_id]}}})
+        found.raise_for_status()
+        return list(found.json())

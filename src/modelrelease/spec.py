@@ -983,15 +983,16 @@ class ReleaseRequest(_Model):
     ``canary`` its canary policy.
     """
 
-    endpoint: Annotated[str, Field(min_length=1, examples=["iris"])]
+    endpoint: Annotated[str, Field(min_length=1, max_length=253, title="Endpoint",
+                                   examples=["iris"])]
     """Endpoint name, or path to its ModelEndpoint YAML file."""
-    version: Annotated[int, Field(ge=1)] | None = None
+    version: Annotated[int, Field(ge=1)] | None = Field(default=None, title="Model version")
     """Release this model version instead of the file's selector."""
-    alias: Alias | None = None
+    alias: Alias | None = Field(default=None, title="Model alias")
     """Release the version with this alias instead of the file's selector."""
-    canary: CanaryPolicy | None = None
+    canary: CanaryPolicy | None = Field(default=None, title="Canary policy")
     """Use this canary policy instead of the file's."""
-    dry_run: bool = False
+    dry_run: bool = Field(default=False, title="Dry run")
     """Plan and render, change nothing."""
 
     @field_validator("endpoint")

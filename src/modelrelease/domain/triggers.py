@@ -62,7 +62,8 @@ class ReleaseTrigger:
                 "prefect.resource.id": f"{RESOURCE_PREFIX}{self.namespace}.{self.endpoint}",
                 "prefect.resource.name": self.endpoint,
             },
-            "payload": {"endpoint": self.endpoint, "version": self.version,
+            "payload": {"endpoint": self.endpoint,
+                        "version": int(self.version) if self.version.isdigit() else self.version,
                         "source": self.source, "reason": self.reason, "key": self.key},
             "related": [],
         }

@@ -50,6 +50,14 @@ def direct(name: str, fn: Callable[[], T]) -> T:
     return fn()
 
 
+def endpoint_status(cluster: KubeCluster, endpoint: ModelEndpoint) -> ModelEndpointStatus | None:
+    """The status of ``endpoint``'s ModelEndpoint in the cluster, or None when it has none."""
+    found = cluster.get(CR_API, CR_KIND, endpoint.name, endpoint.namespace)
+    if not found or not found.get("status"):
+        return None
+    return ModelEndpointStatus.model_validate(found["status"])
+
+
 class ReleaseWorld:
     """One endpoint's objects in the cluster, its model in MLflow, and its pods."""
 
@@ -67,10 +75,7 @@ class ReleaseWorld:
 
     def read_status(self) -> ModelEndpointStatus | None:
         """The ModelEndpoint's status, or None when it has none yet."""
-        found = self.cluster.get(CR_API, CR_KIND, self.endpoint.name, self.namespace)
-        if not found or not found.get("status"):
-            return None
-        return ModelEndpointStatus.model_validate(found["status"])
+        return endpoint_status(self.cluster, self.endpoint)
 
     def ensure_record(self) -> dict[str, Any]:
         """Apply the ModelEndpoint custom resource (its spec; the status is ours)."""

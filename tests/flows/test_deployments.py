@@ -1,0 +1,157 @@
+"""The Prefect deployments (``prefect deploy --all``) on a real Prefect server, with a worker.
+
+Everything goes through the REST calls the Prefect UI makes: the stored form schema, a
+custom run, a refused value. Runs started by a trigger are found by their parameters.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from modelrelease.adapters.prefect_events import PrefectEvents
+from modelrelease.domain.triggers import RELEASE_REQUESTED, ReleaseTrigger
+from modelrelease.localstack.demo_model import register_iris_model
+from modelrelease.localstack.stack import Stack
+from modelrelease.spec import load_endpoint, spec_hash
+from tests.e2e.test_release import Endpoint, _endpoint
+from tests.kube import eventually
+from tests.support import Deployed
+
+pytestmark = pytest.mark.e2e
+RELEASE_S = 300
+
+
+def _runs_for(deployed: Deployed, endpoint: str) -> list[dict[str, Any]]:
+    return [r for r in deployed.runs("release")
+            if (r["parameters"].get("request") or {}).get("endpoint") == endpoint]
+
+
+def _finished_promoted(deployed: Deployed, made: Endpoint, run: dict[str, Any]) -> str:
+    final = deployed.wait_final(run["id"], RELEASE_S)
+    assert final["state_type"] == "COMPLETED", final["state"]
+    (report,) = [a for a in deployed.artifacts(run["id"]) if a["key"].startswith("release-")]
+    assert "Promoted" in report["data"], report["data"][:500]
+    assert made.status()["phase"] == "Promoted"
+    return str(report["data"])
+
+
+@pytest.fixture
+def endpoint(stack: Stack, deployed: Deployed) -> Any:
+    made = _endpoint(stack, deployed.endpoints_dir)
+    yield made
+    made.file.unlink(missing_ok=True)
+    made.core.delete_namespace(made.namespace)
+
+
+def test_the_deployments_carry_a_typed_form_a_trigger_and_schedules(deployed: Deployed) -> None:
+    release = deployed.deployment("release")
+    assert release["enforce_parameter_schema"] is True
+    schema = release["parameter_openapi_schema"]
+    assert schema["required"] == ["request"]
+    form = schema["definitions"]["ReleaseRequest"]
+    fields = form["properties"]
+    assert form["required"] == ["endpoint"]
+    assert fields["endpoint"]["minLength"] == 1 and fields["endpoint"]["title"] == "Endpoint"
+    version = next(a for a in fields["version"]["anyOf"] if a.get("type") == "integer")
+    assert version["minimum"] == 1 and fields["version"]["default"] is None
+    assert fields["dryRun"]["default"] is False and fields["dryRun"]["title"] == "Dry run"
+    assert fields["canary"]["anyOf"][0]["$ref"] == "#/definitions/CanaryPolicy"
+    step = schema["definitions"]["CanaryStep"]["properties"]["weight"]
+    assert (step["minimum"], step["maximum"]) == (1, 100)
+
+    automations = deployed.call("POST", "/automations/filter", {}).json()
+    mine = [a for a in automations
+            if any(action.get("deployment_id") == release["id"] for action in a["actions"])]
+    assert len(mine) == 1 and mine[0]["trigger"]["expect"] == [RELEASE_REQUESTED]
+
+    watch = deployed.deployment("watch-registry")
+    (every,) = watch["schedules"]
+    assert every["schedule"]["interval"] == 30.0
+    drill = deployed.deployment("rollback-drill")
+    iris = load_endpoint(Path(__file__).resolve().parents[2] / "deployments/endpoints/iris.yaml")
+    assert iris.spec.drill is not None
+    (cron,) = drill["schedules"]
+    assert cron["schedule"]["cron"] == iris.spec.drill.schedule
+    assert cron["parameters"] == {"endpoint": "iris", "fault": iris.spec.drill.fault.value}
+
+
+@pytest.mark.parametrize("request_", [
+    {"endpoint": "iris", "version": 0},
+    {"endpoint": ""},
+    {"version": 3},
+    {"endpoint": "iris", "dryRun": "maybe"},
+    {"endpoint": "iris", "canary": {"steps": [{"weight": 150, "hold": "10s"}]}},
+], ids=["version-0", "empty-endpoint", "no-endpoint", "dry-run-not-bool", "weight-150"])
+def test_a_bad_value_gets_409_and_no_run(deployed: Deployed, request_: dict[str, Any]) -> None:
+    before = len(deployed.runs("release"))
+    answer = deployed.create_run("release", {"request": request_})
+    assert answer.status_code == 409, answer.text
+    assert "Validation failed" in answer.text or "validation" in answer.text.lower()
+    assert len(deployed.runs("release")) == before
+
+
+def test_a_custom_run_from_the_ui_call_releases_and_reports(deployed: Deployed,
+                                                             endpoint: Endpoint) -> None:
+    register_iris_model(str(endpoint.settings.mlflow.tracking_uri), endpoint.model,
+                        alias="champion")
+    answer = deployed.create_run("release", {"request": {"endpoint": endpoint.name,
+                                                         "version": 1}})
+    assert answer.status_code == 201, answer.text
+    report = _finished_promoted(deployed, endpoint, answer.json())
+    assert "| canary |" in report or "| primary |" in report
+    assert endpoint.status()["primary"]["version"] == "1"
+
+
+def test_one_change_posted_twice_starts_one_run(deployed: Deployed, endpoint: Endpoint) -> None:
+    register_iris_model(str(endpoint.settings.mlflow.tracking_uri), endpoint.model,
+                        alias="champion")
+    digest = spec_hash(load_endpoint(endpoint.file))
+    webhook = ReleaseTrigger(endpoint.name, endpoint.namespace, "1", digest, "webhook",
+                             "alias champion set on version 1")
+    watcher = ReleaseTrigger(endpoint.name, endpoint.namespace, "1", digest, "watcher",
+                             "version 1 selected, nothing released yet")
+    with PrefectEvents(deployed.api_url) as events:
+        events.request_releases([webhook])
+        events.request_releases([watcher])
+        run = eventually(lambda: (_runs_for(deployed, endpoint.name) or [None])[0], 10,
+                         "a release run started by the event")
+        events.request_releases([webhook])  # once more, after the run exists
+    time.sleep(3)  # a second run would have been created by now (the first took ~1 s)
+    assert len(_runs_for(deployed, endpoint.name)) == 1
+    assert run["parameters"] == {"request": {"endpoint": endpoint.name, "version": 1}}
+    _finished_promoted(deployed, endpoint, run)
+
+
+@pytest.mark.filterwarnings("ignore:.*transition_model_version_stage.*:FutureWarning")
+def test_a_stage_transition_is_picked_up_by_the_watcher(stack: Stack, deployed: Deployed) -> None:
+    from mlflow.tracking import MlflowClient
+
+    made = _endpoint(stack, deployed.endpoints_dir)
+    try:
+        document = yaml.safe_load(made.file.read_text())
+        document["spec"]["model"] = {"name": made.model, "stage": "Production"}
+        made.file.write_text(yaml.safe_dump(document))
+        tracking = str(made.settings.mlflow.tracking_uri)
+        version = register_iris_model(tracking, made.model, alias=None)
+        deployed.resume("watch-registry")
+        try:
+            changed = datetime.now(UTC)
+            client = MlflowClient(tracking_uri=tracking)
+            client.transition_model_version_stage(made.model, str(version), "Production")
+            run = eventually(lambda: (_runs_for(deployed, made.name) or [None])[0], 45,
+                             "a release run started by the watcher")
+        finally:
+            deployed.pause("watch-registry")
+        started = datetime.fromisoformat(run["created"])
+        print(f"stage change -> release run created: {(started - changed).total_seconds():.1f}s")
+        assert (started - changed).total_seconds() < 30 + 5  # within the 30 s interval
+        _finished_promoted(deployed, made, run)
+    finally:
+        made.file.unlink(missing_ok=True)
+        made.core.delete_namespace(made.namespace)
