@@ -5,11 +5,16 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from modelrelease.errors import PipelineError, StackError
+
+if TYPE_CHECKING:
+    from pydantic import SecretStr
+
+    from modelrelease.settings import PipelineSettings
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
                   help="Release MLflow models to Kubernetes: build, canary, verify, promote.")
@@ -18,6 +23,9 @@ app.add_typer(image_app, name="image")
 dev_app = typer.Typer(no_args_is_help=True,
                       help="The local stack: Kubernetes, node, registry, MLflow, Prefect.")
 app.add_typer(dev_app, name="dev")
+webhook_app = typer.Typer(no_args_is_help=True,
+                          help="MLflow registry webhooks -> Prefect release events.")
+app.add_typer(webhook_app, name="webhook")
 
 
 def _progress(line: str) -> None:
@@ -291,6 +299,88 @@ def cost(
     if not as_json:
         total = sum(c.per_hour for c in costs)
         typer.echo(f"total: {total:.4f}/h ({total * 730:.2f}/month) for {len(costs)} endpoint(s)")
+
+
+def _webhook_settings(what: str) -> tuple[PipelineSettings, SecretStr]:
+    """Settings with a webhook secret, or a plain error naming the variable to set."""
+    from pydantic import ValidationError
+
+    from modelrelease.settings import PipelineSettings
+
+    try:
+        settings = PipelineSettings()
+    except ValidationError as exc:
+        typer.echo(f"error: {what}: settings: {exc.errors()[0]['msg']}", err=True)
+        raise typer.Exit(code=2) from None
+    secret = settings.webhook.secret
+    if secret is None or not secret.get_secret_value():
+        typer.echo(f"error: {what}: no webhook secret: set MODELRELEASE_WEBHOOK__SECRET "
+                   "(the same value for `webhook serve` and `webhook register`)", err=True)
+        raise typer.Exit(code=2)
+    return settings, secret
+
+
+@webhook_app.command("serve")
+def webhook_serve(
+    host: Annotated[str | None, typer.Option(help="address to bind (default 127.0.0.1)")] = None,
+    port: Annotated[int | None, typer.Option(min=1, max=65535, help="default 8765")] = None,
+) -> None:
+    """Receive MLflow webhooks on POST /webhook and post release events to Prefect.
+
+    Needs MODELRELEASE_WEBHOOK__SECRET and PREFECT_API_URL; reads the ModelEndpoint files
+    in MODELRELEASE_RELEASE__ENDPOINTS_DIR on every delivery.
+    """
+    import logging
+
+    import uvicorn
+
+    from modelrelease.adapters.prefect_events import PrefectEvents
+    from modelrelease.adapters.webhook import WEBHOOK_PATH, WebhookReceiver
+    from modelrelease.spec import load_endpoints
+
+    settings, _ = _webhook_settings("serve webhook")
+    config = settings.webhook
+    folder = settings.release.endpoints_dir
+    try:
+        endpoints = load_endpoints(folder)  # a bad folder fails now, not at the first delivery
+        events = PrefectEvents()
+        receiver = WebhookReceiver(config, folder, events)
+    except PipelineError as exc:
+        raise _fail(exc) from None
+    bind_host, bind_port = host or config.host, port or config.port
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    _progress(f"webhook: POST http://{bind_host}:{bind_port}{WEBHOOK_PATH} -> "
+              f"{events.api_url}/events; {len(endpoints)} endpoint(s) in {folder}")
+    try:
+        uvicorn.run(receiver, host=bind_host, port=bind_port, lifespan="on",
+                    log_level="info")
+    finally:
+        events.close()
+
+
+@webhook_app.command("register")
+def webhook_register(
+    url: Annotated[str, typer.Option(help="the receiver's URL as MLflow reaches it, "
+                                          "e.g. https://hooks.example.com/webhook")],
+    name: Annotated[str, typer.Option(help="the MLflow webhook's name")] = "modelrelease",
+    event: Annotated[list[str] | None, typer.Option(
+        help="an MLflow event to subscribe to (repeatable); default: the events that "
+             "start releases, model_version_alias.created and model_version.created")] = None,
+) -> None:
+    """Create (or update) the MLflow webhook that calls `webhook serve`, with the secret."""
+    from modelrelease.adapters.webhook import register_webhook
+    from modelrelease.domain.webhook import RELEASING
+
+    settings, secret = _webhook_settings(f"register webhook {name}")
+    events = tuple(event or sorted(RELEASING))
+    try:
+        webhook_id, action = register_webhook(settings.mlflow, url, secret, name=name,
+                                              events=events)
+    except PipelineError as exc:
+        raise _fail(exc) from None
+    typer.echo(json.dumps({"webhook_id": webhook_id, "name": name, "url": url,
+                           "events": list(events), "action": action}))
 
 
 @app.command("version")

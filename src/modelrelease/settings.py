@@ -105,6 +105,23 @@ class ReleaseConfig(_Frozen):
     gpu_hour: float = Field(default=2.48, ge=0, description="Price of one GPU-hour.")
 
 
+class WebhookConfig(_Frozen):
+    """The MLflow webhook receiver (``modelrelease webhook serve``)."""
+
+    secret: SecretStr | None = Field(
+        default=None, description="Shared HMAC secret; `webhook serve` and `register` need it.")
+    tolerance_s: float = Field(
+        default=300.0, gt=0, le=3600,
+        description="How far a delivery's signed timestamp may be from now, either way.")
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024,
+                                description="Larger bodies are refused with 413.")
+    replay_capacity: int = Field(
+        default=10_000, ge=1,
+        description="Delivery ids remembered at most (for twice the tolerance).")
+    host: str = Field(default="127.0.0.1", description="Address `webhook serve` binds.")
+    port: int = Field(default=8765, ge=1, le=65535)
+
+
 class PipelineSettings(BaseSettings):
     """Every setting of the pipeline; immutable once loaded."""
 
@@ -122,6 +139,7 @@ class PipelineSettings(BaseSettings):
     kube: KubeConfig = KubeConfig()
     build: BuildConfig = BuildConfig()
     release: ReleaseConfig = ReleaseConfig()
+    webhook: WebhookConfig = WebhookConfig()
 
     @classmethod
     def settings_customise_sources(

@@ -57,6 +57,9 @@ class LocalMlflow:
             "MLFLOW_WEBHOOK_ALLOWED_SCHEMES": "http,https",
             "MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS": "true",
             "MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY": WEBHOOK_KEY,
+            # MLflow caches each event's webhook list (60 s by default) and does not clear
+            # it when a webhook is created: a just-registered webhook would miss deliveries.
+            "MLFLOW_WEBHOOK_CACHE_TTL": "1",
             "PATH": f"{bindir}:{os.environ.get('PATH', '')}",
         }
         self.service = Service("mlflow", argv, self.workdir, env=env, cwd=self.workdir,
