@@ -7,8 +7,14 @@ from typing import Any
 
 import pytest
 
+from modelrelease.domain.agreement import AgreementPolicy, Kind, OnFailure
 from modelrelease.domain.model import ModelUri
-from modelrelease.domain.plan import analysis_policy, model_uri, rollout_policy
+from modelrelease.domain.plan import (
+    agreement_policy,
+    analysis_policy,
+    model_uri,
+    rollout_policy,
+)
 from modelrelease.domain.rollout import Step
 from modelrelease.spec import ModelEndpoint, parse_endpoint
 
@@ -56,3 +62,13 @@ def test_analysis_policy_from_checks() -> None:
     assert policy.max_latency_regression == pytest.approx(0.2)
     short = analysis_policy(endpoint, timedelta(seconds=5), rate=20)
     assert short.min_requests == short.max_requests == 100
+
+
+def test_agreement_policy_defaults_and_from_checks() -> None:
+    assert agreement_policy(_endpoint({"name": "m", "alias": "a"})) == AgreementPolicy()
+    endpoint = _endpoint({"name": "m", "alias": "a"}, checks={"agreement": {
+        "kind": "regression", "minAgreement": 0.8, "maxPsi": 0.2, "maxKs": 0.3,
+        "minSamples": 50, "onFailure": "hold"}})
+    assert agreement_policy(endpoint) == AgreementPolicy(
+        kind=Kind.REGRESSION, min_agreement=0.8, max_psi=0.2, max_ks=0.3, min_samples=50,
+        on_failure=OnFailure.HOLD)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from modelrelease.domain.agreement import AgreementVerdict, Kind, Outcome
 from modelrelease.domain.analysis import ArmStats
 from modelrelease.domain.report import StepRecord, render_report
 
@@ -28,3 +29,21 @@ def test_report_without_steps_or_cost() -> None:
                          reason="canary failed", timeline=[], steps=[], canary_cost_per_hour=None)
     assert "## Steps" not in text and "cost" not in text
     assert empty.error_rate is None
+
+
+def test_report_carries_the_output_agreement_numbers() -> None:
+    stats = ArmStats(100, 0, 0.0, 4.0, 9.0, 12.0)
+    failed = AgreementVerdict(Outcome.FAIL, "0.0% of 153 rows agree | shifted",
+                              Kind.CLASSIFICATION, 153, 0.0, 0.0)
+    skipped = AgreementVerdict(Outcome.SKIPPED, "first release: no primary to compare with")
+    text = render_report(
+        endpoint="ml/iris", version="2", image="i", outcome="RolledBack", reason="disagree",
+        timeline=[], steps=[StepRecord(1, 50, "fail", stats, stats, ("r",), failed),
+                            StepRecord(2, 100, "pass", stats, stats, ("r",), skipped),
+                            StepRecord(3, 100, "pass", stats, stats, ("r",))],
+        canary_cost_per_hour=None)
+    assert "## Output agreement" in text
+    assert ("| 1 | fail | classification | 153 | 0.0% | 0.000 | – | "
+            r"0.0% of 153 rows agree \| shifted |") in text
+    assert "| 2 | skipped | – | 0 | – | – | – | first release: no primary to compare with |" in text
+    assert "| 3 |" not in text.split("## Output agreement")[1].split("## Verdicts")[0]

@@ -113,6 +113,11 @@ def test_defaults_fill_a_minimal_spec() -> None:
     assert (spec.autoscaling.min_replicas, spec.autoscaling.max_replicas) == (1, 3)
     assert [s.weight for s in spec.canary.steps] == [10, 50]
     assert spec.canary.checks.min_requests == 200
+    agreement = spec.canary.checks.agreement
+    assert agreement.enabled and agreement.kind == "auto" and agreement.min_agreement == 0.95
+    assert agreement.max_psi is None and agreement.max_ks is None and agreement.samples is None
+    assert (agreement.min_samples, agreement.max_samples) == (20, 500)
+    assert agreement.on_failure == "rollback"
     assert spec.promotion.alias == "production" and spec.promotion.tags is True
     assert spec.smoke.require_input_example is True
     assert spec.drill is None
@@ -301,6 +306,33 @@ INVALID = [
                  ["must be a number", '"1%"'], id="error-rate-percent"),
     pytest.param({"spec.canary.checks.minRequests": "abc"}, "spec.canary.checks.minRequests",
                  ["must be a whole number"], id="min-requests"),
+    pytest.param({"spec.canary.checks.agreement.samples": "../x.json"},
+                 "spec.canary.checks.agreement.samples",
+                 ["not a path inside the run's artifacts", "without '..'"],
+                 id="agreement-samples-outside"),
+    pytest.param({"spec.canary.checks.agreement.samples": "/data/s.csv"},
+                 "spec.canary.checks.agreement.samples", ["relative path"],
+                 id="agreement-samples-absolute"),
+    pytest.param({"spec.canary.checks.agreement.samples": "samples.parquet"},
+                 "spec.canary.checks.agreement.samples",
+                 ["must be a .json or .csv file", "agreement/samples.csv"],
+                 id="agreement-samples-format"),
+    pytest.param({"spec.canary.checks.agreement.minSamples": 600},
+                 "spec.canary.checks.agreement.minSamples",
+                 ["must be at most maxSamples (500)", "raise maxSamples"],
+                 id="agreement-samples-order"),
+    pytest.param({"spec.canary.checks.agreement.minAgreement": 95},
+                 "spec.canary.checks.agreement.minAgreement", ["must be at most 1"],
+                 id="agreement-percent"),
+    pytest.param({"spec.canary.checks.agreement.kind": "scores"},
+                 "spec.canary.checks.agreement.kind",
+                 ["must be 'auto', 'classification' or 'regression'"], id="agreement-kind"),
+    pytest.param({"spec.canary.checks.agreement.onFailure": "pause"},
+                 "spec.canary.checks.agreement.onFailure", ["must be 'rollback' or 'hold'"],
+                 id="agreement-on-failure"),
+    pytest.param({"spec.canary.checks.agreement.maxPsi": 0},
+                 "spec.canary.checks.agreement.maxPsi", ["must be greater than 0"],
+                 id="agreement-psi-zero"),
     pytest.param({"spec.promotion": {"alias": "v3"}}, "spec.promotion.alias", ["reserved"],
                  id="promotion-alias"),
     pytest.param({"spec.promotion": {"tags": "perhaps"}}, "spec.promotion.tags",

@@ -174,6 +174,28 @@ class MlflowRegistry:
         log.debug("downloaded %s to %s", version.uri, dest)
         return dest
 
+    def read_run_artifact(self, run_id: str, path: str) -> str:
+        """The text of one file among a run's artifacts (e.g. a sample set of inputs).
+
+        Raises:
+            ArtifactsMissing: the run has no such file, or it cannot be downloaded or read.
+        """
+        from mlflow.artifacts import download_artifacts
+        from mlflow.exceptions import MlflowException
+
+        what = f"download artifact {path} of run {run_id}"
+        with tempfile.TemporaryDirectory(prefix="modelrelease-artifact-") as tmp:
+            try:
+                with self._as_global():
+                    found = download_artifacts(run_id=run_id, artifact_path=path, dst_path=tmp)
+                text = Path(found).read_text(encoding="utf-8")
+            except MlflowException as exc:
+                raise ArtifactsMissing(f"{what}: {exc.message}") from exc
+            except (OSError, UnicodeDecodeError) as exc:
+                raise ArtifactsMissing(f"{what}: {exc}") from exc
+        log.debug("read artifact %s of run %s (%d characters)", path, run_id, len(text))
+        return text
+
 
 def tag_version(registry: MlflowRegistry, version: ModelVersion, tags: dict[str, str],
                 alias: str | None = None) -> None:

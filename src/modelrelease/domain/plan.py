@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from modelrelease.domain.agreement import AgreementPolicy
 from modelrelease.domain.analysis import AnalysisPolicy
 from modelrelease.domain.model import ModelUri
 from modelrelease.domain.rollout import RolloutPolicy, Step
@@ -44,3 +45,11 @@ def analysis_policy(endpoint: ModelEndpoint, hold: timedelta, rate: float) -> An
         min_requests=minimum,
         max_requests=max(planned, minimum),
     )
+
+
+def agreement_policy(endpoint: ModelEndpoint) -> AgreementPolicy:
+    """The output-agreement thresholds ``spec.canary.checks.agreement`` sets."""
+    check = endpoint.spec.canary.checks.agreement
+    return AgreementPolicy(kind=check.kind, min_agreement=check.min_agreement,
+                           max_psi=check.max_psi, max_ks=check.max_ks,
+                           min_samples=check.min_samples, on_failure=check.on_failure)

@@ -1,10 +1,11 @@
-"""The release report (markdown): timeline, per-step numbers for both arms, verdict, cost."""
+"""The release report (markdown): timeline, per-step numbers, output agreement, verdicts, cost."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from modelrelease.domain.agreement import AgreementVerdict
 from modelrelease.domain.analysis import ArmStats
 
 
@@ -18,6 +19,7 @@ class StepRecord:
     canary: ArmStats
     primary: ArmStats
     reasons: tuple[str, ...]
+    agreement: AgreementVerdict | None = None
 
 
 def _ms(value: float | None) -> str:
@@ -51,7 +53,27 @@ def render_report(*, endpoint: str, version: str, image: str, outcome: str, reas
                     f"{_rate(numbers.error_rate)} | {_ms(numbers.p50_ms)} | "
                     f"{_ms(numbers.p95_ms)} | {_ms(numbers.p99_ms)} | "
                     f"{record.outcome if arm == 'canary' else ''} |")
+        lines += _agreement([(r.step, r.agreement) for r in steps if r.agreement is not None])
         lines += ["", "## Verdicts", ""]
         for record in steps:
             lines += [f"- step {record.step}: {r}" for r in record.reasons]
     return "\n".join(lines) + "\n"
+
+
+def _figure(value: float | None) -> str:
+    return "–" if value is None else f"{value:.3f}"
+
+
+def _agreement(steps: Sequence[tuple[int, AgreementVerdict]]) -> list[str]:
+    """The output-agreement table: rows compared, exact agreement, PSI and KS per step."""
+    if not steps:
+        return []
+    lines = ["", "## Output agreement", "",
+             "| step | outcome | kind | rows | agreement | PSI | KS | why |",
+             "|---:|---|---|---:|---:|---:|---:|---|"]
+    for step, found in steps:
+        rate = "–" if found.agreement is None else f"{found.agreement * 100:.1f}%"
+        why = found.reason.replace("|", r"\|")
+        lines.append(f"| {step} | {found.outcome} | {found.kind or '–'} | {found.rows} | "
+                     f"{rate} | {_figure(found.psi)} | {_figure(found.ks)} | {why} |")
+    return lines

@@ -18,6 +18,7 @@ def register_iris_model(
     c: float = 1.0,
     extra_pip_requirements: list[str] | None = None,
     tags: Mapping[str, str] | None = None,
+    samples: str | None = None,
 ) -> str:
     """Train a logistic regression on iris, log and register it; return the version.
 
@@ -28,6 +29,8 @@ def register_iris_model(
         c: Inverse regularisation strength (different values, different weights).
         extra_pip_requirements: Requirements the model needs beyond its flavour's.
         tags: Tags for the model version.
+        samples: Also log the 150 iris rows at this artifact path (``.csv`` or ``.json``
+            records), as a sample set for the output-agreement check.
     """
     import mlflow
     from mlflow.models import infer_signature
@@ -57,6 +60,7 @@ def register_iris_model(
                 "sklearn.linear_model._logistic.LogisticRegression",
             ],
         )
+        _log_samples(features, samples)
     version = str(info.registered_model_version)
     client = MlflowClient(tracking_uri=tracking_uri)
     for key, value in (tags or {}).items():
@@ -67,10 +71,11 @@ def register_iris_model(
 
 
 def register_faulty_model(tracking_uri: str, name: str, fault: str, *, delay_s: float = 0.0,
-                          error_rate: float = 0.0) -> str:
+                          error_rate: float = 0.0, samples: str | None = None) -> str:
     """Register an iris model with an injected fault (see ``faulty``); return the version.
 
-    The signature is the healthy model's, so a wrong answer is a wrong answer.
+    The signature is the healthy model's, so a wrong answer is a wrong answer. ``samples``
+    logs a sample set as :func:`register_iris_model` does.
     """
     import mlflow
     from mlflow.models import infer_signature
@@ -96,4 +101,17 @@ def register_faulty_model(tracking_uri: str, name: str, fault: str, *, delay_s: 
             registered_model_name=name,
             pip_requirements=["mlflow", "scikit-learn", "cloudpickle"],
         )
+        _log_samples(features, samples)
     return str(info.registered_model_version)
+
+
+def _log_samples(features: Any, path: str | None) -> None:
+    """Log ``features`` (a data frame) at ``path`` in the active run: CSV or JSON records."""
+    if path is None:
+        return
+    import mlflow
+
+    if path.endswith(".csv"):
+        mlflow.log_text(features.to_csv(index=False), path)
+    else:
+        mlflow.log_text(features.to_json(orient="records"), path)
