@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -117,3 +121,56 @@ class Deployed:
                           {"artifacts": {"flow_run_id": {"any_": [run_id]}}})
         found.raise_for_status()
         return list(found.json())
+
+
+def wait_http_ok(url: str, process: subprocess.Popen[Any], timeout: float,
+                 output: Callable[[], str]) -> None:
+    """Poll ``url`` until it answers 200; fail with ``output()`` if ``process`` dies first."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        assert process.poll() is None, output()
+        if time.monotonic() > deadline:
+            process.kill()  # so ``output`` may read a pipe to its end
+            process.wait(5)
+            raise AssertionError(f"{url} did not answer 200 in {timeout:.0f} s: {output()}")
+        time.sleep(0.1)
+
+
+@contextmanager
+def webhook_receiver(env: dict[str, str], log: Path) -> Iterator[str]:
+    """``modelrelease webhook serve`` on a free port, as users start it; yields its base URL."""
+    from modelrelease.localstack.process import free_ports
+
+    cli = str(Path(sys.executable).parent / "modelrelease")
+    port = free_ports(1)[0]
+    with log.open("wb") as sink:
+        process = subprocess.Popen([cli, "webhook", "serve", "--port", str(port)], env=env,
+                                   stdout=sink, stderr=subprocess.STDOUT)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_http_ok(f"{url}/healthz", process, 30, log.read_text)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+
+
+def deliver(url: str, secret: str, payload: bytes, delivery: str,
+            sig: str | None = None) -> httpx.Response:
+    """POST one MLflow-style webhook delivery, signed with ``secret`` unless ``sig`` is given."""
+    from modelrelease.domain.webhook import signature
+
+    ts = str(int(time.time()))
+    return httpx.post(url, content=payload, timeout=10, headers={
+        "Content-Type": "application/json", "X-MLflow-Delivery-Id": delivery,
+        "X-MLflow-Timestamp": ts,
+        "X-MLflow-Signature": sig or signature(secret, delivery, ts, payload)})

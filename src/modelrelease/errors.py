@@ -18,6 +18,7 @@ whether another try can help (429, 5xx, timeouts, dropped connections).
     ├── KubeApiError            the Kubernetes API refused or failed
     ├── RolloutTimeout          a rollout did not converge in time
     ├── ReleaseInProgress       another release holds the endpoint's lock
+    ├── DrillFailed             a rollback drill found a part that does not hold
     ├── PrefectError            the Prefect server refused or could not be reached
     └── StackError              the local stack could not start or stop
 """
@@ -113,6 +114,10 @@ class RolloutTimeout(PipelineError):
 
 class ReleaseInProgress(PipelineError):
     """Another release of the same endpoint holds its lock."""
+
+
+class DrillFailed(PipelineError):
+    """A rollback drill ran, and a part of it did not hold (the message says which)."""
 
 
 class StackError(PipelineError):

@@ -56,6 +56,8 @@ from pydantic.alias_generators import to_camel
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticCustomError
 
+from modelrelease.domain.agreement import Kind as AgreementKind
+from modelrelease.domain.agreement import OnFailure
 from modelrelease.domain.reference import ImageRef
 from modelrelease.errors import InvalidInput
 
@@ -67,12 +69,15 @@ __all__ = [
     "MAX_ENDPOINT_NAME",
     "VERSION",
     "Accelerators",
+    "AgreementCheck",
+    "AgreementKind",
     "Autoscaling",
     "CanaryChecks",
     "CanaryPolicy",
     "CanaryStep",
     "Condition",
     "Drill",
+    "DrillRecord",
     "EndpointMetadata",
     "EndpointSpec",
     "Fault",
@@ -82,6 +87,7 @@ __all__ = [
     "ModelEndpoint",
     "ModelEndpointStatus",
     "ModelRef",
+    "OnFailure",
     "Outcome",
     "Promotion",
     "ReleasePhase",
@@ -544,6 +550,27 @@ def _cron(value: str) -> str:
 
 CronSchedule = Annotated[str, AfterValidator(_cron)]
 
+# --- artifact paths ---------------------------------------------------------------------------
+
+
+def _artifact_path(value: str) -> str:
+    parts = value.split("/")
+    if value.startswith("/") or "\\" in value or any(p in ("", ".", "..") for p in parts):
+        raise _error(
+            "artifact_path",
+            "{value} is not a path inside the run's artifacts: use a relative path without "
+            "'..', e.g. \"agreement/samples.json\"", value=_show(value))
+    if not value.lower().endswith((".json", ".csv")):
+        raise _error(
+            "artifact_path",
+            "{value} must be a .json or .csv file of inputs, e.g. \"agreement/samples.csv\"",
+            value=_show(value))
+    return value
+
+
+ArtifactPath = Annotated[str, AfterValidator(_artifact_path)]
+"""A file in an MLflow run's artifacts, relative to the run's artifact root."""
+
 # ----------------------------------------------------------------------------------------------
 # Models
 # ----------------------------------------------------------------------------------------------
@@ -713,6 +740,57 @@ class LatencyCheck(_Model):
         return self
 
 
+class AgreementCheck(_Model):
+    """Output agreement: the same inputs go to canary and primary, their answers compared.
+
+    The inputs are the version's input example plus, when ``samples`` names one, a sample
+    set from its MLflow run. On by default, where it cannot misfire: a classifier's exact
+    agreement is judged only once ``minSamples`` rows were compared, and score/regression
+    distances (PSI, KS) are judged only against thresholds you set. Every figure goes into
+    the report either way. A first release (no primary) skips the check.
+    """
+
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [{
+        "rule": "(has(self.minSamples) ? self.minSamples : 20) <= "
+                "(has(self.maxSamples) ? self.maxSamples : 500)",
+        "message": "minSamples must not exceed maxSamples",
+    }]})
+
+    enabled: bool = True
+    """Run the check at every step (false: never)."""
+    kind: AgreementKind = AgreementKind.AUTO
+    """classification (exact agreement), regression (PSI/KS of the output values) or auto
+    (regression when the primary answers any float, else classification)."""
+    min_agreement: Annotated[float, Field(ge=0, le=1)] = 0.95
+    """Lowest share of rows a classifier's canary must answer exactly as the primary."""
+    max_psi: Annotated[float, Field(gt=0)] | None = Field(default=None, examples=[0.2])
+    """Highest population stability index of the canary's outputs against the primary's
+    (a classifier's class shares, or binned scores); unset: reported, not judged. 0.1-0.2
+    is the usual 'moderate shift' band."""
+    max_ks: Annotated[float, Field(gt=0, le=1)] | None = Field(default=None, examples=[0.2])
+    """Highest two-sample Kolmogorov-Smirnov statistic between the arms' output values
+    (regression only); unset: reported, not judged."""
+    samples: ArtifactPath | None = Field(default=None, examples=["agreement/samples.json"])
+    """A file of inputs in the version's MLflow run (JSON rows, records or a serving
+    payload, or CSV with a header), sent after the input example's rows."""
+    min_samples: Annotated[int, Field(ge=1, le=10_000)] = 20
+    """Fewest rows compared before the check may fail or pass a step; fewer is reported as
+    not judged and leaves the step to the latency and error checks."""
+    max_samples: Annotated[int, Field(ge=1, le=10_000)] = 500
+    """Most rows sent to each arm per step (the input example's first)."""
+    on_failure: OnFailure = OnFailure.ROLLBACK
+    """rollback: a failed check fails the step. hold: it makes the step inconclusive, so it
+    is extended (and rolled back if the outputs still disagree after the extensions)."""
+
+    @model_validator(mode="after")
+    def _ordered(self) -> AgreementCheck:
+        if self.min_samples > self.max_samples:
+            raise _error("samples_order",
+                         "must be at most maxSamples ({max}): raise maxSamples or lower "
+                         "minSamples", max=self.max_samples, at=("minSamples",))
+        return self
+
+
 class CanaryChecks(_Model):
     """How each step is judged: canary against primary, and against absolute limits."""
 
@@ -722,6 +800,8 @@ class CanaryChecks(_Model):
     """Highest acceptable share of failed requests (0.01 = 1%)."""
     min_requests: Annotated[int, Field(ge=1)] = 200
     """Fewest requests per arm before a step may pass; fewer is inconclusive, never a pass."""
+    agreement: AgreementCheck = Field(default_factory=AgreementCheck)
+    """Output agreement: canary and primary answer the same inputs alike."""
 
 
 def _default_steps() -> list[CanaryStep]:
@@ -892,6 +972,30 @@ class HistoryEntry(_Model):
     """``spec_hash`` of the spec it was released with."""
 
 
+class DrillRecord(_Model):
+    """The last rollback drill: did the pipeline catch its fault and undo it, and how fast."""
+
+    finished_at: datetime
+    """When it ended."""
+    fault: Fault
+    """What its canary did wrong."""
+    passed: bool
+    """Whether every part held: fault detected, rolled back, primary served throughout,
+    previous version still restorable."""
+    time_to_detect_s: Annotated[float, Field(ge=0)] | None = None
+    """Seconds from the faulty canary's start to the rollback decision."""
+    time_to_restore_s: Annotated[float, Field(ge=0)] | None = None
+    """Seconds from the rollback decision to the primary serving alone."""
+    version: str | None = None
+    """The model version drilled (the primary's)."""
+    previous_version: str | None = None
+    """The version a rollback would go back to, checked restorable."""
+    release_id: str | None = None
+    """The drill's release id."""
+    reason: str = ""
+    """Why it passed or failed, one line per part that did not hold."""
+
+
 class Condition(_Model):
     """A Kubernetes-style condition."""
 
@@ -940,6 +1044,8 @@ class ModelEndpointStatus(_Model):
     cost_per_hour: Annotated[float, Field(ge=0)] | None = None
     """Estimated cost per hour of the endpoint's replicas (primary and canary), from the
     price table."""
+    last_drill: DrillRecord | None = None
+    """The last rollback drill's result and times."""
 
     def with_history(self, entry: HistoryEntry) -> ModelEndpointStatus:
         """This status with ``entry`` appended, dropping the oldest beyond the limit."""
@@ -1256,7 +1362,7 @@ _CUSTOM_KINDS: Final = frozenset({
     "hold_zero", "hold_long", "quantity", "quantity_zero", "cpu", "memory",
     "extended_resource", "model_name", "alias", "image_reference", "image_repository",
     "image_base", "cron", "model_selector", "replicas_order", "step_weight_zero",
-    "percentile_order", "steps_order", "override",
+    "percentile_order", "steps_order", "override", "artifact_path", "samples_order",
 })
 
 

@@ -7,148 +7,26 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
-import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
-import yaml
-from kubernetes import client
 
-from modelrelease.adapters.probe import ServiceProxy
 from modelrelease.localstack.demo_model import register_faulty_model, register_iris_model
 from modelrelease.localstack.stack import Stack
-from modelrelease.release.driver import ReleaseResult, run_release
-from modelrelease.settings import PipelineSettings
+from modelrelease.release.driver import run_release
 from modelrelease.spec import ReleaseRequest
+from tests.e2e.helpers import Endpoint, background_client, make_endpoint
 from tests.kube import eventually
 
 pytestmark = pytest.mark.e2e
 REPO = Path(__file__).resolve().parents[2]
 
 
-@dataclass
-class Endpoint:
-    """One endpoint under test: its file, namespace, model name and clients."""
-
-    name: str
-    namespace: str
-    model: str
-    file: Path
-    settings: PipelineSettings
-    core: client.CoreV1Api
-    apps: client.AppsV1Api
-    custom: client.CustomObjectsApi
-    proxy: ServiceProxy
-
-    def release(self, **overrides: Any) -> ReleaseResult:
-        return run_release(ReleaseRequest(endpoint=str(self.file), **overrides), self.settings,
-                           say=lambda line: print(line))
-
-    def status(self) -> dict[str, Any]:
-        found = self.custom.get_namespaced_custom_object(
-            "modelrelease.io", "v1alpha1", self.namespace, "modelendpoints", self.name)
-        return dict(found.get("status") or {})
-
-    def image(self, track: str) -> str | None:
-        try:
-            dep = self.apps.read_namespaced_deployment(f"{self.name}-{track}", self.namespace)
-        except client.ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise
-        return str(dep.spec.template.spec.containers[0].image)
-
-    def mlflow_tags(self, version: str) -> dict[str, str]:
-        from mlflow.tracking import MlflowClient
-
-        found = MlflowClient(tracking_uri=self.settings.mlflow.tracking_uri).get_model_version(
-            self.model, version)
-        return dict(found.tags)
-
-
-def _endpoint(stack: Stack, tmp: Path, *, steps: list[dict[str, Any]] | None = None,
-              gpus: int = 0, checks: dict[str, Any] | None = None) -> Endpoint:
-    from kubernetes import config
-
-    env = stack.env()
-    suffix = uuid.uuid4().hex[:6]
-    name, namespace, model = f"ep{suffix}", f"e2e-{suffix}", f"model-{suffix}"
-    api = config.new_client_from_config(config_file=str(stack.kubeconfig))
-    core = client.CoreV1Api(api)
-    core.create_namespace({"metadata": {"name": namespace, "labels": {"created-by": "tests"}}})
-    resources: dict[str, Any] = {"cpu": "250m", "memory": "256Mi"}
-    if gpus:
-        resources["accelerators"] = {"nvidia.com/gpu": gpus}
-    document = {
-        "apiVersion": "modelrelease.io/v1alpha1", "kind": "ModelEndpoint",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {
-            "model": {"name": model, "alias": "champion"},
-            "image": {"repository": f"{env['LOCAL_REGISTRY']}/e2e/{name}",
-                      "base": env["MODELRELEASE_BUILD__BASE_IMAGE"]},
-            "resources": resources,
-            "autoscaling": {"minReplicas": 1, "maxReplicas": 2},
-            "canary": {"steps": steps or [{"weight": 50, "hold": "10s"}],
-                       "checks": checks or {"latency": {"p99Ms": 1000, "maxRegression": 0.5},
-                                            "maxErrorRate": 0.01, "minRequests": 100}},
-        },
-    }
-    path = tmp / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(document))
-    settings = PipelineSettings(
-        mlflow={"tracking_uri": env["MLFLOW_TRACKING_URI"]},
-        kube={"kubeconfig": stack.kubeconfig},
-        build={"cache_dir": tmp / "cache"},
-        release={"load_rate": 30, "wait_for_lock_s": 60},
-    )
-    return Endpoint(name, namespace, model, path, settings, core, client.AppsV1Api(api),
-                    client.CustomObjectsApi(api), ServiceProxy(api.configuration))
-
-
-class BackgroundClient:
-    """Calls the endpoint's live Service through the API server while a release runs."""
-
-    def __init__(self, endpoint: Endpoint) -> None:
-        self.url = endpoint.proxy.url(endpoint.namespace, endpoint.name, "invocations")
-        self.http = endpoint.proxy.client(timeout=10)
-        self.ok = 0
-        self.failed: list[str] = []
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.body = {"dataframe_split": {
-            "columns": ["sepal_length", "sepal_width", "petal_length", "petal_width"],
-            "data": [[5.1, 3.5, 1.4, 0.2]]}}
-
-    def _run(self) -> None:
-        while not self.stop.wait(0.1):
-            try:
-                answer = self.http.post(self.url, json=self.body)
-                if answer.status_code == 200:
-                    self.ok += 1
-                else:
-                    self.failed.append(f"{answer.status_code} {answer.text[:100]}")
-            except httpx.HTTPError as exc:
-                self.failed.append(repr(exc))
-
-    def __enter__(self) -> BackgroundClient:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-        self.thread.join(timeout=15)
-        self.http.close()
-
-
 @pytest.fixture
 def endpoint(stack: Stack, crd: None, tmp_path: Path) -> Iterator[Endpoint]:
-    made = _endpoint(stack, tmp_path)
+    made = make_endpoint(stack, tmp_path)
     yield made
     made.core.delete_namespace(made.namespace)
 
@@ -160,7 +38,7 @@ def test_good_version_is_promoted_without_dropping_traffic(endpoint: Endpoint) -
     assert first.outcome == "promoted", first.reason
     assert (endpoint.image("primary") or "").endswith(first.image.split("@")[1])
     register_iris_model(tracking, endpoint.model, alias="champion", c=0.3)
-    with BackgroundClient(endpoint) as background:
+    with background_client(endpoint) as background:
         second = endpoint.release()
     assert second.outcome == "promoted", second.reason
     assert background.failed == [] and background.ok > 50, (background.ok, background.failed[:5])
@@ -205,7 +83,7 @@ def test_good_version_is_promoted_without_dropping_traffic(endpoint: Endpoint) -
 def live(stack: Stack, crd: None, tmp_path_factory: pytest.TempPathFactory
          ) -> Iterator[tuple[Endpoint, str]]:
     """An endpoint whose primary serves a good version 1 (for the failure cases)."""
-    made = _endpoint(stack, tmp_path_factory.mktemp("live"))
+    made = make_endpoint(stack, tmp_path_factory.mktemp("live"))
     register_iris_model(str(made.settings.mlflow.tracking_uri), made.model, alias="champion")
     result = made.release()
     assert result.outcome == "promoted", result.reason
@@ -246,7 +124,7 @@ def test_bad_version_is_rolled_back_and_primary_keeps_serving(
 
 def test_canary_needing_more_gpus_than_free_fails_fast(stack: Stack, crd: None,
                                                       tmp_path: Path) -> None:
-    made = _endpoint(stack, tmp_path, gpus=2)
+    made = make_endpoint(stack, tmp_path, gpus=2)
     try:
         register_iris_model(str(made.settings.mlflow.tracking_uri), made.model, alias="champion")
         began = time.monotonic()
@@ -262,7 +140,7 @@ def test_canary_needing_more_gpus_than_free_fails_fast(stack: Stack, crd: None,
 
 def test_killed_release_converges_when_run_again(stack: Stack, crd: None,
                                                  tmp_path: Path) -> None:
-    made = _endpoint(stack, tmp_path, steps=[{"weight": 50, "hold": "20s"}])
+    made = make_endpoint(stack, tmp_path, steps=[{"weight": 50, "hold": "20s"}])
     try:
         tracking = str(made.settings.mlflow.tracking_uri)
         register_iris_model(tracking, made.model, alias="champion")
@@ -300,7 +178,7 @@ def test_a_second_release_of_a_busy_endpoint_is_refused(stack: Stack, crd: None,
     from modelrelease.adapters.kube import KubeCluster
     from modelrelease.errors import ReleaseInProgress
 
-    made = _endpoint(stack, tmp_path)
+    made = make_endpoint(stack, tmp_path)
     try:
         register_iris_model(str(made.settings.mlflow.tracking_uri), made.model,
                             alias="champion")

@@ -6,7 +6,12 @@ custom run, a refused value. Runs started by a trigger are found by their parame
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import time
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -19,9 +24,9 @@ from modelrelease.domain.triggers import RELEASE_REQUESTED, ReleaseTrigger
 from modelrelease.localstack.demo_model import register_iris_model
 from modelrelease.localstack.stack import Stack
 from modelrelease.spec import load_endpoint, spec_hash
-from tests.e2e.test_release import Endpoint, _endpoint
+from tests.e2e.helpers import Endpoint, make_endpoint
 from tests.kube import eventually
-from tests.support import Deployed
+from tests.support import Deployed, deliver, webhook_receiver
 
 pytestmark = pytest.mark.e2e
 RELEASE_S = 300
@@ -43,7 +48,7 @@ def _finished_promoted(deployed: Deployed, made: Endpoint, run: dict[str, Any]) 
 
 @pytest.fixture
 def endpoint(stack: Stack, deployed: Deployed) -> Any:
-    made = _endpoint(stack, deployed.endpoints_dir)
+    made = make_endpoint(stack, deployed.endpoints_dir)
     yield made
     made.file.unlink(missing_ok=True)
     made.core.delete_namespace(made.namespace)
@@ -132,7 +137,7 @@ def test_one_change_posted_twice_starts_one_run(deployed: Deployed, endpoint: En
 def test_a_stage_transition_is_picked_up_by_the_watcher(stack: Stack, deployed: Deployed) -> None:
     from mlflow.tracking import MlflowClient
 
-    made = _endpoint(stack, deployed.endpoints_dir)
+    made = make_endpoint(stack, deployed.endpoints_dir)
     try:
         document = yaml.safe_load(made.file.read_text())
         document["spec"]["model"] = {"name": made.model, "stage": "Production"}
@@ -155,3 +160,87 @@ def test_a_stage_transition_is_picked_up_by_the_watcher(stack: Stack, deployed: 
     finally:
         made.file.unlink(missing_ok=True)
         made.core.delete_namespace(made.namespace)
+
+
+def test_an_alias_set_in_mlflow_starts_one_release_within_5s(
+        stack: Stack, deployed: Deployed, endpoint: Endpoint, tmp_path: Path) -> None:
+    from mlflow.tracking import MlflowClient
+
+    tracking = str(endpoint.settings.mlflow.tracking_uri)
+    secret = f"whsec-{uuid.uuid4().hex}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MODELRELEASE_", "MLFLOW_"))}
+    env.update({"MODELRELEASE_WEBHOOK__SECRET": secret,
+                "MODELRELEASE_RELEASE__ENDPOINTS_DIR": str(deployed.endpoints_dir),
+                "MODELRELEASE_MLFLOW__TRACKING_URI": tracking,
+                "PREFECT_API_URL": deployed.api_url})
+    log = tmp_path / "receiver.log"
+    cli = str(Path(sys.executable).parent / "modelrelease")
+    with webhook_receiver(env, log) as url:
+        hook = f"{url}/webhook"
+        registered = subprocess.run(
+            [cli, "webhook", "register", "--url", hook, "--name", f"deploy-{endpoint.name}"],
+            env=env, capture_output=True, text=True, timeout=120, check=False)
+        assert registered.returncode == 0, registered.stderr
+        version = register_iris_model(tracking, endpoint.model)  # no alias yet: no release
+        time.sleep(1.5)  # past MLflow's webhook cache (MLFLOW_WEBHOOK_CACHE_TTL=1 on the stack)
+        set_at = datetime.now(UTC)
+        MlflowClient(tracking_uri=tracking).set_registered_model_alias(
+            endpoint.model, "champion", version)
+        run = eventually(lambda: (_runs_for(deployed, endpoint.name) or [None])[0], 5,
+                         "a release run within 5 s of the alias set")
+        latency = (datetime.fromisoformat(run["created"]) - set_at).total_seconds()
+        print(f"alias set -> release run created: {latency:.2f}s")
+        assert run["parameters"] == {"request": {"endpoint": endpoint.name, "version": 1}}
+
+        # The same change again (a new delivery), a replay of it, and a forged one.
+        body = json.dumps({"entity": "model_version_alias", "action": "created",
+                           "timestamp": set_at.isoformat(),
+                           "data": {"name": endpoint.model, "alias": "champion",
+                                    "version": version}}).encode()
+        assert deliver(hook, secret, body, "again-1").status_code == 202
+        replay = deliver(hook, secret, body, "again-1")
+        assert replay.status_code == 200 and "duplicate" in replay.text
+        forged = deliver(hook, secret, body, "forged-1", sig="v1,AAAA")
+        assert forged.status_code == 401
+        time.sleep(3)  # a second run would exist by now (the first took about a second)
+        assert len(_runs_for(deployed, endpoint.name)) == 1
+    text = log.read_text()
+    assert "webhook refused from 127.0.0.1" in text and secret not in text
+    _finished_promoted(deployed, endpoint, run)
+
+
+def test_a_scheduled_drill_passes_and_records_its_times(deployed: Deployed,
+                                                        endpoint: Endpoint) -> None:
+    tracking = str(endpoint.settings.mlflow.tracking_uri)
+    for c in (1.0, 0.3):  # version 2 primary, version 1 the release before it
+        register_iris_model(tracking, endpoint.model, alias="champion", c=c)
+        assert endpoint.release().outcome == "promoted"
+    drill = deployed.deployment("rollback-drill")
+    added = deployed.call("POST", f"/deployments/{drill['id']}/schedules", [{
+        "schedule": {"cron": "* * * * *", "timezone": "UTC"}, "active": True,
+        "parameters": {"endpoint": endpoint.name, "fault": "errors"}}])
+    assert added.status_code == 201, added.text
+    (schedule,) = added.json()
+    deployed.resume("rollback-drill")
+    try:
+        def scheduled() -> dict[str, Any] | None:
+            found = [r for r in deployed.runs("rollback-drill")
+                     if r["parameters"].get("endpoint") == endpoint.name
+                     and r["state_type"] != "SCHEDULED"]
+            return found[0] if found else None
+
+        run = eventually(scheduled, 150, "the drill the cron schedule started")
+    finally:
+        deployed.pause("rollback-drill")
+        deployed.call("DELETE", f"/deployments/{drill['id']}/schedules/{schedule['id']}")
+    assert run["auto_scheduled"] is True
+    final = deployed.wait_final(run["id"], RELEASE_S)
+    assert final["state_type"] == "COMPLETED", final["state"]
+    (report,) = [a for a in deployed.artifacts(run["id"]) if a["key"].startswith("drill-")]
+    last = endpoint.status()["lastDrill"]
+    assert last["passed"] is True and last["fault"] == "errors"
+    assert last["timeToDetectS"] > 0 and last["timeToRestoreS"] >= 0
+    print(f"scheduled drill: detect {last['timeToDetectS']:.1f}s, "
+          f"restore {last['timeToRestoreS']:.1f}s")
+    assert f"{last['timeToDetectS']:.1f}" in report["data"]
+    assert endpoint.status()["primary"]["version"] == "2"

@@ -10,7 +10,7 @@ import pytest
 from modelrelease.localstack.demo_model import register_iris_model
 from modelrelease.localstack.stack import Stack
 from modelrelease.spec import ReleaseRequest
-from tests.e2e.test_release import _endpoint
+from tests.e2e.helpers import make_endpoint
 
 pytestmark = pytest.mark.e2e
 
@@ -20,7 +20,7 @@ def test_release_flow_runs_each_step_as_a_task_and_writes_the_report(
     from prefect.client.orchestration import get_client
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    made = _endpoint(stack, tmp_path)
+    made = make_endpoint(stack, tmp_path)
     try:
         tracking = str(made.settings.mlflow.tracking_uri)
         register_iris_model(tracking, made.model, alias="champion")

@@ -11,7 +11,6 @@ import shutil
 import subprocess
 import sys
 import tarfile
-import time
 from pathlib import Path
 
 import httpx
@@ -34,7 +33,7 @@ from modelrelease.localstack.demo_model import register_iris_model
 from modelrelease.localstack.images import ImageCache
 from modelrelease.localstack.process import free_ports
 from modelrelease.settings import RegistryConfig
-from tests.support import REGISTRY_PASSWORD, REGISTRY_USER, Services
+from tests.support import REGISTRY_PASSWORD, REGISTRY_USER, Services, wait_http_ok
 
 pytestmark = pytest.mark.integration
 
@@ -175,16 +174,8 @@ def test_built_image_serves_the_model(services: Services, iris: str, tmp_path: P
     proc = subprocess.Popen([sys.executable, *entrypoint[1:]], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/ping", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
-            assert time.monotonic() < deadline, "model server did not answer /ping"
-            time.sleep(0.2)
+        wait_http_ok(f"http://127.0.0.1:{port}/ping", proc, 60,
+                     lambda: proc.stdout.read().decode() if proc.stdout else "")
         body = (model_dir / "serving_input_example.json").read_text()
         response = httpx.post(f"http://127.0.0.1:{port}/invocations", content=body,
                               headers={"Content-Type": "application/json"}, timeout=10)

@@ -28,6 +28,7 @@ def test_the_tree_is_complete() -> None:
         "PipelineError", "InvalidInput", "UnsafeModelDir", "ModelNotFound", "ArtifactsMissing",
         "MlflowError", "RegistryError", "ImageNotFound", "RegistryAuthError", "BuildError",
         "KubeApiError", "RolloutTimeout", "ReleaseInProgress", "StackError",
+        "PrefectError", "DrillFailed",
     }
 
 

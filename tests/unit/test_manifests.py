@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from modelrelease.domain.fault import FaultSetting
 from modelrelease.domain.manifests import (
     ANNOTATION_IMAGE_DIGEST,
     ANNOTATION_MODEL,
@@ -30,7 +31,7 @@ from modelrelease.domain.manifests import (
     service_name,
 )
 from modelrelease.errors import InvalidInput
-from modelrelease.spec import ModelEndpoint, parse_endpoint, spec_hash
+from modelrelease.spec import Fault, ModelEndpoint, parse_endpoint, spec_hash
 from tests.unit.test_spec import VALID, doc
 
 DIGEST = "sha256:" + "ab" * 32
@@ -151,6 +152,22 @@ def test_container_port_env_and_probes(endpoint: ModelEndpoint) -> None:
                                                    "scheme": "HTTP"}
     assert (ready["periodSeconds"], ready["failureThreshold"]) == (1, 3)
     assert (live["periodSeconds"], live["failureThreshold"]) == (5, 6)
+
+
+@pytest.mark.parametrize(("fault", "env"), [
+    pytest.param(FaultSetting(Fault.LATENCY, 0.5), "latency:0.5", id="latency"),
+    pytest.param(FaultSetting(Fault.ERRORS, 0.25), "errors:0.25", id="errors"),
+    pytest.param(FaultSetting(Fault.CRASH), "crash", id="crash"),
+])
+def test_a_drill_fault_is_set_on_the_track_it_is_given_to(
+        endpoint: ModelEndpoint, fault: FaultSetting, env: str) -> None:
+    objects = render_release(endpoint, image=IMAGE, model_version="3", release_id="r1",
+                             track=Track.CANARY, replicas=1, fault=fault)
+    (canary,) = [o for o in objects if o["kind"] == "Deployment"]
+    (container,) = canary["spec"]["template"]["spec"]["containers"]
+    assert container["env"][-1] == {"name": "MODELRELEASE_FAULT", "value": env}
+    (plain,) = deployment(endpoint)["spec"]["template"]["spec"]["containers"]
+    assert all(e["name"] != "MODELRELEASE_FAULT" for e in plain["env"])
 
 
 def test_resources_with_an_accelerator(endpoint: ModelEndpoint) -> None:

@@ -8,11 +8,13 @@ import pytest
 
 from modelrelease.domain.readiness import Readiness, RolloutState
 from modelrelease.domain.rollout import (
+    UNDETECTED,
     Analyse,
     Begin,
     CanaryHealth,
     CleanedUp,
     DeployCanary,
+    Milestones,
     Observation,
     Phase,
     PrimaryHealth,
@@ -26,6 +28,7 @@ from modelrelease.domain.rollout import (
     Step,
     StepJudged,
     Wait,
+    milestones,
     resume,
     step,
 )
@@ -161,6 +164,55 @@ def test_resume(state: State, same: bool, phase: Phase, actions: tuple[object, .
     assert moved.state.phase == phase
     assert moved.actions == actions
     assert text in moved.reason
+
+
+DRILL = RolloutPolicy(steps=POLICY.steps, drill=True)
+
+
+@pytest.mark.parametrize(
+    ("state", "observation", "phase", "actions", "text"),
+    [
+        pytest.param(at(Phase.ANALYSING, step=0, weight=10), StepJudged(True, "p95 ok"),
+                     Phase.ANALYSING, (SetWeight(50), Analyse(timedelta(seconds=60))),
+                     "step 2/2", id="drill-passes-a-step-and-goes-on"),
+        pytest.param(at(Phase.ANALYSING, step=1, weight=50), StepJudged(True, "p95 ok"),
+                     Phase.ROLLING_BACK, (Rollback(UNDETECTED),),
+                     "step 2 passed: p95 ok; drill: fault not detected",
+                     id="drill-never-promotes"),
+        pytest.param(at(Phase.ANALYSING, step=0, weight=10), StepJudged(False, "p95 561ms"),
+                     Phase.ROLLING_BACK,
+                     (Rollback("step 1 failed at weight 10: p95 561ms"),), "failed",
+                     id="drill-fault-detected"),
+        pytest.param(at(Phase.DEPLOYING), CanaryHealth(BROKEN), Phase.ROLLING_BACK,
+                     (Rollback("canary failed: pod x container model CrashLoopBackOff: 3 "
+                               "restarts"),), "CrashLoopBackOff", id="drill-crash-detected"),
+    ],
+)
+def test_drill_policy(state: State, observation: Observation, phase: Phase,
+                      actions: tuple[object, ...], text: str) -> None:
+    moved = step(state, observation, DRILL, T0)
+    assert moved.state.phase == phase
+    assert moved.actions == actions
+    assert text in moved.reason
+
+
+@pytest.mark.parametrize(
+    ("entered", "expected"),
+    [
+        pytest.param([], Milestones(), id="nothing"),
+        pytest.param([(0.0, Phase.PENDING), (1.5, Phase.DEPLOYING), (4.0, Phase.SMOKE),
+                      (5.0, Phase.ANALYSING), (9.0, Phase.ROLLING_BACK),
+                      (12.5, Phase.ROLLED_BACK)], Milestones(1.5, 9.0, 12.5),
+                     id="rolled-back"),
+        pytest.param([(1.0, Phase.DEPLOYING), (2.0, Phase.SMOKE), (3.0, Phase.ANALYSING),
+                      (9.0, Phase.PROMOTING), (10.0, Phase.PROMOTED)], Milestones(1.0),
+                     id="promoted"),
+        pytest.param([(1.0, Phase.DEPLOYING), (2.0, Phase.DEPLOYING),
+                      (3.0, Phase.ROLLING_BACK)], Milestones(1.0, 3.0), id="first-counts"),
+    ],
+)
+def test_milestones(entered: list[tuple[float, Phase]], expected: Milestones) -> None:
+    assert milestones(entered) == expected
 
 
 def test_elapsed_without_since_is_zero() -> None:

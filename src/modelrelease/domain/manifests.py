@@ -24,6 +24,8 @@ from collections.abc import Mapping
 from enum import StrEnum
 from typing import Any, Final
 
+from modelrelease.domain.fault import ENV as FAULT_ENV
+from modelrelease.domain.fault import FaultSetting
 from modelrelease.domain.reference import ImageRef
 from modelrelease.errors import InvalidInput
 from modelrelease.spec import (
@@ -230,6 +232,7 @@ def render_deployment(
     track: Track,
     replicas: int | None,
     progress_deadline_seconds: int = DEFAULT_PROGRESS_DEADLINE_S,
+    fault: FaultSetting | None = None,
 ) -> dict[str, Any]:
     """``Deployment E-<track>`` serving ``image`` (which must be pinned by digest).
 
@@ -243,6 +246,8 @@ def render_deployment(
         replicas: Replica count, or None to leave it to the HorizontalPodAutoscaler
             (the primary once its autoscaler exists).
         progress_deadline_seconds: When the Deployment reports ProgressDeadlineExceeded.
+        fault: A fault for the serving entrypoint to inject (``MODELRELEASE_FAULT``): a
+            rollback drill's canary only; None (no fault) otherwise.
 
     Raises:
         InvalidInput: The image is not pinned by digest, or a count is out of range.
@@ -273,7 +278,8 @@ def render_deployment(
                 # what the pod's /metrics reports as modelrelease_model_info
                 {"name": "MODELRELEASE_MODEL_NAME", "value": endpoint.spec.model.name},
                 {"name": "MODELRELEASE_MODEL_VERSION", "value": model_version},
-                {"name": "MODELRELEASE_IMAGE_DIGEST", "value": ref.digest}],
+                {"name": "MODELRELEASE_IMAGE_DIGEST", "value": ref.digest},
+                *([] if fault is None else [{"name": FAULT_ENV, "value": fault.env_value()}])],
         "resources": _resources(endpoint),
         "readinessProbe": _probe(period=1, failures=3),
         "livenessProbe": _probe(period=5, failures=6),
@@ -389,6 +395,7 @@ def render_release(
     track: Track,
     replicas: int | None,
     progress_deadline_seconds: int = DEFAULT_PROGRESS_DEADLINE_S,
+    fault: FaultSetting | None = None,
 ) -> list[dict[str, Any]]:
     """What to apply for ``track``: Services, Deployment, and the primary's extras.
 
@@ -398,6 +405,7 @@ def render_release(
     deployment = render_deployment(
         endpoint, image=image, model_version=model_version, release_id=release_id,
         track=track, replicas=replicas, progress_deadline_seconds=progress_deadline_seconds,
+        fault=fault,
     )
     extras = render_primary_extras(endpoint) if track is Track.PRIMARY else []
     return [*render_services(endpoint), deployment, *extras]

@@ -10,6 +10,7 @@ actions it is given and reports what it observed.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -18,6 +19,8 @@ from modelrelease.domain.readiness import Readiness, RolloutState
 
 POLL_S = 0.5
 """How long to wait before looking at a rollout again."""
+UNDETECTED = "drill: fault not detected"
+"""The rollback reason of a drill whose faulty canary passed every step."""
 
 
 class Phase(StrEnum):
@@ -51,12 +54,17 @@ class Step:
 
 @dataclass(frozen=True)
 class RolloutPolicy:
-    """The steps and the patience of a release."""
+    """The steps and the patience of a release.
+
+    A drill's canary carries an injected fault: it is never promoted. Passing every step
+    rolls it back too, with the reason :data:`UNDETECTED`.
+    """
 
     steps: tuple[Step, ...]
     deploy_timeout: timedelta = timedelta(minutes=3)
     promote_timeout: timedelta = timedelta(minutes=3)
     max_extensions: int = 2
+    drill: bool = False
 
     def __post_init__(self) -> None:
         if not self.steps:
@@ -202,6 +210,9 @@ def _elapsed(state: State, now: datetime) -> timedelta:
 
 def _next_step(state: State, policy: RolloutPolicy, now: datetime, why: str) -> Transition:
     index = state.step + 1 if state.phase == Phase.ANALYSING else 0
+    if index >= len(policy.steps) and policy.drill:
+        return _to(state, Phase.ROLLING_BACK, now, f"{why}; {UNDETECTED}",
+                   Rollback(UNDETECTED))
     if index >= len(policy.steps):
         return _to(state, Phase.PROMOTING, now, f"{why}; promoting", Promote(),
                    weight=100)
@@ -299,3 +310,25 @@ def resume(state: State, same_release: bool, policy: RolloutPolicy,
         case _:
             return _stay(state, f"resuming: rollback ({state.reason})",
                          Rollback(state.reason or "resumed rollback"))
+
+
+@dataclass(frozen=True)
+class Milestones:
+    """When, in seconds into a release, its milestones were reached.
+
+    The canary deployed, the rollback decided, the rollback done (canary gone, primary
+    alone); None where that never happened.
+    """
+
+    canary_deployed: float | None = None
+    rollback_decided: float | None = None
+    rolled_back: float | None = None
+
+
+def milestones(entered: Iterable[tuple[float, Phase]]) -> Milestones:
+    """The milestones of a release from when it entered each phase (the first time counts)."""
+    first: dict[Phase, float] = {}
+    for seconds, phase in entered:
+        first.setdefault(phase, seconds)
+    return Milestones(first.get(Phase.DEPLOYING), first.get(Phase.ROLLING_BACK),
+                      first.get(Phase.ROLLED_BACK))

@@ -2,9 +2,10 @@
 
 Each wraps a real trained estimator in an MLflow ``PythonModel`` that fails one way:
 ``crash`` (the server dies while loading it), ``wrong_shape`` (answers with a list per
-row where the signature promises one integer), ``slow`` (sleeps before answering) or
-``errors`` (fails a share of requests). The class lives in the package, so the serving
-image can unpickle it.
+row where the signature promises one integer), ``slow`` (sleeps before answering),
+``errors`` (fails a share of requests) or ``disagree`` (fast and well-formed, but answers the
+next class: every prediction shifted by one, modulo 3). The class lives in the package, so
+the serving image can unpickle it.
 """
 
 from __future__ import annotations
@@ -40,4 +41,6 @@ class FaultyModel(mlflow.pyfunc.PythonModel):  # type: ignore[misc,name-defined]
         predictions = self.estimator.predict(model_input)
         if self.fault == "wrong_shape":
             return [[int(p), int(p)] for p in predictions]
+        if self.fault == "disagree":
+            return [(int(p) + 1) % 3 for p in predictions]
         return predictions

@@ -4,6 +4,10 @@ The loop only executes the actions ``domain.rollout.step`` returns and feeds bac
 observed; every decision, and its reason, comes from the domain. The ModelEndpoint's
 status is written after every transition, so a re-run resumes (same version) or rolls
 back (another version) what it finds, and never leaves a canary behind.
+
+A rollback drill (``fault=``) re-releases the primary's own image as a canary carrying
+that fault: no build, no "already released" shortcut, no MLflow tags, and never a
+promotion (``RolloutPolicy.drill``).
 """
 
 from __future__ import annotations
@@ -12,17 +16,20 @@ import json
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from modelrelease.adapters.kube import KubeCluster
 from modelrelease.adapters.mlflow_registry import MlflowRegistry
-from modelrelease.build.builder import BuildRequest, ImageBuilder
+from modelrelease.adapters.oci_registry import PushStats
+from modelrelease.build.builder import BuildRequest, BuildResult, ImageBuilder
 from modelrelease.costs import prices as price_table
-from modelrelease.domain import rollout
+from modelrelease.domain import agreement, rollout
 from modelrelease.domain.analysis import Outcome as JudgeOutcome
 from modelrelease.domain.cost import hourly_cost
+from modelrelease.domain.drill import drill_blocker
+from modelrelease.domain.fault import FaultSetting
 from modelrelease.domain.manifests import Track
 from modelrelease.domain.plan import model_uri, rollout_policy
 from modelrelease.domain.report import StepRecord, render_report
@@ -59,6 +66,8 @@ class ReleaseResult:
     hold_seconds: float = 0.0
     report: str = ""
     timeline: list[tuple[float, str]] = field(default_factory=list)
+    phases: list[tuple[float, rollout.Phase]] = field(default_factory=list)
+    """Seconds into the release at which each transition left it in which phase."""
 
     def summary(self) -> str:
         """The one-line JSON summary the CLI prints last."""
@@ -74,8 +83,12 @@ def _judged(verdict: Any) -> rollout.StepJudged:
 
 
 def run_release(request: ReleaseRequest, settings: PipelineSettings | None = None, *,
-                say: Say = print, call: Call = direct) -> ReleaseResult:
+                say: Say = print, call: Call = direct,
+                fault: FaultSetting | None = None) -> ReleaseResult:
     """Release the model version ``request`` names to its endpoint; see the module doc.
+
+    With ``fault``, run a rollback drill instead: ``request`` must name the primary's
+    version, which is released again as a canary with that fault and always rolled back.
 
     Raises:
         InvalidInput: bad endpoint file, missing namespace, unknown model (as ModelNotFound).
@@ -91,12 +104,13 @@ def run_release(request: ReleaseRequest, settings: PipelineSettings | None = Non
         timeline.append((time.monotonic() - started, line))
         say(line)
 
-    endpoint = request.applied_to(load_endpoint(request.endpoint_file(
-        settings.release.endpoints_dir)))
+    loaded = load_endpoint(request.endpoint_file(settings.release.endpoints_dir))
+    endpoint = request.applied_to(loaded)
     where = f"{endpoint.namespace}/{endpoint.name}"
     models = MlflowRegistry(settings.mlflow)
     version = call("resolve-model", lambda: models.resolve(model_uri(endpoint)))
     note(f"{where}: {model_uri(endpoint)} is version {version.version} (run {version.run_id})")
+    endpoint = loaded if fault is not None else endpoint  # a drill leaves the spec as it is
     cluster = KubeCluster(settings.kube)
     try:
         if not cluster.namespace_exists(endpoint.namespace):
@@ -106,7 +120,8 @@ def run_release(request: ReleaseRequest, settings: PipelineSettings | None = Non
         world = ReleaseWorld(endpoint, settings, cluster, models, call)
         status = world.read_status() or ModelEndpointStatus()
         digest_hash = spec_hash(endpoint)
-        if (status.phase == ReleasePhase.PROMOTED and status.primary is not None
+        if (fault is None and status.phase == ReleasePhase.PROMOTED
+                and status.primary is not None
                 and status.primary.version == version.version
                 and status.spec_hash == digest_hash and world.deployment(Track.PRIMARY)):
             note(f"{where}: version {version.version} with this spec is already primary")
@@ -123,36 +138,42 @@ def run_release(request: ReleaseRequest, settings: PipelineSettings | None = Non
                     f"release endpoint {where}: another release holds its lock; wait for it "
                     "or allow waiting with MODELRELEASE_RELEASE__WAIT_FOR_LOCK_S")
             return _release(world, version, release_id, status, digest_hash, note, timeline,
-                            started, settings)
+                            started, settings, fault)
     finally:
         cluster.close()
 
 
 def _release(world: ReleaseWorld, version: Any, release_id: str, status: ModelEndpointStatus,
              digest_hash: str, note: Say, timeline: list[tuple[float, str]], started: float,
-             settings: PipelineSettings) -> ReleaseResult:
+             settings: PipelineSettings, fault: FaultSetting | None = None) -> ReleaseResult:
     endpoint = world.endpoint
     where = f"{endpoint.namespace}/{endpoint.name}"
-    builder = ImageBuilder(settings, models=world.models, progress=lambda line: None)
-    try:
-        built = world.call("build-image", lambda: builder.build(BuildRequest(
-            model=version.uri, base=endpoint.spec.image.base,
-            to=endpoint.spec.image.repository)))
-    finally:
-        builder.registry.close()
+    if fault is not None:  # a drill: the primary's own image, as the record has it now
+        status = world.read_status() or status
+        built: BuildResult | _Pinned = _primary_image(status, version.version, where)
+        world.canary_fault = fault
+    else:
+        builder = ImageBuilder(settings, models=world.models, progress=lambda line: None)
+        try:
+            built = world.call("build-image", lambda: builder.build(BuildRequest(
+                model=version.uri, base=endpoint.spec.image.base,
+                to=endpoint.spec.image.repository)))
+        finally:
+            builder.registry.close()
     image = built.image
     note(f"{where}: image {image} ({'re-used' if built.reused else 'built'} in "
          f"{built.seconds:.1f}s, {built.stats.bytes_uploaded} bytes uploaded)")
     world.ensure_record()
     previous = status.primary
     first = world.deployment(Track.PRIMARY) is None
-    policy = rollout_policy(endpoint, first_release=first)
+    policy = replace(rollout_policy(endpoint, first_release=first), drill=fault is not None)
     files = world.model_files(version)
     prices = price_table(settings)
     steps: list[StepRecord] = []
     hold_seconds = 0.0
     last_verdict: Verdict | None = None
     canary_replicas = 0
+    phases: list[tuple[float, rollout.Phase]] = []
 
     in_flight = status.phase not in (None, ReleasePhase.PROMOTED, ReleasePhase.ROLLED_BACK,
                                      ReleasePhase.FAILED, ReleasePhase.PENDING)
@@ -197,6 +218,7 @@ def _release(world: ReleaseWorld, version: Any, release_id: str, status: ModelEn
 
     while True:
         note(f"{where}: {transition.reason}")
+        phases.append((time.monotonic() - started, transition.state.phase))
         record(transition.state.phase)
         state = transition.state
         if state.phase.terminal:
@@ -229,13 +251,17 @@ def _release(world: ReleaseWorld, version: Any, release_id: str, status: ModelEn
                     hold_seconds += time.monotonic() - began
                     if lag:
                         note(f"{where}: load generator: {lag}")
+                    agreed = world.agreement(version, files, first)
+                    verdict = agreement.apply(verdict, agreed)
                     steps.append(StepRecord(state.step + 1, state.weight, verdict.outcome.value,
-                                            verdict.canary, verdict.primary, verdict.reasons))
+                                            verdict.canary, verdict.primary, verdict.reasons,
+                                            agreed))
                     last_verdict = Verdict(outcome={
                         JudgeOutcome.PASS: StatusOutcome.PASSED,
                         JudgeOutcome.FAIL: StatusOutcome.FAILED}.get(
                             verdict.outcome, StatusOutcome.INCONCLUSIVE),
-                        reasons=list(verdict.reasons), numbers=_numbers(verdict))
+                        reasons=list(verdict.reasons),
+                        numbers=_numbers(verdict) | agreed.numbers)
                     observation = _judged(verdict)
                 case rollout.Promote():
                     replicas = max(world.primary_replicas(),
@@ -250,10 +276,11 @@ def _release(world: ReleaseWorld, version: Any, release_id: str, status: ModelEn
                                           release_id, max(world.primary_replicas(), 1))
                     canary_replicas = 0
                     world.event("RolledBack", reason, warning=True)
-                    world.tag(version, {"modelrelease.status": "rolled_back",
-                                        "modelrelease.reason": reason,
-                                        "modelrelease.release_id": release_id,
-                                        "modelrelease.image_digest": built.digest})
+                    if fault is None:  # a drill's version is the primary's: not rolled back
+                        world.tag(version, {"modelrelease.status": "rolled_back",
+                                            "modelrelease.reason": reason,
+                                            "modelrelease.release_id": release_id,
+                                            "modelrelease.image_digest": built.digest})
                     observation = rollout.CleanedUp()
                 case rollout.Wait(seconds=seconds):
                     time.sleep(seconds)
@@ -285,7 +312,28 @@ def _release(world: ReleaseWorld, version: Any, release_id: str, status: ModelEn
                            outcome=state.phase.value, reason=state.reason, timeline=timeline,
                            steps=steps, canary_cost_per_hour=cost)
     return ReleaseResult(where, outcome, state.reason, version.version, image, release_id,
-                         time.monotonic() - started, hold_seconds, report, timeline)
+                         time.monotonic() - started, hold_seconds, report, timeline, phases)
+
+
+@dataclass(frozen=True)
+class _Pinned:
+    """An image already in the registry, released as it is (a drill's canary)."""
+
+    image: str
+    digest: str
+    reused: bool = True
+    seconds: float = 0.0
+    stats: PushStats = field(default_factory=PushStats)
+
+
+def _primary_image(status: ModelEndpointStatus, version: str, where: str) -> _Pinned:
+    """The primary's image for a drill of ``version``, or why the endpoint cannot be drilled."""
+    blocker = drill_blocker(status)
+    if blocker is None and status.primary is not None and status.primary.version != version:
+        blocker = f"its primary is version {status.primary.version}, not {version}"
+    if blocker is not None or status.primary is None:
+        raise InvalidInput(f"drill endpoint {where}: {blocker}")
+    return _Pinned(status.primary.image or "", status.primary.digest or "")
 
 
 def _wait_ready(world: ReleaseWorld, track: Track, timeout: float) -> str | None:

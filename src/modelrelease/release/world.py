@@ -21,8 +21,9 @@ from modelrelease.adapters.kube import KubeCluster
 from modelrelease.adapters.loadgen import Target, generate_load
 from modelrelease.adapters.mlflow_registry import MlflowRegistry, tag_version
 from modelrelease.adapters.model_files import ModelFiles
-from modelrelease.adapters.probe import ServiceProxy
-from modelrelease.domain import analysis
+from modelrelease.adapters.probe import ServiceProxy, ask
+from modelrelease.domain import agreement, analysis, sample_set
+from modelrelease.domain.fault import FaultSetting
 from modelrelease.domain.manifests import (
     Track,
     deployment_name,
@@ -33,10 +34,11 @@ from modelrelease.domain.manifests import (
     service_name,
 )
 from modelrelease.domain.model import ModelVersion
-from modelrelease.domain.plan import analysis_policy
+from modelrelease.domain.plan import agreement_policy, analysis_policy
 from modelrelease.domain.readiness import Readiness, RolloutState, assess
 from modelrelease.domain.smoke import SmokeResult, check_response
 from modelrelease.domain.traffic import split_by_replicas
+from modelrelease.errors import PipelineError
 from modelrelease.settings import PipelineSettings
 from modelrelease.spec import ModelEndpoint, ModelEndpointStatus
 
@@ -70,6 +72,8 @@ class ReleaseWorld:
         self.call = call
         self.proxy = ServiceProxy(cluster._api.configuration)
         self.namespace = endpoint.namespace
+        self.canary_fault: FaultSetting | None = None
+        """A rollback drill's fault, injected into the canary Deployment only."""
 
     # -- the record ---------------------------------------------------------------------
 
@@ -132,13 +136,15 @@ class ReleaseWorld:
                 break
             time.sleep(0.5)
         objects = render_release(self.endpoint, image=image, model_version=version,
-                                 release_id=release_id, track=track, replicas=replicas)
+                                 release_id=release_id, track=track, replicas=replicas,
+                                 fault=self.canary_fault if track is Track.CANARY else None)
         self.call(f"apply-{track}", lambda: [self.cluster.apply(o) for o in objects])
 
     def scale_canary(self, image: str, version: str, release_id: str, replicas: int) -> None:
         """Change the canary's replica count (the traffic weight, by replica ratio)."""
         obj = render_deployment(self.endpoint, image=image, model_version=version,
-                                release_id=release_id, track=Track.CANARY, replicas=replicas)
+                                release_id=release_id, track=Track.CANARY, replicas=replicas,
+                                fault=self.canary_fault)
         self.call("scale-canary", lambda: self.cluster.apply(obj))
 
     def canary_replicas_for(self, weight: int, first_release: bool) -> tuple[int, float]:
@@ -237,6 +243,48 @@ class ReleaseWorld:
                 break
         assert verdict is not None
         return verdict, lag
+
+    def agreement(self, version: ModelVersion, files: ModelFiles,
+                  first_release: bool) -> agreement.AgreementVerdict:
+        """The same inputs to canary and primary; their outputs compared (``domain.agreement``).
+
+        The inputs are the input example's rows, then the sample set's (``samples`` in the
+        version's run). A sample set that is named but missing or unfit fails the check.
+        """
+        check = self.endpoint.spec.canary.checks.agreement
+        policy = agreement_policy(self.endpoint)
+        if first_release or not check.enabled:
+            return agreement.AgreementVerdict(agreement.Outcome.SKIPPED, (
+                "first release: no primary to compare with" if first_release
+                else "off (agreement.enabled: false)"))
+        example, unfit = None, "the version has no input example and agreement.samples is unset"
+        if files.serving_example is not None:
+            try:
+                example = sample_set.from_payload(files.serving_example)
+            except ValueError as exc:
+                unfit = f"the input example cannot be split into rows: {exc}"
+        try:
+            samples = None if check.samples is None else sample_set.parse_samples(
+                self.models.read_run_artifact(version.run_id or "(none)", check.samples),
+                check.samples)
+            batch = sample_set.merge(example, samples, check.max_samples)
+        except (ValueError, PipelineError) as exc:
+            return agreement.AgreementVerdict(
+                agreement.Outcome.FAIL, f"sample set {check.samples} of run {version.run_id} "
+                f"unusable: {exc}", on_failure=policy.on_failure)
+        if batch is None:
+            return agreement.AgreementVerdict(agreement.Outcome.INCONCLUSIVE, unfit,
+                                              on_failure=policy.on_failure)
+        body = batch.payload()
+
+        def both() -> list[agreement.Answer]:
+            with self.proxy.client(timeout=60) as http:
+                return [ask(http, self.proxy.url(self.namespace, service_name(
+                    self.endpoint, track), "invocations"), body)
+                    for track in (Track.CANARY, Track.PRIMARY)]
+
+        canary, primary = self.call("compare-outputs", both)
+        return agreement.judge(canary, primary, policy)
 
     # -- MLflow ---------------------------------------------------------------------------
 

@@ -1,0 +1,106 @@
+"""Shared e2e helpers: an endpoint on the local stack, and a client calling it meanwhile."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from kubernetes import client
+
+from modelrelease.adapters.probe import ServiceProxy, SteadyClient
+from modelrelease.localstack.stack import Stack
+from modelrelease.release.driver import ReleaseResult, run_release
+from modelrelease.settings import PipelineSettings
+from modelrelease.spec import ReleaseRequest
+
+IRIS_BODY = {"dataframe_split": {
+    "columns": ["sepal_length", "sepal_width", "petal_length", "petal_width"],
+    "data": [[5.1, 3.5, 1.4, 0.2]]}}
+
+
+@dataclass
+class Endpoint:
+    """One endpoint under test: its file, namespace, model name and clients."""
+
+    name: str
+    namespace: str
+    model: str
+    file: Path
+    settings: PipelineSettings
+    core: client.CoreV1Api
+    apps: client.AppsV1Api
+    custom: client.CustomObjectsApi
+    proxy: ServiceProxy
+
+    def release(self, **overrides: Any) -> ReleaseResult:
+        return run_release(ReleaseRequest(endpoint=str(self.file), **overrides), self.settings,
+                           say=lambda line: print(line))
+
+    def status(self) -> dict[str, Any]:
+        found = self.custom.get_namespaced_custom_object(
+            "modelrelease.io", "v1alpha1", self.namespace, "modelendpoints", self.name)
+        return dict(found.get("status") or {})
+
+    def image(self, track: str) -> str | None:
+        try:
+            dep = self.apps.read_namespaced_deployment(f"{self.name}-{track}", self.namespace)
+        except client.ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return str(dep.spec.template.spec.containers[0].image)
+
+    def mlflow_tags(self, version: str) -> dict[str, str]:
+        from mlflow.tracking import MlflowClient
+
+        found = MlflowClient(tracking_uri=self.settings.mlflow.tracking_uri).get_model_version(
+            self.model, version)
+        return dict(found.tags)
+
+
+def make_endpoint(stack: Stack, tmp: Path, *, steps: list[dict[str, Any]] | None = None,
+              gpus: int = 0, checks: dict[str, Any] | None = None) -> Endpoint:
+    from kubernetes import config
+
+    env = stack.env()
+    suffix = uuid.uuid4().hex[:6]
+    name, namespace, model = f"ep{suffix}", f"e2e-{suffix}", f"model-{suffix}"
+    api = config.new_client_from_config(config_file=str(stack.kubeconfig))
+    core = client.CoreV1Api(api)
+    core.create_namespace({"metadata": {"name": namespace, "labels": {"created-by": "tests"}}})
+    resources: dict[str, Any] = {"cpu": "250m", "memory": "256Mi"}
+    if gpus:
+        resources["accelerators"] = {"nvidia.com/gpu": gpus}
+    document = {
+        "apiVersion": "modelrelease.io/v1alpha1", "kind": "ModelEndpoint",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "model": {"name": model, "alias": "champion"},
+            "image": {"repository": f"{env['LOCAL_REGISTRY']}/e2e/{name}",
+                      "base": env["MODELRELEASE_BUILD__BASE_IMAGE"]},
+            "resources": resources,
+            "autoscaling": {"minReplicas": 1, "maxReplicas": 2},
+            "canary": {"steps": steps or [{"weight": 50, "hold": "10s"}],
+                       "checks": checks or {"latency": {"p99Ms": 1000, "maxRegression": 0.5},
+                                            "maxErrorRate": 0.01, "minRequests": 100}},
+        },
+    }
+    path = tmp / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(document))
+    settings = PipelineSettings(
+        mlflow={"tracking_uri": env["MLFLOW_TRACKING_URI"]},
+        kube={"kubeconfig": stack.kubeconfig},
+        build={"cache_dir": tmp / "cache"},
+        release={"load_rate": 30, "wait_for_lock_s": 60},
+    )
+    return Endpoint(name, namespace, model, path, settings, core, client.AppsV1Api(api),
+                    client.CustomObjectsApi(api), ServiceProxy(api.configuration))
+
+
+def background_client(endpoint: Endpoint, service: str | None = None) -> SteadyClient:
+    """Calls the endpoint's live Service (or ``service``) through the API server meanwhile."""
+    url = endpoint.proxy.url(endpoint.namespace, service or endpoint.name, "invocations")
+    return SteadyClient(endpoint.proxy, url, IRIS_BODY)
