@@ -181,32 +181,48 @@ def test_an_alias_set_in_mlflow_starts_one_release_within_5s(
             [cli, "webhook", "register", "--url", hook, "--name", f"deploy-{endpoint.name}"],
             env=env, capture_output=True, text=True, timeout=120, check=False)
         assert registered.returncode == 0, registered.stderr
-        version = register_iris_model(tracking, endpoint.model)  # no alias yet: no release
-        time.sleep(1.5)  # past MLflow's webhook cache (MLFLOW_WEBHOOK_CACHE_TTL=1 on the stack)
-        set_at = datetime.now(UTC)
-        MlflowClient(tracking_uri=tracking).set_registered_model_alias(
-            endpoint.model, "champion", version)
-        run = eventually(lambda: (_runs_for(deployed, endpoint.name) or [None])[0], 5,
-                         "a release run within 5 s of the alias set")
-        latency = (datetime.fromisoformat(run["created"]) - set_at).total_seconds()
-        print(f"alias set -> release run created: {latency:.2f}s")
-        assert run["parameters"] == {"request": {"endpoint": endpoint.name, "version": 1}}
-
-        # The same change again (a new delivery), a replay of it, and a forged one.
-        body = json.dumps({"entity": "model_version_alias", "action": "created",
-                           "timestamp": set_at.isoformat(),
-                           "data": {"name": endpoint.model, "alias": "champion",
-                                    "version": version}}).encode()
-        assert deliver(hook, secret, body, "again-1").status_code == 202
-        replay = deliver(hook, secret, body, "again-1")
-        assert replay.status_code == 200 and "duplicate" in replay.text
-        forged = deliver(hook, secret, body, "forged-1", sig="v1,AAAA")
-        assert forged.status_code == 401
-        time.sleep(3)  # a second run would exist by now (the first took about a second)
-        assert len(_runs_for(deployed, endpoint.name)) == 1
+        hook_id = json.loads(registered.stdout.splitlines()[-1])["webhook_id"]
+        try:
+            run, version = _alias_to_run(deployed, endpoint, tracking)
+            _same_change_again(deployed, endpoint, hook, secret, version)
+        finally:  # MLflow would keep calling a receiver that is gone
+            MlflowClient(tracking_uri=tracking).delete_webhook(hook_id)
     text = log.read_text()
     assert "webhook refused from 127.0.0.1" in text and secret not in text
     _finished_promoted(deployed, endpoint, run)
+
+
+def _alias_to_run(deployed: Deployed, endpoint: Endpoint, tracking: str
+                  ) -> tuple[dict[str, Any], str]:
+    from mlflow.tracking import MlflowClient
+
+    version = register_iris_model(tracking, endpoint.model)  # no alias yet: no release
+    time.sleep(1.5)  # past MLflow's webhook cache (MLFLOW_WEBHOOK_CACHE_TTL=1 on the stack)
+    set_at = datetime.now(UTC)
+    MlflowClient(tracking_uri=tracking).set_registered_model_alias(
+        endpoint.model, "champion", version)
+    run = eventually(lambda: (_runs_for(deployed, endpoint.name) or [None])[0], 5,
+                     "a release run within 5 s of the alias set")
+    latency = (datetime.fromisoformat(run["created"]) - set_at).total_seconds()
+    print(f"alias set -> release run created: {latency:.2f}s")
+    assert run["parameters"] == {"request": {"endpoint": endpoint.name, "version": 1}}
+    return run, version
+
+
+def _same_change_again(deployed: Deployed, endpoint: Endpoint, hook: str, secret: str,
+                       version: str) -> None:
+    """The same change again (a new delivery), a replay of it, and a forged one."""
+    body = json.dumps({"entity": "model_version_alias", "action": "created",
+                       "timestamp": datetime.now(UTC).isoformat(),
+                       "data": {"name": endpoint.model, "alias": "champion",
+                                "version": version}}).encode()
+    assert deliver(hook, secret, body, "again-1").status_code == 202
+    replay = deliver(hook, secret, body, "again-1")
+    assert replay.status_code == 200 and "duplicate" in replay.text
+    forged = deliver(hook, secret, body, "forged-1", sig="v1,AAAA")
+    assert forged.status_code == 401
+    time.sleep(3)  # a second run would exist by now (the first took about a second)
+    assert len(_runs_for(deployed, endpoint.name)) == 1
 
 
 def test_a_scheduled_drill_passes_and_records_its_times(deployed: Deployed,
