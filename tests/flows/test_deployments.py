@@ -260,3 +260,26 @@ def test_a_scheduled_drill_passes_and_records_its_times(deployed: Deployed,
           f"restore {last['timeToRestoreS']:.1f}s")
     assert f"{last['timeToDetectS']:.1f}" in report["data"]
     assert endpoint.status()["primary"]["version"] == "2"
+
+
+def test_the_kubernetes_work_pool_template_is_accepted_and_runs_as_the_pipeline(
+        deployed: Deployed) -> None:
+    folder = Path(__file__).resolve().parents[2] / "deployments/kubernetes"
+    template = json.loads((folder / "work-pool.json").read_text())
+    name = f"modelrelease-k8s-{uuid.uuid4().hex[:6]}"
+    created = deployed.call("POST", "/work_pools/", {
+        "name": name, "type": "kubernetes", "base_job_template": template})
+    assert created.status_code == 201, created.text
+    stored = created.json()["base_job_template"]
+    assert stored == template
+    defaults = {k: v.get("default") for k, v in template["variables"]["properties"].items()}
+    rbac = [d for d in yaml.safe_load_all((folder / "rbac.yaml").read_text()) if d]
+    accounts = {(d["metadata"]["namespace"], d["metadata"]["name"])
+                for d in rbac if d["kind"] == "ServiceAccount"}
+    assert (defaults["namespace"], defaults["service_account_name"]) in accounts
+    pod = template["job_configuration"]["job_manifest"]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["envFrom"] == [{"secretRef": {"name": "modelrelease-settings"}}]
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    deployed.call("DELETE", f"/work_pools/{name}")
