@@ -189,9 +189,13 @@ def test_pod_asking_for_more_gpus_than_the_node_has_stays_pending(
         assert all(p.spec.node_name is None for p in _pods(core, ns, "big"))
 
 
-def _netns() -> set[str]:
+def _netns(node: LocalNode | None = None) -> set[str]:
+    """Network namespaces on this host: all, or ``node``'s alone (other stacks may run)."""
     out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-    return {line.split()[0] for line in out.splitlines() if line.strip()}
+    names = {line.split()[0] for line in out.splitlines() if line.strip()}
+    if node is None:
+        return names
+    return {n for n in names if n.startswith(f"mr{node_tag(node)}-")}
 
 
 def _container_pids(node: LocalNode) -> dict[str, int]:
@@ -204,12 +208,12 @@ def test_deleting_the_namespace_stops_every_process_and_network_namespace(
         cluster: Cluster, kube: tuple[client.CoreV1Api, client.AppsV1Api],
         images: dict[str, str]) -> None:
     core, apps = kube
-    before_ns, before_pids = _netns(), _container_pids(cluster.node)
+    before_ns, before_pids = _netns(cluster.node), _container_pids(cluster.node)
     with namespace(core) as ns:
         apps.create_namespaced_deployment(ns, deployment("iris", images["1"], replicas=2))
         eventually(lambda: available(apps, ns, "iris"), 120, "Available")
         ours = {k: v for k, v in _container_pids(cluster.node).items() if k not in before_pids}
-        made = _netns() - before_ns
+        made = _netns(cluster.node) - before_ns
         assert len(ours) == 2 and len(made) == 2
         assert all(pid_alive(pid) for pid in ours.values())
     eventually(lambda: _not_found(core, ns), 120, f"namespace {ns} gone")
@@ -241,7 +245,7 @@ def test_agent_shutdown_leaves_no_process_namespace_or_mount(
             apps.create_namespaced_deployment(ns, spec)
             eventually(lambda: available(apps, ns, "pinned"), 120, "Available on node-2")
             pids = _container_pids(second)
-            made = {n for n in _netns() if n.startswith(f"mr{second_tag(second)}-")}
+            made = _netns(second)
             assert len(pids) == 1 and len(made) == 1
             agent_pid = second.pid
             second.stop()
@@ -250,7 +254,7 @@ def test_agent_shutdown_leaves_no_process_namespace_or_mount(
             assert not made & _netns()
             mounts = Path("/proc/mounts").read_text()
             assert str(second.workdir) not in mounts
-            bridge = subprocess.run(["ip", "link", "show", f"mrbr{second_tag(second)}"],
+            bridge = subprocess.run(["ip", "link", "show", f"mrbr{node_tag(second)}"],
                                     capture_output=True)
             assert bridge.returncode != 0
     finally:
@@ -258,6 +262,6 @@ def test_agent_shutdown_leaves_no_process_namespace_or_mount(
         core.delete_node("node-2")
 
 
-def second_tag(node: LocalNode) -> str:
+def node_tag(node: LocalNode) -> str:
     """The tag the node derives from its pod CIDR (third octet)."""
     return str(node.pod_cidr).split(".")[2]
