@@ -1,14 +1,21 @@
-"""What each endpoint costs now: its spec's requests x its running replicas x the price table."""
+"""What each endpoint costs now: its spec's requests x its running replicas x the price table.
+
+For endpoints holding GPUs, also how busy they are: each running pod's ``/metrics`` is read
+through the API server's pod proxy for a GPU utilisation gauge (``domain.cost.gpu_usage``).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from modelrelease.adapters.kube import KubeCluster
-from modelrelease.domain.cost import PriceTable, hourly_cost
-from modelrelease.domain.manifests import Track, deployment_name
+from modelrelease.adapters.pod_metrics import scrape
+from modelrelease.adapters.probe import ServiceProxy
+from modelrelease.domain.cost import GpuUsage, PriceTable, gpu_usage, hourly_cost
+from modelrelease.domain.manifests import Track, deployment_name, selector
+from modelrelease.errors import PipelineError
 from modelrelease.settings import PipelineSettings
-from modelrelease.spec import parse_resource
+from modelrelease.spec import ModelEndpoint, parse_resource
 
 HOURS_PER_MONTH = 730
 
@@ -24,6 +31,7 @@ class EndpointCost:
     primary_per_hour: float
     canary_per_hour: float
     gpus: int
+    gpu_usage: GpuUsage | None = None  # None: the endpoint holds no GPUs
 
     @property
     def per_hour(self) -> float:
@@ -63,6 +71,22 @@ def endpoint_costs(cluster: KubeCluster, settings: PipelineSettings,
                                          replicas[Track.PRIMARY], table),
             canary_per_hour=hourly_cost(resources.cpu, resources.memory, accelerators,
                                         replicas[Track.CANARY], table),
-            gpus=sum(accelerators.values()) * (replicas[Track.PRIMARY] + replicas[Track.CANARY]),
+            gpus=(gpus := sum(accelerators.values()) * (replicas[Track.PRIMARY]
+                                                         + replicas[Track.CANARY])),
+            gpu_usage=_gpu_usage(cluster, endpoint, gpus) if gpus else None,
         ))
     return sorted(out, key=lambda c: (c.namespace, c.name))
+
+
+def _gpu_usage(cluster: KubeCluster, endpoint: ModelEndpoint, gpus: int) -> GpuUsage:
+    """``gpus`` allocated against what the endpoint's running pods report using."""
+    texts: list[str] = []
+    proxy = ServiceProxy(cluster._api.configuration)
+    for track in (Track.PRIMARY, Track.CANARY):
+        label = ",".join(f"{k}={v}" for k, v in selector(endpoint, track).items())
+        try:
+            found, _ = scrape(proxy, endpoint.namespace, cluster.pods(endpoint.namespace, label))
+        except PipelineError:  # e.g. no pods/proxy in that namespace: no metrics, not a failure
+            continue
+        texts += found.values()
+    return gpu_usage(gpus, texts)

@@ -7,19 +7,30 @@
 - ``modelrelease_predictions_total{value}``: class counts of ``/invocations`` answers
   whose predictions are labels (ints, strings, bools), and
   ``modelrelease_prediction_value`` (histogram) for numeric scores, for drift checks.
+- ``modelrelease_generated_requests_total{path,status}`` and
+  ``modelrelease_generated_request_seconds{path}``: the same, for requests carrying the
+  ``X-Modelrelease-Load`` header (the release judge's load generator; also counted above),
+  so the live share of a step is their difference (``domain.live``);
+- ``modelrelease_gpu_utilization{gpu}`` (0..1): each GPU the pod sees, read through NVML
+  at scrape time; exported only where NVIDIA's NVML library loads.
 
 ``/metrics`` is answered by the middleware itself, in the Prometheus text format.
 """
 
 from __future__ import annotations
 
+import ctypes
 import json
 import time
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.registry import Collector
+
+from modelrelease.domain.live import GENERATED_HEADER
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -30,6 +41,43 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 KNOWN_PATHS = ("/invocations", "/ping", "/health", "/version", "/metrics")
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 MAX_CLASSES = 50
+GENERATED = GENERATED_HEADER.lower().encode()
+
+
+class _Utilization(ctypes.Structure):
+    _fields_ = [("gpu", ctypes.c_uint), ("memory", ctypes.c_uint)]  # nvmlUtilization_t
+
+
+class NvmlUtilisation(Collector):
+    """``modelrelease_gpu_utilization{gpu}``: NVML's utilisation of each visible GPU, 0..1."""
+
+    def __init__(self, lib: ctypes.CDLL) -> None:
+        self.lib = lib
+
+    @classmethod
+    def load(cls, name: str = "libnvidia-ml.so.1") -> NvmlUtilisation | None:
+        """The collector, or None where NVML is missing or does not initialise."""
+        try:
+            lib = ctypes.CDLL(name)
+            if lib.nvmlInit_v2() != 0:
+                return None
+        except (OSError, AttributeError):
+            return None
+        return cls(lib)
+
+    def collect(self) -> Any:
+        """One gauge per GPU; a GPU NVML cannot read is left out."""
+        family = GaugeMetricFamily("modelrelease_gpu_utilization",
+                                   "GPU utilisation (0..1), read through NVML.", labels=["gpu"])
+        count = ctypes.c_uint()
+        if self.lib.nvmlDeviceGetCount_v2(ctypes.byref(count)) == 0:
+            for index in range(count.value):
+                handle, rates = ctypes.c_void_p(), _Utilization()
+                if (self.lib.nvmlDeviceGetHandleByIndex_v2(index, ctypes.byref(handle)) == 0
+                        and self.lib.nvmlDeviceGetUtilizationRates(
+                            handle, ctypes.byref(rates)) == 0):
+                    family.add_metric([str(index)], rates.gpu / 100.0)
+        yield family
 
 
 def _flatten(value: Any) -> list[Any]:
@@ -62,6 +110,17 @@ class MetricsMiddleware:
                                    registry=self.registry)
         self.values = Histogram("modelrelease_prediction_value", "Predicted numeric values.",
                                 registry=self.registry)
+        self.generated = Counter("modelrelease_generated_requests",
+                                 "Requests of the release judge's load generator (also counted "
+                                 "in modelrelease_requests).", ["path", "status"],
+                                 registry=self.registry)
+        self.generated_latency = Histogram(
+            "modelrelease_generated_request_seconds", "Latency of the load generator's requests.",
+            ["path"], buckets=LATENCY_BUCKETS, registry=self.registry)
+        self.generated_latency.labels("/invocations")  # exported from the start, at zero
+        gpus = NvmlUtilisation.load()
+        if gpus is not None:
+            self.registry.register(gpus)
         info = Gauge("modelrelease_model_info", "The model this pod serves.",
                      ["model", "version", "image_digest"], registry=self.registry)
         info.labels(env.get("MODELRELEASE_MODEL_NAME", ""),
@@ -82,6 +141,7 @@ class MetricsMiddleware:
             await send({"type": "http.response.body", "body": body})
             return
         label = path if path in KNOWN_PATHS else "other"
+        generated = any(key.lower() == GENERATED for key, _ in scope.get("headers") or ())
         status = 500
         chunks: list[bytes] = []
 
@@ -99,8 +159,12 @@ class MetricsMiddleware:
             await self.app(scope, receive, recording_send)
         finally:
             self.in_flight.dec()
-            self.latency.labels(label).observe(time.perf_counter() - start)
+            took = time.perf_counter() - start
+            self.latency.labels(label).observe(took)
             self.requests.labels(label, str(status)).inc()
+            if generated:
+                self.generated_latency.labels(label).observe(took)
+                self.generated.labels(label, str(status)).inc()
         if label == "/invocations" and status == 200:
             self._summarise(b"".join(chunks))
 

@@ -47,3 +47,28 @@ def test_report_carries_the_output_agreement_numbers() -> None:
             r"0.0% of 153 rows agree \| shifted |") in text
     assert "| 2 | skipped | – | 0 | – | – | – | first release: no primary to compare with |" in text
     assert "| 3 |" not in text.split("## Output agreement")[1].split("## Verdicts")[0]
+
+
+def test_report_says_where_each_steps_numbers_came_from() -> None:
+    from modelrelease.domain.live import LiveEvidence, LiveOutcome
+
+    generated = ArmStats(600, 0, 0.0, 4.0, 9.5, 12.0)
+    live_canary, live_primary = ArmStats(70, 0, 0.0, 3.0, 4.5, 4.9), ArmStats(80, 1, 0.0125,
+                                                                             2.8, 4.4, 4.9)
+    used = LiveEvidence(LiveOutcome.PASS, "live traffic (pod metrics, ...): no breach",
+                        live_canary, live_primary)
+    thin = LiveEvidence(LiveOutcome.THIN, "live traffic too thin (3 < 50 requests per arm: "
+                        "canary 3, primary 4), generated load only")
+    text = render_report(
+        endpoint="ml/iris", version="3", image="i", outcome="Promoted", reason="passed",
+        timeline=[], steps=[StepRecord(1, 50, "pass", generated, generated, ("ok",), live=used),
+                            StepRecord(2, 100, "pass", generated, generated, ("ok",), live=thin)],
+        canary_cost_per_hour=None)
+    assert "| 1 | 50% | canary | 600 | 0.00% | 4.0 | 9.5 | 12.0 | pass | generated load |" in text
+    assert "| 1 | 50% | canary | 70 | 0.00% | 3.0 | 4.5 | 4.9 |  | live traffic (pod metrics) |" \
+        in text
+    assert "| 1 | 50% | primary | 80 | 1.25% | 2.8 | 4.4 | 4.9 |  | live traffic (pod metrics) |" \
+        in text
+    assert "- step 1: source: generated load + live traffic (pod metrics, 150 requests)" in text
+    assert "- step 2: source: generated load" in text
+    assert text.count("live traffic (pod metrics) |") == 2  # thin: no live rows for step 2

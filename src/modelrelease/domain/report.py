@@ -1,4 +1,8 @@
-"""The release report (markdown): timeline, per-step numbers, output agreement, verdicts, cost."""
+"""The release report (markdown): timeline, per-step numbers, output agreement, verdicts, cost.
+
+Each step's rows say where their numbers came from: ``generated load`` (the judge's own
+requests) or ``live traffic (pod metrics)`` (what real users sent each arm meanwhile).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ from dataclasses import dataclass
 
 from modelrelease.domain.agreement import AgreementVerdict
 from modelrelease.domain.analysis import ArmStats
+from modelrelease.domain.live import LiveEvidence
 
 
 @dataclass(frozen=True)
@@ -20,6 +25,7 @@ class StepRecord:
     primary: ArmStats
     reasons: tuple[str, ...]
     agreement: AgreementVerdict | None = None
+    live: LiveEvidence | None = None
 
 
 def _ms(value: float | None) -> str:
@@ -45,17 +51,27 @@ def render_report(*, endpoint: str, version: str, image: str, outcome: str, reas
     if steps:
         lines += ["", "## Steps", "",
                   "| step | weight | arm | requests | errors | p50 ms | p95 ms | p99 ms | "
-                  "verdict |", "|---:|---:|---|---:|---:|---:|---:|---:|---|"]
+                  "verdict | source |", "|---:|---:|---|---:|---:|---:|---:|---:|---|---|"]
         for record in steps:
-            for arm, numbers in (("canary", record.canary), ("primary", record.primary)):
+            rows = [("canary", record.canary, "generated load"),
+                    ("primary", record.primary, "generated load")]
+            if record.live is not None and record.live.used:
+                rows += [(arm, numbers, "live traffic (pod metrics)")
+                         for arm, numbers in (("canary", record.live.canary),
+                                              ("primary", record.live.primary))
+                         if numbers is not None]
+            for arm, numbers, source in rows:
                 lines.append(
                     f"| {record.step} | {record.weight}% | {arm} | {numbers.requests} | "
                     f"{_rate(numbers.error_rate)} | {_ms(numbers.p50_ms)} | "
                     f"{_ms(numbers.p95_ms)} | {_ms(numbers.p99_ms)} | "
-                    f"{record.outcome if arm == 'canary' else ''} |")
+                    f"{record.outcome if (arm, source) == ('canary', 'generated load') else ''}"
+                    f" | {source} |")
         lines += _agreement([(r.step, r.agreement) for r in steps if r.agreement is not None])
         lines += ["", "## Verdicts", ""]
         for record in steps:
+            if record.live is not None:
+                lines.append(f"- step {record.step}: source: {record.live.source}")
             lines += [f"- step {record.step}: {r}" for r in record.reasons]
     return "\n".join(lines) + "\n"
 

@@ -1,0 +1,357 @@
+"""Live traffic as evidence: the pods' own metrics over a step, judged beside generated load.
+
+Pure. The adapter scrapes every pod of each track (``/metrics``, through the API server's
+pod proxy) when a step's analysis starts and when it ends; this module turns the two
+scrapes into what real users sent each arm meanwhile, and judges that.
+
+**What is live.** Per pod, the step's delta of ``modelrelease_requests_total`` (by status)
+and of the ``modelrelease_request_seconds`` histogram, for ``/invocations``; a pod that is
+new, or whose counters went down (a restart), counts from zero. The judge's own requests
+carry the ``X-Modelrelease-Load`` header and the pods count them again in
+``modelrelease_generated_*``, so subtracting those leaves exactly the live share, latency
+included. Pods that do not export the generated series (an older serving base) get the
+load generator's known counts per status subtracted from the track's total instead; their
+histogram cannot be split, so such evidence has no latency.
+
+**How it is judged.** Once, at the end of the step, with the policy the generated load is
+judged by; ``alpha`` is split evenly (Bonferroni) over four checks:
+
+* error rate: exact binomial test of ``H0: canary error rate <= max_error_rate``;
+* error regression: Fisher's exact test, canary errors vs primary errors;
+* p95 / p99 SLO: the requests *certainly* slower than the limit (those in buckets whose
+  lower bound is at or above it: a lower bound, so never a false breach from bucket
+  width), exact binomial test of ``H0: at most 5% (1%) are``;
+* latency regression: Mann-Whitney on bucket ranks, and the ratio of the interpolated
+  medians above ``1 + max_latency_regression``.
+
+A breach FAILS the step (``apply``); otherwise the evidence is reported but cannot pass a
+step on its own. Fewer than ``min_requests`` live requests in an arm is THIN: reported,
+and the step is judged on generated load only. Latency here is the pod's own (from
+request to response inside the server, failed requests included), not the client's.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from typing import TypeVar
+
+from modelrelease.domain import stats
+from modelrelease.domain.analysis import AnalysisPolicy, ArmStats, Outcome, Verdict
+from modelrelease.domain.exposition import Sample, parse, select
+from modelrelease.domain.stats import Alternative
+
+GENERATED_HEADER = "X-Modelrelease-Load"
+"""The header the load generator sends; the pods count such requests apart."""
+REQUESTS = "modelrelease_requests_total"
+LATENCY = "modelrelease_request_seconds_bucket"
+GENERATED_REQUESTS = "modelrelease_generated_requests_total"
+GENERATED_LATENCY = "modelrelease_generated_request_seconds_bucket"
+PATH = "/invocations"
+CHECKS = 4  # error rate, error regression, SLO, latency regression: alpha is split over them
+K = TypeVar("K", str, float)
+
+
+@dataclass(frozen=True)
+class Traffic:
+    """Requests by HTTP status and the cumulative latency histogram (``le`` in seconds)."""
+
+    statuses: Mapping[str, float] = field(default_factory=dict)
+    buckets: Mapping[float, float] = field(default_factory=dict)
+
+    def __add__(self, other: Traffic) -> Traffic:
+        return Traffic(_sum(self.statuses, other.statuses), _sum(self.buckets, other.buckets))
+
+    def minus(self, other: Traffic) -> Traffic:
+        """What is left of this after ``other`` (never below zero)."""
+        return Traffic({k: max(0.0, v - other.statuses.get(k, 0.0))
+                        for k, v in self.statuses.items()},
+                       {k: max(0.0, v - other.buckets.get(k, 0.0))
+                        for k, v in self.buckets.items()})
+
+    def went_down_since(self, earlier: Traffic) -> bool:
+        """Whether any counter is below its earlier value (the process restarted)."""
+        return any(self.statuses.get(k, 0.0) < v for k, v in earlier.statuses.items())
+
+    @property
+    def requests(self) -> int:
+        """Requests, whatever their status."""
+        return round(sum(self.statuses.values()))
+
+    @property
+    def errors(self) -> int:
+        """Requests answered with anything but a 2xx."""
+        return round(sum(v for k, v in self.statuses.items() if not k.startswith("2")))
+
+
+def _sum(a: Mapping[K, float], b: Mapping[K, float]) -> dict[K, float]:
+    out = dict(a)
+    for key, value in b.items():
+        out[key] = out.get(key, 0.0) + value
+    return out
+
+
+def _traffic(samples: Iterable[Sample], requests: str, latency: str) -> Traffic | None:
+    samples = tuple(samples)
+    counted = select(samples, requests, path=PATH)
+    buckets = select(samples, latency, path=PATH)
+    if not counted and not buckets:
+        return None
+    return Traffic({s.label("status") or "": s.value for s in counted},
+                   {float(s.label("le") or "nan"): s.value for s in buckets})
+
+
+@dataclass(frozen=True)
+class PodTraffic:
+    """One pod's counters at one scrape: everything, and the load generator's part."""
+
+    total: Traffic
+    generated: Traffic | None  # None: the pod does not count generated load apart
+
+    @classmethod
+    def of(cls, text: str) -> PodTraffic:
+        """From a ``/metrics`` answer (raises ValueError when it is not the text format)."""
+        samples = parse(text)
+        return cls(_traffic(samples, REQUESTS, LATENCY) or Traffic(),
+                   _traffic(samples, GENERATED_REQUESTS, GENERATED_LATENCY))
+
+    def since(self, earlier: PodTraffic | None) -> PodTraffic:
+        """The change since ``earlier`` (all of it for a new or restarted pod)."""
+        if earlier is None or self.total.went_down_since(earlier.total):
+            return self
+        generated = None if self.generated is None else self.generated.minus(
+            earlier.generated or Traffic())
+        return PodTraffic(self.total.minus(earlier.total), generated)
+
+
+@dataclass(frozen=True)
+class TrackScrape:
+    """One track's pods at one moment, by pod name, and the pods that could not be read."""
+
+    pods: Mapping[str, PodTraffic] = field(default_factory=dict)
+    failures: tuple[str, ...] = ()
+
+
+def live_share(before: TrackScrape, after: TrackScrape,
+               sent: Mapping[str, int]) -> tuple[Traffic, bool]:
+    """What real users sent a track between two scrapes, and whether it was split exactly.
+
+    ``sent``: the load generator's requests to that track by status. Used only when some
+    pod does not count generated load itself; the result then has no histogram.
+    """
+    deltas = [pod.since(before.pods.get(name)) for name, pod in after.pods.items()]
+    total = sum((d.total for d in deltas), Traffic())
+    if deltas and all(d.generated is not None for d in deltas):
+        generated = sum((d.generated or Traffic() for d in deltas), Traffic())
+        return total.minus(generated), True
+    known = Traffic({k: float(v) for k, v in sent.items()})
+    return Traffic(total.minus(known).statuses), False
+
+
+def histogram_quantile(q: float, buckets: Mapping[float, float]) -> float | None:
+    """The ``q`` quantile (0..1) in seconds, interpolated within its bucket (as Prometheus).
+
+    None for an empty histogram; a quantile in the ``+Inf`` bucket is the highest bound.
+    """
+    ordered = sorted(buckets.items())
+    if not ordered or ordered[-1][1] <= 0:
+        return None
+    rank = q * ordered[-1][1]
+    (lower, below), (upper, cumulative) = next(
+        (low, high) for low, high in zip([(0.0, 0.0), *ordered], ordered, strict=False)
+        if high[1] >= rank)
+    if math.isinf(upper):
+        return lower
+    return lower + (upper - lower) * (rank - below) / (cumulative - below)
+
+
+def _ms(q: float, buckets: Mapping[float, float]) -> float | None:
+    seconds = histogram_quantile(q, buckets)
+    return None if seconds is None else seconds * 1000.0
+
+
+def arm_stats(traffic: Traffic) -> ArmStats:
+    """The report's figures for one arm (percentiles from the histogram, in ms)."""
+    rate = traffic.errors / traffic.requests if traffic.requests else None
+    return ArmStats(traffic.requests, traffic.errors, rate, _ms(0.5, traffic.buckets),
+                    _ms(0.95, traffic.buckets), _ms(0.99, traffic.buckets))
+
+
+class LiveOutcome(StrEnum):
+    """What live traffic showed."""
+
+    PASS = "pass"  # enough of it, and no breach
+    FAIL = "fail"  # a significant breach: the step fails
+    THIN = "thin"  # too few live requests in an arm: generated load only
+    UNAVAILABLE = "unavailable"  # the pods' metrics could not be read
+
+
+@dataclass(frozen=True)
+class LiveEvidence:
+    """Live traffic's verdict for one step, with both arms' figures when it was used."""
+
+    outcome: LiveOutcome
+    reason: str
+    canary: ArmStats | None = None
+    primary: ArmStats | None = None
+
+    @property
+    def used(self) -> bool:
+        """Whether live traffic was judged (enough of it, read from the pods)."""
+        return self.outcome in (LiveOutcome.PASS, LiveOutcome.FAIL)
+
+    @property
+    def source(self) -> str:
+        """Where this step's evidence came from, for the report."""
+        if self.canary is None or self.primary is None or not self.used:
+            return "generated load"
+        return (f"generated load + live traffic (pod metrics, "
+                f"{self.canary.requests + self.primary.requests} requests)")
+
+    @property
+    def numbers(self) -> dict[str, float]:
+        """The figures for the status's ``lastVerdict.numbers``."""
+        out = {"live_used": 1.0 if self.used else 0.0}
+        for arm, figures in (("canary", self.canary), ("primary", self.primary)):
+            if figures is None:
+                continue
+            out[f"live_requests_{arm}"] = float(figures.requests)
+            for key in ("error_rate", "p50_ms", "p95_ms", "p99_ms"):
+                value = getattr(figures, key)
+                if value is not None:
+                    out[f"live_{key}_{arm}"] = float(value)
+        return out
+
+
+def evidence(before: Mapping[str, TrackScrape], after: Mapping[str, TrackScrape],
+             sent: Mapping[str, Mapping[str, int]], policy: AnalysisPolicy) -> LiveEvidence:
+    """Judge what real users sent ``canary`` and ``primary`` between the two scrapes.
+
+    A first release has no ``primary`` track: its canary stands for both arms, so only
+    the absolute checks (error rate, SLOs) can fail it.
+    """
+    for track, scrape in sorted(after.items()):
+        if not scrape.pods:
+            why = "; ".join(scrape.failures) or "no pods"
+            return LiveEvidence(LiveOutcome.UNAVAILABLE,
+                                f"live traffic unknown: {track} pod metrics unreadable "
+                                f"({why}), generated load only")
+    shares = {track: live_share(before.get(track, TrackScrape()), scrape, sent.get(track, {}))
+              for track, scrape in after.items()}
+    canary, exact = shares["canary"]
+    primary, primary_exact = shares.get("primary", (canary, exact))
+    return judge(canary, primary, policy, exact=exact and primary_exact,
+                 compare="primary" in shares)
+
+
+def judge(canary: Traffic, primary: Traffic, policy: AnalysisPolicy, *, exact: bool = True,
+          compare: bool = True) -> LiveEvidence:
+    """Judge live ``canary`` against live ``primary`` (``compare=False``: canary alone)."""
+    arms = arm_stats(canary), arm_stats(primary)
+    fewest = min(canary.requests, primary.requests)
+    if fewest < policy.min_requests:
+        return LiveEvidence(LiveOutcome.THIN, (
+            f"live traffic too thin ({fewest} < {policy.min_requests} requests per arm: "
+            f"canary {canary.requests}, primary {primary.requests}), generated load only"),
+            *arms)
+    level = policy.alpha / CHECKS
+    breaches = [b for b in (_error_rate(canary, policy, level),
+                            _error_regression(canary, primary, level) if compare else None,
+                            *_slo(canary, policy, level),
+                            _latency_regression(canary, primary, policy, level)
+                            if compare else None) if b is not None]
+    head = (f"live traffic (pod metrics, canary {canary.requests} / primary "
+            f"{primary.requests} requests"
+            + ("" if exact else "; generated load subtracted by its known counts, no latency")
+            + ")")
+    if breaches:
+        return LiveEvidence(LiveOutcome.FAIL, f"{head}: {'; '.join(breaches)}", *arms)
+    c, p = arms
+    return LiveEvidence(LiveOutcome.PASS, (
+        f"{head}: no breach: canary errors {_pct(c.error_rate)} (limit "
+        f"{_pct(policy.max_error_rate)}) vs primary {_pct(p.error_rate)}; p50 {_num(c.p50_ms)} "
+        f"vs {_num(p.p50_ms)} ms, p99 {_num(c.p99_ms)} vs {_num(p.p99_ms)} ms"), *arms)
+
+
+def _pct(value: float | None) -> str:
+    return "–" if value is None else f"{value * 100:.2f}%"
+
+
+def _num(value: float | None) -> str:
+    return "–" if value is None else f"{value:.1f}"
+
+
+def _error_rate(canary: Traffic, policy: AnalysisPolicy, level: float) -> str | None:
+    p = stats.binomial_sf(canary.errors, canary.requests, policy.max_error_rate)
+    if p > level:
+        return None
+    return (f"live error rate {_pct(canary.errors / canary.requests)} above "
+            f"{_pct(policy.max_error_rate)} ({canary.errors} of {canary.requests}, "
+            f"p={p:.2g} <= {level:.2g})")
+
+
+def _error_regression(canary: Traffic, primary: Traffic, level: float) -> str | None:
+    p = stats.fisher_greater(canary.errors, canary.requests, primary.errors, primary.requests)
+    if p > level:
+        return None
+    return (f"live errors regressed: canary {canary.errors} of {canary.requests}, primary "
+            f"{primary.errors} of {primary.requests} (Fisher p={p:.2g} <= {level:.2g})")
+
+
+def _slo(canary: Traffic, policy: AnalysisPolicy, level: float) -> list[str | None]:
+    """p95/p99 limits: requests certainly slower than the limit, against 5% (1%)."""
+    ordered = sorted(canary.buckets.items())
+    if not ordered:
+        return []
+    total = ordered[-1][1]
+    out: list[str | None] = []
+    for name, limit_ms, share in (("p95", policy.p95_ms, 0.05), ("p99", policy.p99_ms, 0.01)):
+        if limit_ms is None:
+            continue
+        limit = limit_ms / 1000.0
+        slow = round(total - next(c for le, c in ordered if le >= limit))
+        p = stats.binomial_sf(slow, round(total), share)
+        out.append(None if p > level else (
+            f"live {name} above {limit_ms:g} ms: {slow} of {round(total)} requests slower "
+            f"(allowed {share:.0%}, p={p:.2g} <= {level:.2g})"))
+    return out
+
+
+def _ranks(buckets: Mapping[float, float]) -> list[float]:
+    """Each request as its bucket's index: Mann-Whitney needs only the order."""
+    ordered = sorted(buckets.items())
+    out: list[float] = []
+    below = 0.0
+    for index, (_, cumulative) in enumerate(ordered):
+        out += [float(index)] * max(0, round(cumulative - below))
+        below = max(below, cumulative)
+    return out
+
+
+def _latency_regression(canary: Traffic, primary: Traffic, policy: AnalysisPolicy,
+                        level: float) -> str | None:
+    x, y = _ranks(canary.buckets), _ranks(primary.buckets)
+    c50, p50 = _ms(0.5, canary.buckets), _ms(0.5, primary.buckets)
+    if not x or not y or c50 is None or p50 is None:
+        return None
+    test = stats.mann_whitney(x, y, Alternative.GREATER)
+    ratio = c50 / p50
+    if test.p_value > level or ratio <= 1.0 + policy.max_latency_regression:
+        return None
+    return (f"live latency regression: canary p50 {c50:.1f} ms vs primary {p50:.1f} ms "
+            f"(x{ratio:.2f} > x{1.0 + policy.max_latency_regression:.2f}, Mann-Whitney "
+            f"p={test.p_value:.2g} <= {level:.2g})")
+
+
+def apply(verdict: Verdict, live: LiveEvidence) -> Verdict:
+    """The step's verdict with live traffic folded in.
+
+    Its line is always added to the reasons. A live FAIL turns the step into FAIL, its
+    line first; anything else leaves the outcome alone (live traffic never passes a step
+    on its own: generated load is what the sequential judge's error control covers).
+    """
+    if live.outcome is not LiveOutcome.FAIL or verdict.outcome is Outcome.FAIL:
+        return replace(verdict, reasons=(*verdict.reasons, live.reason))
+    return replace(verdict, outcome=Outcome.FAIL, reasons=(live.reason, *verdict.reasons))
