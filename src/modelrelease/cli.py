@@ -12,7 +12,7 @@ import typer
 from modelrelease.errors import PipelineError, StackError
 
 if TYPE_CHECKING:
-    from pydantic import SecretStr
+    from pydantic import SecretStr, ValidationError
 
     from modelrelease.settings import PipelineSettings
 
@@ -243,15 +243,19 @@ def release(
     from pydantic import ValidationError
 
     from modelrelease.release.driver import run_release
+    from modelrelease.settings import PipelineSettings
     from modelrelease.spec import ReleaseRequest
 
     try:
         request = ReleaseRequest(endpoint=file, version=version, alias=alias)
+        settings = PipelineSettings()
     except ValidationError as exc:
-        typer.echo(f"error: release {file}: {exc.errors()[0]['msg']}", err=True)
+        reason = f"release {file}: {_invalid(exc)}"
+        typer.echo(f"error: {reason}", err=True)
+        typer.echo(json.dumps({"endpoint": file, "outcome": "failed", "reason": reason}))
         raise typer.Exit(code=2) from None
     try:
-        result = run_release(request, say=_progress)
+        result = run_release(request, settings, say=_progress)
     except PipelineError as exc:
         typer.echo(f"error: {exc.message}", err=True)
         typer.echo(json.dumps({"endpoint": file, "outcome": "failed", "reason": exc.message}))
@@ -259,6 +263,20 @@ def release(
     typer.echo(result.summary())
     if result.outcome == "rolled_back":
         raise typer.Exit(code=1)
+
+
+def _invalid(exc: ValidationError) -> str:
+    """The first problem with an option or a setting, naming it as the user writes it."""
+    error = exc.errors(include_url=False)[0]
+    loc = [str(part) for part in error["loc"]]
+    if exc.title != "PipelineSettings":
+        name = (f"--{loc[0]}" if loc[0] in ("version", "alias") else "FILE") if loc else ""
+    else:
+        name = "MODELRELEASE_" + "__".join(loc).upper()
+        if error["type"] == "extra_forbidden":
+            return f"{name} is not a setting: fix its name or unset it"
+    message = str(error["msg"])
+    return f"{name}: {message[:1].lower()}{message[1:]}" if name else message
 
 
 @app.command("cost")
@@ -287,6 +305,7 @@ def cost(
                 "namespace": item.namespace, "name": item.name,
                 "primary_replicas": item.primary_replicas,
                 "canary_replicas": item.canary_replicas, "gpus": item.gpus,
+                "gpus_used": item.gpu_usage.used if item.gpu_usage else None,
                 "primary_per_hour": item.primary_per_hour,
                 "canary_per_hour": item.canary_per_hour, "per_hour": item.per_hour,
                 "per_month": item.per_month}))
@@ -295,7 +314,7 @@ def cost(
                        f"({item.per_month:.2f}/month): primary {item.primary_replicas} "
                        f"replica(s) {item.primary_per_hour:.4f}/h, canary "
                        f"{item.canary_replicas} replica(s) {item.canary_per_hour:.4f}/h, "
-                       f"{item.gpus} GPU(s)")
+                       + (item.gpu_usage.describe() if item.gpu_usage else "0 GPU(s)"))
     if not as_json:
         total = sum(c.per_hour for c in costs)
         typer.echo(f"total: {total:.4f}/h ({total * 730:.2f}/month) for {len(costs)} endpoint(s)")
@@ -305,6 +324,7 @@ def _webhook_settings(what: str) -> tuple[PipelineSettings, SecretStr]:
     """Settings with a webhook secret, or a plain error naming the variable to set."""
     from pydantic import ValidationError
 
+    from modelrelease.adapters.prefect_secrets import with_secret_blocks
     from modelrelease.settings import PipelineSettings
 
     try:
@@ -312,6 +332,10 @@ def _webhook_settings(what: str) -> tuple[PipelineSettings, SecretStr]:
     except ValidationError as exc:
         typer.echo(f"error: {what}: settings: {exc.errors()[0]['msg']}", err=True)
         raise typer.Exit(code=2) from None
+    try:
+        settings = with_secret_blocks(settings)  # MODELRELEASE_WEBHOOK__SECRET_BLOCK
+    except PipelineError as exc:
+        raise _fail(exc) from None
     secret = settings.webhook.secret
     if secret is None or not secret.get_secret_value():
         typer.echo(f"error: {what}: no webhook secret: set MODELRELEASE_WEBHOOK__SECRET "

@@ -1191,7 +1191,9 @@ def load_endpoint(path: str | os.PathLike[str]) -> ModelEndpoint:
     except UnicodeDecodeError as exc:
         raise InvalidInput(f"{source}: not UTF-8 text (byte {exc.start})") from None
     except OSError as exc:
-        raise InvalidInput(f"{source}: cannot read: {exc.strerror or exc}") from None
+        raise InvalidInput(f"{source}: cannot read: {exc.strerror or exc}; check the path (an "
+                           "endpoint name is looked up in MODELRELEASE_RELEASE__ENDPOINTS_DIR)"
+                           ) from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

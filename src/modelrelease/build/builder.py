@@ -173,7 +173,8 @@ class ImageBuilder:
         except ImageNotFound as exc:
             raise ImageNotFound(
                 f"read base image {base_ref}: not found ({exc.message}); push the serving base "
-                "first (`modelrelease image base --to REPO`) or fix --base",
+                "first (`modelrelease image base --to REPO`) or fix --base "
+                "(spec.image.base in a ModelEndpoint)",
                 status=exc.status, code=exc.code) from exc
         self.progress(f"base {base_ref} pinned at {base.digest}")
 

@@ -1,0 +1,116 @@
+"""Helpers for the security suite: what the cluster, the registries and MLflow hold right now."""
+
+from __future__ import annotations
+
+import json
+import ssl
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from modelrelease.adapters.kube import KubeCluster
+
+KINDS = (("apps/v1", "Deployment"), ("v1", "Service"),
+         ("modelrelease.io/v1alpha1", "ModelEndpoint"), ("coordination.k8s.io/v1", "Lease"),
+         ("autoscaling/v2", "HorizontalPodAutoscaler"), ("policy/v1", "PodDisruptionBudget"))
+LENIENT = {"latency": {"p99Ms": 30_000, "maxRegression": 10}, "maxErrorRate": 0.2,
+           "minRequests": 20}
+"""Checks a release on a busy 2-core machine passes: these tests need a primary, not a verdict."""
+MANIFESTS = ", ".join(("application/vnd.oci.image.manifest.v1+json",
+                       "application/vnd.oci.image.index.v1+json",
+                       "application/vnd.docker.distribution.manifest.v2+json"))
+
+
+def cluster_state(admin: KubeCluster, namespace: str) -> dict[str, Any]:
+    """The endpoint namespace's objects (spec, labels, annotations; a record's status too).
+
+    Controllers' own status writes (an HPA without metrics, ...) are not changes we made,
+    so only the ModelEndpoint, whose status is the pipeline's, keeps its status.
+    """
+    state: dict[str, Any] = {"namespaces": sorted(
+        o["metadata"]["name"] for o in admin.list_objects("v1", "Namespace"))}
+    for api_version, kind in KINDS:
+        for obj in admin.list_objects(api_version, kind, namespace):
+            meta = obj["metadata"]
+            state[f"{kind}/{meta['name']}"] = {
+                "uid": meta.get("uid"), "labels": meta.get("labels"),
+                "annotations": meta.get("annotations"), "spec": obj.get("spec"),
+                "status": obj.get("status") if kind == "ModelEndpoint" else None}
+    return state
+
+
+def registry_state(base_url: str, *, auth: tuple[str, str] | None = None,
+                   ca_file: Path | None = None) -> dict[str, dict[str, str]]:
+    """Every repository's tags and the digest each points at (``/v2/_catalog``, tags/list)."""
+    state: dict[str, dict[str, str]] = {}
+    verify = ssl.create_default_context(cafile=str(ca_file)) if ca_file else True
+    with httpx.Client(base_url=base_url, auth=auth, verify=verify, timeout=30,
+                      trust_env=False) as http:
+        catalog = http.get("/v2/_catalog", params={"n": 1000})
+        catalog.raise_for_status()
+        for repo in catalog.json().get("repositories") or []:
+            tags = http.get(f"/v2/{repo}/tags/list")
+            tags.raise_for_status()
+            state[repo] = {
+                tag: http.head(f"/v2/{repo}/manifests/{tag}", headers={"Accept": MANIFESTS}
+                               ).headers.get("Docker-Content-Digest", "?")
+                for tag in sorted(tags.json().get("tags") or [])}
+    return state
+
+
+def mlflow_state(tracking_uri: str) -> dict[str, Any]:
+    """Every registered model's tags and aliases, and each version's tags, aliases and stage."""
+    from mlflow.tracking import MlflowClient
+
+    mlflow = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    state: dict[str, Any] = {}
+    for model in mlflow.search_registered_models(max_results=1000):
+        versions = mlflow.search_model_versions(f"name='{model.name}'", max_results=1000)
+        state[model.name] = {
+            "tags": dict(model.tags), "aliases": dict(model.aliases),
+            "versions": {v.version: {"tags": dict(v.tags), "aliases": sorted(v.aliases),
+                                     "stage": v.current_stage} for v in versions}}
+    return state
+
+
+def diff(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    """The keys whose values differ, one line each (empty: nothing changed)."""
+    return [f"{key}: {json.dumps(before.get(key), default=str)[:200]} -> "
+            f"{json.dumps(after.get(key), default=str)[:200]}"
+            for key in sorted(set(before) | set(after), key=str)
+            if before.get(key) != after.get(key)]
+
+
+def register_bare_model(tracking_uri: str, name: str) -> str:
+    """An iris model logged with neither a signature nor an input example; its version."""
+    import mlflow
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(tracking_uri)
+    data = load_iris(as_frame=True)
+    model = LogisticRegression(max_iter=500).fit(data.data.to_numpy(), data.target)
+    mlflow.set_experiment(f"{name}-training")
+    with mlflow.start_run():
+        info: Any = mlflow.sklearn.log_model(
+            model, name="model", serialization_format="skops", registered_model_name=name,
+            pip_requirements=["scikit-learn", "skops"],
+            skops_trusted_types=["numpy.dtype",
+                                 "sklearn.linear_model._logistic.LogisticRegression"])
+    version = str(info.registered_model_version)
+    mlflow.MlflowClient(tracking_uri=tracking_uri).set_registered_model_alias(
+        name, "champion", version)
+    return version
+
+
+def kubeconfig_to(source: Path, server: str, dest: Path) -> Path:
+    """A copy of the kubeconfig ``source`` whose clusters all point at ``server``."""
+    import yaml
+
+    document = yaml.safe_load(source.read_text())
+    for cluster in document.get("clusters") or []:
+        cluster["cluster"]["server"] = server
+    dest.write_text(yaml.safe_dump(document))
+    return dest
