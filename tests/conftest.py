@@ -29,8 +29,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """The one local stack of the test session: control plane, node, registry, MLflow, Prefect.
 
     The node's restart back-off starts at 1 s (the kubelet's 10 s would only slow tests).
+    It has two GPUs: a one-GPU endpoint's canary and primary both hold one while it is
+    promoted.
     """
-    with Stack(tmp_path_factory.mktemp("stack"), gpus=1, node_backoff=1.0) as running:
+    with Stack(tmp_path_factory.mktemp("stack"), gpus=2, node_backoff=1.0) as running:
         yield running
 
 

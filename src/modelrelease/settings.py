@@ -24,7 +24,19 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-class MlflowConfig(_Frozen):
+class _Retrying(_Frozen):
+    """Bounded exponential back-off for a server that may be down for a while (a restart)."""
+
+    retries: int = Field(
+        default=5, ge=0, le=20,
+        description="Tries again after 429, 5xx or no answer (for MLflow, on top of its "
+        "client's own MLFLOW_HTTP_REQUEST_MAX_RETRIES).")
+    backoff_s: float = Field(default=1.0, ge=0, le=30,
+                             description="First retry delay; doubles up to backoff_max_s.")
+    backoff_max_s: float = Field(default=8.0, ge=0, le=120)
+
+
+class MlflowConfig(_Retrying):
     """How to reach the MLflow tracking server and model registry."""
 
     tracking_uri: str | None = Field(
@@ -32,6 +44,9 @@ class MlflowConfig(_Frozen):
     )
     username: str | None = None
     password: SecretStr | None = None
+    password_block: str | None = Field(
+        default=None, description="A Prefect Secret block holding the password, read at start "
+        "when `password` is unset.")
 
 
 class RegistryConfig(_Frozen):
@@ -39,6 +54,9 @@ class RegistryConfig(_Frozen):
 
     username: str | None = Field(default=None, description="Basic/bearer auth user.")
     password: SecretStr | None = None
+    password_block: str | None = Field(
+        default=None, description="A Prefect Secret block holding the password, read at start "
+        "when `password` is unset.")
     docker_config: Path | None = Field(
         default=None, description="A docker config.json to read credentials from."
     )
@@ -65,7 +83,7 @@ class RegistryConfig(_Frozen):
         return value
 
 
-class KubeConfig(_Frozen):
+class KubeConfig(_Retrying):
     """Which cluster and namespace the pipeline works in."""
 
     kubeconfig: Path | None = None
@@ -98,6 +116,10 @@ class ReleaseConfig(_Frozen):
         default=0.0, ge=0,
         description="How long a release waits for another release of the same endpoint to "
         "finish; 0 refuses at once.")
+    lock_ttl_s: int = Field(
+        default=30, ge=3, le=600,
+        description="Lifetime of the endpoint's lock (a Lease, renewed every third of it): "
+        "how long a killed release keeps the next one waiting at most.")
     load_rate: float = Field(default=30.0, gt=0, le=2000,
                              description="Requests per second per arm while judging a step.")
     cpu_hour: float = Field(default=0.0316, ge=0, description="Price of one CPU core-hour.")
@@ -110,6 +132,9 @@ class WebhookConfig(_Frozen):
 
     secret: SecretStr | None = Field(
         default=None, description="Shared HMAC secret; `webhook serve` and `register` need it.")
+    secret_block: str | None = Field(
+        default=None, description="A Prefect Secret block holding the secret, read at start "
+        "when `secret` is unset.")
     tolerance_s: float = Field(
         default=300.0, gt=0, le=3600,
         description="How far a delivery's signed timestamp may be from now, either way.")

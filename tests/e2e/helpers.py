@@ -104,3 +104,16 @@ def background_client(endpoint: Endpoint, service: str | None = None) -> SteadyC
     """Calls the endpoint's live Service (or ``service``) through the API server meanwhile."""
     url = endpoint.proxy.url(endpoint.namespace, service or endpoint.name, "invocations")
     return SteadyClient(endpoint.proxy, url, IRIS_BODY)
+
+
+def cli_env(endpoint: Endpoint) -> dict[str, str]:
+    """The environment a ``modelrelease`` subprocess needs to release ``endpoint`` as tests do."""
+    import os
+
+    settings = endpoint.settings
+    return {**os.environ,
+            "MODELRELEASE_KUBE__KUBECONFIG": str(settings.kube.kubeconfig),
+            "MODELRELEASE_MLFLOW__TRACKING_URI": str(settings.mlflow.tracking_uri),
+            "MODELRELEASE_BUILD__CACHE_DIR": str(settings.build.cache_dir),
+            "MODELRELEASE_RELEASE__LOAD_RATE": str(settings.release.load_rate),
+            "MODELRELEASE_RELEASE__LOCK_TTL_S": str(settings.release.lock_ttl_s)}

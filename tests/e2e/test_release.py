@@ -124,7 +124,7 @@ def test_bad_version_is_rolled_back_and_primary_keeps_serving(
 
 def test_canary_needing_more_gpus_than_free_fails_fast(stack: Stack, crd: None,
                                                       tmp_path: Path) -> None:
-    made = make_endpoint(stack, tmp_path, gpus=2)
+    made = make_endpoint(stack, tmp_path, gpus=3)  # the node has two
     try:
         register_iris_model(str(made.settings.mlflow.tracking_uri), made.model, alias="champion")
         began = time.monotonic()
@@ -193,5 +193,29 @@ def test_a_second_release_of_a_busy_endpoint_is_refused(stack: Stack, crd: None,
         finally:
             cluster.close()
         assert made.image("canary") is None and made.image("primary") is None
+    finally:
+        made.core.delete_namespace(made.namespace)
+
+
+def test_a_gpu_endpoint_is_released_and_its_cost_matches_the_hand_computed_figure(
+        stack: Stack, crd: None, tmp_path: Path) -> None:
+    made = make_endpoint(stack, tmp_path, gpus=1)  # the node has two: canary and primary
+    try:
+        register_iris_model(str(made.settings.mlflow.tracking_uri), made.model, alias="champion")
+        result = made.release()
+        assert result.outcome == "promoted", result.reason
+        eventually(lambda: made.image("canary") is None, 60, "canary removed")
+        env = {**os.environ, "MODELRELEASE_KUBE__KUBECONFIG": str(made.settings.kube.kubeconfig)}
+        cost = subprocess.run([sys.executable, "-m", "modelrelease.cli", "cost", "-n",
+                               made.namespace, "--json"], env=env, capture_output=True,
+                              text=True, timeout=60)
+        assert cost.returncode == 0, cost.stderr
+        (line,) = [json.loads(x) for x in cost.stdout.splitlines()]
+        # 1 replica of 250m CPU, 256Mi and 1 GPU at 0.0316/CPU-hour, 0.0042/GiB-hour and
+        # 2.48/GPU-hour: 0.0079 + 0.00105 + 2.48 per hour
+        assert line["primary_replicas"] == 1 and line["canary_replicas"] == 0
+        assert line["per_hour"] == pytest.approx(0.25 * 0.0316 + 0.25 * 0.0042 + 2.48)
+        assert line["per_month"] == pytest.approx(line["per_hour"] * 730, abs=0.01)
+        print(cost.stdout.strip())
     finally:
         made.core.delete_namespace(made.namespace)

@@ -173,7 +173,7 @@ def test_missing_image_reaches_imagepullbackoff(
 def test_pod_asking_for_more_gpus_than_the_node_has_stays_pending(
         kube: tuple[client.CoreV1Api, client.AppsV1Api], images: dict[str, str]) -> None:
     core, apps = kube
-    gpus = {"limits": {"nvidia.com/gpu": "2"}, "requests": {"nvidia.com/gpu": "2"}}
+    gpus = {"limits": {"nvidia.com/gpu": "3"}, "requests": {"nvidia.com/gpu": "3"}}
     with namespace(core) as ns:
         apps.create_namespaced_deployment(ns, deployment("big", images["1"], resources=gpus))
 

@@ -147,11 +147,14 @@ def test_container_port_env_and_probes(endpoint: ModelEndpoint) -> None:
         {"name": "MODELRELEASE_MODEL_VERSION", "value": "3"},
         {"name": "MODELRELEASE_IMAGE_DIGEST", "value": IMAGE.split("@")[1]},
     ]
+    start = container["startupProbe"]
     ready, live = container["readinessProbe"], container["livenessProbe"]
-    assert ready["httpGet"] == live["httpGet"] == {"path": "/ping", "port": "http",
-                                                   "scheme": "HTTP"}
+    assert start["httpGet"] == ready["httpGet"] == live["httpGet"] == {
+        "path": "/ping", "port": "http", "scheme": "HTTP"}
+    # a slow model load gets 5 minutes before liveness may restart it
+    assert start["periodSeconds"] * start["failureThreshold"] == 300
     assert (ready["periodSeconds"], ready["failureThreshold"]) == (1, 3)
-    assert (live["periodSeconds"], live["failureThreshold"]) == (5, 6)
+    assert (live["periodSeconds"], live["failureThreshold"], live["timeoutSeconds"]) == (5, 6, 3)
 
 
 @pytest.mark.parametrize(("fault", "env"), [

@@ -144,7 +144,7 @@ def test_policy_needs_steps() -> None:
                      (Rollback("superseded while Promoting: rolling back the unfinished "
                                "release", restore_primary=True),), "superseded",
                      id="other-release-promoting"),
-        pytest.param(at(Phase.DEPLOYING), True, Phase.DEPLOYING, (Wait(0.0),), "canary",
+        pytest.param(at(Phase.DEPLOYING), True, Phase.DEPLOYING, (DeployCanary(),), "canary",
                      id="deploying"),
         pytest.param(at(Phase.SMOKE), True, Phase.SMOKE, (RunSmoke(),), "smoke", id="smoke"),
         pytest.param(at(Phase.ANALYSING, step=1, weight=50), True, Phase.ANALYSING,

@@ -7,10 +7,11 @@ with server-side apply under the field manager ``modelrelease``.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -52,9 +53,11 @@ class KubeCluster:
                     config_file=str(config.kubeconfig) if config.kubeconfig else None,
                     context=config.context)
         except (ConfigException, OSError, TypeError) as exc:
+            context = (f", or MODELRELEASE_KUBE__CONTEXT to one of its contexts (now "
+                       f"{config.context!r})" if config.context else "")
             raise KubeApiError(
                 f"load kubeconfig {config.kubeconfig or '~/.kube/config'}: {exc}; set "
-                "KUBECONFIG or MODELRELEASE_KUBE__KUBECONFIG to a valid file") from exc
+                f"KUBECONFIG or MODELRELEASE_KUBE__KUBECONFIG to a valid file{context}") from exc
         self.config = config
         self.core = client.CoreV1Api(self._api)
         self.apps = client.AppsV1Api(self._api)
@@ -83,6 +86,25 @@ class KubeCluster:
             raise
 
     def _call(self, what: str, fn: Callable[[], T]) -> T:
+        """``_once``, retried with exponential back-off while the error is retriable.
+
+        An API server restarting (refused connections, then 503 until ready) is waited
+        out for ``KubeConfig.retries`` tries; then the last error is raised.
+        """
+        attempt = 0
+        while True:
+            try:
+                return self._once(what, fn)
+            except KubeApiError as exc:
+                if not exc.retriable or attempt >= self.config.retries:
+                    raise
+                delay = min(self.config.backoff_s * 2**attempt, self.config.backoff_max_s)
+                attempt += 1
+                log.info("%s: %s; retry %d/%d in %.1fs", what, exc.message, attempt,
+                         self.config.retries, delay)
+                time.sleep(delay)
+
+    def _once(self, what: str, fn: Callable[[], T]) -> T:
         from kubernetes.client.exceptions import ApiException
         from kubernetes.dynamic.exceptions import DynamicApiError
         from urllib3.exceptions import HTTPError
@@ -106,8 +128,10 @@ class KubeCluster:
             raise KubeApiError(f"{what}: {status} {message}{hint}", status=status,
                                retriable=status == 429 or status >= 500) from exc
         except (HTTPError, OSError) as exc:
-            raise KubeApiError(f"{what}: API server unreachable ({exc}); is the cluster up?",
-                               retriable=True) from exc
+            raise KubeApiError(
+                f"{what}: API server {self._api.configuration.host} unreachable ({exc}); is "
+                "the cluster up, and does the kubeconfig (MODELRELEASE_KUBE__KUBECONFIG or "
+                "KUBECONFIG) point at it?", retriable=True) from exc
         log.debug("%s (%.0f ms)", what, (time.monotonic() - start) * 1000)
         return result
 
@@ -197,6 +221,27 @@ class KubeCluster:
     def namespace_exists(self, namespace: str) -> bool:
         """Whether the namespace exists."""
         return self.get("v1", "Namespace", namespace) is not None
+
+    def denied(self, namespace: str, needs: Iterable[tuple[str, str, str]]) -> list[str]:
+        """Which ``(verb, group, resource)`` in ``namespace`` this identity may not do.
+
+        One SelfSubjectAccessReview each (every authenticated user may ask), so a release
+        can refuse before it changes anything rather than halfway through.
+        """
+        from kubernetes import client
+
+        auth = client.AuthorizationV1Api(self._api)
+        missing: list[str] = []
+        for verb, group, resource in needs:
+            kind, _, sub = resource.partition("/")
+            review = {"spec": {"resourceAttributes": {
+                "namespace": namespace, "verb": verb, "group": group, "resource": kind,
+                "subresource": sub}}}
+            found: Any = self._call(f"review access {verb} {resource}", functools.partial(
+                auth.create_self_subject_access_review, review))
+            if not found.status.allowed:
+                missing.append(f"{verb} {resource}" + (f".{group}" if group else ""))
+        return missing
 
     # -- a per-endpoint lock ----------------------------------------------------------------
 

@@ -11,10 +11,11 @@ import os
 import shutil
 import tempfile
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from modelrelease.domain.model import ModelUri, ModelVersion
 from modelrelease.errors import ArtifactsMissing, MlflowError, ModelNotFound
@@ -23,6 +24,10 @@ from modelrelease.settings import MlflowConfig
 log = logging.getLogger(__name__)
 _GLOBAL_URI_LOCK = threading.Lock()
 _NOT_FOUND = ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND", "INVALID_PARAMETER_VALUE")
+_REFUSED = ("PERMISSION_DENIED", "UNAUTHENTICATED", "CUSTOMER_UNAUTHORIZED")
+T = TypeVar("T")
+_NOT_FOUND_FIX = ("register it in MLflow (or set that alias or stage), or fix the endpoint's "
+                  "spec.model (or --version/--alias)")
 
 
 class ModelRegistry(Protocol):
@@ -103,13 +108,43 @@ class MlflowRegistry:
             tags=dict(raw.tags or {}),
         )
 
+    def retrying(self, what: str, fn: Callable[[], T]) -> T:
+        """Run ``fn``, retrying a retriable ``MlflowError`` with bounded exponential back-off.
+
+        MLflow down or restarting is waited out for ``MlflowConfig.retries`` tries; then
+        the error names the server and what to check.
+
+        Raises:
+            MlflowError: still failing after the last try (or not retriable).
+        """
+        began, attempt = time.monotonic(), 0
+        while True:
+            try:
+                return fn()
+            except MlflowError as exc:
+                if not exc.retriable:
+                    raise
+                if attempt >= self.config.retries:
+                    raise MlflowError(
+                        f"{exc.message} (gave up after {attempt + 1} tries in "
+                        f"{time.monotonic() - began:.1f}s); check that the MLflow server at "
+                        f"{self.tracking_uri} is up, or point MODELRELEASE_MLFLOW__TRACKING_URI "
+                        "at it, then run the release again", retriable=True) from exc
+                delay = min(self.config.backoff_s * 2**attempt, self.config.backoff_max_s)
+                attempt += 1
+                log.info("%s: retry %d/%d in %.1fs", what, attempt, self.config.retries, delay)
+                time.sleep(delay)
+
     def resolve(self, uri: ModelUri) -> ModelVersion:
-        """Resolve ``uri`` to one model version.
+        """Resolve ``uri`` to one model version (retried while MLflow is unreachable).
 
         Raises:
             ModelNotFound: the model, version, alias or stage does not exist.
-            MlflowError: MLflow failed or is unreachable (retriable).
+            MlflowError: MLflow failed or is unreachable, after the retries (retriable).
         """
+        return self.retrying(f"resolve model {uri}", lambda: self._resolve(uri))
+
+    def _resolve(self, uri: ModelUri) -> ModelVersion:
         from mlflow.exceptions import MlflowException
 
         what = f"resolve model {uri}"
@@ -125,12 +160,14 @@ class MlflowRegistry:
                     warnings.simplefilter("ignore", FutureWarning)
                     found = self._client.get_latest_versions(uri.name, stages=[uri.stage])
                 if not found:
-                    raise ModelNotFound(f"{what}: no version of {uri.name} is in stage {uri.stage}")
+                    raise ModelNotFound(f"{what}: no version of {uri.name} is in stage "
+                                        f"{uri.stage}; {_NOT_FOUND_FIX}")
                 raw = found[0]
         except MlflowException as exc:
             if _error_code(exc) in _NOT_FOUND:
-                raise ModelNotFound(f"{what}: {exc.message}") from exc
-            raise MlflowError(f"{what}: {exc.message}", retriable=True) from exc
+                raise ModelNotFound(f"{what}: {exc.message.rstrip('. ')}; {_NOT_FOUND_FIX}"
+                                    ) from exc
+            raise _mlflow_error(what, exc) from exc
         except OSError as exc:
             raise MlflowError(f"{what}: MLflow unreachable: {exc}", retriable=True) from exc
         return self._version(raw)
@@ -197,23 +234,33 @@ class MlflowRegistry:
         return text
 
 
+def _mlflow_error(what: str, exc: Any) -> MlflowError:
+    """An ``MlflowException`` as an ``MlflowError``: retriable unless MLflow refused us."""
+    return MlflowError(f"{what}: {exc.message}", retriable=_error_code(exc) not in _REFUSED)
+
+
 def tag_version(registry: MlflowRegistry, version: ModelVersion, tags: dict[str, str],
                 alias: str | None = None) -> None:
-    """Set tags (and optionally move an alias) on a model version.
+    """Set tags (and optionally move an alias) on a model version; idempotent, retried.
 
     Raises:
-        MlflowError: MLflow refused or is unreachable (retriable).
+        MlflowError: MLflow refused, or is still unreachable after the retries (retriable).
     """
     from mlflow.exceptions import MlflowException
 
     what = f"tag model {version.uri}"
-    try:
-        for key, value in tags.items():
-            registry._client.set_model_version_tag(version.name, version.version, key,
-                                                   value[:5000])
-        if alias:
-            registry._client.set_registered_model_alias(version.name, alias, version.version)
-    except MlflowException as exc:
-        raise MlflowError(f"{what}: {exc.message}", retriable=True) from exc
-    except OSError as exc:
-        raise MlflowError(f"{what}: MLflow unreachable: {exc}", retriable=True) from exc
+
+    def once() -> None:
+        try:
+            for key, value in tags.items():
+                registry._client.set_model_version_tag(version.name, version.version, key,
+                                                       value[:5000])
+            if alias:
+                registry._client.set_registered_model_alias(version.name, alias,
+                                                            version.version)
+        except MlflowException as exc:
+            raise _mlflow_error(what, exc) from exc
+        except OSError as exc:
+            raise MlflowError(f"{what}: MLflow unreachable: {exc}", retriable=True) from exc
+
+    registry.retrying(what, once)

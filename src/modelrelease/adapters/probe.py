@@ -46,6 +46,11 @@ class ServiceProxy:
         return (f"{self.host}/api/v1/namespaces/{namespace}/services/{service}:{port}/proxy"
                 f"/{path.lstrip('/')}")
 
+    def pod_url(self, namespace: str, pod: str, port: int, path: str = "") -> str:
+        """The pod proxy URL of ``path`` on one pod's ``port`` (RBAC: ``pods/proxy``, get)."""
+        return (f"{self.host}/api/v1/namespaces/{namespace}/pods/{pod}:{port}/proxy"
+                f"/{path.lstrip('/')}")
+
     def client(self, timeout: float = 10.0) -> httpx.Client:
         """A synchronous client with the right TLS identity."""
         return httpx.Client(verify=self.verify, headers=self.headers, timeout=timeout,

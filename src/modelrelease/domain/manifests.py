@@ -213,12 +213,12 @@ def _security_context() -> dict[str, Any]:
     }
 
 
-def _probe(period: int, failures: int) -> dict[str, Any]:
+def _probe(period: int, failures: int, timeout: int = 1) -> dict[str, Any]:
     return {
         "httpGet": {"path": "/ping", "port": PORT_NAME, "scheme": "HTTP"},
         "periodSeconds": period,
         "failureThreshold": failures,
-        "timeoutSeconds": 1,
+        "timeoutSeconds": timeout,
         "successThreshold": 1,
     }
 
@@ -281,8 +281,10 @@ def render_deployment(
                 {"name": "MODELRELEASE_IMAGE_DIGEST", "value": ref.digest},
                 *([] if fault is None else [{"name": FAULT_ENV, "value": fault.env_value()}])],
         "resources": _resources(endpoint),
+        # Loading a model may take minutes: liveness only starts once /ping has answered.
+        "startupProbe": _probe(period=2, failures=150),
         "readinessProbe": _probe(period=1, failures=3),
-        "livenessProbe": _probe(period=5, failures=6),
+        "livenessProbe": _probe(period=5, failures=6, timeout=3),
         "securityContext": _security_context(),
         # Let EndpointSlices drop a terminating pod before its server stops, so no
         # request is routed to a closed port during a rollout or a canary removal.

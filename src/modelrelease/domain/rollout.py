@@ -297,8 +297,8 @@ def resume(state: State, same_release: bool, policy: RolloutPolicy,
         restore = state.phase == Phase.PROMOTING
         return _to(state, Phase.ROLLING_BACK, now, text, Rollback(text, restore_primary=restore))
     match state.phase:
-        case Phase.DEPLOYING:
-            return _stay(state, "resuming: waiting for the canary", Wait(0.0))
+        case Phase.DEPLOYING:  # killed before or after creating it: apply it (again)
+            return _stay(state, "resuming: deploying the canary", DeployCanary())
         case Phase.SMOKE:
             return _stay(state, "resuming: smoke test", RunSmoke())
         case Phase.ANALYSING:

@@ -281,6 +281,42 @@ class ControlPlane:
                 atexit.unregister(self.stop)
                 self._atexit_registered = False
 
+    def stop_component(self, name: str) -> None:
+        """Stop one running component (a fault test); :meth:`start_component` brings it back.
+
+        Raises:
+            StackError: No such component runs, or it would not stop.
+        """
+        with self._lock:
+            self._component(name).stop()
+
+    def start_component(self, name: str, timeout: float = 60) -> int:
+        """Start a stopped component again: same flags, ports and data; its PID once healthy.
+
+        Raises:
+            StackError: No such component, it exits, or it is not healthy in ``timeout``.
+        """
+        checks: dict[str, Callable[[], bool]] = {
+            "etcd": self._etcd_healthy,
+            "kube-apiserver": lambda: self._api_get("/readyz") == "ok",
+            "kube-controller-manager":
+                lambda: self._component_healthy(self._ports["controller-manager"]),
+            "kube-scheduler": lambda: self._component_healthy(self._ports["scheduler"]),
+        }
+        with self._lock:
+            proc = self._component(name)
+            proc.start()
+            self._wait(proc, time.monotonic() + timeout, f"{name} healthy again", checks[name])
+            assert proc.pid is not None
+            return proc.pid
+
+    def _component(self, name: str) -> Service:
+        found = [p for p in self._procs if p.name == name]
+        if not found:
+            raise StackError(f"find component {name} of control plane {self.workdir}: not "
+                             f"started here (started: {', '.join(self.pids) or 'none'})")
+        return found[0]
+
     # -- kubeconfigs ------------------------------------------------------------------------
 
     def client_kubeconfig(self, user: str, groups: list[str]) -> Path:

@@ -258,6 +258,58 @@ class Stack:
         """Summed VmRSS of every process of the stack, children included."""
         return sum(c.rss_bytes for c in self.status())
 
+    def stop_part(self, name: str) -> None:
+        """Stop one process of the running stack, as an outage would (the faults tests).
+
+        ``name`` is ``kube-apiserver`` (or another control plane component),
+        ``node-agent``, ``registry`` or ``mlflow``; its ports and data stay for
+        :meth:`start_part`. Stopping the node agent stops its pods too.
+
+        Raises:
+            StackError: No such part runs in this process.
+        """
+        if name == "node-agent" and self.node is not None:
+            self.node.stop()
+        elif name in ("registry", "mlflow") and getattr(self, name) is not None:
+            getattr(self, name).stop()
+        elif self.controlplane is not None and name in self.controlplane.pids:
+            self.controlplane.stop_component(name)
+        else:
+            raise StackError(f"stop part {name} of stack {self.root}: not running here")
+
+    def start_part(self, name: str, timeout: float = 120) -> None:
+        """Start a part :meth:`stop_part` stopped, on the same ports and data, until ready.
+
+        Its process record is replaced, so :meth:`status` shows it up again.
+
+        Raises:
+            StackError: No such part, or it did not become ready in ``timeout``.
+        """
+        if name == "node-agent" and self.node is not None:
+            self.node.start(timeout)
+            pid = self.node.pid
+        elif name in ("registry", "mlflow") and getattr(self, name) is not None:
+            part = getattr(self, name)
+            part.start(timeout=timeout)
+            pid = part.service.pid
+        elif self.controlplane is not None and name in self.controlplane.logs:
+            pid = self.controlplane.start_component(name, timeout)
+        else:
+            raise StackError(f"start part {name} of stack {self.root}: not part of it")
+        if self.state is None or pid is None:
+            raise StackError(f"start part {name} of stack {self.root}: stack not up")
+        started = start_ticks(pid)
+        self.state.processes = [
+            record.model_copy(update={"pid": pid, "started": started})
+            if record.name == name and started is not None else record
+            for record in self.state.processes]
+        self._save()
+
+    def restart(self, name: str, timeout: float = 120) -> None:
+        """:meth:`stop_part`, then :meth:`start_part`: a process restart on the same ports."""
+        self.stop_part(name)
+        self.start_part(name, timeout)
+
     def __enter__(self) -> Stack:
         self.up()
         return self

@@ -23,6 +23,7 @@ from typing import Any
 from modelrelease.adapters.kube import KubeCluster
 from modelrelease.adapters.mlflow_registry import MlflowRegistry
 from modelrelease.adapters.oci_registry import PushStats
+from modelrelease.adapters.prefect_secrets import with_secret_blocks
 from modelrelease.build.builder import BuildRequest, BuildResult, ImageBuilder
 from modelrelease.costs import prices as price_table
 from modelrelease.domain import agreement, rollout
@@ -34,10 +35,11 @@ from modelrelease.domain.manifests import Track
 from modelrelease.domain.plan import model_uri, rollout_policy
 from modelrelease.domain.report import StepRecord, render_report
 from modelrelease.domain.traffic import TrafficRouter
-from modelrelease.errors import InvalidInput, ReleaseInProgress
+from modelrelease.errors import InvalidInput, MlflowError, ReleaseInProgress
 from modelrelease.release.world import Call, ReleaseWorld, ReplicaRatioRouter, direct
 from modelrelease.settings import PipelineSettings
 from modelrelease.spec import (
+    Condition,
     HistoryEntry,
     ModelEndpointStatus,
     ReleasePhase,
@@ -94,7 +96,7 @@ def run_release(request: ReleaseRequest, settings: PipelineSettings | None = Non
         InvalidInput: bad endpoint file, missing namespace, unknown model (as ModelNotFound).
         ReleaseInProgress: another release holds the endpoint and waiting is not allowed.
     """
-    settings = settings or PipelineSettings()
+    settings = with_secret_blocks(settings or PipelineSettings())
     started = time.monotonic()
     timeline: list[tuple[float, str]] = []
 
@@ -119,6 +121,7 @@ def run_release(request: ReleaseRequest, settings: PipelineSettings | None = Non
                                f"{endpoint.namespace}) or fix metadata.namespace")
         world = ReleaseWorld(endpoint, settings, cluster, models, call)
         status = world.read_status() or ModelEndpointStatus()
+        status = _apply_pending_tags(world, status, version, note)
         digest_hash = spec_hash(endpoint)
         if (fault is None and status.phase == ReleasePhase.PROMOTED
                 and status.primary is not None
@@ -129,9 +132,11 @@ def run_release(request: ReleaseRequest, settings: PipelineSettings | None = Non
                                  version.version, status.primary.image or "",
                                  status.release_id or "", time.monotonic() - started,
                                  timeline=timeline)
+        world.preflight(version)  # permissions, input example: refuse before any change
         release_id = uuid.uuid4().hex[:12]
         holder = f"{release_id}-{version.version}"
         with cluster.lease(endpoint.namespace, f"modelrelease-{endpoint.name}", holder,
+                           ttl_seconds=settings.release.lock_ttl_s,
                            wait_seconds=settings.release.wait_for_lock_s) as got:
             if not got:
                 raise ReleaseInProgress(
@@ -174,6 +179,7 @@ def _release(world: ReleaseWorld, version: Any, release_id: str, status: ModelEn
     last_verdict: Verdict | None = None
     canary_replicas = 0
     phases: list[tuple[float, rollout.Phase]] = []
+    tagged: Condition | None = None  # how tagging the version in MLflow went, once tried
 
     in_flight = status.phase not in (None, ReleasePhase.PROMOTED, ReleasePhase.ROLLED_BACK,
                                      ReleasePhase.FAILED, ReleasePhase.PENDING)
@@ -208,6 +214,8 @@ def _release(world: ReleaseWorld, version: Any, release_id: str, status: ModelEn
             "primary": primary, "canary": canary, "last_verdict": last_verdict,
             "spec_hash": digest_hash if phase == rollout.Phase.PROMOTED else status.spec_hash,
             "cost_per_hour": cost})
+        if tagged is not None:
+            updated = updated.model_copy(update={"conditions": _with(updated.conditions, tagged)})
         if phase.terminal:
             updated = updated.with_history(HistoryEntry(
                 release_id=release_id, version=version.version,
@@ -255,13 +263,14 @@ def _release(world: ReleaseWorld, version: Any, release_id: str, status: ModelEn
                     verdict = agreement.apply(verdict, agreed)
                     steps.append(StepRecord(state.step + 1, state.weight, verdict.outcome.value,
                                             verdict.canary, verdict.primary, verdict.reasons,
-                                            agreed))
+                                            agreed, world.live))
                     last_verdict = Verdict(outcome={
                         JudgeOutcome.PASS: StatusOutcome.PASSED,
                         JudgeOutcome.FAIL: StatusOutcome.FAILED}.get(
                             verdict.outcome, StatusOutcome.INCONCLUSIVE),
                         reasons=list(verdict.reasons),
-                        numbers=_numbers(verdict) | agreed.numbers)
+                        numbers=_numbers(verdict) | agreed.numbers
+                        | (world.live.numbers if world.live else {}))
                     observation = _judged(verdict)
                 case rollout.Promote():
                     replicas = max(world.primary_replicas(),
@@ -277,10 +286,11 @@ def _release(world: ReleaseWorld, version: Any, release_id: str, status: ModelEn
                     canary_replicas = 0
                     world.event("RolledBack", reason, warning=True)
                     if fault is None:  # a drill's version is the primary's: not rolled back
-                        world.tag(version, {"modelrelease.status": "rolled_back",
-                                            "modelrelease.reason": reason,
-                                            "modelrelease.release_id": release_id,
-                                            "modelrelease.image_digest": built.digest})
+                        tagged = _tag(world, version, note, {
+                            "modelrelease.status": "rolled_back",
+                            "modelrelease.reason": reason,
+                            "modelrelease.release_id": release_id,
+                            "modelrelease.image_digest": built.digest})
                     observation = rollout.CleanedUp()
                 case rollout.Wait(seconds=seconds):
                     time.sleep(seconds)
@@ -297,10 +307,10 @@ def _release(world: ReleaseWorld, version: Any, release_id: str, status: ModelEn
     promoted = state.phase == rollout.Phase.PROMOTED
     if promoted:
         world.remove_canary()  # it serves the promoted image too: no need to wait it out
-        world.tag(version, {"modelrelease.status": "promoted",
-                            "modelrelease.release_id": release_id,
-                            "modelrelease.image_digest": built.digest},
-                  alias=endpoint.spec.promotion.alias)
+        tagged = _tag(world, version, note, {"modelrelease.status": "promoted",
+                                             "modelrelease.release_id": release_id,
+                                             "modelrelease.image_digest": built.digest},
+                      alias=endpoint.spec.promotion.alias)
         world.event("Promoted", f"version {version.version} ({image}) is primary")
         canary_replicas = 0
         record(state.phase)
@@ -313,6 +323,68 @@ def _release(world: ReleaseWorld, version: Any, release_id: str, status: ModelEn
                            steps=steps, canary_cost_per_hour=cost)
     return ReleaseResult(where, outcome, state.reason, version.version, image, release_id,
                          time.monotonic() - started, hold_seconds, report, timeline, phases)
+
+
+TAGGED = "MlflowTagged"
+"""The status condition saying whether the last release's MLflow tags are applied."""
+
+
+def _tag(world: ReleaseWorld, version: Any, note: Say, tags: dict[str, str],
+         alias: str | None = None) -> Condition:
+    """Tag ``version`` in MLflow; when MLflow stays down, a pending condition, not a failure.
+
+    The cluster already holds the outcome: MLflow being down must not turn a finished
+    promotion or rollback into a crash. The next run applies the pending tags.
+    """
+    now = datetime.now(UTC)
+    try:
+        world.tag(version, tags, alias=alias)
+    except MlflowError as exc:
+        note(f"{world.namespace}/{world.endpoint.name}: MLflow tags of version "
+             f"{version.version} pending: {exc.message}")
+        return Condition(type=TAGGED, status="False", reason="MlflowUnavailable",
+                         message=f"tags of version {version.version} not applied; the next "
+                         f"release of the endpoint applies them: {exc.message}"[:1000],
+                         last_transition_time=now)
+    return Condition(type=TAGGED, status="True", reason="Tagged",
+                     message=f"version {version.version} tagged "
+                     f"{tags['modelrelease.status']}", last_transition_time=now)
+
+
+def _with(conditions: list[Condition], condition: Condition) -> list[Condition]:
+    """``conditions`` with ``condition`` in place of any of its type."""
+    return [*(c for c in conditions if c.type != condition.type), condition]
+
+
+def _apply_pending_tags(world: ReleaseWorld, status: ModelEndpointStatus, version: Any,
+                        note: Say) -> ModelEndpointStatus:
+    """Apply the MLflow tags the last release could not (MLflow was down); the new status.
+
+    Raises:
+        MlflowError: MLflow still refuses them (after its retries).
+    """
+    pending = any(c.type == TAGGED and c.status == "False" for c in status.conditions)
+    entry = next((h for h in reversed(status.history) if h.release_id == status.release_id),
+                 None)
+    if not pending or entry is None:
+        return status
+    tags = {"modelrelease.release_id": entry.release_id,
+            "modelrelease.image_digest": entry.digest or ""}
+    alias = None
+    if entry.phase == ReleasePhase.PROMOTED:
+        tags["modelrelease.status"] = "promoted"
+        alias = world.endpoint.spec.promotion.alias
+    else:
+        tags |= {"modelrelease.status": "rolled_back", "modelrelease.reason": entry.reason or ""}
+    condition = _tag(world, replace(version, version=entry.version), note, tags, alias)
+    if condition.status == "False":
+        raise MlflowError(f"apply pending tags of model {version.name} version "
+                          f"{entry.version}: {condition.message}", retriable=True)
+    note(f"{world.namespace}/{world.endpoint.name}: applied the pending MLflow tags of "
+         f"version {entry.version}")
+    updated = status.model_copy(update={"conditions": _with(status.conditions, condition)})
+    world.write_conditions(updated.conditions)
+    return updated
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections import Counter
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -21,8 +22,9 @@ from modelrelease.adapters.kube import KubeCluster
 from modelrelease.adapters.loadgen import Target, generate_load
 from modelrelease.adapters.mlflow_registry import MlflowRegistry, tag_version
 from modelrelease.adapters.model_files import ModelFiles
+from modelrelease.adapters.pod_metrics import scrape
 from modelrelease.adapters.probe import ServiceProxy, ask
-from modelrelease.domain import agreement, analysis, sample_set
+from modelrelease.domain import agreement, analysis, live, sample_set
 from modelrelease.domain.fault import FaultSetting
 from modelrelease.domain.manifests import (
     Track,
@@ -38,13 +40,25 @@ from modelrelease.domain.plan import agreement_policy, analysis_policy
 from modelrelease.domain.readiness import Readiness, RolloutState, assess
 from modelrelease.domain.smoke import SmokeResult, check_response
 from modelrelease.domain.traffic import split_by_replicas
-from modelrelease.errors import PipelineError
+from modelrelease.errors import InvalidInput, KubeApiError, PipelineError
 from modelrelease.settings import PipelineSettings
-from modelrelease.spec import ModelEndpoint, ModelEndpointStatus
+from modelrelease.spec import Condition, ModelEndpoint, ModelEndpointStatus
 
 T = TypeVar("T")
 Call = Callable[[str, Callable[[], Any]], Any]
 CR_API, CR_KIND = "modelrelease.io/v1alpha1", "ModelEndpoint"
+NEEDS: tuple[tuple[str, str, str], ...] = (
+    *((verb, "modelrelease.io", "modelendpoints") for verb in ("get", "create", "patch")),
+    ("patch", "modelrelease.io", "modelendpoints/status"),
+    *((verb, "apps", "deployments") for verb in ("get", "create", "patch", "delete")),
+    *((verb, "", "services") for verb in ("create", "patch")),
+    *((verb, "autoscaling", "horizontalpodautoscalers") for verb in ("create", "patch")),
+    *((verb, "policy", "poddisruptionbudgets") for verb in ("create", "patch")),
+    ("list", "", "pods"),
+    *((verb, "", "services/proxy") for verb in ("get", "create")),
+    *((verb, "coordination.k8s.io", "leases") for verb in ("get", "create", "update", "delete")),
+)
+"""What a release does in its endpoint's namespace: ``(verb, API group, resource)``."""
 
 
 def direct(name: str, fn: Callable[[], T]) -> T:
@@ -74,6 +88,8 @@ class ReleaseWorld:
         self.namespace = endpoint.namespace
         self.canary_fault: FaultSetting | None = None
         """A rollback drill's fault, injected into the canary Deployment only."""
+        self.live: live.LiveEvidence | None = None
+        """What live traffic showed in the last step ``analyse`` judged."""
 
     # -- the record ---------------------------------------------------------------------
 
@@ -95,11 +111,40 @@ class ReleaseWorld:
         self.call("record-status", lambda: self.cluster.patch_status(
             CR_API, CR_KIND, self.endpoint.name, self.namespace, body))
 
+    def write_conditions(self, conditions: list[Condition]) -> None:
+        """Replace the status's conditions alone (the merge patch leaves the rest as it is)."""
+        body = {"conditions": [c.model_dump(mode="json", by_alias=True) for c in conditions]}
+        self.call("record-conditions", lambda: self.cluster.patch_status(
+            CR_API, CR_KIND, self.endpoint.name, self.namespace, body))
+
     def event(self, reason: str, message: str, warning: bool = False) -> None:
         """A Kubernetes Event on the ModelEndpoint."""
         found = self.cluster.get(CR_API, CR_KIND, self.endpoint.name, self.namespace)
         if found:
             self.cluster.event(found, reason, message, warning)
+
+    def preflight(self, version: ModelVersion) -> None:
+        """Refuse now, before anything changes, what would otherwise fail halfway.
+
+        Raises:
+            KubeApiError: the identity lacks a permission the release needs (403).
+            InvalidInput: the version has no input example and the spec requires one.
+        """
+        where = f"{self.namespace}/{self.endpoint.name}"
+        missing = self.cluster.denied(self.namespace, NEEDS)
+        if missing:
+            raise KubeApiError(
+                f"release endpoint {where}: forbidden: this identity may not "
+                f"{', '.join(missing)} in namespace {self.namespace}; grant it in the "
+                "pipeline's Role (deployments/kubernetes/rbac.yaml) or release as an identity "
+                "that has it", status=403)
+        if (self.endpoint.spec.smoke.require_input_example
+                and self.model_files(version).serving_example is None):
+            raise InvalidInput(
+                f"release endpoint {where}: model {version.name} version {version.version} "
+                "has no input example, so the smoke test has nothing to send; log the model "
+                "with one (input_example=...) or set spec.smoke.requireInputExample: false "
+                "to smoke-test /ping alone")
 
     # -- deployments ----------------------------------------------------------------------
 
@@ -209,14 +254,16 @@ class ReleaseWorld:
         """Load both arms at once for ``hold`` (in looks) and judge them sequentially.
 
         A first release has no primary: its samples stand for both arms, so only the
-        absolute checks (error rate, p95/p99 SLOs) can fail it.
+        absolute checks (error rate, p95/p99 SLOs) can fail it. The pods' own metrics,
+        read before the first look and after the last, add what real users sent meanwhile
+        (``domain.live``; kept in ``self.live``): a breach there fails the step too.
         """
         rate = self.settings.release.load_rate
         policy = analysis_policy(self.endpoint, hold, rate)
         body = json.dumps(files.serving_example or {}).encode()
         method = "POST" if files.serving_example else "GET"
         path = "invocations" if files.serving_example else "ping"
-        headers = {"Content-Type": "application/json"}
+        headers = {"Content-Type": "application/json", live.GENERATED_HEADER: "judge"}
         arms = [Target("canary", self.proxy.url(self.namespace, service_name(
             self.endpoint, Track.CANARY), path), method, body if method == "POST" else None,
             headers)]
@@ -233,16 +280,43 @@ class ReleaseWorld:
             return asyncio.run(generate_load(arms, rate, max_requests=per_look,
                                              transport=self.proxy.async_transport))
 
+        before = self.scrape_tracks(first_release)
+        sent: dict[str, Counter[str]] = {"canary": Counter(), "primary": Counter()}
         for _ in range(policy.looks):
             report = self.call("generate-load", one_look)
             lag = lag or report.lag_reason
+            for name, arm in report.arms.items():
+                sent[name].update(str(r.status) for r in arm.requests if r.status is not None)
             canary = report.arms["canary"].samples()
             primary = canary if first_release else report.arms["primary"].samples()
             judge, verdict = analysis.look(judge, analysis.Samples(canary, primary), policy)
             if verdict.decided:
                 break
         assert verdict is not None
-        return verdict, lag
+        self.live = live.evidence(before, self.scrape_tracks(first_release), sent, policy)
+        return live.apply(verdict, self.live), lag
+
+    def scrape_tracks(self, first_release: bool) -> dict[str, live.TrackScrape]:
+        """Each track's pods' request counters now (``/metrics`` through the pod proxy)."""
+        out: dict[str, live.TrackScrape] = {}
+        for track in (Track.CANARY,) if first_release else (Track.CANARY, Track.PRIMARY):
+            label = ",".join(f"{k}={v}" for k, v in selector(self.endpoint, track).items())
+
+            def read(label: str = label) -> tuple[dict[str, str], list[str]]:
+                return scrape(self.proxy, self.namespace, self.cluster.pods(self.namespace, label))
+
+            try:
+                texts, failures = self.call(f"scrape-{track}-metrics", read)
+            except PipelineError as exc:
+                texts, failures = {}, [str(exc)]
+            pods: dict[str, live.PodTraffic] = {}
+            for name, text in texts.items():
+                try:
+                    pods[name] = live.PodTraffic.of(text)
+                except ValueError as exc:
+                    failures.append(f"pod {name}: /metrics unreadable: {exc}")
+            out[track.value] = live.TrackScrape(pods, tuple(failures))
+        return out
 
     def agreement(self, version: ModelVersion, files: ModelFiles,
                   first_release: bool) -> agreement.AgreementVerdict:

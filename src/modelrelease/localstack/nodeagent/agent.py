@@ -267,6 +267,9 @@ class PodWorker(threading.Thread):
                                restart_count=previous.get(self.container["name"], 0))
         self.state = PodState([state], restart_policy=spec.get("restartPolicy", "Always"),
                               host_ip=str(agent.network.gateway), start_time=now())
+        known_ip = (pod.get("status") or {}).get("podIP")
+        if known_ip and not deleting:  # the pod ran before this agent restarted: same IP
+            agent.network.reserve(self.key, known_ip)
         self.stop_event = threading.Event()
         self.grace = 30.0
         self.confirm = False
@@ -282,8 +285,9 @@ class PodWorker(threading.Thread):
         try:
             self.agent.core.patch_namespaced_pod_status(self.pod_name, self.namespace, body)
         except ApiException as exc:
-            if exc.status not in (404, 409, 422):
-                log.warning("status of %s/%s: %s", self.namespace, self.pod_name, exc.reason)
+            if exc.status not in (404, 409):
+                log.warning("status of %s/%s: %s %s", self.namespace, self.pod_name,
+                            exc.reason, exc.body if exc.status == 422 else "")
 
     def event(self, reason: str, message: str, warning: bool = False) -> None:
         """Record a Kubernetes Event on the pod."""
@@ -370,7 +374,11 @@ class PodWorker(threading.Thread):
             uid, gid = parse_user((image.config.get("config") or {}).get("User"),
                                   self.dir / "rootfs" / "etc" / "passwd")
         env.append(f"HOSTNAME={self.pod_name}")
-        spec = ProcessSpec(args=argv, env=env, cwd=cwd, uid=uid, gid=gid, binds=binds)
+        caps = security.get("capabilities") or {}
+        spec = ProcessSpec(args=argv, env=env, cwd=cwd, uid=uid, gid=gid, binds=binds,
+                           drop_capabilities=tuple(caps.get("drop") or ()),
+                           add_capabilities=tuple(caps.get("add") or ()),
+                           seccomp=(security.get("seccompProfile") or {}).get("type"))
         self.agent.runc.write_bundle(self.dir / "bundle", self.dir / "rootfs", spec,
                                      self.agent.network.netns(self.key), self.pod_name)
         return spec
@@ -418,13 +426,15 @@ class PodWorker(threading.Thread):
         def run_exec(argv: Sequence[str], timeout: float) -> int:
             return self.agent.runc.exec(self.cid, argv, timeout)
 
+        startup = self.container.get("startupProbe")
         readiness = self.container.get("readinessProbe")
         liveness = self.container.get("livenessProbe")
         if readiness is None:
             container.ready = True
             self.publish()
         checks = []
-        for kind, spec in (("readiness", readiness), ("liveness", liveness)):
+        for kind, spec in (("startup", startup), ("readiness", readiness),
+                           ("liveness", liveness)):
             if spec:
                 checks.append((kind, ProbeTiming.from_spec(spec),
                                make_check(spec, pod_ip, ports, run_exec)))
@@ -434,15 +444,26 @@ class PodWorker(threading.Thread):
         next_due = {kind: start + timing.initial_delay for kind, timing, _ in checks}
         passes = {kind: 0 for kind, _, _ in checks}
         fails = {kind: 0 for kind, _, _ in checks}
+        started = startup is None  # the kubelet's rule: no other probe runs before startup
         while not done.is_set():
             current = time.monotonic()
             for kind, timing, check in checks:
-                if current < next_due[kind]:
+                if current < next_due[kind] or (kind == "startup") == started:
                     continue
                 next_due[kind] = current + timing.period
                 ok = check()
                 passes[kind], fails[kind] = (passes[kind] + 1, 0) if ok else (0, fails[kind] + 1)
-                if kind == "readiness":
+                if kind == "startup":
+                    if passes[kind] >= timing.success_threshold:
+                        started = True
+                        for other, other_timing, _ in checks:
+                            next_due[other] = current + other_timing.initial_delay
+                    elif fails[kind] >= timing.failure_threshold:
+                        self.kill_reason = "Startup probe failed"
+                        self.event("Unhealthy", "Startup probe failed; restarting", True)
+                        self.agent.runc.kill(self.cid, signal.SIGKILL)
+                        return
+                elif kind == "readiness":
                     ready = container.ready
                     if passes[kind] >= timing.success_threshold:
                         ready = True

@@ -64,6 +64,7 @@ class PodNetwork:
         self.bridge = f"mrbr{tag}"[:15]
         self._lock = threading.Lock()
         self._assigned: dict[str, str] = {}
+        self._reserved: dict[str, str] = {}
 
     def netns(self, pod_key: str) -> str:
         """The namespace name for a pod."""
@@ -85,14 +86,26 @@ class PodNetwork:
         out = ip("netns", "list", check=False).stdout
         return [line.split()[0] for line in out.splitlines() if line.startswith(prefix)]
 
+    def reserve(self, pod_key: str, address: str) -> None:
+        """Keep ``address``, if free, for the pod's :meth:`attach`.
+
+        It is the IP the pod had before the agent restarted: the API server refuses to
+        change a pod's IP once set.
+        """
+        with self._lock:
+            if address in self._free:
+                self._free.remove(address)
+                self._reserved[pod_key] = address
+
     def attach(self, pod_key: str) -> str:
         """Create the pod's namespace and veth on the bridge; return the pod's IP."""
         with self._lock:
             if pod_key in self._assigned:
                 return self._assigned[pod_key]
-            if not self._free:
+            address = self._reserved.pop(pod_key, "")
+            if not address and not self._free:
                 raise StackError(f"assign pod IP: pod CIDR {self.network} is exhausted")
-            address = self._free.pop(0)
+            address = address or self._free.pop(0)
             self._assigned[pod_key] = address
         ns, veth = self.netns(pod_key), self._veth(pod_key)
         try:
@@ -115,7 +128,7 @@ class PodNetwork:
         ip("link", "del", self._veth(pod_key), check=False)
         ip("netns", "del", self.netns(pod_key), check=False)
         with self._lock:
-            address = self._assigned.pop(pod_key, None)
+            address = self._assigned.pop(pod_key, None) or self._reserved.pop(pod_key, None)
             if address is not None:
                 self._free.append(address)
 

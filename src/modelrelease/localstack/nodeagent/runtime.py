@@ -32,6 +32,51 @@ class ProcessSpec:
     uid: int = 0
     gid: int = 0
     binds: Sequence[str] = field(default_factory=tuple)
+    drop_capabilities: Sequence[str] = field(default_factory=tuple)
+    """``securityContext.capabilities.drop`` (``ALL`` drops every one)."""
+    add_capabilities: Sequence[str] = field(default_factory=tuple)
+    """``securityContext.capabilities.add``."""
+    seccomp: str | None = None
+    """``securityContext.seccompProfile.type``: ``RuntimeDefault`` filters, else none."""
+
+
+# What a RuntimeDefault profile refuses (EPERM): the syscalls Docker's and containerd's
+# default profiles block for a container without extra capabilities. Everything else is
+# allowed, so a Python model server runs unchanged.
+RUNTIME_DEFAULT_DENIED = (
+    "acct", "add_key", "bpf", "clock_adjtime", "clock_settime", "delete_module",
+    "finit_module", "init_module", "ioperm", "iopl", "kcmp", "kexec_file_load", "kexec_load",
+    "keyctl", "lookup_dcookie", "mount", "move_mount", "name_to_handle_at", "open_by_handle_at",
+    "open_tree", "perf_event_open", "pivot_root", "process_vm_readv", "process_vm_writev",
+    "ptrace", "quotactl", "reboot", "request_key", "setns", "settimeofday", "swapoff",
+    "swapon", "sysfs", "umount2", "unshare", "userfaultfd", "ustat", "fsopen", "fsmount",
+    "fsconfig", "fspick",
+)
+
+
+def capability_set(default: Sequence[str], drop: Sequence[str], add: Sequence[str]) -> list[str]:
+    """The capabilities a container keeps, by Kubernetes' rule.
+
+    The runtime's defaults, minus ``drop`` (``ALL``: every one), plus ``add``; names with
+    or without the ``CAP_`` prefix.
+    """
+
+    def full(name: str) -> str:
+        return name if name.upper().startswith("CAP_") else f"CAP_{name.upper()}"
+
+    dropped = {full(n) for n in drop}
+    kept = [] if "CAP_ALL" in dropped else [c for c in default if c not in dropped]
+    return sorted({*kept, *(full(n) for n in add)})
+
+
+def seccomp_profile(kind: str | None) -> dict[str, object] | None:
+    """The OCI seccomp section for ``seccompProfile.type`` (None: unconfined)."""
+    if kind != "RuntimeDefault":
+        return None
+    return {"defaultAction": "SCMP_ACT_ALLOW",
+            "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+            "syscalls": [{"names": list(RUNTIME_DEFAULT_DENIED), "action": "SCMP_ACT_ERRNO",
+                          "errnoRet": 1}]}
 
 
 def parse_user(user: str | None, passwd: Path | None = None) -> tuple[int, int]:
@@ -88,6 +133,14 @@ class Runc:
         limit = hard if hard != resource.RLIM_INFINITY else 65536
         spec["process"]["rlimits"] = [{"type": "RLIMIT_NOFILE", "hard": limit,
                                        "soft": min(limit, 65536)}]
+        capabilities = spec["process"].get("capabilities") or {}
+        default = capabilities.get("bounding") or []
+        chosen = capability_set(default, process.drop_capabilities, process.add_capabilities)
+        spec["process"]["capabilities"] = {
+            kind: chosen for kind in ("bounding", "effective", "permitted")}
+        profile = seccomp_profile(process.seccomp)
+        if profile is not None:
+            spec["linux"]["seccomp"] = profile
         spec["root"] = {"path": str(rootfs), "readonly": read_only}
         spec["hostname"] = hostname[:63]
         spec["mounts"].append({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs",
