@@ -54,9 +54,8 @@ def test_live_traffic_counts_when_there_is_enough_of_it(stack: Stack, crd: None,
                         if "source" in line or "live" in line))
         assert numbers["live_used"] == 1.0
         assert min(canary, primary) >= MIN_REQUESTS
-        # the judge's own requests were taken out: what is left is the background client's
+        # the judge's own requests were taken out: what is left is the background clients'
         assert canary + primary <= sent
-        assert numbers["requests_canary"] > canary
         assert (f"source: generated load + live traffic (pod metrics, "
                 f"{canary + primary:.0f} requests)") in second.report
         assert "| live traffic (pod metrics) |" in second.report
