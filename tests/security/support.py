@@ -51,6 +51,9 @@ def registry_state(base_url: str, *, auth: tuple[str, str] | None = None,
         catalog.raise_for_status()
         for repo in catalog.json().get("repositories") or []:
             tags = http.get(f"/v2/{repo}/tags/list")
+            if tags.status_code == 404:  # blobs but no tag yet (e.g. a push that gave up)
+                state[repo] = {}
+                continue
             tags.raise_for_status()
             state[repo] = {
                 tag: http.head(f"/v2/{repo}/manifests/{tag}", headers={"Accept": MANIFESTS}
