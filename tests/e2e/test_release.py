@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,6 +23,17 @@ from tests.kube import eventually
 
 pytestmark = pytest.mark.e2e
 REPO = Path(__file__).resolve().parents[2]
+
+
+def _cost_line(endpoint: Endpoint) -> dict[str, Any]:
+    """``modelrelease cost -n NS --json`` for the endpoint's namespace: its one JSON line."""
+    env = {**os.environ, "MODELRELEASE_KUBE__KUBECONFIG": str(endpoint.settings.kube.kubeconfig)}
+    cost = subprocess.run([sys.executable, "-m", "modelrelease.cli", "cost", "-n",
+                           endpoint.namespace, "--json"], env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert cost.returncode == 0, cost.stderr
+    (line,) = [json.loads(x) for x in cost.stdout.splitlines()]
+    return dict(line)
 
 
 @pytest.fixture
@@ -63,12 +75,7 @@ def test_good_version_is_promoted_without_dropping_traffic(endpoint: Endpoint) -
     again = endpoint.release()  # idempotent
     assert again.outcome == "already_released"
     assert (endpoint.image("primary") or "").endswith(digest)
-    env = {**os.environ, "MODELRELEASE_KUBE__KUBECONFIG": str(endpoint.settings.kube.kubeconfig)}
-    cost = subprocess.run([sys.executable, "-m", "modelrelease.cli", "cost", "-n",
-                           endpoint.namespace, "--json"], env=env, capture_output=True,
-                          text=True, timeout=60)
-    assert cost.returncode == 0, cost.stderr
-    (line,) = [json.loads(x) for x in cost.stdout.splitlines()]
+    line = _cost_line(endpoint)
     # 1 primary replica of 250m CPU and 256Mi at 0.0316/CPU-hour and 0.0042/GiB-hour
     assert line["primary_replicas"] == 1 and line["canary_replicas"] == 0
     assert line["per_hour"] == pytest.approx(0.25 * 0.0316 + 0.25 * 0.0042)
@@ -205,17 +212,12 @@ def test_a_gpu_endpoint_is_released_and_its_cost_matches_the_hand_computed_figur
         result = made.release()
         assert result.outcome == "promoted", result.reason
         eventually(lambda: made.image("canary") is None, 60, "canary removed")
-        env = {**os.environ, "MODELRELEASE_KUBE__KUBECONFIG": str(made.settings.kube.kubeconfig)}
-        cost = subprocess.run([sys.executable, "-m", "modelrelease.cli", "cost", "-n",
-                               made.namespace, "--json"], env=env, capture_output=True,
-                              text=True, timeout=60)
-        assert cost.returncode == 0, cost.stderr
-        (line,) = [json.loads(x) for x in cost.stdout.splitlines()]
+        line = _cost_line(made)
         # 1 replica of 250m CPU, 256Mi and 1 GPU at 0.0316/CPU-hour, 0.0042/GiB-hour and
         # 2.48/GPU-hour: 0.0079 + 0.00105 + 2.48 per hour
         assert line["primary_replicas"] == 1 and line["canary_replicas"] == 0
         assert line["per_hour"] == pytest.approx(0.25 * 0.0316 + 0.25 * 0.0042 + 2.48)
         assert line["per_month"] == pytest.approx(line["per_hour"] * 730, abs=0.01)
-        print(cost.stdout.strip())
+        print(json.dumps(line))
     finally:
         made.core.delete_namespace(made.namespace)
