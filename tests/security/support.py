@@ -26,10 +26,13 @@ def cluster_state(admin: KubeCluster, namespace: str) -> dict[str, Any]:
     """The endpoint namespace's objects (spec, labels, annotations; a record's status too).
 
     Controllers' own status writes (an HPA without metrics, ...) are not changes we made,
-    so only the ModelEndpoint, whose status is the pipeline's, keeps its status.
+    so only the ModelEndpoint, whose status is the pipeline's, keeps its status. Namespaces
+    that are Terminating (other tests' cleanup) are left out.
     """
     state: dict[str, Any] = {"namespaces": sorted(
-        o["metadata"]["name"] for o in admin.list_objects("v1", "Namespace"))}
+        o["metadata"]["name"] for o in admin.list_objects("v1", "Namespace")
+        # an earlier test's namespace still being deleted may vanish during a case
+        if (o.get("status") or {}).get("phase") != "Terminating")}
     for api_version, kind in KINDS:
         for obj in admin.list_objects(api_version, kind, namespace):
             meta = obj["metadata"]
