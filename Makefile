@@ -1,7 +1,7 @@
 # Two commands do everything; each sets up what is missing first (scripts/bootstrap).
 #   make demo   a real model from MLflow to a pushed, reproducible serving image
 #   make test   every test tier: unit, integration (real registry, MLflow, ...)
-.PHONY: setup kube-assets demo test lint bench
+.PHONY: setup kube-assets prometheus-assets demo test lint bench
 
 PY := .venv/bin/python
 
@@ -14,11 +14,14 @@ demo: setup kube-assets
 kube-assets:
 	@bash scripts/kube-assets >/dev/null
 
+prometheus-assets:
+	@bash scripts/prometheus-assets >/dev/null
+
 lint: setup
 	@.venv/bin/ruff check src tests flows tasks $(wildcard benchmarks)
 	@.venv/bin/mypy
 
-test: setup lint kube-assets
+test: setup lint kube-assets prometheus-assets
 	@.venv/bin/pytest -m "" --cov=modelrelease.domain --cov-branch --cov-report=term --cov-fail-under=100 tests
 
 bench: setup kube-assets

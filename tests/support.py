@@ -174,3 +174,32 @@ def deliver(url: str, secret: str, payload: bytes, delivery: str,
         "Content-Type": "application/json", "X-MLflow-Delivery-Id": delivery,
         "X-MLflow-Timestamp": ts,
         "X-MLflow-Signature": sig or signature(secret, delivery, ts, payload)})
+
+
+@contextmanager
+def serve_asgi(app: Any) -> Iterator[str]:
+    """``app`` served by uvicorn on a free 127.0.0.1 port, in a thread; yields its base URL."""
+    import socket
+    import threading
+
+    import uvicorn
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(app, log_level="warning", lifespan="off",
+                            timeout_keep_alive=30, backlog=2048)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=20)
+        sock.close()

@@ -147,6 +147,35 @@ class WebhookConfig(_Frozen):
     port: int = Field(default=8765, ge=1, le=65535)
 
 
+class PrometheusConfig(_Frozen):
+    """A Prometheus server to read live traffic from, instead of scraping the pods.
+
+    It must scrape the serving pods (their ``prometheus.io/*`` annotations, or
+    ``deployments/observability/podmonitor.yaml``) and give their series the namespace
+    and pod target labels named here.
+    """
+
+    url: str | None = Field(
+        default=None, pattern=r"^https?://[^\s]+$",
+        description="Prometheus base URL (http://prometheus:9090); unset: the judge reads "
+        "the pods' /metrics through the API server.")
+    token: SecretStr | None = Field(default=None, description="Bearer token, if it needs one.")
+    token_block: str | None = Field(
+        default=None, description="A Prefect Secret block holding the token, read at start "
+        "when `token` is unset.")
+    ca_file: Path | None = Field(default=None, description="PEM bundle trusted for TLS.")
+    timeout_s: float = Field(default=10.0, gt=0, le=300, description="Per query.")
+    wait_s: float = Field(
+        default=60.0, ge=0, le=600,
+        description="After a step, how long to wait for a scrape of every pod newer than "
+        "the step's end (about one scrape interval); then live traffic is unavailable.")
+    lookback_s: float = Field(
+        default=300.0, gt=0, le=3600,
+        description="How far before a step a pod's last sample is looked for.")
+    namespace_label: str = Field(default="namespace", pattern=r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+    pod_label: str = Field(default="pod", pattern=r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+
+
 class PipelineSettings(BaseSettings):
     """Every setting of the pipeline; immutable once loaded."""
 
@@ -165,6 +194,7 @@ class PipelineSettings(BaseSettings):
     build: BuildConfig = BuildConfig()
     release: ReleaseConfig = ReleaseConfig()
     webhook: WebhookConfig = WebhookConfig()
+    prometheus: PrometheusConfig = PrometheusConfig()
 
     @classmethod
     def settings_customise_sources(

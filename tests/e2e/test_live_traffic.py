@@ -1,8 +1,11 @@
-"""Live traffic as the judge's evidence: the pods' own metrics, read through the pod proxy.
+"""Live traffic as the judge's evidence: the pods' own metrics, from the pods or Prometheus.
 
 A first release with nobody calling the endpoint says live traffic was too thin; the next
 release, while a client calls the endpoint's main Service (split by replica ratio), judges
-what that client sent each arm too, and the report and the status's numbers say so.
+what that client sent each arm too (read through the pod proxy), and the report and the
+status's numbers say so. A third release reads the same counters from a real Prometheus
+that discovers the stack's pods with the shipped scrape job
+(``deployments/observability/prometheus-scrape.yaml``), and its report names Prometheus.
 """
 
 from __future__ import annotations
@@ -13,11 +16,37 @@ import pytest
 
 from modelrelease.adapters.probe import SteadyClient
 from modelrelease.localstack.demo_model import register_iris_model
+from modelrelease.localstack.prometheus_server import LocalPrometheus
 from modelrelease.localstack.stack import Stack
-from tests.e2e.helpers import IRIS_BODY, make_endpoint
+from modelrelease.release.driver import ReleaseResult
+from modelrelease.settings import PrometheusConfig
+from tests.e2e.helpers import IRIS_BODY, Endpoint, make_endpoint
 
 pytestmark = pytest.mark.e2e
 MIN_REQUESTS = 30
+
+
+def _release_under_load(made: Endpoint) -> tuple[ReleaseResult, int, dict[str, float]]:
+    """A release while two clients call the endpoint's main Service (both tracks)."""
+    url = made.proxy.url(made.namespace, made.name, "invocations")
+    with (SteadyClient(made.proxy, url, IRIS_BODY, interval=0.05) as one,
+          SteadyClient(made.proxy, url, IRIS_BODY, interval=0.05) as two):
+        result = made.release()
+    sent = one.ok + two.ok + len(one.failed) + len(two.failed)
+    assert result.outcome == "promoted", result.reason
+    numbers: dict[str, float] = made.status()["lastVerdict"]["numbers"]
+    canary, primary = numbers["live_requests_canary"], numbers["live_requests_primary"]
+    print(f"live requests: canary {canary:.0f}, primary {primary:.0f}; background clients "
+          f"sent {sent} in the whole release; generated load "
+          f"{numbers['requests_canary']:.0f} per arm")
+    print("\n".join(line for line in result.report.splitlines()
+                    if "source" in line or "live" in line))
+    assert numbers["live_used"] == 1.0
+    assert min(canary, primary) >= MIN_REQUESTS
+    # the judge's own requests were taken out: what is left is the background clients'
+    assert canary + primary <= sent
+    assert "live_p50_ms_canary" in numbers and "live_p50_ms_primary" in numbers
+    return result, sent, numbers
 
 
 def test_live_traffic_counts_when_there_is_enough_of_it(stack: Stack, crd: None,
@@ -39,26 +68,21 @@ def test_live_traffic_counts_when_there_is_enough_of_it(stack: Stack, crd: None,
         assert made.status()["lastVerdict"]["numbers"]["live_used"] == 0.0
 
         register_iris_model(tracking, made.model, alias="champion", c=0.3)
-        url = made.proxy.url(made.namespace, made.name, "invocations")  # both tracks
-        with (SteadyClient(made.proxy, url, IRIS_BODY, interval=0.05) as one,
-              SteadyClient(made.proxy, url, IRIS_BODY, interval=0.05) as two):
-            second = made.release()
-        sent = one.ok + two.ok + len(one.failed) + len(two.failed)
-        assert second.outcome == "promoted", second.reason
-        numbers = made.status()["lastVerdict"]["numbers"]
-        canary, primary = numbers["live_requests_canary"], numbers["live_requests_primary"]
-        print(f"live requests: canary {canary:.0f}, primary {primary:.0f}; background clients "
-              f"sent {sent} in the whole release; generated load "
-              f"{numbers['requests_canary']:.0f} per arm")
-        print("\n".join(line for line in second.report.splitlines()
-                        if "source" in line or "live" in line))
-        assert numbers["live_used"] == 1.0
-        assert min(canary, primary) >= MIN_REQUESTS
-        # the judge's own requests were taken out: what is left is the background clients'
-        assert canary + primary <= sent
+        second, _, numbers = _release_under_load(made)
+        live = numbers["live_requests_canary"] + numbers["live_requests_primary"]
         assert (f"source: generated load + live traffic (pod metrics, "
-                f"{canary + primary:.0f} requests)") in second.report
+                f"{live:.0f} requests)") in second.report
         assert "| live traffic (pod metrics) |" in second.report
-        assert "live_p50_ms_canary" in numbers and "live_p50_ms_primary" in numbers
+
+        with LocalPrometheus(tmp_path / "prometheus", kubeconfig=stack.kubeconfig) as prom:
+            made.settings = made.settings.model_copy(update={
+                "prometheus": PrometheusConfig(url=prom.url, wait_s=30)})
+            register_iris_model(tracking, made.model, alias="champion", c=0.6)
+            third, _, numbers = _release_under_load(made)
+        live = numbers["live_requests_canary"] + numbers["live_requests_primary"]
+        assert (f"source: generated load + live traffic (Prometheus {prom.url}, "
+                f"{live:.0f} requests)") in third.report
+        assert f"| live traffic (Prometheus {prom.url}) |" in third.report
+        assert "pod metrics" not in third.report
     finally:
         made.core.delete_namespace(made.namespace)

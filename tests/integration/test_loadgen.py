@@ -10,19 +10,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-import threading
-import time
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from modelrelease.adapters.loadgen import Target, generate_load
 from modelrelease.domain import analysis
 from modelrelease.domain.analysis import AnalysisPolicy, Metric, Outcome
+from tests.support import serve_asgi
 
 pytestmark = pytest.mark.integration
 
@@ -54,25 +52,8 @@ class DelayApp:
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[str]:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(DelayApp(), log_level="warning", lifespan="off",
-                            timeout_keep_alive=30, backlog=2048)
-    uv = uvicorn.Server(config)
-    thread = threading.Thread(target=uv.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not uv.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        uv.should_exit = True
-        thread.join(timeout=20)
-        sock.close()
+    with serve_asgi(DelayApp()) as url:
+        yield url
 
 
 def test_open_loop_holds_the_rate_on_every_arm_and_times_from_the_schedule(server: str) -> None:

@@ -244,3 +244,9 @@ def test_apply(judged: Outcome, live: LiveOutcome, outcome: Outcome, first: str)
     found = apply(verdict, LiveEvidence(live, "live says no"))
     assert found.outcome is outcome and found.reasons[0] == first
     assert set(found.reasons) == {"generated", "live says no"}
+
+
+def test_thin_names_a_source_other_than_the_pods() -> None:
+    found = judge(traffic((3, 2.0)), traffic((3, 2.0)), POLICY, via="Prometheus http://p:9090")
+    assert found.outcome is LiveOutcome.THIN and found.via == "Prometheus http://p:9090"
+    assert found.reason.endswith("generated load only (Prometheus http://p:9090)")

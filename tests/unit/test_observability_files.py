@@ -42,3 +42,24 @@ def test_podmonitor_scrapes_the_http_port() -> None:
     assert monitor["kind"] == "PodMonitor"
     (endpoint,) = monitor["spec"]["podMetricsEndpoints"]
     assert endpoint == {"port": "http", "path": "/metrics", "interval": "15s"}
+
+
+def test_prometheus_scrape_job_keeps_serving_pods_and_labels_them_as_the_reader_expects() -> None:
+    from modelrelease.domain.manifests import LABEL_MANAGED_BY, MANAGED_BY, SCRAPE
+    from modelrelease.settings import PrometheusConfig
+
+    (job,) = yaml.safe_load((ROOT / "prometheus-scrape.yaml").read_text())["scrape_configs"]
+    assert job["kubernetes_sd_configs"] == [{"role": "pod"}]
+    rules = job["relabel_configs"]
+    managed = "__meta_kubernetes_pod_label_" + re.sub(r"[^a-zA-Z0-9]", "_", LABEL_MANAGED_BY)
+    keeps = {tuple(r["source_labels"]): r["regex"] for r in rules if r.get("action") == "keep"}
+    assert keeps[(managed,)] == MANAGED_BY
+    assert keeps[("__meta_kubernetes_pod_annotation_prometheus_io_scrape",)] == \
+        SCRAPE["prometheus.io/scrape"]
+    targets = {r.get("target_label"): r["source_labels"] for r in rules}
+    defaults = PrometheusConfig()
+    assert targets[defaults.namespace_label] == ["__meta_kubernetes_namespace"]
+    assert targets[defaults.pod_label] == ["__meta_kubernetes_pod_name"]
+    address = next(r for r in rules if r.get("target_label") == "__address__")
+    assert re.sub(address["regex"].replace("\\d", r"\d"), "\\1:\\2",
+                  "10.244.0.7:8080;" + SCRAPE["prometheus.io/port"]) == "10.244.0.7:8080"

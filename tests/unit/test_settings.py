@@ -71,6 +71,12 @@ def test_defaults() -> None:
                      id="build-port"),
         pytest.param("MODELRELEASE_BUILD__CACHE_DIR", "/var/cache/mr",
                      lambda s: s.build.cache_dir, Path("/var/cache/mr"), id="cache-dir"),
+        pytest.param("MODELRELEASE_PROMETHEUS__URL", "http://prometheus.monitoring:9090",
+                     lambda s: s.prometheus.url, "http://prometheus.monitoring:9090",
+                     id="prometheus-url"),
+        pytest.param("MODELRELEASE_PROMETHEUS__POD_LABEL", "kubernetes_pod_name",
+                     lambda s: s.prometheus.pod_label, "kubernetes_pod_name",
+                     id="prometheus-pod-label"),
     ],
 )
 def test_environment_variables(
@@ -99,6 +105,12 @@ def test_environment_variables(
                      id="unknown-nested-key"),
         pytest.param("MODELRELEASE_KUBE__NAMESPACES", "x", ("kube", "namespaces"),
                      id="misspelt-nested-key"),
+        pytest.param("MODELRELEASE_PROMETHEUS__URL", "prometheus:9090", ("prometheus", "url"),
+                     id="prometheus-url-without-scheme"),
+        pytest.param("MODELRELEASE_PROMETHEUS__POD_LABEL", "pod-name",
+                     ("prometheus", "pod_label"), id="prometheus-label-not-a-label-name"),
+        pytest.param("MODELRELEASE_PROMETHEUS__WAIT_S", "601", ("prometheus", "wait_s"),
+                     id="prometheus-wait-too-long"),
     ],
 )
 def test_invalid_environment(env: pytest.MonkeyPatch, name: str, value: str,
@@ -149,6 +161,8 @@ def test_sections_forbid_unknown_keys(model: type[Any]) -> None:
         pytest.param("MODELRELEASE_REGISTRY__PASSWORD", lambda s: s.registry.password,
                      id="registry"),
         pytest.param("MODELRELEASE_MLFLOW__PASSWORD", lambda s: s.mlflow.password, id="mlflow"),
+        pytest.param("MODELRELEASE_PROMETHEUS__TOKEN", lambda s: s.prometheus.token,
+                     id="prometheus-token"),
     ],
 )
 def test_passwords_are_secret(

@@ -21,17 +21,21 @@ from modelrelease.domain.manifests import SERVING_PORT
 logger = logging.getLogger(__name__)
 
 
+def running(pods: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The pods that are Running with an IP and not being deleted (those that serve)."""
+    return [p for p in pods if (p.get("status") or {}).get("phase") == "Running"
+            and (p.get("status") or {}).get("podIP")
+            and not (p.get("metadata") or {}).get("deletionTimestamp")]
+
+
 def scrape(proxy: ServiceProxy, namespace: str, pods: Sequence[dict[str, Any]], *,
            port: int = SERVING_PORT, timeout: float = 10.0
            ) -> tuple[dict[str, str], list[str]]:
     """``/metrics`` of each running pod with an IP: texts by pod name, and failure lines."""
     texts: dict[str, str] = {}
     failures: list[str] = []
-    running = [p for p in pods if (p.get("status") or {}).get("phase") == "Running"
-               and (p.get("status") or {}).get("podIP")
-               and not (p.get("metadata") or {}).get("deletionTimestamp")]
     with proxy.client(timeout=timeout) as http:
-        for pod in running:
+        for pod in running(pods):
             name = str(pod["metadata"]["name"])
             url = proxy.pod_url(namespace, name, port, "metrics")
             began = time.monotonic()

@@ -1,9 +1,9 @@
 """Credentials kept in Prefect Secret blocks, read once at start into the settings.
 
-``MODELRELEASE_MLFLOW__PASSWORD_BLOCK``, ``MODELRELEASE_REGISTRY__PASSWORD_BLOCK`` and
-``MODELRELEASE_WEBHOOK__SECRET_BLOCK`` name a Prefect ``Secret`` block; when the value
-itself is unset, the block's value becomes it, as a ``SecretStr``. Errors name the block,
-never its value.
+``MODELRELEASE_MLFLOW__PASSWORD_BLOCK``, ``MODELRELEASE_REGISTRY__PASSWORD_BLOCK``,
+``MODELRELEASE_WEBHOOK__SECRET_BLOCK`` and ``MODELRELEASE_PROMETHEUS__TOKEN_BLOCK`` name a
+Prefect ``Secret`` block; when the value itself is unset, the block's value becomes it, as
+a ``SecretStr``. Errors name the block, never its value.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from modelrelease.errors import PrefectError
 from modelrelease.settings import PipelineSettings
 
 _BLOCKS = (("mlflow", "password", "password_block"), ("registry", "password", "password_block"),
-           ("webhook", "secret", "secret_block"))
+           ("webhook", "secret", "secret_block"), ("prometheus", "token", "token_block"))
 
 
 def read_secret_block(name: str) -> SecretStr:

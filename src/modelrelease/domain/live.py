@@ -1,8 +1,10 @@
 """Live traffic as evidence: the pods' own metrics over a step, judged beside generated load.
 
 Pure. The adapter scrapes every pod of each track (``/metrics``, through the API server's
-pod proxy) when a step's analysis starts and when it ends; this module turns the two
-scrapes into what real users sent each arm meanwhile, and judges that.
+pod proxy) when a step's analysis starts and when it ends, or, when a Prometheus URL is
+configured, reads the same counters at those two moments from Prometheus
+(``domain.promql``); this module turns the two scrapes into what real users sent each arm
+meanwhile, and judges that. The report names the source.
 
 **What is live.** Per pod, the step's delta of ``modelrelease_requests_total`` (by status)
 and of the ``modelrelease_request_seconds`` histogram, for ``/invocations``; a pod that is
@@ -113,7 +115,12 @@ class PodTraffic:
     @classmethod
     def of(cls, text: str) -> PodTraffic:
         """From a ``/metrics`` answer (raises ValueError when it is not the text format)."""
-        samples = parse(text)
+        return cls.from_samples(parse(text))
+
+    @classmethod
+    def from_samples(cls, samples: Iterable[Sample]) -> PodTraffic:
+        """From one pod's samples (a scrape, or Prometheus' values at one moment)."""
+        samples = tuple(samples)
         return cls(_traffic(samples, REQUESTS, LATENCY) or Traffic(),
                    _traffic(samples, GENERATED_REQUESTS, GENERATED_LATENCY))
 
@@ -196,6 +203,7 @@ class LiveEvidence:
     reason: str
     canary: ArmStats | None = None
     primary: ArmStats | None = None
+    via: str = "pod metrics"  # where the counters were read: the pods, or a Prometheus
 
     @property
     def used(self) -> bool:
@@ -207,7 +215,7 @@ class LiveEvidence:
         """Where this step's evidence came from, for the report."""
         if self.canary is None or self.primary is None or not self.used:
             return "generated load"
-        return (f"generated load + live traffic (pod metrics, "
+        return (f"generated load + live traffic ({self.via}, "
                 f"{self.canary.requests + self.primary.requests} requests)")
 
     @property
@@ -226,53 +234,56 @@ class LiveEvidence:
 
 
 def evidence(before: Mapping[str, TrackScrape], after: Mapping[str, TrackScrape],
-             sent: Mapping[str, Mapping[str, int]], policy: AnalysisPolicy) -> LiveEvidence:
+             sent: Mapping[str, Mapping[str, int]], policy: AnalysisPolicy, *,
+             via: str = "pod metrics") -> LiveEvidence:
     """Judge what real users sent ``canary`` and ``primary`` between the two scrapes.
 
     A first release has no ``primary`` track: its canary stands for both arms, so only
-    the absolute checks (error rate, SLOs) can fail it.
+    the absolute checks (error rate, SLOs) can fail it. ``via`` names where the scrapes
+    came from, for the report.
     """
     for track, scrape in sorted(after.items()):
         if not scrape.pods:
             why = "; ".join(scrape.failures) or "no pods"
             return LiveEvidence(LiveOutcome.UNAVAILABLE,
-                                f"live traffic unknown: {track} pod metrics unreadable "
-                                f"({why}), generated load only")
+                                f"live traffic unknown: {track} {via} unreadable "
+                                f"({why}), generated load only", via=via)
     shares = {track: live_share(before.get(track, TrackScrape()), scrape, sent.get(track, {}))
               for track, scrape in after.items()}
     canary, exact = shares["canary"]
     primary, primary_exact = shares.get("primary", (canary, exact))
     return judge(canary, primary, policy, exact=exact and primary_exact,
-                 compare="primary" in shares)
+                 compare="primary" in shares, via=via)
 
 
 def judge(canary: Traffic, primary: Traffic, policy: AnalysisPolicy, *, exact: bool = True,
-          compare: bool = True) -> LiveEvidence:
+          compare: bool = True, via: str = "pod metrics") -> LiveEvidence:
     """Judge live ``canary`` against live ``primary`` (``compare=False``: canary alone)."""
     arms = arm_stats(canary), arm_stats(primary)
     fewest = min(canary.requests, primary.requests)
     if fewest < policy.min_requests:
         return LiveEvidence(LiveOutcome.THIN, (
             f"live traffic too thin ({fewest} < {policy.min_requests} requests per arm: "
-            f"canary {canary.requests}, primary {primary.requests}), generated load only"),
-            *arms)
+            f"canary {canary.requests}, primary {primary.requests}), generated load only"
+            + ("" if via == "pod metrics" else f" ({via})")),
+            *arms, via=via)
     level = policy.alpha / CHECKS
     breaches = [b for b in (_error_rate(canary, policy, level),
                             _error_regression(canary, primary, level) if compare else None,
                             *_slo(canary, policy, level),
                             _latency_regression(canary, primary, policy, level)
                             if compare else None) if b is not None]
-    head = (f"live traffic (pod metrics, canary {canary.requests} / primary "
+    head = (f"live traffic ({via}, canary {canary.requests} / primary "
             f"{primary.requests} requests"
             + ("" if exact else "; generated load subtracted by its known counts, no latency")
             + ")")
     if breaches:
-        return LiveEvidence(LiveOutcome.FAIL, f"{head}: {'; '.join(breaches)}", *arms)
+        return LiveEvidence(LiveOutcome.FAIL, f"{head}: {'; '.join(breaches)}", *arms, via=via)
     c, p = arms
     return LiveEvidence(LiveOutcome.PASS, (
         f"{head}: no breach: canary errors {_pct(c.error_rate)} (limit "
         f"{_pct(policy.max_error_rate)}) vs primary {_pct(p.error_rate)}; p50 {_num(c.p50_ms)} "
-        f"vs {_num(p.p50_ms)} ms, p99 {_num(c.p99_ms)} vs {_num(p.p99_ms)} ms"), *arms)
+        f"vs {_num(p.p50_ms)} ms, p99 {_num(c.p99_ms)} vs {_num(p.p99_ms)} ms"), *arms, via=via)
 
 
 def _pct(value: float | None) -> str:

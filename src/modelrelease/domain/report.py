@@ -1,7 +1,8 @@
 """The release report (markdown): timeline, per-step numbers, output agreement, verdicts, cost.
 
 Each step's rows say where their numbers came from: ``generated load`` (the judge's own
-requests) or ``live traffic (pod metrics)`` (what real users sent each arm meanwhile).
+requests) or ``live traffic (pod metrics)`` / ``live traffic (Prometheus URL)`` (what real
+users sent each arm meanwhile, read from the pods or from a Prometheus server).
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ def render_report(*, endpoint: str, version: str, image: str, outcome: str, reas
             rows = [("canary", record.canary, "generated load"),
                     ("primary", record.primary, "generated load")]
             if record.live is not None and record.live.used:
-                rows += [(arm, numbers, "live traffic (pod metrics)")
+                rows += [(arm, numbers, f"live traffic ({record.live.via})")
                          for arm, numbers in (("canary", record.live.canary),
                                               ("primary", record.live.primary))
                          if numbers is not None]

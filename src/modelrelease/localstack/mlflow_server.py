@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import os
 import sys
-import urllib.request
 from pathlib import Path
 
-from modelrelease.localstack.process import Service, free_ports
+from modelrelease.localstack.process import Service, answers_ok, free_ports
 
 WEBHOOK_KEY = "x5RBW6e3Ab8t4hVf2ESkdqGxhm_Ik3TYgb_KFkz5D5A="  # fixed Fernet key: local only
 
@@ -31,8 +30,7 @@ class LocalMlflow:
         return f"http://127.0.0.1:{self.port}"
 
     def _ready(self) -> bool:
-        with urllib.request.urlopen(f"{self.url}/health", timeout=1) as response:
-            return bool(response.status == 200)
+        return answers_ok(f"{self.url}/health")
 
     def start(self, timeout: float = 90) -> None:
         """Start the server and wait for ``/health``."""

@@ -21,6 +21,7 @@ import socket
 import subprocess
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Final
@@ -44,6 +45,12 @@ def free_ports(count: int) -> list[int]:
     finally:
         for s in socks:
             s.close()
+
+
+def answers_ok(url: str, timeout: float = 1.0) -> bool:
+    """Whether ``GET url`` answers 200 (raises while nothing listens: for ``wait_ready``)."""
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        return bool(response.status == 200)
 
 
 def tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:

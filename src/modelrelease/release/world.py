@@ -22,8 +22,9 @@ from modelrelease.adapters.kube import KubeCluster
 from modelrelease.adapters.loadgen import Target, generate_load
 from modelrelease.adapters.mlflow_registry import MlflowRegistry, tag_version
 from modelrelease.adapters.model_files import ModelFiles
-from modelrelease.adapters.pod_metrics import scrape
+from modelrelease.adapters.pod_metrics import running, scrape
 from modelrelease.adapters.probe import ServiceProxy, ask
+from modelrelease.adapters.prometheus import Prometheus
 from modelrelease.domain import agreement, analysis, live, sample_set
 from modelrelease.domain.fault import FaultSetting
 from modelrelease.domain.manifests import (
@@ -90,6 +91,8 @@ class ReleaseWorld:
         """A rollback drill's fault, injected into the canary Deployment only."""
         self.live: live.LiveEvidence | None = None
         """What live traffic showed in the last step ``analyse`` judged."""
+        self.prometheus = Prometheus(settings.prometheus) if settings.prometheus.url else None
+        """Where live traffic is read when configured; otherwise from the pods themselves."""
 
     # -- the record ---------------------------------------------------------------------
 
@@ -280,7 +283,8 @@ class ReleaseWorld:
             return asyncio.run(generate_load(arms, rate, max_requests=per_look,
                                              transport=self.proxy.async_transport))
 
-        before = self.scrape_tracks(first_release)
+        began = time.time()
+        before = {} if self.prometheus else self.scrape_tracks(first_release)
         sent: dict[str, Counter[str]] = {"canary": Counter(), "primary": Counter()}
         for _ in range(policy.looks):
             report = self.call("generate-load", one_look)
@@ -293,14 +297,47 @@ class ReleaseWorld:
             if verdict.decided:
                 break
         assert verdict is not None
-        self.live = live.evidence(before, self.scrape_tracks(first_release), sent, policy)
+        if self.prometheus is None:
+            self.live = live.evidence(before, self.scrape_tracks(first_release), sent, policy)
+        else:
+            before, after = self.read_prometheus(first_release, began)
+            self.live = live.evidence(before, after, sent, policy, via=self.prometheus.via)
         return live.apply(verdict, self.live), lag
+
+    def _tracks(self, first_release: bool) -> list[tuple[Track, str]]:
+        """The tracks a step compares, each with its pods' label selector."""
+        return [(track, ",".join(f"{k}={v}" for k, v in selector(self.endpoint, track).items()))
+                for track in ((Track.CANARY,) if first_release
+                              else (Track.CANARY, Track.PRIMARY))]
+
+    def read_prometheus(self, first_release: bool, began: float
+                        ) -> tuple[dict[str, live.TrackScrape], dict[str, live.TrackScrape]]:
+        """Each track's pods' counters at ``began`` and now, from the configured Prometheus."""
+        assert self.prometheus is not None
+        prometheus = self.prometheus
+
+        def names(label: str) -> Callable[[], list[str]]:
+            return lambda: [str(p["metadata"]["name"])
+                            for p in running(self.cluster.pods(self.namespace, label))]
+
+        try:
+            pods = {track.value: self.call(f"list-{track}-pods", names(label))
+                    for track, label in self._tracks(first_release)}
+        except PipelineError as exc:
+            return {}, {track.value: live.TrackScrape({}, (str(exc),))
+                        for track, _ in self._tracks(first_release)}
+
+        def read() -> tuple[dict[str, live.TrackScrape], dict[str, live.TrackScrape]]:
+            return prometheus.read_window(self.namespace, pods, began)
+
+        scraped: tuple[dict[str, live.TrackScrape], dict[str, live.TrackScrape]] = self.call(
+            "read-prometheus", read)
+        return scraped
 
     def scrape_tracks(self, first_release: bool) -> dict[str, live.TrackScrape]:
         """Each track's pods' request counters now (``/metrics`` through the pod proxy)."""
         out: dict[str, live.TrackScrape] = {}
-        for track in (Track.CANARY,) if first_release else (Track.CANARY, Track.PRIMARY):
-            label = ",".join(f"{k}={v}" for k, v in selector(self.endpoint, track).items())
+        for track, label in self._tracks(first_release):
 
             def read(label: str = label) -> tuple[dict[str, str], list[str]]:
                 return scrape(self.proxy, self.namespace, self.cluster.pods(self.namespace, label))
