@@ -1022,6 +1022,9 @@ class ModelEndpointStatus(_Model):
     """Where the current or last release stands."""
     release_id: str | None = None
     """The current or last release."""
+    reason: Annotated[str, Field(max_length=1000)] | None = None
+    """Why the current or last release is where it is (a rollback's cause, kept so that a
+    re-run finishing a rollback tags it with the same cause)."""
     step: Annotated[int, Field(ge=0)] | None = None
     """Index of the current canary step."""
     weight: Weight = 0

@@ -3,7 +3,9 @@
 Two releases of one endpoint started together race for its Lease: exactly one proceeds,
 the other is refused at once with ``ReleaseInProgress`` (``wait_for_lock_s=0``, as
 configured). ``tests/e2e/test_release.py::test_a_second_release_of_a_busy_endpoint_is_refused``
-checks the refusal against a Lease held by hand; here two real releases race for it.
+checks the refusal against a Lease held by hand; here two real releases race for it. Set
+to wait for the lock instead, the second finds the version released once it holds the
+lock, and does nothing.
 
 Ten releases of ten endpoints run in parallel threads and must all promote, each with its
 own image, status and MLflow tags. The node has 2 CPUs, so the endpoints ask for 10m CPU
@@ -90,6 +92,26 @@ def test_two_releases_of_one_endpoint_started_together(endpoints: list[Endpoint]
         client.CoordinationV1Api(endpoint.core.api_client).read_namespaced_lease(
             f"modelrelease-{endpoint.name}", endpoint.namespace)
     assert gone.value.status == 404
+
+    # Configured to wait for the lock instead: the waiter, once it holds the lock, finds
+    # the version it was asked for released meanwhile, and releases nothing again.
+    register_iris_model(str(endpoint.settings.mlflow.tracking_uri), endpoint.model,
+                        alias="champion", c=0.4)
+    patient = replace(endpoint, settings=endpoint.settings.model_copy(update={
+        "release": endpoint.settings.release.model_copy(update={"wait_for_lock_s": 600.0})}))
+    start = threading.Barrier(2)
+
+    def wait_and_release() -> ReleaseResult:
+        start.wait(timeout=30)
+        return patient.release()
+
+    with ThreadPoolExecutor(2) as pool:
+        both = list(pool.map(lambda _: wait_and_release(), range(2), timeout=600))
+    assert sorted(r.outcome for r in both) == ["already_released", "promoted"], both
+    winner = next(r for r in both if r.outcome == "promoted")
+    assert_promoted(endpoint, winner)
+    assert [h["releaseId"] for h in endpoint.status()["history"]] == [
+        result.release_id, winner.release_id]
 
 
 @pytest.mark.parametrize("endpoints", [10], indirect=True)

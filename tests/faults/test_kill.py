@@ -187,6 +187,9 @@ def test_killed_release_converges_on_rerun(live: Endpoint, tally: Tally,
         and tags.get("modelrelease.image_digest") == digest
         and tags.get("modelrelease.release_id") == status["releaseId"]
         and (promoted or bool(tags.get("modelrelease.reason"))),
+        # a rollback finished by the re-run keeps its cause (kept in status.reason)
+        "rollback_cause_kept": promoted or "resumed rollback" not in tags.get(
+            "modelrelease.reason", ""),
     }
     if promoted:
         from mlflow.tracking import MlflowClient
@@ -206,3 +209,45 @@ def test_killed_release_converges_on_rerun(live: Endpoint, tally: Tally,
     assert result.outcome == point.outcome or (
         point.version is not None and CRASH_LOOP in result.reason), result.reason
     assert background.ok > 50, background.ok
+
+
+def test_a_rerun_for_another_version_rolls_the_killed_release_back_then_releases_its_own(
+        live: Endpoint, tally: Tally) -> None:
+    """Killed mid-step releasing one version; the next run asks for a newer one.
+
+    The unfinished release is rolled back first (its canary gone, its version tagged
+    rolled back, "superseded", in MLflow and in the history), then the asked-for version
+    is released from the beginning and promoted. Before, the newer version was tagged
+    rolled back without ever being deployed.
+    """
+    tracking = str(live.settings.mlflow.tracking_uri)
+    killed = "1" if live.status()["primary"]["version"] == "2" else "2"
+    newer = register_iris_model(tracking, live.model, c=0.5)
+    with background_client(live) as background, primary_images(live) as seen:
+        lines = _kill_at(live, killed, KILL_POINTS[2])  # mid_step
+        killed_digest = live.status()["canary"]["digest"]
+        old_image = live.image("primary")
+        result = live.release(version=int(newer))
+        eventually(lambda: live.image("canary") is None, 60, "no orphaned canary")
+    status = live.status()
+    undone, released = status["history"][-2:]
+    killed_tags, newer_tags = live.mlflow_tags(killed), live.mlflow_tags(newer)
+    checks = {
+        "outcome": result.outcome == "promoted" and result.version == newer,
+        "killed_rolled_back": (undone["version"], undone["phase"], undone["digest"])
+        == (killed, "RolledBack", killed_digest) and "superseded" in undone["reason"]
+        and f"version {newer} is released instead" in undone["reason"],
+        "killed_tags": killed_tags.get("modelrelease.status") == "rolled_back"
+        and "superseded" in killed_tags.get("modelrelease.reason", "")
+        and killed_tags.get("modelrelease.image_digest") == killed_digest,
+        "newer_released": (released["version"], released["phase"]) == (newer, "Promoted")
+        and status["primary"]["version"] == newer and status["phase"] == "Promoted",
+        "newer_tags": newer_tags.get("modelrelease.status") == "promoted",
+        "primary_only_verified": seen <= {old_image, result.image},
+    }
+    line = {"fault": "killed_then_other_version", "converged": all(checks.values()),
+            "outcome": result.outcome, "lost_requests": len(background.failed),
+            "ok_requests": background.ok}
+    tally.lines.append(line)
+    print(json.dumps(line))
+    assert all(checks.values()), (checks, result.reason, status, killed_tags, lines[-5:])

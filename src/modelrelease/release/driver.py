@@ -123,15 +123,21 @@ def run_release(request: ReleaseRequest, settings: PipelineSettings | None = Non
         status = world.read_status() or ModelEndpointStatus()
         status = _apply_pending_tags(world, status, version, note)
         digest_hash = spec_hash(endpoint)
-        if (fault is None and status.phase == ReleasePhase.PROMOTED
-                and status.primary is not None
-                and status.primary.version == version.version
-                and status.spec_hash == digest_hash and world.deployment(Track.PRIMARY)):
-            note(f"{where}: version {version.version} with this spec is already primary")
-            return ReleaseResult(where, "already_released", "already primary",
-                                 version.version, status.primary.image or "",
-                                 status.release_id or "", time.monotonic() - started,
-                                 timeline=timeline)
+
+        def already_released(status: ModelEndpointStatus) -> ReleaseResult | None:
+            if (fault is None and status.phase == ReleasePhase.PROMOTED
+                    and status.primary is not None
+                    and status.primary.version == version.version
+                    and status.spec_hash == digest_hash and world.deployment(Track.PRIMARY)):
+                note(f"{where}: version {version.version} with this spec is already primary")
+                return ReleaseResult(where, "already_released", "already primary",
+                                     version.version, status.primary.image or "",
+                                     status.release_id or "", time.monotonic() - started,
+                                     timeline=timeline)
+            return None
+
+        if (done := already_released(status)) is not None:
+            return done
         world.preflight(version)  # permissions, input example: refuse before any change
         release_id = uuid.uuid4().hex[:12]
         holder = f"{release_id}-{version.version}"
@@ -142,6 +148,10 @@ def run_release(request: ReleaseRequest, settings: PipelineSettings | None = Non
                 raise ReleaseInProgress(
                     f"release endpoint {where}: another release holds its lock; wait for it "
                     "or allow waiting with MODELRELEASE_RELEASE__WAIT_FOR_LOCK_S")
+            # the release that held the lock meanwhile may have released this very version
+            status = world.read_status() or status
+            if (done := already_released(status)) is not None:
+                return done
             return _release(world, version, release_id, status, digest_hash, note, timeline,
                             started, settings, fault)
     finally:
@@ -187,11 +197,13 @@ def _release(world: ReleaseWorld, version: Any, release_id: str, status: ModelEn
     if in_flight and status.canary is not None and status.phase is not None:
         phase = rollout.Phase(status.phase.value)
         state = rollout.State(phase=phase, step=status.step or 0, weight=status.weight,
-                              since=datetime.now(UTC))
+                              since=datetime.now(UTC), reason=status.reason or "")
         same = status.canary.digest == built.digest
         transition = rollout.resume(state, same, policy, datetime.now(UTC))
-        if not same:  # the other release's canary is what must go
-            image = status.canary.image or image
+        if not same:  # another version's release: undo it, then release this one
+            status = _supersede(world, status, transition, version, note)
+            state = rollout.State()
+            transition = rollout.step(state, rollout.Begin(), policy, datetime.now(UTC))
     else:
         transition = rollout.step(state, rollout.Begin(), policy, datetime.now(UTC))
 
@@ -210,7 +222,8 @@ def _release(world: ReleaseWorld, version: Any, release_id: str, status: ModelEn
                            world.primary_replicas() + canary_replicas, prices)
         updated = status.model_copy(update={
             "phase": ReleasePhase(phase.value), "release_id": release_id,
-            "step": transition.state.step, "weight": transition.state.weight,
+            "reason": transition.state.reason[:1000], "step": transition.state.step,
+            "weight": transition.state.weight,
             "primary": primary, "canary": canary, "last_verdict": last_verdict,
             "spec_hash": digest_hash if phase == rollout.Phase.PROMOTED else status.spec_hash,
             "cost_per_hour": cost})
@@ -278,13 +291,8 @@ def _release(world: ReleaseWorld, version: Any, release_id: str, status: ModelEn
                     world.apply_track(Track.PRIMARY, image, version.version, release_id,
                                       replicas)
                 case rollout.Rollback(reason=reason, restore_primary=restore):
-                    world.remove_canary()
-                    world.wait_gone(Track.CANARY)
-                    if restore and previous is not None and previous.image:
-                        world.apply_track(Track.PRIMARY, previous.image, previous.version,
-                                          release_id, max(world.primary_replicas(), 1))
+                    _undo_canary(world, reason, previous if restore else None, release_id)
                     canary_replicas = 0
-                    world.event("RolledBack", reason, warning=True)
                     if fault is None:  # a drill's version is the primary's: not rolled back
                         tagged = _tag(world, version, note, {
                             "modelrelease.status": "rolled_back",
@@ -323,6 +331,50 @@ def _release(world: ReleaseWorld, version: Any, release_id: str, status: ModelEn
                            steps=steps, canary_cost_per_hour=cost)
     return ReleaseResult(where, outcome, state.reason, version.version, image, release_id,
                          time.monotonic() - started, hold_seconds, report, timeline, phases)
+
+
+def _undo_canary(world: ReleaseWorld, reason: str, restore: TrackStatus | None,
+                 release_id: str) -> None:
+    """Remove the canary (waiting until its pods are gone); put ``restore`` back as primary."""
+    world.remove_canary()
+    world.wait_gone(Track.CANARY)
+    if restore is not None and restore.image:
+        world.apply_track(Track.PRIMARY, restore.image, restore.version, release_id,
+                          max(world.primary_replicas(), 1))
+    world.event("RolledBack", reason, warning=True)
+
+
+def _supersede(world: ReleaseWorld, status: ModelEndpointStatus,
+               transition: rollout.Transition, version: Any, note: Say) -> ModelEndpointStatus:
+    """Roll back the unfinished release of another version that the record shows.
+
+    A run killed mid-release leaves its canary (and its phase) behind; a later run for a
+    different version first undoes it like any rollback: the canary goes, mid-promotion
+    the primary gets its previous image back, the other version is tagged rolled back in
+    MLflow and gets its history entry. The release asked for then starts from the
+    beginning. Returns the record as it is now.
+    """
+    assert status.canary is not None
+    other = status.canary
+    (undo,) = [a for a in transition.actions if isinstance(a, rollout.Rollback)]
+    reason = f"{undo.reason}; version {version.version} is released instead"
+    note(f"{world.namespace}/{world.endpoint.name}: version {other.version}'s release was "
+         f"left unfinished ({status.phase}): rolling it back first")
+    _undo_canary(world, reason, status.primary if undo.restore_primary else None,
+                 status.release_id or "")
+    tagged = _tag(world, replace(version, version=other.version), note, {
+        "modelrelease.status": "rolled_back", "modelrelease.reason": reason,
+        "modelrelease.release_id": status.release_id or "",
+        "modelrelease.image_digest": other.digest or ""})
+    updated = status.model_copy(update={
+        "phase": ReleasePhase.ROLLED_BACK, "reason": reason[:1000], "canary": None,
+        "weight": 0, "step": None,
+        "conditions": _with(status.conditions, tagged)}).with_history(HistoryEntry(
+            release_id=status.release_id or "", version=other.version,
+            phase=ReleasePhase.ROLLED_BACK, digest=other.digest, reason=reason[:500],
+            finished_at=datetime.now(UTC)))
+    world.write_status(updated)
+    return updated
 
 
 TAGGED = "MlflowTagged"
