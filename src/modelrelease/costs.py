@@ -1,23 +1,37 @@
 """What each endpoint costs now: its spec's requests x its running replicas x the price table.
 
-For endpoints holding GPUs, also how busy they are: each running pod's ``/metrics`` is read
-through the API server's pod proxy for a GPU utilisation gauge (``domain.cost.gpu_usage``).
+For endpoints holding GPUs, also how busy they are: a GPU utilisation gauge of each running
+pod (``domain.cost.GPU_GAUGES``), read from the configured Prometheus (a DCGM exporter's
+series) or else from each pod's ``/metrics`` through the API server's pod proxy.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
+import httpx
+
 from modelrelease.adapters.kube import KubeCluster
-from modelrelease.adapters.pod_metrics import scrape
+from modelrelease.adapters.pod_metrics import running, scrape
 from modelrelease.adapters.probe import ServiceProxy
-from modelrelease.domain.cost import GpuUsage, PriceTable, gpu_usage, hourly_cost
+from modelrelease.adapters.prometheus import Prometheus
+from modelrelease.domain.cost import (
+    GPU_GAUGES,
+    GpuUsage,
+    PriceTable,
+    gpu_usage,
+    hourly_cost,
+    usage_of,
+    utilisation_of,
+)
 from modelrelease.domain.manifests import Track, deployment_name, selector
 from modelrelease.errors import PipelineError
 from modelrelease.settings import PipelineSettings
 from modelrelease.spec import ModelEndpoint, parse_resource
 
 HOURS_PER_MONTH = 730
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -54,6 +68,7 @@ def endpoint_costs(cluster: KubeCluster, settings: PipelineSettings,
                    namespace: str | None = None) -> list[EndpointCost]:
     """The cost of every ModelEndpoint (in ``namespace``, or in all namespaces)."""
     table = prices(settings)
+    prometheus = Prometheus(settings.prometheus) if settings.prometheus.url else None
     out: list[EndpointCost] = []
     for item in cluster.list_objects("modelrelease.io/v1alpha1", "ModelEndpoint", namespace):
         endpoint = parse_resource(item)
@@ -73,20 +88,35 @@ def endpoint_costs(cluster: KubeCluster, settings: PipelineSettings,
                                         replicas[Track.CANARY], table),
             gpus=(gpus := sum(accelerators.values()) * (replicas[Track.PRIMARY]
                                                          + replicas[Track.CANARY])),
-            gpu_usage=_gpu_usage(cluster, endpoint, gpus) if gpus else None,
+            gpu_usage=_gpu_usage(cluster, endpoint, gpus, prometheus) if gpus else None,
         ))
     return sorted(out, key=lambda c: (c.namespace, c.name))
 
 
-def _gpu_usage(cluster: KubeCluster, endpoint: ModelEndpoint, gpus: int) -> GpuUsage:
-    """``gpus`` allocated against what the endpoint's running pods report using."""
-    texts: list[str] = []
-    proxy = ServiceProxy(cluster._api.configuration)
-    for track in (Track.PRIMARY, Track.CANARY):
-        label = ",".join(f"{k}={v}" for k, v in selector(endpoint, track).items())
+def _gpu_usage(cluster: KubeCluster, endpoint: ModelEndpoint, gpus: int,
+               prometheus: Prometheus | None) -> GpuUsage:
+    """``gpus`` allocated against what the endpoint's running pods report using.
+
+    From the configured Prometheus (where a DCGM exporter's series usually are), or from
+    each pod's own ``/metrics``. Metrics that cannot be read mean "no utilisation metrics",
+    never a failure of the cost report.
+    """
+    label = ",".join(f"{k}={v}" for k, v in selector(endpoint).items())
+    try:
+        pods = running(cluster.pods(endpoint.namespace, label))
+    except PipelineError:
+        return gpu_usage(gpus, [])
+    if prometheus is not None:
+        names = [str(p["metadata"]["name"]) for p in pods]
         try:
-            found, _ = scrape(proxy, endpoint.namespace, cluster.pods(endpoint.namespace, label))
-        except PipelineError:  # e.g. no pods/proxy in that namespace: no metrics, not a failure
-            continue
-        texts += found.values()
-    return gpu_usage(gpus, texts)
+            found = prometheus.newest(sorted(GPU_GAUGES), endpoint.namespace, names)
+        except (httpx.HTTPError, ValueError) as exc:
+            logger.warning("GPU utilisation of %s/%s from %s: %s", endpoint.namespace,
+                           endpoint.name, prometheus.via, exc)
+            return gpu_usage(gpus, [])
+        return usage_of(gpus, [utilisation_of(found.get(n, [])) for n in names])
+    try:
+        texts, _ = scrape(ServiceProxy(cluster._api.configuration), endpoint.namespace, pods)
+    except PipelineError:  # e.g. no pods/proxy in that namespace: no metrics, not a failure
+        return gpu_usage(gpus, [])
+    return gpu_usage(gpus, list(texts.values()))

@@ -18,6 +18,7 @@ import pytest
 
 from modelrelease.adapters.prometheus import Prometheus
 from modelrelease.domain.analysis import AnalysisPolicy
+from modelrelease.domain.cost import GPU_GAUGES, usage_of, utilisation_of
 from modelrelease.domain.live import GENERATED_HEADER, LiveOutcome, Traffic, evidence, live_share
 from modelrelease.localstack.process import free_ports
 from modelrelease.localstack.prometheus_server import LocalPrometheus
@@ -38,12 +39,22 @@ async def _app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": b'{"predictions": [0]}'})
 
 
+async def _dcgm(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """What NVIDIA's DCGM exporter answers for a pod holding two GPUs (percent)."""
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"text/plain; version=0.0.4")]})
+    await send({"type": "http.response.body", "body": (
+        b'# TYPE DCGM_FI_DEV_GPU_UTIL gauge\n'
+        b'DCGM_FI_DEV_GPU_UTIL{gpu="0",modelName="NVIDIA L4"} 35\n'
+        b'DCGM_FI_DEV_GPU_UTIL{gpu="1",modelName="NVIDIA L4"} 80\n')})
+
+
 @pytest.fixture(scope="module")
 def pods(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[dict[str, str], str]]:
-    """Pod name -> base URL, and the Prometheus URL scraping both."""
+    """Pod name -> base URL, and the Prometheus URL scraping them."""
     with serve_asgi(MetricsMiddleware(_app, {})) as canary, \
-            serve_asgi(MetricsMiddleware(_app, {})) as primary:
-        urls = {"c-1": canary, "p-1": primary}
+            serve_asgi(MetricsMiddleware(_app, {})) as primary, serve_asgi(_dcgm) as gpu:
+        urls = {"c-1": canary, "p-1": primary, "g-1": gpu}
         static = {url.removeprefix("http://"): ("ml", pod) for pod, url in urls.items()}
         with LocalPrometheus(tmp_path_factory.mktemp("prometheus"), static=static) as prom:
             yield urls, prom.url
@@ -57,16 +68,16 @@ def _send(url: str, count: int, *, generated: bool = False, fail: bool = False) 
 
 
 def _wait_scraped(prom_url: str, after: float) -> None:
-    """Until Prometheus holds a scrape of both pods newer than ``after``."""
+    """Until Prometheus holds a scrape of every pod newer than ``after``."""
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         answer = httpx.get(f"{prom_url}/api/v1/query", params={
             "query": 'timestamp(up{job="static"})'}, trust_env=False).json()
         stamps = [float(r["value"][1]) for r in answer["data"]["result"]]
-        if len(stamps) == 2 and min(stamps) > after:
+        if len(stamps) == 3 and min(stamps) > after:
             return
         time.sleep(0.2)
-    raise AssertionError("Prometheus did not scrape both pods")
+    raise AssertionError("Prometheus did not scrape every pod")
 
 
 def test_live_share_read_from_prometheus_matches_what_was_sent(
@@ -120,3 +131,17 @@ def test_an_unusable_prometheus_makes_live_traffic_unavailable(
     assert found.outcome is LiveOutcome.UNAVAILABLE and not found.used
     assert found.reason.startswith(f"live traffic unknown: canary Prometheus {url} unreadable")
     assert ("ConnectError" if not suffix else "answered 404, not JSON") in found.reason
+
+
+def test_gpu_utilisation_read_from_prometheus(pods: tuple[dict[str, str], str]) -> None:
+    """``modelrelease cost``'s source with Prometheus configured (no GPU here: the exporter
+    is a stand-in answering what DCGM's does; Prometheus and the reader are real)."""
+    _, prom_url = pods
+    _wait_scraped(prom_url, time.time())
+    reader = Prometheus(PrometheusConfig(url=prom_url))
+    found = reader.newest(sorted(GPU_GAUGES), "ml", ["g-1", "c-1"])
+    usage = usage_of(4, [utilisation_of(found[pod]) for pod in ("g-1", "c-1")])
+    assert usage.describe() == "4 GPU(s) allocated, 1.15 used (29%), 1 of 2 pods reporting"
+    with pytest.raises(httpx.HTTPError):
+        Prometheus(PrometheusConfig(url=f"http://127.0.0.1:{free_ports(1)[0]}")).newest(
+            sorted(GPU_GAUGES), "ml", ["g-1"])

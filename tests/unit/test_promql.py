@@ -186,3 +186,24 @@ def test_scrapes_feed_the_live_judge_with_the_source_named() -> None:
     assert found.source == "generated load + live traffic (Prometheus http://127.0.0.1:9090, " \
                            "120 requests)"
     assert found.reason.startswith("live traffic (Prometheus http://127.0.0.1:9090, canary 60")
+
+
+def test_series_query_and_newest_by_pod() -> None:
+    from modelrelease.domain.cost import GPU_GAUGES, usage_of, utilisation_of
+    from modelrelease.domain.promql import newest_by_pod, series_query
+
+    assert series_query(sorted(GPU_GAUGES), "ml", ["p-2", "p-1"], 300) == (
+        '{__name__=~"DCGM_FI_DEV_GPU_UTIL|modelrelease_gpu_utilization",namespace="ml",'
+        'pod=~"p\\\\-1|p\\\\-2"}[300s]')
+    with pytest.raises(ValueError, match="no pods"):
+        series_query(["x"], "ml", [], 5)
+    series = parse_matrix(matrix(
+        ({"__name__": "DCGM_FI_DEV_GPU_UTIL", "pod": "p-1", "gpu": "0"}, [(1, 10), (2, 40)]),
+        ({"__name__": "DCGM_FI_DEV_GPU_UTIL", "pod": "p-1", "gpu": "1"}, [(2, 90)]),
+        ({"__name__": "DCGM_FI_DEV_GPU_UTIL", "pod": "other", "gpu": "0"}, [(2, 100)]),
+        ({"__name__": "DCGM_FI_DEV_GPU_UTIL", "pod": "p-3", "gpu": "0"}, [])))
+    found = newest_by_pod(series, ["p-1", "p-2", "p-3"])
+    assert {pod: [s.value for s in samples] for pod, samples in found.items()} == {
+        "p-1": [40.0, 90.0], "p-2": [], "p-3": []}
+    usage = usage_of(4, [utilisation_of(found[p]) for p in ("p-1", "p-2")])
+    assert (usage.used, usage.pods, usage.reporting) == (1.3, 2, 1)

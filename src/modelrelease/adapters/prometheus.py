@@ -17,14 +17,17 @@ from collections.abc import Callable, Mapping, Sequence
 
 import httpx
 
+from modelrelease.domain.exposition import Sample
 from modelrelease.domain.live import TrackScrape
 from modelrelease.domain.promql import (
     Labels,
     Series,
     describe,
+    newest_by_pod,
     parse_matrix,
     range_query,
     scrapes,
+    series_query,
     stale_pods,
     window,
 )
@@ -121,3 +124,18 @@ class Prometheus:
                     f"deployments/observability/podmonitor.yaml) with labels "
                     f"{self.labels.namespace}/{self.labels.pod}?"))
         return before, after
+
+    def newest(self, names: Sequence[str], namespace: str, pods: Sequence[str]
+               ) -> dict[str, list[Sample]]:
+        """Each pod's series ``names`` at their newest sample within ``lookback_s``.
+
+        Raises:
+            httpx.HTTPError: Prometheus could not be reached.
+            ValueError: it answered an error.
+        """
+        if not pods:
+            return {}
+        with self._client() as http:
+            series = self.query(http, series_query(
+                names, namespace, pods, self.config.lookback_s, self.labels), self._clock())
+        return newest_by_pod(series, pods, self.labels)

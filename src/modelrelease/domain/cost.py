@@ -2,16 +2,16 @@
 
 Also GPUs allocated versus used, where the pods export a utilisation gauge: NVIDIA DCGM's
 ``DCGM_FI_DEV_GPU_UTIL`` (percent) or the serving pods' own ``modelrelease_gpu_utilization``
-(a ratio, exported only where NVML is present).
+(a ratio, exported only where NVML is present), read from the pods or from Prometheus.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from modelrelease.domain.exposition import parse
+from modelrelease.domain.exposition import Sample, parse
 
 _SUFFIX: dict[str, int | Decimal] = {
     "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "k": 10**3, "M": 10**6, "G": 10**9,
@@ -60,6 +60,11 @@ def gpu_utilisation(text: str) -> list[float] | None:
         samples = parse(text)
     except ValueError:
         return None
+    return utilisation_of(samples)
+
+
+def utilisation_of(samples: Iterable[Sample]) -> list[float] | None:
+    """Each GPU's utilisation (0..1) among one pod's samples; None when there is none."""
     found = [min(1.0, max(0.0, s.value * GPU_GAUGES[s.name]))
              for s in samples if s.name in GPU_GAUGES]
     return found or None
@@ -87,6 +92,11 @@ class GpuUsage:
 
 def gpu_usage(allocated: int, scrapes: Sequence[str]) -> GpuUsage:
     """Allocated GPUs against the utilisation the pods' ``/metrics`` answers report."""
-    reported = [found for found in map(gpu_utilisation, scrapes) if found is not None]
+    return usage_of(allocated, [gpu_utilisation(text) for text in scrapes])
+
+
+def usage_of(allocated: int, per_pod: Sequence[list[float] | None]) -> GpuUsage:
+    """Allocated GPUs against each pod's GPUs' utilisation (None: the pod reports none)."""
+    reported = [found for found in per_pod if found is not None]
     used = round(sum(sum(found) for found in reported), 4) if reported else None
-    return GpuUsage(allocated, used, len(scrapes), len(reported))
+    return GpuUsage(allocated, used, len(per_pod), len(reported))

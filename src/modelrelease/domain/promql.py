@@ -58,16 +58,22 @@ def _quote(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
 
 
+def series_query(names: Sequence[str], namespace: str, pods: Iterable[str], window_s: float,
+                 labels: Labels = Labels()) -> str:
+    """The raw samples of series ``names`` of ``pods`` over the last ``window_s``."""
+    pod_names = sorted(set(pods))
+    if not pod_names:
+        raise ValueError("no pods to query")
+    return (f'{{__name__=~{_quote("|".join(re.escape(n) for n in names))},'
+            f'{labels.namespace}={_quote(namespace)},'
+            f'{labels.pod}=~{_quote("|".join(re.escape(p) for p in pod_names))}}}'
+            f'[{max(1, math.ceil(window_s))}s]')
+
+
 def range_query(namespace: str, pods: Iterable[str], window_s: float,
                 labels: Labels = Labels()) -> str:
     """The raw samples of the request series of ``pods`` over the last ``window_s``."""
-    names = sorted(set(pods))
-    if not names:
-        raise ValueError("no pods to query")
-    pod_regex = "|".join(re.escape(p) for p in names)
-    series = "|".join(re.escape(s) for s in SERIES)
-    return (f'{{__name__=~{_quote(series)},{labels.namespace}={_quote(namespace)},'
-            f'{labels.pod}=~{_quote(pod_regex)}}}[{max(1, math.ceil(window_s))}s]')
+    return series_query(SERIES, namespace, pods, window_s, labels)
 
 
 @dataclass(frozen=True)
@@ -173,3 +179,14 @@ def describe(url: str) -> str:
     shown = re.sub(r"^([a-z][a-z0-9+.-]*://)[^/@]*@", r"\1", url.strip(), flags=re.I)
     return f"Prometheus {shown.split('?')[0].rstrip('/')}"
 
+
+
+def newest_by_pod(series: Sequence[Series], pods: Iterable[str],
+                  labels: Labels = Labels()) -> dict[str, list[Sample]]:
+    """Each pod's series at their newest sample (pods without any: an empty list)."""
+    out: dict[str, list[Sample]] = {pod: [] for pod in sorted(set(pods))}
+    for s in series:
+        pod = s.label(labels.pod)
+        if pod in out and s.points:
+            out[pod].append(Sample(s.name, s.labels, s.points[-1][1]))
+    return out
