@@ -83,7 +83,16 @@ def test_a_custom_run_started_in_the_ui_releases_and_shows_its_report(
 
     run = eventually(lambda: (mine() or [None])[0], 30, "the run the form submitted")
     run_id = run["id"]
-    page.get_by_role("link", name=run["name"]).first.click()  # open the run from the list
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    # open the run from the deployment's run list; the list polls, and on a loaded machine
+    # the new run may not be in it yet: reload, as a user would
+    link = page.get_by_role("link", name=run["name"]).first
+    try:
+        link.wait_for(timeout=30_000)
+    except PlaywrightTimeout:
+        page.reload()
+    link.click()
     page.wait_for_url(f"**/runs/flow-run/{run_id}**")
     shot("run-started")
     final = deployed.wait_final(run_id, 300)
