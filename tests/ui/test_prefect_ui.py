@@ -76,30 +76,50 @@ def test_a_custom_run_started_in_the_ui_releases_and_shows_its_report(
     page.get_by_role("button", name="int", exact=True).first.click()
     page.locator("input[type=number]").first.fill("1")
     shot("form-filled")
-    page.get_by_role("button", name="Submit").click()
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
     def mine() -> list[dict[str, Any]]:
         return [r for r in deployed.runs("release")
                 if r["parameters"]["request"].get("endpoint") == endpoint.name]
 
-    run = eventually(lambda: (mine() or [None])[0], 30, "the run the form submitted")
-    run_id = run["id"]
-    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+    refused: list[str] = []  # API answers >= 400 the UI got, for the failure message
+    page.on("response", lambda r: refused.append(f"{r.request.method} {r.url} -> {r.status}")
+            if r.status >= 400 else None)
+    # The UI confirms with a toast "<run> scheduled to start now" and a "View run" button,
+    # back on the deployment's page. On a loaded machine the server sometimes fails the
+    # request instead ("Oops. Something went wrong."): a user submits again, and so does
+    # this test, once, when no run was made (one run in the end is still asserted below).
+    scheduled = page.get_by_text("scheduled to start").first
+    oops = page.get_by_text("Something went wrong")
+    for attempt in (1, 2):
+        errors_before = oops.count()
+        page.get_by_role("button", name="Submit").click()
+        deadline = time.monotonic() + 90
+        while (time.monotonic() < deadline and not scheduled.is_visible()
+               and oops.count() <= errors_before):
+            page.wait_for_timeout(250)
+        if scheduled.is_visible():
+            break
+        if attempt == 1 and oops.count() > errors_before and not mine():
+            print(f"the server failed the first Submit ({refused}); submitting again")
+            continue
+        shot("after-submit")  # what the page showed instead, for the failure
+        raise AssertionError(f"no run scheduled after Submit; the UI got: {refused}")
 
-    # open the run from the deployment's run list; the list polls, and on a loaded machine
-    # the new run may not be in it yet: reload, as a user would
-    link = page.get_by_role("link", name=run["name"]).first
-    try:
-        link.wait_for(timeout=30_000)
-    except PlaywrightTimeout:
+    run = eventually(lambda: (mine() or [None])[0], 60, "the run the form submitted")
+    run_id = run["id"]
+    try:  # open it from the toast, as a user would...
+        page.get_by_text("View run", exact=True).first.click(timeout=10_000)
+    except PlaywrightTimeout:  # ...or, the toast gone, from the (reloaded) run list
         page.reload()
-    link.click()
+        page.get_by_role("link", name=run["name"]).first.click()
     page.wait_for_url(f"**/runs/flow-run/{run_id}**")
     shot("run-started")
     final = deployed.wait_final(run_id, 300)
     assert final["state_type"] == "COMPLETED", final["state"]
     assert final["parameters"]["request"]["endpoint"] == endpoint.name
     assert final["parameters"]["request"]["version"] == 1
-    assert [r["id"] for r in mine()] == [run_id]  # one submit, one run
+    assert [r["id"] for r in mine()] == [run_id]  # one run, whatever the submits
     page.reload()
     page.get_by_text("Completed").first.wait_for()
     shot("run-completed")
