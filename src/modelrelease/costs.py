@@ -25,7 +25,7 @@ from modelrelease.domain.cost import (
     usage_of,
     utilisation_of,
 )
-from modelrelease.domain.manifests import Track, deployment_name, selector
+from modelrelease.domain.manifests import Track, deployment_name, label_selector
 from modelrelease.errors import PipelineError
 from modelrelease.settings import PipelineSettings
 from modelrelease.spec import ModelEndpoint, parse_resource
@@ -101,9 +101,8 @@ def _gpu_usage(cluster: KubeCluster, endpoint: ModelEndpoint, gpus: int,
     each pod's own ``/metrics``. Metrics that cannot be read mean "no utilisation metrics",
     never a failure of the cost report.
     """
-    label = ",".join(f"{k}={v}" for k, v in selector(endpoint).items())
     try:
-        pods = running(cluster.pods(endpoint.namespace, label))
+        pods = running(cluster.pods(endpoint.namespace, label_selector(endpoint)))
     except PipelineError:
         return gpu_usage(gpus, [])
     if prometheus is not None:

@@ -20,6 +20,7 @@ from modelrelease.domain.manifests import (
     SERVING_PORT,
     Track,
     deployment_name,
+    label_selector,
     label_value,
     pinned_image,
     render_deployment,
@@ -299,3 +300,8 @@ def test_endpoint_resource(endpoint: ModelEndpoint) -> None:
     assert "status" not in resource
     assert parse_endpoint({**resource, "metadata": {"name": "iris", "namespace": "ml"}}) == endpoint
     assert FIELD_MANAGER == "modelrelease"
+
+
+def test_label_selector_is_the_selector_as_a_string(endpoint: ModelEndpoint) -> None:
+    assert label_selector(endpoint) == "app.kubernetes.io/name=iris"
+    assert label_selector(endpoint, Track.CANARY) == "app.kubernetes.io/name=iris,track=canary"

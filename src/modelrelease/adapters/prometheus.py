@@ -36,6 +36,12 @@ from modelrelease.settings import PrometheusConfig
 logger = logging.getLogger(__name__)
 
 
+def _unreadable(pods: Mapping[str, Sequence[str]], why: str
+                ) -> tuple[dict[str, TrackScrape], dict[str, TrackScrape]]:
+    """Every track with nothing read, and ``why`` as its failure."""
+    return {t: TrackScrape() for t in pods}, {t: TrackScrape({}, (why,)) for t in pods}
+
+
 class Prometheus:
     """A Prometheus server's HTTP API, with the configured token and CA.
 
@@ -94,8 +100,7 @@ class Prometheus:
         end = self._clock()
         names = [p for track_pods in pods.values() for p in track_pods]
         if not names:
-            return ({t: TrackScrape() for t in pods},
-                    {t: TrackScrape({}, ("no running pods",)) for t in pods})
+            return _unreadable(pods, "no running pods")
         waited_until = end + self.config.wait_s
         try:
             with self._client() as http:
@@ -109,9 +114,7 @@ class Prometheus:
                         break
                     self._sleep(min(1.0, max(0.0, waited_until - now)))
         except (httpx.HTTPError, ValueError) as exc:
-            why = f"{self.via}: {type(exc).__name__}: {exc}"
-            return ({t: TrackScrape() for t in pods},
-                    {t: TrackScrape({}, (why,)) for t in pods})
+            return _unreadable(pods, f"{self.via}: {type(exc).__name__}: {exc}")
         before: dict[str, TrackScrape] = {}
         after: dict[str, TrackScrape] = {}
         for track, track_pods in pods.items():

@@ -59,6 +59,7 @@ __all__ = [
     "Track",
     "crd_name",
     "deployment_name",
+    "label_selector",
     "label_value",
     "pinned_image",
     "render_crd",
@@ -131,6 +132,11 @@ def selector(endpoint: ModelEndpoint, track: Track | None = None) -> dict[str, s
     if track is not None:
         labels[LABEL_TRACK] = track.value
     return labels
+
+
+def label_selector(endpoint: ModelEndpoint, track: Track | None = None) -> str:
+    """``selector`` as the API's ``labelSelector`` string (``k=v,k=v``)."""
+    return ",".join(f"{k}={v}" for k, v in selector(endpoint, track).items())
 
 
 def label_value(text: str) -> str:

@@ -30,10 +30,10 @@ from modelrelease.domain.fault import FaultSetting
 from modelrelease.domain.manifests import (
     Track,
     deployment_name,
+    label_selector,
     render_deployment,
     render_endpoint_resource,
     render_release,
-    selector,
     service_name,
 )
 from modelrelease.domain.model import ModelVersion
@@ -161,8 +161,7 @@ class ReleaseWorld:
         deployment = self.deployment(track)
         if deployment is None:
             return Readiness(RolloutState.PROGRESSING, f"{track} deployment not created yet")
-        pods = self.cluster.pods(self.namespace, ",".join(
-            f"{k}={v}" for k, v in selector(self.endpoint, track).items()))
+        pods = self.cluster.pods(self.namespace, label_selector(self.endpoint, track))
         return assess(deployment, pods)
 
     def primary_replicas(self) -> int:
@@ -211,7 +210,7 @@ class ReleaseWorld:
 
     def wait_gone(self, track: Track, timeout: float = 60.0) -> None:
         """Wait until a track has neither pods nor a Deployment left."""
-        label = ",".join(f"{k}={v}" for k, v in selector(self.endpoint, track).items())
+        label = label_selector(self.endpoint, track)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and (self.cluster.pods(self.namespace, label)
                                                or self.deployment(track) is not None):
@@ -306,7 +305,7 @@ class ReleaseWorld:
 
     def _tracks(self, first_release: bool) -> list[tuple[Track, str]]:
         """The tracks a step compares, each with its pods' label selector."""
-        return [(track, ",".join(f"{k}={v}" for k, v in selector(self.endpoint, track).items()))
+        return [(track, label_selector(self.endpoint, track))
                 for track in ((Track.CANARY,) if first_release
                               else (Track.CANARY, Track.PRIMARY))]
 
