@@ -13,14 +13,27 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
 from modelrelease.release.driver import run_release
+from modelrelease.release.dry_run import plan_release
 from modelrelease.spec import ReleaseRequest
 from tasks.steps import as_task
 
 
 @flow(name="release_model", log_prints=False)
 def release_model(request: ReleaseRequest) -> dict[str, Any]:
-    """Release ``request.endpoint``: canary, judge, then promote or roll back."""
+    """Release ``request.endpoint``: canary, judge, then promote or roll back.
+
+    With ``request.dry_run`` it only plans (``plan_release``): the plan becomes a markdown
+    artifact, the outcome is ``planned``, and nothing changes.
+    """
     logger = get_run_logger()
+    if request.dry_run:  # plan only: nothing in the cluster, registry or MLflow changes
+        planned = plan_release(request, say=logger.info)
+        create_markdown_artifact(planned.report, key=f"dry-run-{_slug(planned.dry_run.endpoint)}",
+                                 description=f"{planned.dry_run.endpoint}: dry run")
+        logger.info(planned.summary())
+        return {"endpoint": planned.dry_run.endpoint, "outcome": "planned",
+                "version": planned.dry_run.version, "image": planned.dry_run.image or "",
+                "release_id": "", "reason": planned.dry_run.image_note}
     result = run_release(request, say=logger.info, call=as_task)
     if result.report:
         create_markdown_artifact(result.report, key=f"release-{result.release_id}",
@@ -28,3 +41,8 @@ def release_model(request: ReleaseRequest) -> dict[str, Any]:
     logger.info(result.summary())
     return {"endpoint": result.endpoint, "outcome": result.outcome, "version": result.version,
             "image": result.image, "release_id": result.release_id, "reason": result.reason}
+
+
+def _slug(text: str) -> str:
+    """``text`` as a Prefect artifact key: lowercase letters, digits and dashes."""
+    return "".join(c if c.isalnum() else "-" for c in text.lower()).strip("-")

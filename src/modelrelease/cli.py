@@ -76,18 +76,42 @@ def image_build(
 
 @image_app.command("base")
 def image_base(
-    to: Annotated[str, typer.Option(help="REGISTRY/REPO[:TAG] to push the dev base to")],
+    to: Annotated[str, typer.Option(help="REGISTRY/REPO[:TAG] to push the serving base to")],
+    dev: Annotated[bool, typer.Option(
+        "--dev", help="the host-bind-mount dev base instead (the node supplies Python): a "
+                      "fast path for unit-level build tests only; it runs nowhere else")] = False,
+    recipe: Annotated[Path | None, typer.Option(
+        help="folder with packages.txt and requirements.txt "
+             "[default: deployments/serving-base of this checkout]")] = None,
+    rebuild: Annotated[bool, typer.Option(
+        "--rebuild", help="ignore the cached rootfs (pick up a newer mirror state)")] = False,
 ) -> None:
-    """Build the development serving base (the node supplies Python) and push it."""
+    """Build the serving base (Debian + Python + the scoring stack, with mmdebstrap); push it.
+
+    Reproducible (the same recipe and mirror give the same digest) and cached under
+    MODELRELEASE_BUILD__CACHE_DIR/serving-base: a warm run takes seconds. Prints the image
+    by digest.
+    """
     from modelrelease.adapters.oci_registry import RegistryClient
     from modelrelease.build.base import build_dev_base
+    from modelrelease.build.serving_base import build_serving_base
     from modelrelease.domain.reference import ImageRef
     from modelrelease.settings import PipelineSettings
 
     settings = PipelineSettings()
     try:
         with RegistryClient(settings.registry, progress=_progress) as client:
-            digest, _ = build_dev_base(to, client, settings.build.cache_dir)
+            if dev:
+                digest, _ = build_dev_base(to, client, settings.build.cache_dir)
+            else:
+                built = build_serving_base(to, client, settings.build.cache_dir,
+                                           progress=_progress, recipe_dir=recipe,
+                                           rebuild=rebuild)
+                digest = built.digest
+                _progress(f"serving base {built.digest} in {built.seconds:.1f}s (rootfs "
+                          f"{'cached' if built.rootfs_cached else 'built'}, modelrelease layer "
+                          f"{'cached' if built.app_cached else 'built'}, "
+                          f"{built.stats.bytes_uploaded} bytes uploaded)")
     except PipelineError as exc:
         raise _fail(exc) from None
     ref = ImageRef.parse(to)
@@ -234,20 +258,24 @@ def release(
     version: Annotated[int | None, typer.Option(help="release this model version")] = None,
     alias: Annotated[str | None, typer.Option(help="release the version with this alias")
                      ] = None,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="print the plan (version, image, objects, canary steps, ETA) and "
+                          "change nothing")] = False,
 ) -> None:
     """Release a model version: canary, judge, then promote or roll back.
 
-    Exits 0 when promoted (or already released), 1 when rolled back, 2 on an error; the
-    last line is a JSON summary.
+    Exits 0 when promoted (or already released, or planned with --dry-run), 1 when rolled
+    back, 2 on an error; the last line is a JSON summary.
     """
     from pydantic import ValidationError
 
     from modelrelease.release.driver import run_release
+    from modelrelease.release.dry_run import plan_release
     from modelrelease.settings import PipelineSettings
     from modelrelease.spec import ReleaseRequest
 
     try:
-        request = ReleaseRequest(endpoint=file, version=version, alias=alias)
+        request = ReleaseRequest(endpoint=file, version=version, alias=alias, dry_run=dry_run)
         settings = PipelineSettings()
     except ValidationError as exc:
         reason = f"release {file}: {_invalid(exc)}"
@@ -255,6 +283,11 @@ def release(
         typer.echo(json.dumps({"endpoint": file, "outcome": "failed", "reason": reason}))
         raise typer.Exit(code=2) from None
     try:
+        if request.dry_run:
+            planned = plan_release(request, settings, say=_progress)
+            typer.echo(planned.report)
+            typer.echo(planned.summary())
+            return
         result = run_release(request, settings, say=_progress)
     except PipelineError as exc:
         typer.echo(f"error: {exc.message}", err=True)

@@ -178,17 +178,15 @@ class ImageBuilder:
                 status=exc.status, code=exc.code) from exc
         self.progress(f"base {base_ref} pinned at {base.digest}")
 
-        compress = (self.settings.build.compress_model if request.compress_model is None
-                    else request.compress_model)
-        port = request.port or self.settings.build.port
-        model_path = self.settings.build.model_path
+        options = self._options(request)
+        compress, port, model_path = options["compress"], options["port"], options["path"]
         tags = tuple(dict.fromkeys([
             *([version.version] if version.version != "local" else []),
             *([target.tag] if target and target.tag else []),
             *request.tags,
         ]))
         key = None if version.version == "local" else _build_key(
-            version, base.digest, {"compress": compress, "port": port, "path": model_path})
+            version, base.digest, options)
 
         if key is not None:
             reused = self._reuse(key, target, layout, base_ref, base, tags)
@@ -236,6 +234,55 @@ class ImageBuilder:
         return self._result(target, layout, digest, base.digest, version, tags,
                             [layer.descriptor for layer in new_layers], stats, False, deps_hit,
                             start, json.loads(config.data))
+
+    def find_built(self, request: BuildRequest) -> tuple[str | None, str]:
+        """Whether ``build(request)`` would push a new image; reads only, changes nothing.
+
+        Returns ``(image@digest, how it was found)`` when the image is already in the
+        target repository (a dry run shows that digest), else ``(None, why a build is
+        needed)``. Found either by this machine's build record (the digest the build
+        would return, HEAD in the target) or, from another machine's build, by the
+        version's tag whose config names this model version and base digest.
+
+        Raises:
+            InvalidInput: ``request.to`` is not a registry repository.
+            ModelNotFound, ImageNotFound, RegistryError: as :meth:`build`.
+        """
+        target = ImageRef.parse(request.to)
+        version = self.models.resolve(ModelUri.parse(request.model))
+        base_ref = ImageRef.parse(request.base)
+        base = self.registry.read_image(base_ref)
+        key = _build_key(version, base.digest, self._options(request))
+        where = f"{target.registry}/{target.repository}"
+        record = self._record_path(key)
+        if record.is_file():
+            manifest = img.Blob(img.OCI_MANIFEST, base64.b64decode(
+                json.loads(record.read_text())["manifest"]))
+            if self.registry.manifest_exists(target, manifest.digest):
+                return (f"{where}@{manifest.digest}",
+                        "already built: this machine's build record, present in the registry")
+        try:
+            found = self.registry.read_image(target.with_tag(version.version))
+        except ImageNotFound:
+            return None, (f"would be built: {where} has no tag {version.version} and no "
+                          f"recorded build of version {version.version} on base {base.digest}")
+        labels = found.labels
+        if (labels.get(img.LABEL_MODEL_VERSION) == version.version
+                and labels.get(img.LABEL_BASE_DIGEST) == base.digest):
+            return (f"{where}@{found.digest}",
+                    f"already built: tag {version.version} holds version {version.version} "
+                    f"on base {base.digest}")
+        return None, (f"would be built: tag {version.version} of {where} holds version "
+                      f"{labels.get(img.LABEL_MODEL_VERSION)} on base "
+                      f"{labels.get(img.LABEL_BASE_DIGEST)}, not version {version.version} on "
+                      f"base {base.digest}")
+
+    def _options(self, request: BuildRequest) -> dict[str, Any]:
+        """The build options that go into the build key."""
+        compress = (self.settings.build.compress_model if request.compress_model is None
+                    else request.compress_model)
+        return {"compress": compress, "port": request.port or self.settings.build.port,
+                "path": self.settings.build.model_path}
 
     # -- steps ------------------------------------------------------------------------------
 

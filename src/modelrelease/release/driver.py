@@ -36,7 +36,13 @@ from modelrelease.domain.plan import model_uri, rollout_policy
 from modelrelease.domain.report import StepRecord, render_report
 from modelrelease.domain.traffic import TrafficRouter
 from modelrelease.errors import InvalidInput, MlflowError, ReleaseInProgress
-from modelrelease.release.world import Call, ReleaseWorld, ReplicaRatioRouter, direct
+from modelrelease.release.world import (
+    Call,
+    ReleaseWorld,
+    ReplicaRatioRouter,
+    direct,
+    require_namespace,
+)
 from modelrelease.settings import PipelineSettings
 from modelrelease.spec import (
     Condition,
@@ -96,6 +102,10 @@ def run_release(request: ReleaseRequest, settings: PipelineSettings | None = Non
         InvalidInput: bad endpoint file, missing namespace, unknown model (as ModelNotFound).
         ReleaseInProgress: another release holds the endpoint and waiting is not allowed.
     """
+    if request.dry_run:  # a release that changes the world is never what a dry run asked
+        raise InvalidInput(f"release {request.endpoint}: the request is a dry run, which "
+                           "changes nothing: plan it with release.dry_run.plan_release "
+                           "(modelrelease release --dry-run)")
     settings = with_secret_blocks(settings or PipelineSettings())
     started = time.monotonic()
     timeline: list[tuple[float, str]] = []
@@ -115,10 +125,7 @@ def run_release(request: ReleaseRequest, settings: PipelineSettings | None = Non
     endpoint = loaded if fault is not None else endpoint  # a drill leaves the spec as it is
     cluster = KubeCluster(settings.kube)
     try:
-        if not cluster.namespace_exists(endpoint.namespace):
-            raise InvalidInput(f"release endpoint {where}: namespace {endpoint.namespace} does "
-                               f"not exist; create it (kubectl create namespace "
-                               f"{endpoint.namespace}) or fix metadata.namespace")
+        require_namespace(cluster, endpoint)
         world = ReleaseWorld(endpoint, settings, cluster, models, call)
         status = world.read_status() or ModelEndpointStatus()
         status = _apply_pending_tags(world, status, version, note)

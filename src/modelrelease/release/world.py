@@ -75,6 +75,18 @@ def endpoint_status(cluster: KubeCluster, endpoint: ModelEndpoint) -> ModelEndpo
     return ModelEndpointStatus.model_validate(found["status"])
 
 
+def require_namespace(cluster: KubeCluster, endpoint: ModelEndpoint) -> None:
+    """Refuse an endpoint whose namespace does not exist (the release creates none).
+
+    Raises:
+        InvalidInput: the namespace is missing, with the fix.
+    """
+    if not cluster.namespace_exists(endpoint.namespace):
+        raise InvalidInput(f"release endpoint {endpoint.namespace}/{endpoint.name}: namespace "
+                           f"{endpoint.namespace} does not exist; create it (kubectl create "
+                           f"namespace {endpoint.namespace}) or fix metadata.namespace")
+
+
 class ReleaseWorld:
     """One endpoint's objects in the cluster, its model in MLflow, and its pods."""
 
