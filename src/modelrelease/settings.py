@@ -19,6 +19,8 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from modelrelease.domain.pod_access import AccessMode
+
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -89,6 +91,12 @@ class KubeConfig(_Retrying):
     kubeconfig: Path | None = None
     context: str | None = None
     namespace: str = "default"
+    pod_access: AccessMode = Field(
+        default=AccessMode.AUTO,
+        description="How checks reach the pods: auto (the Service's ClusterIP when it is "
+                    "reachable: in the cluster, or routed off the default route; else the "
+                    "API server's proxy), direct (always the ClusterIP), proxy (always the "
+                    "API server).")
 
 
 class BuildConfig(_Frozen):

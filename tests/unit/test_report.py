@@ -14,8 +14,9 @@ def test_report_has_timeline_steps_and_cost() -> None:
         endpoint="ml/iris", version="3", image="r/ml/iris@sha256:abc", outcome="Promoted",
         reason="all steps passed", timeline=[(0.0, "build"), (12.5, "promoted")],
         steps=[StepRecord(1, 50, "Passed", canary, primary, ("p95 within 20%",))],
-        canary_cost_per_hour=0.0225)
+        canary_cost_per_hour=0.0225, reached="the Service's ClusterIP and pod IPs (why)")
     assert "# Release of `ml/iris`: Promoted" in text
+    assert "- checks reached the pods through the Service's ClusterIP and pod IPs (why)" in text
     assert "| 12.5 | promoted |" in text
     assert "| 1 | 50% | canary | 200 | 1.00% | 4.0 | 9.5 | 12.2 | Passed |" in text
     assert "| 1 | 50% | primary | 200 | 0.00% | 3.9 | 9.0 | – |  |" in text
@@ -27,7 +28,7 @@ def test_report_without_steps_or_cost() -> None:
     empty = ArmStats(0, 0, None, None, None, None)
     text = render_report(endpoint="ml/iris", version="4", image="i", outcome="RolledBack",
                          reason="canary failed", timeline=[], steps=[], canary_cost_per_hour=None)
-    assert "## Steps" not in text and "cost" not in text
+    assert "## Steps" not in text and "cost" not in text and "reached" not in text
     assert empty.error_rate is None
 
 

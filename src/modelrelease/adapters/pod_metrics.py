@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from modelrelease.adapters.probe import ServiceProxy
+from modelrelease.adapters.probe import PodRoute
 from modelrelease.domain.manifests import SERVING_PORT
 
 logger = logging.getLogger(__name__)
@@ -28,7 +28,7 @@ def running(pods: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             and not (p.get("metadata") or {}).get("deletionTimestamp")]
 
 
-def scrape(proxy: ServiceProxy, namespace: str, pods: Sequence[dict[str, Any]], *,
+def scrape(proxy: PodRoute, namespace: str, pods: Sequence[dict[str, Any]], *,
            port: int = SERVING_PORT, timeout: float = 10.0
            ) -> tuple[dict[str, str], list[str]]:
     """``/metrics`` of each running pod with an IP: texts by pod name, and failure lines."""

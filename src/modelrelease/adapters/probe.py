@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import ssl
 import threading
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 
@@ -28,6 +28,22 @@ def _tls(configuration: Any) -> tuple[ssl.SSLContext | bool, dict[str, str]]:
     if configuration.cert_file and configuration.key_file:
         ctx.load_cert_chain(configuration.cert_file, configuration.key_file)
     return ctx, headers
+
+
+class PodRoute(Protocol):
+    """URLs of an endpoint's Services and pods, and a client that can call them."""
+
+    def url(self, namespace: str, service: str, path: str = "", port: str = "http") -> str:
+        """The URL of ``path`` on ``service``'s named ``port``."""
+        ...
+
+    def pod_url(self, namespace: str, pod: str, port: int, path: str = "") -> str:
+        """The URL of ``path`` on one pod's ``port``."""
+        ...
+
+    def client(self, timeout: float = 10.0) -> httpx.Client:
+        """A synchronous client for these URLs."""
+        ...
 
 
 class ServiceProxy:
@@ -97,14 +113,14 @@ class SteadyClient:
     (or no answer at all) is a failure, recorded as one line.
 
     Args:
-        proxy: How to reach the Service (the API server's proxy and identity).
+        proxy: How to reach the Service (the API server's proxy, or ``PodAccess``).
         url: What to POST to, e.g. ``proxy.url(ns, "E-primary", "invocations")``.
         body: The JSON body of every request.
         interval: Seconds between requests.
         timeout: Seconds each request may take.
     """
 
-    def __init__(self, proxy: ServiceProxy, url: str, body: Any, *, interval: float = 0.1,
+    def __init__(self, proxy: PodRoute, url: str, body: Any, *, interval: float = 0.1,
                  timeout: float = 10.0) -> None:
         self.url = url
         self.body = body

@@ -39,11 +39,13 @@ def _rate(value: float | None) -> str:
 
 def render_report(*, endpoint: str, version: str, image: str, outcome: str, reason: str,
                   timeline: Sequence[tuple[float, str]], steps: Sequence[StepRecord],
-                  canary_cost_per_hour: float | None) -> str:
-    """The release report as markdown."""
+                  canary_cost_per_hour: float | None, reached: str | None = None) -> str:
+    """The release report as markdown (``reached``: how the checks reached the pods)."""
     lines = [f"# Release of `{endpoint}`: {outcome}", "",
              f"- model version: **{version}**", f"- image: `{image}`",
              f"- outcome: **{outcome}** — {reason}"]
+    if reached is not None:
+        lines.append(f"- checks reached the pods through {reached}")
     if canary_cost_per_hour is not None:
         lines.append(f"- canary cost: {canary_cost_per_hour:.4f} per hour "
                      f"({canary_cost_per_hour * 730:.2f} per month if left running)")

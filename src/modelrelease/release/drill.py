@@ -138,10 +138,10 @@ def run_drill(endpoint_ref: str, fault: Fault | None = None,
         version = call("resolve-model", lambda: world.models.resolve(
             ModelUri(endpoint.spec.model.name, version=primary.version)))
         body = world.model_files(version).serving_example or {}
-        url = world.proxy.url(endpoint.namespace, service_name(endpoint, Track.PRIMARY),
+        url = world.access.url(endpoint.namespace, service_name(endpoint, Track.PRIMARY),
                               "invocations")
         release = ReleaseRequest(endpoint=endpoint_ref, version=int(primary.version))
-        with SteadyClient(world.proxy, url, body) as background:
+        with SteadyClient(world.access, url, body) as background:
             try:
                 result = run_release(release, settings, say=say, call=call, fault=setting)
             except PipelineError as exc:

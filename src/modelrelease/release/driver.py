@@ -263,6 +263,7 @@ def _release(world: ReleaseWorld, version: Any, release_id: str, status: ModelEn
                                                  f"replica(s), {effective:.0f}% of traffic")
                 case rollout.RunSmoke():
                     result = world.smoke(files)
+                    note(f"{where}: checks reach the pods through {world.access.via}")
                     observation = rollout.SmokeChecked(result.passed, result.reason)
                 case rollout.SetWeight(weight=weight):
                     effective = router.set_weight(endpoint, weight)
@@ -335,7 +336,8 @@ def _release(world: ReleaseWorld, version: Any, release_id: str, status: ModelEn
                        max(1, endpoint.spec.autoscaling.min_replicas), prices)
     report = render_report(endpoint=where, version=version.version, image=image,
                            outcome=state.phase.value, reason=state.reason, timeline=timeline,
-                           steps=steps, canary_cost_per_hour=cost)
+                           steps=steps, canary_cost_per_hour=cost,
+                           reached=world.access.via if world.access.path else None)
     return ReleaseResult(where, outcome, state.reason, version.version, image, release_id,
                          time.monotonic() - started, hold_seconds, report, timeline, phases)
 

@@ -160,7 +160,7 @@ def _live_rate(world: ReleaseWorld) -> tuple[float | None, str]:
     """Live requests per second the primary's pods served, averaged since each started."""
     pods = running(world.cluster.pods(world.namespace,
                                       label_selector(world.endpoint, Track.PRIMARY)))
-    texts, failures = scrape(world.proxy, world.namespace, pods)
+    texts, failures = scrape(world.access, world.namespace, pods)
     now = datetime.now(UTC)
     rate, counted = 0.0, 0
     for pod in pods:

@@ -1,7 +1,8 @@
 """What a release does to the world, one method per action of the state machine.
 
 Kubernetes (Deployments, Services, the ModelEndpoint record), MLflow (alias and tags)
-and the model pods (smoke test, generated load) through the API server's service proxy.
+and the model pods (smoke test, generated load, metrics) by the path ``PodAccess`` picks:
+the Service's ClusterIP where it is reachable, else the API server's proxy.
 Every call goes through ``call(name, fn)``, which the Prefect flow turns into task runs.
 """
 
@@ -22,8 +23,9 @@ from modelrelease.adapters.kube import KubeCluster
 from modelrelease.adapters.loadgen import Target, generate_load
 from modelrelease.adapters.mlflow_registry import MlflowRegistry, tag_version
 from modelrelease.adapters.model_files import ModelFiles
+from modelrelease.adapters.pod_access import PodAccess
 from modelrelease.adapters.pod_metrics import running, scrape
-from modelrelease.adapters.probe import ServiceProxy, ask
+from modelrelease.adapters.probe import ask
 from modelrelease.adapters.prometheus import Prometheus
 from modelrelease.domain import agreement, analysis, live, sample_set
 from modelrelease.domain.fault import FaultSetting
@@ -55,7 +57,7 @@ NEEDS: tuple[tuple[str, str, str], ...] = (
     *((verb, "", "services") for verb in ("create", "patch")),
     *((verb, "autoscaling", "horizontalpodautoscalers") for verb in ("create", "patch")),
     *((verb, "policy", "poddisruptionbudgets") for verb in ("create", "patch")),
-    ("list", "", "pods"),
+    ("list", "", "pods"), ("get", "", "pods"), ("get", "", "services"),
     *((verb, "", "services/proxy") for verb in ("get", "create")),
     *((verb, "coordination.k8s.io", "leases") for verb in ("get", "create", "update", "delete")),
 )
@@ -97,7 +99,9 @@ class ReleaseWorld:
         self.cluster = cluster
         self.models = models
         self.call = call
-        self.proxy = ServiceProxy(cluster._api.configuration)
+        self.access = PodAccess(cluster, settings.kube.pod_access, endpoint.namespace,
+                                service_name(endpoint))
+        """How smoke, load, agreement and scraping reach the pods (ClusterIP or proxy)."""
         self.namespace = endpoint.namespace
         self.canary_fault: FaultSetting | None = None
         """A rollback drill's fault, injected into the canary Deployment only."""
@@ -235,8 +239,8 @@ class ReleaseWorld:
         canary = service_name(self.endpoint, Track.CANARY)
 
         def run() -> SmokeResult:
-            with self.proxy.client(timeout=30) as http:
-                ping = http.get(self.proxy.url(self.namespace, canary, "ping"))
+            with self.access.client(timeout=30) as http:
+                ping = http.get(self.access.url(self.namespace, canary, "ping"))
                 if ping.status_code != 200:
                     return SmokeResult(False, f"GET /ping answered {ping.status_code}")
                 if files.serving_example is None:
@@ -245,7 +249,7 @@ class ReleaseWorld:
                                                   "log one (input_example=...) or set "
                                                   "spec.smoke.requireInputExample: false")
                     return SmokeResult(True, "/ping answered 200 (no input example to send)")
-                answer = http.post(self.proxy.url(self.namespace, canary, "invocations"),
+                answer = http.post(self.access.url(self.namespace, canary, "invocations"),
                                    json=files.serving_example)
                 if answer.status_code != 200:
                     return SmokeResult(False, f"POST /invocations answered {answer.status_code}"
@@ -278,11 +282,11 @@ class ReleaseWorld:
         method = "POST" if files.serving_example else "GET"
         path = "invocations" if files.serving_example else "ping"
         headers = {"Content-Type": "application/json", live.GENERATED_HEADER: "judge"}
-        arms = [Target("canary", self.proxy.url(self.namespace, service_name(
+        arms = [Target("canary", self.access.url(self.namespace, service_name(
             self.endpoint, Track.CANARY), path), method, body if method == "POST" else None,
             headers)]
         if not first_release:
-            arms.append(Target("primary", self.proxy.url(self.namespace, service_name(
+            arms.append(Target("primary", self.access.url(self.namespace, service_name(
                 self.endpoint, Track.PRIMARY), path), method,
                 body if method == "POST" else None, headers))
         per_look = max(1, policy.max_requests // policy.looks)
@@ -292,7 +296,7 @@ class ReleaseWorld:
 
         def one_look() -> Any:
             return asyncio.run(generate_load(arms, rate, max_requests=per_look,
-                                             transport=self.proxy.async_transport))
+                                             transport=self.access.transport()))
 
         began = time.time()
         before = {} if self.prometheus else self.scrape_tracks(first_release)
@@ -351,7 +355,7 @@ class ReleaseWorld:
         for track, label in self._tracks(first_release):
 
             def read(label: str = label) -> tuple[dict[str, str], list[str]]:
-                return scrape(self.proxy, self.namespace, self.cluster.pods(self.namespace, label))
+                return scrape(self.access, self.namespace, self.cluster.pods(self.namespace, label))
 
             try:
                 texts, failures = self.call(f"scrape-{track}-metrics", read)
@@ -400,8 +404,8 @@ class ReleaseWorld:
         body = batch.payload()
 
         def both() -> list[agreement.Answer]:
-            with self.proxy.client(timeout=60) as http:
-                return [ask(http, self.proxy.url(self.namespace, service_name(
+            with self.access.client(timeout=60) as http:
+                return [ask(http, self.access.url(self.namespace, service_name(
                     self.endpoint, track), "invocations"), body)
                     for track in (Track.CANARY, Track.PRIMARY)]
 
