@@ -3,7 +3,7 @@
 Run ``.venv/bin/python benchmarks/stack.py`` (the kube binaries must be built already:
 ``scripts/kube-assets``). Everything goes through the real CLI, ``modelrelease dev ...``, in a
 fresh temporary root that is stopped and deleted at the end (also on error or SIGTERM).
-Prints one JSON object on stdout; progress goes to stderr.
+Prints one JSON object per node kind on stdout; progress goes to stderr.
 
 ``{"bench": "stack", ...}``
     ``cold_up_s``: wall time of the first ``dev up`` in the fresh root (fresh databases and
@@ -17,6 +17,13 @@ Prints one JSON object on stdout; progress goes to stderr.
     ``deploy_cached_s`` is the same for a second Deployment of it (layers already on the node).
     ``restart_up_s``: ``dev up`` after ``dev down`` in the same root (databases, model and
     image kept). ``components_s``: the cold start's per-part seconds from ``stack.json``.
+    ``node_kind``: ``agent`` (the node agent and the dev base, the baseline) or ``kubelet`` (a
+    real node and the self-contained mmdebstrap base); ``--node-kind`` picks (default both,
+    one line each). ``model_build_s``/``model_rebuild_s``: the demo model's image built the
+    first time (its dependency layer not cached) and again (unchanged: HEADs only);
+    ``model_image_mb``/``base_image_mb``: compressed sizes of the layers of each image.
+    ``--base-cache DIR`` sets where the serving base is cached (an empty dir: a cold build,
+    which ``components_s["serving base"]`` then times).
 """
 
 from __future__ import annotations
@@ -40,6 +47,7 @@ os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "0")
 from _common import sigterm_as_exit
 
 from modelrelease.build.builder import BuildRequest, ImageBuilder
+from modelrelease.domain.reference import ImageRef
 from modelrelease.localstack.stack import (
     DEMO_ALIAS,
     DEMO_MODEL,
@@ -102,13 +110,18 @@ def deploy(state: StackState) -> dict[str, float]:
     settings = PipelineSettings(mlflow={"tracking_uri": state.mlflow_url},
                                 build={"cache_dir": Path(state.root) / "cache"})
     builder = ImageBuilder(settings, progress=lambda line: log(f"  {line}"))
+    request = BuildRequest(model=f"models:/{DEMO_MODEL}@{DEMO_ALIAS}",
+                           base=env[ENV_SERVING_BASE], to=f"{state.registry_host}/ml/{DEMO_MODEL}")
     try:
-        built = builder.build(BuildRequest(model=f"models:/{DEMO_MODEL}@{DEMO_ALIAS}",
-                                           base=env[ENV_SERVING_BASE],
-                                           to=f"{state.registry_host}/ml/{DEMO_MODEL}"))
+        built = builder.build(request)
+        again = builder.build(request)
+        base = builder.registry.read_image(ImageRef.parse(env[ENV_SERVING_BASE]))
     finally:
         builder.registry.close()
-    log(f"built {built.image} in {built.seconds:.1f}s")
+    log(f"built {built.image} in {built.seconds:.1f}s, again in {again.seconds:.2f}s")
+    sizes = {"model_build_s": round(built.seconds, 2), "model_rebuild_s": round(again.seconds, 2),
+             "model_image_mb": round(sum(d.size for d in base.layers + built.layers) / MIB, 1),
+             "base_image_mb": round(sum(d.size for d in base.layers) / MIB, 1)}
     namespace = f"bench-{uuid.uuid4().hex[:6]}"
     with config.new_client_from_config(config_file=env["KUBECONFIG"]) as api:
         core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
@@ -121,7 +134,7 @@ def deploy(state: StackState) -> dict[str, float]:
             log(f"second deployment Available in {second:.2f}s (image cached)")
         finally:
             core.delete_namespace(namespace)
-    return {"deploy_to_available_s": first, "deploy_cached_s": second}
+    return {"deploy_to_available_s": first, "deploy_cached_s": second, **sizes}
 
 
 def idle_rss(root: Path) -> tuple[float, dict[str, float]]:
@@ -138,17 +151,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--idle", type=float, default=20.0, help="seconds idle before RSS")
     parser.add_argument("--no-deploy", action="store_true", help="skip deploy_to_available_s")
     parser.add_argument("--keep", action="store_true", help="keep the root (stack stopped)")
+    parser.add_argument("--node-kind", choices=("agent", "kubelet"), action="append",
+                        help="the node to measure (repeatable; default: agent, then kubelet)")
+    parser.add_argument("--base-cache", type=Path, default=None,
+                        help="serving base cache (default: the build cache)")
     args = parser.parse_args(argv)
+    if args.base_cache is not None:
+        os.environ["MODELRELEASE_BUILD__CACHE_DIR"] = str(args.base_cache)
+    for kind in args.node_kind or ["agent", "kubelet"]:
+        measure(kind, args)
+    return 0
+
+
+def measure(kind: str, args: argparse.Namespace) -> None:
+    """One stack with a ``kind`` node: cold, warm, idle, deploy, down and up again."""
     root = Path(tempfile.mkdtemp(prefix="stack-bench-")) / "stack"
-    record: dict[str, Any] = {"bench": "stack"}
+    record: dict[str, Any] = {"bench": "stack", "node_kind": kind}
     with sigterm_as_exit():
         try:
-            log(f"cold up in {root}")
-            record["cold_up_s"] = dev("up", "--root", str(root))
+            log(f"cold up of a {kind} stack in {root}")
+            record["cold_up_s"] = dev("up", "--root", str(root), "--node-kind", kind)
             state = read_state(root)
             assert state is not None
             record["components_s"] = state.seconds
-            record["warm_up_s"] = dev("up", "--root", str(root))
+            record["warm_up_s"] = dev("up", "--root", str(root), "--node-kind", kind)
             log(f"idle for {args.idle:.0f}s")
             time.sleep(args.idle)
             record["idle_rss_mb"], record["idle_rss_by_component_mb"] = idle_rss(root)
@@ -157,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 record.update(deploy(state))
             record["down_s"] = dev("down", "--root", str(root))
-            record["restart_up_s"] = dev("up", "--root", str(root))
+            record["restart_up_s"] = dev("up", "--root", str(root), "--node-kind", kind)
             restarted = read_state(root)
             assert restarted is not None
             record["restart_components_s"] = restarted.seconds
@@ -169,7 +195,6 @@ def main(argv: list[str] | None = None) -> int:
     record["load_avg_1m"] = round(os.getloadavg()[0], 2)
     record["cpus"] = os.cpu_count()
     print(json.dumps(record), flush=True)
-    return 0
 
 
 if __name__ == "__main__":

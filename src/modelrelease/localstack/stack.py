@@ -4,7 +4,11 @@
 step, then pushes the dev serving base (``REGISTRY/ml/serving-base:dev``) and registers the
 demo model (``iris-clf`` with alias ``champion``) unless MLflow already has it::
 
-    control plane -> node agent -> registry -> MLflow -> Prefect -> serving base -> demo model
+    control plane -> registry -> node -> MLflow -> Prefect -> serving base -> demo model
+
+The node is the Python node agent (``node_kind="agent"``, the default for now) or a real
+kubelet node (``node_kind="kubelet"``: containerd, kubelet, kube-proxy; its serving base is
+self-contained, built with mmdebstrap).
 
 Prefect is spawned first and waited for in its place: its start is mostly imports and
 database migrations (~10 s on a fresh database), which then overlap the control plane's.
@@ -47,6 +51,7 @@ from modelrelease.localstack.process import free_ports, tail
 from modelrelease.localstack.registry import LocalRegistry, registry_binary
 
 if TYPE_CHECKING:
+    from modelrelease.localstack.kubenode import KubeNode
     from modelrelease.localstack.node import LocalNode
 
 __all__ = [
@@ -82,11 +87,14 @@ from modelrelease.localstack.stack_state import (  # noqa: F401 - re-exported
     ENV_REGISTRY,
     ENV_SERVING_BASE,
     GROUPS,
+    KUBELET_COMPONENTS,
     NODE_STOP_GRACE_S,
+    REAL_BASE_TAG,
     STATE_FILE,
     STOP_GRACE_S,
     ComponentStatus,
     Group,
+    NodeKind,
     ProcessRecord,
     Progress,
     StackState,
@@ -126,8 +134,12 @@ class Stack:
         detached: Let the processes outlive this one and re-use a healthy running stack
             recorded in ``root`` (``modelrelease dev up``).
         progress: Called with one line per step.
-        node: Start the node agent (without it pods stay Pending).
+        node: Start a node (without it pods stay Pending).
         node_name: The Node's name.
+        node_kind: ``agent``: the Python node agent, with the dev serving base whose Python
+            it bind-mounts from this host. ``kubelet``: a real node (containerd, kubelet,
+            kube-proxy, CNI; ``localstack.kubenode``) with the self-contained serving base
+            built by ``build.serving_base`` (cached outside the stack's root).
 
     Example:
         >>> with Stack(tmp_path) as stack:  # doctest: +SKIP
@@ -136,7 +148,8 @@ class Stack:
 
     def __init__(self, root: Path | None = None, *, gpus: int = 1, detached: bool = False,
                  progress: Progress | None = None, node: bool = True,
-                 node_name: str = "node-1", node_backoff: float = 10.0) -> None:
+                 node_name: str = "node-1", node_backoff: float = 10.0,
+                 node_kind: NodeKind = "agent") -> None:
         self.root = Path(root or DEFAULT_ROOT).expanduser().absolute()
         self.gpus = gpus
         self.detached = detached
@@ -144,8 +157,9 @@ class Stack:
         self.with_node = node
         self.node_name = node_name
         self.node_backoff = node_backoff
+        self.node_kind: NodeKind = node_kind
         self.controlplane: ControlPlane | None = None
-        self.node: LocalNode | None = None
+        self.node: LocalNode | KubeNode | None = None
         self.registry: LocalRegistry | None = None
         self.mlflow: LocalMlflow | None = None
         self.prefect: LocalPrefect | None = None
@@ -204,6 +218,7 @@ class Stack:
         ports = self._ports(previous)
         state = self.state = StackState(
             root=str(self.root), detached=self.detached, gpus=self.gpus, ports=ports,
+            node_kind=self.node_kind,
             created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         )
         began = time.monotonic()
@@ -262,14 +277,18 @@ class Stack:
         """Stop one process of the running stack, as an outage would (the faults tests).
 
         ``name`` is ``kube-apiserver`` (or another control plane component),
-        ``node-agent``, ``registry`` or ``mlflow``; its ports and data stay for
-        :meth:`start_part`. Stopping the node agent stops its pods too.
+        ``node-agent`` (or, on a kubelet node, ``containerd``, ``kubelet``, ``kube-proxy``),
+        ``registry`` or ``mlflow``; its ports and data stay for :meth:`start_part`.
+        Stopping the node agent stops its pods too; a kubelet's or containerd's do not.
 
         Raises:
             StackError: No such part runs in this process.
         """
-        if name == "node-agent" and self.node is not None:
-            self.node.stop()
+        kubenode, agent = self._kubenode(), self._agent()
+        if name == "node-agent" and agent is not None:
+            agent.stop()
+        elif name in KUBELET_COMPONENTS and kubenode is not None:
+            kubenode.stop_component(name)
         elif name in ("registry", "mlflow") and getattr(self, name) is not None:
             getattr(self, name).stop()
         elif self.controlplane is not None and name in self.controlplane.pids:
@@ -285,9 +304,12 @@ class Stack:
         Raises:
             StackError: No such part, or it did not become ready in ``timeout``.
         """
-        if name == "node-agent" and self.node is not None:
-            self.node.start(timeout)
-            pid = self.node.pid
+        kubenode, agent = self._kubenode(), self._agent()
+        if name == "node-agent" and agent is not None:
+            agent.start(timeout)
+            pid = agent.pid
+        elif name in KUBELET_COMPONENTS and kubenode is not None:
+            pid = kubenode.start_component(name, timeout)
         elif name in ("registry", "mlflow") and getattr(self, name) is not None:
             part = getattr(self, name)
             part.start(timeout=timeout)
@@ -320,6 +342,16 @@ class Stack:
 
     # -- internals ---------------------------------------------------------------------------
 
+    def _kubenode(self) -> KubeNode | None:
+        from modelrelease.localstack.kubenode import KubeNode
+
+        return self.node if isinstance(self.node, KubeNode) else None
+
+    def _agent(self) -> LocalNode | None:
+        from modelrelease.localstack.node import LocalNode
+
+        return self.node if isinstance(self.node, LocalNode) else None
+
     def _save(self) -> None:
         if self.state is not None and self.detached:
             _write_state(self.state)
@@ -332,8 +364,11 @@ class Stack:
         self.reused = True
         has_node = any(record.group == "node" for record in previous.processes)
         if has_node != self.with_node:
-            self.progress(f"note: the running stack has {'a' if has_node else 'no'} node agent; "
+            self.progress(f"note: the running stack has {'a' if has_node else 'no'} node; "
                           "`modelrelease dev down` first to change it")
+        elif has_node and previous.node_kind != self.node_kind:
+            self.progress(f"note: the running stack's node is a {previous.node_kind} node, not "
+                          f"a {self.node_kind} node; `modelrelease dev down` first to change it")
         if previous.gpus != self.gpus and has_node:
             self.progress(f"note: the running node has {previous.gpus} GPU(s), not {self.gpus}; "
                           "`modelrelease dev down` first to change it")
@@ -404,7 +439,31 @@ class Stack:
             state.api_server = cp.server
             step.detail = cp.server
 
-        if self.with_node:
+        with self._step("registry") as step:
+            registry = self.registry = LocalRegistry(root / "registry", port=ports["registry"],
+                                                     detached=self.detached)
+            registry.start(timeout=min(timeout, 30))
+            assert registry.service is not None
+            self._record("registry", "registry", registry.service.pid,
+                         registry.service.pidfile, registry.service.log, registry.url)
+            state.registry_host = registry.host
+            step.detail = registry.url
+
+        if self.with_node and self.node_kind == "kubelet":
+            with self._step("node") as step:
+                from modelrelease.localstack.kubenode import KubeNode
+
+                kubenode = KubeNode(root / "node", cp, name=self.node_name, gpus=self.gpus,
+                                    registries=[registry.host], detached=self.detached)
+                self.node = kubenode
+                kubenode.start(timeout=min(timeout, 120))  # advertises the GPUs too
+                for name, pid in kubenode.pids.items():
+                    self._record(name, "node", pid, kubenode.workdir / "run" / f"{name}.pid",
+                                 kubenode.logs[name])
+                state.node_name = kubenode.name
+                step.detail = (f"Node {kubenode.name} Ready at {kubenode.node_ip} (containerd, "
+                               f"kubelet, kube-proxy), nvidia.com/gpu={self.gpus}")
+        elif self.with_node:
             with self._step("node agent") as step:
                 from modelrelease.localstack.node import LocalNode
 
@@ -417,16 +476,6 @@ class Stack:
                              node.log)
                 state.node_name = node.name
                 step.detail = f"Node {node.name} Ready, nvidia.com/gpu={self.gpus}"
-
-        with self._step("registry") as step:
-            registry = self.registry = LocalRegistry(root / "registry", port=ports["registry"],
-                                                     detached=self.detached)
-            registry.start(timeout=min(timeout, 30))
-            assert registry.service is not None
-            self._record("registry", "registry", registry.service.pid,
-                         registry.service.pidfile, registry.service.log, registry.url)
-            state.registry_host = registry.host
-            step.detail = registry.url
 
         with self._step("mlflow") as step:
             mlflow = self.mlflow = LocalMlflow(root / "mlflow", ports["mlflow"],
@@ -458,8 +507,16 @@ class Stack:
         state = self.state
         assert state is not None
         with RegistryClient(RegistryConfig()) as client:
-            digest, _ = build_dev_base(f"{registry.host}/{BASE_REPOSITORY}:{BASE_TAG}", client,
-                                       self.root / "cache")
+            if self.node_kind == "kubelet":
+                from modelrelease.build.serving_base import build_serving_base
+                from modelrelease.settings import BuildConfig
+
+                digest = build_serving_base(
+                    f"{registry.host}/{BASE_REPOSITORY}:{REAL_BASE_TAG}", client,
+                    BuildConfig().cache_dir, progress=self.progress).digest
+            else:
+                digest, _ = build_dev_base(f"{registry.host}/{BASE_REPOSITORY}:{BASE_TAG}",
+                                           client, self.root / "cache")
         state.base_digest = digest
         state.serving_base = f"{registry.host}/{BASE_REPOSITORY}@{digest}"
         return state.serving_base

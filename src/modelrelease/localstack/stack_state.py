@@ -35,6 +35,11 @@ DEFAULT_ROOT: Final = Path.home() / ".cache" / "modelrelease" / "stack"
 STATE_FILE: Final = "stack.json"
 BASE_REPOSITORY: Final = "ml/serving-base"
 BASE_TAG: Final = "dev"
+REAL_BASE_TAG: Final = "1"
+"""The tag of the self-contained serving base (``build.serving_base``) a kubelet node runs."""
+NodeKind = Literal["agent", "kubelet"]
+"""The node the stack runs: the Python node agent, or a real kubelet with containerd."""
+KUBELET_COMPONENTS: Final = ("containerd", "kubelet", "kube-proxy")
 DEMO_MODEL: Final = "iris-clf"
 DEMO_ALIAS: Final = "champion"
 
@@ -96,6 +101,7 @@ class StackState(BaseModel):
     phase: Literal["starting", "up"] = "starting"
     created: str
     gpus: int
+    node_kind: NodeKind = "agent"
     node_name: str | None = None
     kubeconfig: str | None = None
     api_server: str | None = None
@@ -267,7 +273,7 @@ def _front_door_ok(state: StackState, record: ProcessRecord) -> bool:
     if record.name == "kube-apiserver" and state.kubeconfig:
         namespace = _kube_get(Path(state.kubeconfig), "/api/v1/namespaces/default")
         return isinstance(namespace, dict)
-    if record.name == "node-agent" and state.kubeconfig and state.node_name:
+    if record.name in ("node-agent", "kubelet") and state.kubeconfig and state.node_name:
         return _node_ready(Path(state.kubeconfig), state.node_name)
     if record.name == "registry" and record.url:
         return _http_ok(f"{record.url}/v2/")
@@ -410,11 +416,34 @@ def stop_stack(root: Path, progress: Progress | None = None) -> list[str]:
     state = read_state(root)
     if state is None:
         return []
-    stopped, errors = _stop_records(state.processes, _quiet_failures(progress))
+    say = _quiet_failures(progress)
+    errors: list[str] = []
+    if state.node_kind == "kubelet":  # its pods, then the host changes it made, undone
+        errors += _stop_kubelet_node(state, say)
+    stopped, left = _stop_records(state.processes, say)
+    errors += left
     if errors:
         raise StackError(f"stop stack {root}: " + "; ".join(errors))
     (Path(root) / STATE_FILE).unlink(missing_ok=True)
     return stopped
+
+
+def _stop_kubelet_node(state: StackState, say: Progress) -> list[str]:
+    """Stop a kubelet node another process started, through its own teardown."""
+    from modelrelease.localstack.controlplane import ControlPlane
+    from modelrelease.localstack.kubenode import KubeNode
+
+    root = Path(state.root)
+    plane = ControlPlane(root / "controlplane", detached=True)
+    plane._server = state.api_server  # the running one: the node reaches it for its teardown
+    began = time.monotonic()
+    try:
+        KubeNode(root / "node", plane, name=state.node_name or "node-1").stop()
+    except StackError as exc:
+        return [f"node: {exc.message}"]
+    say(f"stopped node {state.node_name} (containerd, kubelet, kube-proxy; host changes "
+        f"undone) in {time.monotonic() - began:.1f}s")
+    return []
 
 
 # -- the stack -------------------------------------------------------------------------------
