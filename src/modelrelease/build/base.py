@@ -1,11 +1,15 @@
-"""The development serving base: a tiny image whose Python runtime the node supplies.
+"""The development serving base: a fast path for unit-level build tests, nothing else.
 
 It holds only ``/etc/passwd``, ``/etc/group`` and empty ``/opt/ml`` and ``/tmp``, and
-declares in its labels which host paths the node agent bind-mounts read-only (this
+declares in its labels which host paths the node must bind-mount read-only (this
 interpreter's prefix and the system's ``/usr``, ``/lib``, ``/lib64``, ``/bin``), which
 Python version that is and which packages it holds, so the image builder adds a
-dependency layer only for what is missing. Production bases are ordinary images
-(``deployments/serving-base/Dockerfile``).
+dependency layer only for what is missing. Its PATH points into this machine's
+interpreter: images built on it run only on this machine's stand-in node, never on a
+real kubelet, in ``ctr run`` or on another cluster. ``modelrelease image base --dev``.
+
+The real serving base, self-contained and reproducible, is ``build.serving_base``
+(``modelrelease image base``; recipe in ``deployments/serving-base``).
 """
 
 from __future__ import annotations
@@ -36,7 +40,11 @@ def host_runtime_paths() -> list[str]:
 
 
 def build_dev_base(to: str, registry: RegistryClient, cache_dir: Path) -> tuple[str, PushStats]:
-    """Build and push the development serving base to ``to``; return its digest."""
+    """Build and push the development serving base to ``to``; return its digest.
+
+    Unit-level fast path only (see the module docstring); ``build_serving_base`` builds
+    the base that runs anywhere.
+    """
     target = ImageRef.parse(to)
     store = BlobStore(cache_dir / "blobs")
     with tempfile.TemporaryDirectory() as tmp:

@@ -1,0 +1,425 @@
+"""The real serving base (mmdebstrap): reproducible, cached, and model images on it run anywhere.
+
+One base is built cold for the module (into a cache of its own) and shared; a second cold
+build into a fresh cache checks the digest is the same. A model image built on it by the
+pipeline's builder is validated by skopeo (an independent OCI implementation) and run by
+a private containerd with ``ctr run`` in a network namespace of the test's own, outside
+Kubernetes. Every server binds 127.0.0.1 or an address inside that namespace.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from packaging.utils import canonicalize_name
+
+from modelrelease.adapters.oci_registry import RegistryClient
+from modelrelease.build.builder import BuildRequest, BuildResult, build_image
+from modelrelease.build.serving_base import (
+    PATH,
+    USER,
+    BaseBuild,
+    ServingBaseBuilder,
+    build_serving_base,
+    load_recipe,
+    source_root,
+)
+from modelrelease.domain import image as img
+from modelrelease.domain.reference import ImageRef
+from modelrelease.errors import BuildError
+from modelrelease.localstack.demo_model import register_iris_model
+from modelrelease.localstack.mlflow_server import LocalMlflow
+from modelrelease.localstack.registry import LocalRegistry
+from modelrelease.settings import PipelineSettings, RegistryConfig
+
+_TOOLS = ("mmdebstrap", "skopeo", "containerd", "ctr", "runc", "ip")
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.timeout(1800),
+    pytest.mark.skipif(os.geteuid() != 0, reason="mmdebstrap --mode=root, netns: needs root"),
+    pytest.mark.skipif(any(shutil.which(t) is None for t in _TOOLS),
+                       reason=f"needs {', '.join(_TOOLS)} (Debian packages)"),
+]
+
+MODEL = "iris-real-base"
+FEATURES = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+FIGURES: dict[str, object] = {}
+
+
+def _figure(key: str, value: object) -> None:
+    FIGURES[key] = value
+    print(f"FIGURE {key}={value}")
+
+
+@dataclass(frozen=True)
+class Built:
+    """The module's base: where it is, how it was built, the cache it was built into."""
+
+    ref: str
+    build: BaseBuild
+    cache: Path
+    source: Path
+
+
+def _snapshot_checkout(target: Path) -> Path:
+    """A copy of what the modelrelease wheel is built from: the shared work tree may change."""
+    checkout = source_root()
+    for name in ("pyproject.toml", "README.md"):
+        target.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(checkout / name, target / name)
+    shutil.copytree(checkout / "src", target / "src",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    return target
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRegistry]:
+    with LocalRegistry(tmp_path_factory.mktemp("registry")) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def mlflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalMlflow]:
+    with LocalMlflow(tmp_path_factory.mktemp("mlflow")) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def base(registry: LocalRegistry, tmp_path_factory: pytest.TempPathFactory) -> Built:
+    cache = tmp_path_factory.mktemp("base-cache")
+    source = _snapshot_checkout(tmp_path_factory.mktemp("checkout") / "modelrelease")
+    started = time.monotonic()
+    with RegistryClient(RegistryConfig()) as client:
+        built = build_serving_base(f"{registry.host}/ml/serving-base:1", client, cache,
+                                   progress=print, source=source)
+    _figure("base_cold_build_s", round(time.monotonic() - started, 1))
+    assert not built.rootfs_cached and not built.app_cached
+    return Built(ref=built.image, build=built, cache=cache, source=source)
+
+
+@pytest.fixture(scope="module")
+def model_image(base: Built, registry: LocalRegistry, mlflow: LocalMlflow,
+                tmp_path_factory: pytest.TempPathFactory) -> BuildResult:
+    version = register_iris_model(mlflow.url, MODEL, alias="champion")
+    settings = PipelineSettings(mlflow={"tracking_uri": mlflow.url}, registry=RegistryConfig(),
+                                build={"cache_dir": tmp_path_factory.mktemp("model-cache")})
+    started = time.monotonic()
+    result = build_image(BuildRequest(model=f"models:/{MODEL}@champion", base=base.ref,
+                                      to=f"{registry.host}/ml/{MODEL}"), settings, print)
+    _figure("model_build_s", round(time.monotonic() - started, 1))
+    assert result.tags == (version,)
+    return result
+
+
+def _config(client: RegistryClient, ref: str) -> tuple[dict, dict]:  # type: ignore[type-arg]
+    target = ImageRef.parse(ref)
+    _, _, data = client.get_manifest(target)
+    manifest = json.loads(data)
+    return manifest, json.loads(client.get_blob_bytes(target, manifest["config"]["digest"]))
+
+
+def test_base_is_self_contained_and_declares_its_packages(base: Built) -> None:
+    with RegistryClient(RegistryConfig()) as client:
+        manifest, config = _config(client, base.ref)
+    titles = [layer["annotations"]["org.opencontainers.image.title"]
+              for layer in manifest["layers"]]
+    assert titles == ["debian", "python", "modelrelease"]
+    assert {layer["mediaType"] for layer in manifest["layers"]} == {img.OCI_LAYER_GZIP}
+    inner = config["config"]
+    assert inner["User"] == USER
+    env = dict(item.partition("=")[::2] for item in inner["Env"])
+    assert env["PATH"] == PATH
+    for path in env["PATH"].split(":"):  # nothing of this machine: no checkout, no .venv
+        assert ".venv" not in path and not path.startswith(("/work", "/root", "/home"))
+    assert img.LABEL_HOST_RUNTIME not in inner["Labels"]
+    assert inner["Labels"][img.LABEL_PYTHON_VERSION] == "3.11"
+    packages = json.loads(inner["Labels"][img.LABEL_PYTHON_PACKAGES])
+    assert packages == base.build.packages
+    names = {canonicalize_name(name) for name in packages}
+    for name in ("mlflow", "mlflow-skinny", "scikit-learn", "pandas", "skops", "uvicorn",
+                 "prometheus-client", "modelrelease"):
+        assert name in names, name
+    compressed = sum(layer["size"] for layer in manifest["layers"])
+    _figure("base_size_mb_gzip", round(compressed / 1e6, 1))
+    _figure("base_layers_mb_gzip", [round(layer["size"] / 1e6, 1)
+                                    for layer in manifest["layers"]])
+
+
+def test_warm_cache_rebuild_takes_seconds_and_pushes_nothing(
+        base: Built, registry: LocalRegistry) -> None:
+    with RegistryClient(RegistryConfig()) as client:
+        again = build_serving_base(f"{registry.host}/ml/serving-base:1", client, base.cache,
+                                   source=base.source)
+    _figure("base_cached_build_s", round(again.seconds, 1))
+    assert again.digest == base.build.digest
+    assert again.rootfs_cached and again.app_cached
+    assert again.stats.bytes_uploaded == 0 and not again.stats.uploaded
+    assert again.seconds < 30
+
+
+def test_two_cold_builds_give_the_same_digest(
+        base: Built, registry: LocalRegistry, tmp_path: Path) -> None:
+    with RegistryClient(RegistryConfig()) as client:
+        second = build_serving_base(f"{registry.host}/ml/serving-base-again:1", client,
+                                    tmp_path / "fresh-cache", progress=print,
+                                    source=base.source)
+    _figure("base_second_cold_build_s", round(second.seconds, 1))
+    assert not second.rootfs_cached and not second.app_cached
+    assert second.layers == base.build.layers
+    assert second.digest == base.build.digest
+
+
+def _skopeo(*args: str) -> str:
+    result = subprocess.run(["skopeo", *args], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, f"skopeo {' '.join(args)}: {result.stderr}"
+    return result.stdout
+
+
+def test_model_image_on_the_real_base_passes_skopeo(
+        model_image: BuildResult, base: Built, registry: LocalRegistry, tmp_path: Path) -> None:
+    ref = f"docker://{registry.host}/ml/{MODEL}@{model_image.digest}"
+    inspected = json.loads(_skopeo("inspect", "--tls-verify=false", ref))
+    assert inspected["Digest"] == model_image.digest
+    assert inspected["Labels"][img.LABEL_BASE_DIGEST] == base.build.digest
+    assert inspected["Labels"][img.LABEL_MODEL_NAME] == MODEL
+    raw = json.loads(_skopeo("inspect", "--tls-verify=false", "--raw", ref))
+    base_layers = [d.digest for d in base.build.layers]
+    assert [layer["digest"] for layer in raw["layers"]][:3] == base_layers
+    # copy every blob out to an OCI layout, byte for byte (skopeo verifies each digest as it
+    # reads; by default it would gzip the uncompressed model layer and so change the digest)
+    _skopeo("copy", "--preserve-digests", "--dest-oci-accept-uncompressed-layers",
+            "--src-tls-verify=false", ref, f"oci:{tmp_path / 'layout'}:model")
+    index = json.loads((tmp_path / "layout/index.json").read_text())
+    assert index["manifests"][0]["digest"] == model_image.digest
+    for blob in (tmp_path / "layout/blobs/sha256").iterdir():
+        digest = hashlib.sha256()
+        with blob.open("rb") as fh:
+            while chunk := fh.read(1 << 20):
+                digest.update(chunk)
+        assert digest.hexdigest() == blob.name
+    sizes = {layer["annotations"].get("org.opencontainers.image.title", "?"): layer["size"]
+             for layer in raw["layers"]}
+    _figure("model_image_mb_gzip", round(sum(sizes.values()) / 1e6, 1))
+    _figure("model_layers_bytes", sizes)
+    # the base satisfies the model's `mlflow==` pin: the dependency layer holds only what
+    # the model adds (here what the training process had imported), not MLflow again
+    assert sizes.get("dependencies", 0) < 50e6, sizes
+
+
+# -- containerd, outside Kubernetes ---------------------------------------------------------
+
+NS_ADDRESS, HOST_ADDRESS = "10.246.250.2", "10.246.250.1"
+
+
+class PrivateContainerd:
+    """``containerd`` with its own config, root, state and socket; stopped and undone by PID."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.dir = workdir
+        self.socket = workdir / "containerd.sock"
+        self.namespace = "mr-serving-base-test"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        config = self.dir / "config.toml"
+        config.write_text(
+            "version = 2\n"
+            f'root = "{self.dir / "root"}"\n'
+            f'state = "{self.dir / "state"}"\n'
+            'disabled_plugins = ["io.containerd.grpc.v1.cri"]\n'
+            f'[grpc]\n  address = "{self.socket}"\n'
+            f'[ttrpc]\n  address = "{self.socket}.ttrpc"\n'
+            '[debug]\n  address = ""\n'
+            '[metrics]\n  address = ""\n'
+            # no CAP_SYS_RESOURCE here: never ask runc to lower an oom_score_adj
+            '[plugins."io.containerd.grpc.v1.cri"]\n  restrict_oom_score_adj = true\n')
+        log = (self.dir / "containerd.log").open("wb")
+        self.process = subprocess.Popen(["containerd", "--config", str(config)],
+                                        stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 30
+        while subprocess.run(self.ctr("version"), capture_output=True).returncode != 0:
+            assert self.process.poll() is None, self.log()
+            assert time.monotonic() < deadline, f"containerd not ready in 30 s: {self.log()}"
+            time.sleep(0.2)
+
+    def log(self) -> str:
+        return (self.dir / "containerd.log").read_text(errors="replace")[-3000:]
+
+    def ctr(self, *args: str) -> list[str]:
+        return ["ctr", "--address", str(self.socket), "--namespace", self.namespace, *args]
+
+    def run(self, *args: str, timeout: float = 300) -> str:
+        result = subprocess.run(self.ctr(*args), capture_output=True, text=True,
+                                timeout=timeout)
+        assert result.returncode == 0, f"ctr {' '.join(args)}: {result.stderr}\n{self.log()}"
+        return result.stdout
+
+    def stop(self) -> None:
+        for task in subprocess.run(self.ctr("tasks", "ls", "-q"), capture_output=True,
+                                   text=True).stdout.split():
+            subprocess.run(self.ctr("tasks", "kill", "-s", "SIGKILL", task), capture_output=True)
+            for _ in range(50):
+                if subprocess.run(self.ctr("tasks", "delete", task),
+                                  capture_output=True).returncode == 0:
+                    break
+                time.sleep(0.1)
+        for container in subprocess.run(self.ctr("containers", "ls", "-q"),
+                                         capture_output=True, text=True).stdout.split():
+            subprocess.run(self.ctr("containers", "delete", container), capture_output=True)
+        deadline = time.monotonic() + 10  # shims exit by themselves once their task is gone
+        while _pids_mentioning(str(self.dir)) != self._containerd_pid() and \
+                time.monotonic() < deadline:
+            time.sleep(0.1)
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+        for pid in _pids_mentioning(str(self.dir)):  # shims still there, if any
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        for mount in reversed(_mounts_under(self.dir)):
+            subprocess.run(["umount", "-l", mount], capture_output=True)
+
+    def _containerd_pid(self) -> list[int]:
+        return [self.process.pid] if self.process and self.process.poll() is None else []
+
+
+@contextlib.contextmanager
+def _run_containerd_leftovers(containerd: PrivateContainerd, container: str) -> Iterator[None]:
+    """Remove what our shim leaves under /run/containerd, and the folders if we made them.
+
+    containerd 1.6 puts each shim's socket at /run/containerd/s/sha256(ADDRESS/NS/ID)
+    whatever its config says; nothing else there is ours to touch.
+    """
+    run = Path("/run/containerd")
+    made = [p for p in (run, run / "s", run / "fifo") if not p.exists()]
+    socket = run / "s" / hashlib.sha256(
+        f"{containerd.socket}/{containerd.namespace}/{container}".encode()).hexdigest()
+    try:
+        yield
+    finally:
+        socket.unlink(missing_ok=True)
+        for folder in reversed(made):
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # only if empty: another containerd may use it by now
+
+
+def _pids_mentioning(text: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            with contextlib.suppress(OSError):
+                if text.encode() in (entry / "cmdline").read_bytes():
+                    found.append(int(entry.name))
+    return found
+
+
+def _mounts_under(path: Path) -> list[str]:
+    return [line.split()[1] for line in Path("/proc/self/mounts").read_text().splitlines()
+            if line.split()[1].startswith(str(path))]
+
+
+@contextlib.contextmanager
+def _netns(name: str) -> Iterator[str]:
+    """A network namespace with a veth pair: HOST_ADDRESS here, NS_ADDRESS inside."""
+    host_if, ns_if = f"{name[:10]}h", f"{name[:10]}n"
+    steps = [
+        ["ip", "netns", "add", name],
+        ["ip", "link", "add", host_if, "type", "veth", "peer", "name", ns_if],
+        ["ip", "link", "set", ns_if, "netns", name],
+        ["ip", "addr", "add", f"{HOST_ADDRESS}/30", "dev", host_if],
+        ["ip", "link", "set", host_if, "up"],
+        ["ip", "-n", name, "addr", "add", f"{NS_ADDRESS}/30", "dev", ns_if],
+        ["ip", "-n", name, "link", "set", ns_if, "up"],
+        ["ip", "-n", name, "link", "set", "lo", "up"],
+    ]
+    try:
+        for step in steps:
+            subprocess.run(step, check=True, capture_output=True)
+        yield f"/var/run/netns/{name}"
+    finally:
+        subprocess.run(["ip", "link", "del", host_if], capture_output=True)
+        subprocess.run(["ip", "netns", "del", name], capture_output=True)
+
+
+def _wait_serving(url: str, containerd: PrivateContainerd, log: Path) -> None:
+    deadline = time.monotonic() + 180
+    while True:
+        with contextlib.suppress(httpx.TransportError):
+            if httpx.get(f"{url}/ping", timeout=2).status_code == 200:
+                return
+        tasks = containerd.run("tasks", "ls")
+        output = log.read_text(errors="replace")[-3000:] if log.exists() else ""
+        assert "RUNNING" in tasks, f"the model task stopped: {tasks}\n{output}"
+        assert time.monotonic() < deadline, f"no /ping in 180 s:\n{output}"
+        time.sleep(0.5)
+
+
+def test_model_image_serves_predictions_under_ctr_run(
+        model_image: BuildResult, registry: LocalRegistry) -> None:
+    workdir = Path(tempfile.mkdtemp(prefix="mr-ctr-", dir="/tmp"))  # short: socket paths
+    name = f"mrsb{os.getpid() % 100000}"
+    ref = f"{registry.host}/ml/{MODEL}:{model_image.tags[0]}"
+    url = f"http://{NS_ADDRESS}:8080"
+    log = workdir / "model.log"
+    containerd = PrivateContainerd(workdir)
+    try:
+        with _run_containerd_leftovers(containerd, "model"), _netns(name) as netns:
+            try:
+                containerd.start()
+                started = time.monotonic()
+                containerd.run("images", "pull", "--plain-http", ref)
+                pulled = time.monotonic()
+                containerd.run("run", "-d", "--with-ns", f"network:{netns}",
+                               "--runc-root", str(workdir / "runc"), "--cgroup", f"/{name}",
+                               "--env", f"MODELRELEASE_HOST={NS_ADDRESS}",
+                               "--log-uri", f"file://{log}", ref, "model")
+                _wait_serving(url, containerd, log)
+                _figure("ctr_pull_s", round(pulled - started, 1))
+                _figure("ctr_pull_to_serving_s", round(time.monotonic() - started, 1))
+                body = {"dataframe_split": {"columns": FEATURES,
+                                            "data": [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]}}
+                answer = httpx.post(f"{url}/invocations", json=body, timeout=30)
+                assert answer.status_code == 200, answer.text
+                assert answer.json()["predictions"] == [0, 2]
+                metrics = httpx.get(f"{url}/metrics", timeout=5)
+                assert "modelrelease_requests_total" in metrics.text
+                inside = containerd.run("tasks", "exec", "--exec-id", "whoami", "model",
+                                        "python", "-c", "import os, sys; print(os.getuid(), "
+                                        "sys.executable, os.environ['PATH'])")
+                uid, executable, path = inside.split()
+                assert (uid, executable, path) == ("1000", "/opt/venv/bin/python", PATH)
+            finally:
+                containerd.stop()
+    finally:
+        leftovers = _pids_mentioning(str(workdir)) + _mounts_under(workdir)
+        shutil.rmtree(workdir, ignore_errors=True)
+    assert not leftovers, leftovers
+    assert not Path(f"/var/run/netns/{name}").exists()
+    assert not list(Path("/sys/fs/cgroup").glob(f"*/{name}"))
+
+
+def test_unreachable_mirror_fails_with_the_mirror_named(tmp_path: Path) -> None:
+    closed = "deb http://127.0.0.1:9/debian bookworm main"  # nothing listens on port 9
+    recipe = load_recipe(suite="bookworm", sources=[closed])
+    with pytest.raises(BuildError, match="could not download from the mirror") as failed:
+        ServingBaseBuilder(tmp_path / "cache").rootfs_layers(recipe)
+    assert "127.0.0.1:9" in failed.value.message
+    assert "/etc/apt/sources.list" in failed.value.message
+    assert not any((tmp_path / "cache/serving-base").glob("rootfs-*"))  # work dir removed
