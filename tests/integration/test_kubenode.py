@@ -4,6 +4,9 @@ One ControlPlane + LocalRegistry + KubeNode for the whole module: the Node becom
 its own address, a pod pulls a static Go server from the local registry over plain http and
 answers through a ClusterIP Service from the host, ``kubectl logs``/``exec`` work, a pod asking
 for more GPUs than advertised stays Pending, and stopping the node leaves the host as it was.
+In the cluster: a pod reaches the API server through the ``kubernetes`` Service with its
+ServiceAccount token, resolves Services by name through CoreDNS (and nothing outside
+``cluster.local``), and its forwarded packets can leave only by the node's bridge.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import ipaddress
 import os
 import shutil
 import socket
+import struct
 import subprocess
 import threading
 import time
@@ -32,6 +36,8 @@ from modelrelease.errors import StackError
 from modelrelease.localstack.controlplane import ControlPlane, kube_assets_dir
 from modelrelease.localstack.kubenode import GPU_RESOURCE, KubeNode
 from modelrelease.localstack.kubenode import hostchanges as hc
+from modelrelease.localstack.kubenode.hostlock import other_nodes
+from modelrelease.localstack.kubenode.kubelet import CLUSTER_DNS
 from modelrelease.localstack.kubenode.static_image import SCRATCH, build_static_image
 from modelrelease.localstack.registry import LocalRegistry
 from modelrelease.settings import RegistryConfig
@@ -42,16 +48,66 @@ ECHO_SERVER = """\
 package main
 
 import (
+\t"crypto/tls"
+\t"crypto/x509"
 \t"fmt"
+\t"io"
+\t"net"
 \t"net/http"
 \t"os"
 \t"strings"
+\t"time"
 )
+
+const sa = "/var/run/secrets/kubernetes.io/serviceaccount"
+
+// get URL: print "STATUS BODY"; https URLs carry the pod's ServiceAccount token and trust its CA.
+func get(url string) int {
+\ttransport := &http.Transport{Proxy: nil}
+\treq, _ := http.NewRequest("GET", url, nil)
+\tif strings.HasPrefix(url, "https://") {
+\t\tca, err := os.ReadFile(sa + "/ca.crt")
+\t\tif err != nil {
+\t\t\tfmt.Println("error:", err)
+\t\t\treturn 1
+\t\t}
+\t\tpool := x509.NewCertPool()
+\t\tpool.AppendCertsFromPEM(ca)
+\t\ttransport.TLSClientConfig = &tls.Config{RootCAs: pool}
+\t\ttoken, _ := os.ReadFile(sa + "/token")
+\t\treq.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(token)))
+\t}
+\tresp, err := (&http.Client{Transport: transport, Timeout: 10 * time.Second}).Do(req)
+\tif err != nil {
+\t\tfmt.Println("error:", err)
+\t\treturn 1
+\t}
+\tbody, _ := io.ReadAll(resp.Body)
+\tfmt.Printf("%d %s\\n", resp.StatusCode, body)
+\treturn 0
+}
+
+// lookup NAME: print its addresses (the pod's resolv.conf: cluster DNS), or the error.
+func lookup(name string) int {
+\taddrs, err := net.LookupHost(name)
+\tif err != nil {
+\t\tfmt.Println("error:", err)
+\t\treturn 1
+\t}
+\tfmt.Println(strings.Join(addrs, " "))
+\treturn 0
+}
 
 func main() {
 \tif len(os.Args) > 1 && os.Args[1] == "echo" {
 \t\tfmt.Println(strings.Join(os.Args[2:], " "))
 \t\treturn
+\t}
+\tif len(os.Args) > 2 && os.Args[1] == "get" {
+\t\tos.Exit(get(os.Args[2]))
+\t}
+\tif len(os.Args) > 2 && os.Args[1] == "lookup" {
+\t\tos.Exit(lookup(os.Args[2]))
 \t}
 \thost, _ := os.Hostname()
 \thttp.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -66,6 +122,8 @@ func main() {
 """
 
 HOST_DIRS = ("/var/lib", "/var/log", "/run", "/opt", "/etc")
+HOST_WAIT_S = 1800.0
+"""One node per host: wait while another session's node runs (see kubenode.hostlock)."""
 
 
 @dataclass(frozen=True)
@@ -194,6 +252,8 @@ class Plane:
 def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Plane]:
     """A fresh control plane and registry holding the echo image; the host state before."""
     root = tmp_path_factory.mktemp("kubenode")
+    # another session's node would make "before" its state, not the host's
+    eventually(lambda: not other_nodes(root / "node"), HOST_WAIT_S, "no other node on this host")
     before = host_state(root / "node")
     registry = LocalRegistry(root / "registry")
     control = ControlPlane(root / "plane")
@@ -215,7 +275,7 @@ def running(plane: Plane) -> Iterator[Running]:
     node = KubeNode(plane.root / "node", plane.plane, name=f"kn-{uuid.uuid4().hex[:5]}",
                     gpus=1, registries=[plane.registry.host])
     try:
-        node.start()
+        node.start(host_wait=HOST_WAIT_S)
         api_client = config.new_client_from_config(config_file=str(plane.plane.kubeconfig))
         kubectl = str(kube_assets_dir() / "kubectl")
         if not os.access(kubectl, os.X_OK):
@@ -314,7 +374,7 @@ def test_a_kubelet_that_cannot_listen_names_itself_and_leaves_nothing(
         node = KubeNode(tmp_path / "node", plane.plane, name="kn-port-taken",
                         kubelet_port=holder.getsockname()[1])
         with pytest.raises(StackError) as failed:
-            node.start(timeout=90)
+            node.start(timeout=90, host_wait=HOST_WAIT_S)
     finally:
         holder.close()
     message = str(failed.value)
@@ -323,6 +383,11 @@ def test_a_kubelet_that_cannot_listen_names_itself_and_leaves_nothing(
     assert "address already in use" in message
     assert "fix: another process holds that address" in message
     assert host_state(tmp_path) == before
+
+
+def test_dns_without_the_api_relay_is_refused(plane: Plane, tmp_path: Path) -> None:
+    with pytest.raises(StackError, match="dns=True needs api_relay=True"):
+        KubeNode(tmp_path / "node", plane.plane, api_relay=False)
 
 
 def test_node_is_ready_on_its_own_address(running: Running) -> None:
@@ -338,6 +403,15 @@ def test_node_is_ready_on_its_own_address(running: Running) -> None:
     assert node.status.node_info.container_runtime_version.startswith("containerd://1.6")
     assert running.node.ready_seconds is not None and running.node.ready_seconds < 120
     print(f"node Ready in {running.node.ready_seconds:.1f}s")
+
+
+def test_a_second_node_on_this_host_is_refused(running: Running, tmp_path: Path) -> None:
+    kubelet = running.node.pids["kubelet"]
+    with pytest.raises(StackError, match=rf"another node runs on this host: .*kubelet pid "
+                                         rf"{kubelet} .*fix: stop it"):
+        KubeNode(tmp_path / "node", running.plane, name="kn-second").start(host_wait=0)
+    assert not (tmp_path / "node").exists()
+    assert running.node.pids["kubelet"] == kubelet
 
 
 def test_pod_from_local_registry_answers_through_its_cluster_ip(
@@ -392,7 +466,8 @@ def test_kubectl_port_forward_reaches_the_pod(running: Running,
     try:
         assert forward.stdout is not None
         line = forward.stdout.readline()  # Forwarding from 127.0.0.1:PORT -> 8080
-        assert "-> 8080" in line, (line, forward.stderr.read() if forward.poll() else "")
+        failed = forward.stderr.read() if forward.stderr and forward.poll() else ""
+        assert "-> 8080" in line, (line, failed)
         port = int(line.split("127.0.0.1:")[1].split()[0])
         response = httpx.get(f"http://127.0.0.1:{port}/", timeout=10, trust_env=False)
         assert response.text == "hello from echo\n"
@@ -455,6 +530,90 @@ def test_gpus_are_advertised_and_a_bigger_request_stays_pending(running: Running
     assert running.core.read_namespaced_pod("two-gpus", ns).status.phase == "Pending"
 
 
+def _in_pod(running: Running, ns: str, *args: str) -> str:
+    result = subprocess.run([*running.kubectl, "-n", ns, "exec", "echo", "--",
+                             "/echo-server", *args], capture_output=True, text=True,
+                            timeout=60, check=False)
+    return result.stdout.strip() or result.stderr.strip()
+
+
+def test_forwarded_pod_traffic_can_leave_only_by_the_bridge(running: Running) -> None:
+    """The guard is a rule, checked as a rule: nothing is sent outside the host to prove it."""
+    guard = running.node.egress_guard
+    bridge = running.node.network.bridge if running.node.network else ""
+    rules = guard.rules_present()
+    assert len(rules) == 1, rules
+    assert f"-s {running.node.pod_cidr}" in rules[0]
+    assert f"! -o {bridge}" in rules[0]
+    assert rules[0].endswith("-j DROP")
+    forward = [line for line in _run("iptables", "-t", "mangle", "-S", "FORWARD").splitlines()
+               if line.startswith("-A FORWARD")]
+    assert forward[0] == rules[0], "the guard is not the first rule of mangle FORWARD"
+    assert hc.read_sysctls(["net.ipv4.ip_forward"]) == {"net.ipv4.ip_forward": "1"}
+
+
+def test_a_pod_reaches_the_api_server_through_the_kubernetes_service(
+        running: Running, echo: tuple[str, str, float]) -> None:
+    address, port = running.node.relay_address
+    assert address == running.node.node_ip
+    slices = client.DiscoveryV1Api(running.core.api_client).read_namespaced_endpoint_slice(
+        "kubernetes", "default")
+    assert [a for e in slices.endpoints for a in e.addresses] == [address]
+    assert [p.port for p in slices.ports] == [port]
+    for url in ("https://10.96.0.1/version", "https://kubernetes.default.svc/version"):
+
+        def version(url: str = url) -> str | None:
+            out = _in_pod(running, echo[0], "get", url)
+            return out if out.startswith("200 ") else None
+
+        answer = eventually(version, 30, f"{url} from the pod")
+        assert '"gitVersion": "v1.36.3"' in answer, answer
+
+
+def _dns_query(server: str, name: str) -> tuple[int, list[str]]:
+    """One A query over UDP; (rcode, IPv4 answers)."""
+    question = b"".join(bytes([len(p)]) + p.encode() for p in name.rstrip(".").split("."))
+    packet = struct.pack(">HHHHHH", 0x4D52, 0x0100, 1, 0, 0, 0) + question + b"\0\0\1\0\1"
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(3)
+        sock.sendto(packet, (server, 53))
+        reply = sock.recv(4096)
+    rcode, count = reply[3] & 0x0F, struct.unpack(">H", reply[6:8])[0]
+    offset, answers = len(packet), []
+    for _ in range(count):
+        offset += 2 if reply[offset] & 0xC0 == 0xC0 else reply.index(b"\0", offset) + 1 - offset
+        rtype, _, _, length = struct.unpack(">HHIH", reply[offset:offset + 10])
+        offset += 10
+        if rtype == 1:
+            answers.append(socket.inet_ntoa(reply[offset:offset + length]))
+        offset += length
+    return rcode, answers
+
+
+def test_cluster_dns_answers_cluster_names_and_refuses_the_rest(running: Running) -> None:
+    dns = running.core.read_namespaced_service("kube-dns", "kube-system")
+    assert dns.spec.cluster_ip == CLUSTER_DNS
+    assert _dns_query(CLUSTER_DNS, "kubernetes.default.svc.cluster.local") == (0, ["10.96.0.1"])
+    assert _dns_query(CLUSTER_DNS, "kube-dns.kube-system.svc.cluster.local") == (
+        0, [CLUSTER_DNS])
+    assert _dns_query(CLUSTER_DNS, "nothing-here.default.svc.cluster.local")[0] == 3  # NXDOMAIN
+    assert _dns_query(CLUSTER_DNS, "example.com")[0] == 5  # REFUSED: no upstream at all
+    print(f"node start {running.node.ready_seconds:.1f}s, of which cluster DNS "
+          f"{running.node.dns_seconds:.1f}s")
+
+
+def test_a_pod_calls_a_service_by_name(running: Running,
+                                       echo: tuple[str, str, float]) -> None:
+    ns = echo[0]
+    cluster_ip = running.core.read_namespaced_service("echo", ns).spec.cluster_ip
+    assert _in_pod(running, ns, "lookup", "kubernetes.default.svc.cluster.local") == "10.96.0.1"
+    assert _in_pod(running, ns, "lookup", f"echo.{ns}.svc.cluster.local") == cluster_ip
+    # (plain "echo" is the pod's own hostname: /etc/hosts answers it before DNS)
+    assert _in_pod(running, ns, "get", f"http://echo.{ns}/") == "200 hello from echo"
+    assert _in_pod(running, ns, "get", f"http://echo.{ns}.svc/") == "200 hello from echo"
+    assert _in_pod(running, ns, "lookup", "example.com").startswith("error:")
+
+
 @pytest.fixture(scope="module")
 def stopped(running: Running) -> tuple[dict[str, Any], dict[str, Any], float]:
     began = time.monotonic()
@@ -475,6 +634,16 @@ def test_stopping_the_node_leaves_nothing_behind(
     else:
         assert after[aspect] == before[aspect]
     assert seconds < 60
+
+
+def test_the_egress_guard_and_cluster_objects_are_gone(
+        running: Running, stopped: tuple[dict[str, Any], dict[str, Any], float]) -> None:
+    assert running.node.egress_guard.rules_present() == []
+    with pytest.raises(client.ApiException):
+        running.core.read_namespaced_service("kube-dns", "kube-system")
+    with pytest.raises(client.ApiException):
+        client.DiscoveryV1Api(running.core.api_client).read_namespaced_endpoint_slice(
+            "kubernetes", "default")
 
 
 def test_the_node_is_gone_from_the_cluster(running: Running,

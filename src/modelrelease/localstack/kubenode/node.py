@@ -6,14 +6,19 @@ NodeRestriction apply), kube-proxy's says ``system:kube-proxy``, and the kubelet
 ``logs``/``exec``/``port-forward`` with a certificate of the cluster CA on the node's
 address, authenticating and authorizing the API server through webhooks.
 
-Start order: the pod network (bridge, CNI conflist), containerd (then the pause image is
-imported), the kubelet and kube-proxy; ready when the Node is ``Ready`` with the node's
-InternalIP and kube-proxy answers ``/healthz``. Stop order: pods on the node are deleted,
-kube-proxy stops and cleans its rules, the kubelet and containerd stop, leftover shims and pod
-processes are killed, then :func:`~.hostchanges.undo` puts the host back as it was before
-start (mounts, cgroups, namespaces, iptables/nftables, sysctls, directories) and the bridge
-goes. The host snapshot is kept in the work dir, so a node that crashed, or one started by
-another process (``detached``), is cleaned by :meth:`KubeNode.stop` (or the next
+Start order: the pod network (bridge, CNI conflist) and its egress guard (:mod:`.egress`:
+forwarded pod traffic may leave only by the bridge), containerd (then the pause image, and
+CoreDNS's, are imported), the API relay (:mod:`.relay`: the node's address to the API
+server's loopback port), the kubelet and kube-proxy; once the Node is ``Ready`` with the
+node's InternalIP and kube-proxy answers ``/healthz``, the ``kubernetes`` Service's
+Endpoints and EndpointSlice are pointed at the relay, and cluster DNS (:mod:`.dns`) is
+applied and waited for (its Deployment Available). Stop order: the DNS objects and the
+``kubernetes`` endpoints go, pods on the node are deleted, kube-proxy stops and cleans its
+rules, the relay, the kubelet and containerd stop, leftover shims and pod processes are
+killed, then the egress guard goes and :func:`~.hostchanges.undo` puts the host back as it
+was before start (mounts, cgroups, namespaces, iptables/nftables, sysctls, directories) and
+the bridge goes. The host snapshot is kept in the work dir, so a node that crashed, or one
+started by another process (``detached``), is cleaned by :meth:`KubeNode.stop` (or the next
 :meth:`KubeNode.start`) of a new object on the same directory.
 
 Fault tests restart one component with :meth:`KubeNode.stop_component` and
@@ -34,8 +39,10 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import ssl
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -48,9 +55,11 @@ import httpx
 
 from modelrelease.errors import StackError
 from modelrelease.localstack.controlplane import SERVICE_CIDR, ControlPlane, kube_assets_dir
-from modelrelease.localstack.kubenode import hostchanges
+from modelrelease.localstack.kubenode import dns, hostchanges, relay
 from modelrelease.localstack.kubenode.containerd import CONTAINERD, RUNC, Containerd
 from modelrelease.localstack.kubenode.diagnosis import start_failure
+from modelrelease.localstack.kubenode.egress import EgressGuard
+from modelrelease.localstack.kubenode.hostlock import host_for_one_node
 from modelrelease.localstack.kubenode.kubelet import KubeletSettings
 from modelrelease.localstack.kubenode.kubeproxy import KubeProxySettings
 from modelrelease.localstack.kubenode.network import (
@@ -73,6 +82,7 @@ PAUSE_IMAGE: Final = "localhost/modelrelease/pause:1.0"
 
 _SNAPSHOT_FILE: Final = "host-before.json"
 _DRAIN_TIMEOUT_S: Final = 30.0
+_RELAY: Final = "api-relay"
 
 
 def node_assets() -> dict[str, Path]:
@@ -135,12 +145,19 @@ class KubeNode:
         kubelet_port: The kubelet's HTTPS port on the node's address; a free one by default.
         verbosity: klog ``--v`` of the kubelet and kube-proxy.
         detached: Let the processes outlive this Python process (``modelrelease dev up``).
+        api_relay: Let pods reach the API server through the ``kubernetes`` Service (a relay
+            process on the node's address; the Service's endpoints point at it).
+        dns: Run cluster DNS (CoreDNS, built by ``scripts/coredns-assets``) and wait for it
+            in :meth:`start`; needs ``api_relay``. Off: pods resolve nothing (faster start).
     """
 
     def __init__(self, workdir: Path, plane: ControlPlane, *, name: str = "kubenode-1",
                  gpus: int = 0, registries: Iterable[str] = (), pod_cidr: str | None = None,
                  kubelet_port: int | None = None, verbosity: int = 1,
-                 detached: bool = False) -> None:
+                 detached: bool = False, api_relay: bool = True, dns: bool = True) -> None:
+        if dns and not api_relay:
+            raise StackError(f"configure node {name}: dns=True needs api_relay=True (CoreDNS "
+                             "reaches the API server through the kubernetes Service)")
         self.workdir = Path(workdir).absolute()
         self.plane = plane
         self.name = name
@@ -148,6 +165,10 @@ class KubeNode:
         self.registries = list(registries)
         self.verbosity = verbosity
         self.detached = detached
+        self.api_relay = api_relay
+        self.dns = dns
+        self._relay_port: int | None = None
+        self._dns_applied = False
         self._requested_cidr = pod_cidr
         self._requested_port = kubelet_port
         self.network: PodNetwork | None = None
@@ -159,7 +180,10 @@ class KubeNode:
         self._lock = threading.Lock()
         self._atexit_registered = False
         self.ready_seconds: float | None = None
-        """Seconds from :meth:`start` until the Node was Ready (last successful start)."""
+        """Seconds from :meth:`start` until the Node was Ready, and cluster DNS Available when
+        ``dns`` (last successful start)."""
+        self.dns_seconds: float | None = None
+        """Of :attr:`ready_seconds`, the seconds spent applying and waiting for cluster DNS."""
 
     # -- public properties ------------------------------------------------------------------
 
@@ -178,10 +202,25 @@ class KubeNode:
         return self.network.cidr
 
     @property
+    def relay_address(self) -> tuple[str, int]:
+        """Where the API relay listens (the ``kubernetes`` Service's endpoint)."""
+        if self.network is None or self._relay_port is None:
+            raise StackError(f"read API relay address of node {self.name}: not started with "
+                             "api_relay")
+        return self.network.gateway, self._relay_port
+
+    @property
+    def egress_guard(self) -> EgressGuard:
+        """The rule that keeps the pods' forwarded traffic on this host."""
+        if self.network is None:
+            raise StackError(f"read egress guard of node {self.name}: not started")
+        return EgressGuard(self.network.cidr, self.network.bridge)
+
+    @property
     def logs(self) -> dict[str, Path]:
         """Log file of each component."""
         return {name: self.workdir / "logs" / f"{name}.log"
-                for name in ("containerd", "kubelet", "kube-proxy")}
+                for name in ("containerd", "kubelet", "kube-proxy", _RELAY)}
 
     @property
     def pids(self) -> dict[str, int]:
@@ -198,37 +237,45 @@ class KubeNode:
                  tb: TracebackType | None) -> None:
         self.stop()
 
-    def start(self, timeout: float = 120) -> float:
+    def start(self, timeout: float = 120, *, host_wait: float = 0.0) -> float:
         """Start the node; return the seconds until its Node was Ready.
 
+        Args:
+            timeout: Seconds for the start itself (not counting ``host_wait``).
+            host_wait: Seconds to wait while another node runs on this host (one node per
+                host: see :mod:`.hostlock`); 0 fails at once.
+
         Raises:
-            StackError: A binary is missing, or a component did not start: the message names
-                the component, its last error line and the fix. Everything started is
-                stopped and the host is put back before raising.
+            StackError: A binary is missing, another node runs on this host, or a component
+                did not start: the message names the component, its last error line and the
+                fix. Everything started is stopped and the host is put back before raising.
         """
         with self._lock:
             if self._services:
                 raise StackError(f"start node {self.name}: already started")
-            began = time.monotonic()
             binaries = node_assets()
-            for sub in ("logs", "run"):
-                (self.workdir / sub).mkdir(parents=True, exist_ok=True)
-            self._undo_crashed_run()
-            before = hostchanges.snapshot()
-            (self.workdir / _SNAPSHOT_FILE).write_text(_snapshot_to_json(before))
-            if not self._atexit_registered and not self.detached:
-                atexit.register(self.stop)
-                self._atexit_registered = True
-            try:
-                self._launch(binaries, began + timeout)
-            except BaseException as exc:
+            if self.dns:
+                binaries["coredns"] = dns.coredns_binary()
+            with host_for_one_node(self.name, self.workdir, host_wait):
+                began = time.monotonic()
+                for sub in ("logs", "run"):
+                    (self.workdir / sub).mkdir(parents=True, exist_ok=True)
+                self._undo_crashed_run()
+                before = hostchanges.snapshot()
+                (self.workdir / _SNAPSHOT_FILE).write_text(_snapshot_to_json(before))
+                if not self._atexit_registered and not self.detached:
+                    atexit.register(self.stop)
+                    self._atexit_registered = True
                 try:
-                    self._stop_locked()
-                except StackError as undo:
-                    exc.add_note(f"then, stopping what had started: {undo}")
-                raise
-            self.ready_seconds = time.monotonic() - began
-            return self.ready_seconds
+                    self._launch(binaries, began + timeout)
+                except BaseException as exc:
+                    try:
+                        self._stop_locked()
+                    except StackError as undo:
+                        exc.add_note(f"then, stopping what had started: {undo}")
+                    raise
+                self.ready_seconds = time.monotonic() - began
+                return self.ready_seconds
 
     def stop(self) -> None:
         """Stop every component and put the host back as it was before :meth:`start`.
@@ -302,6 +349,7 @@ class KubeNode:
         cidr = self._requested_cidr or free_pod_cidr()
         network = self.network = PodNetwork(cidr, SERVICE_CIDR)
         network.up()
+        EgressGuard(network.cidr, network.bridge).install()  # before the first pod
         network.write_conf(w / "cni" / "net.d", w / "cni" / "ipam")
         containerd = self.containerd = Containerd(
             w / "containerd", PAUSE_IMAGE, w / "cni" / "net.d", CNI_BIN_DIR, self.registries)
@@ -312,7 +360,11 @@ class KubeNode:
             image = build_static_image(binaries["pause"], "pause", w / "images")
             containerd.import_archive(write_oci_archive(image, PAUSE_IMAGE,
                                                         w / "images" / "pause.tar"))
-        kubelet_port, kubelet_healthz, proxy_healthz, proxy_metrics = free_ports(4)
+        if self.dns and not containerd.has_image(dns.COREDNS_IMAGE):
+            containerd.import_archive(dns.coredns_archive(binaries["coredns"]))
+        kubelet_port, kubelet_healthz, proxy_healthz, proxy_metrics, relay_port = free_ports(5)
+        if self.api_relay:
+            self._start_relay(relay_port, deadline)
         pki = Pki(self.plane.workdir / "pki")
         serving = pki.issue(f"kubelet-{self.name}", self.name, server=True,
                             dns_names=[self.name], ips=[network.gateway])
@@ -343,6 +395,70 @@ class KubeNode:
         self._wait("kube-proxy", deadline, "/healthz", self._health["kube-proxy"])
         if self.gpus:
             self.set_gpus(self.gpus)
+        if self.api_relay:
+            self._point_kubernetes_service()
+        if self.dns:
+            self._start_dns(deadline)
+
+    def _start_relay(self, port: int, deadline: float) -> None:
+        assert self.network is not None
+        self._relay_port = port
+        ready = self.workdir / "run" / f"{_RELAY}.ready"
+        ready.unlink(missing_ok=True)
+        api_port = int(self.plane.server.rsplit(":", 1)[1])
+        self._spawn(_RELAY, [os.path.realpath(sys.executable), "-I",
+                             str(Path(relay.__file__)),
+                             f"--listen={self.network.gateway}:{port}",
+                             f"--to=127.0.0.1:{api_port}", f"--ready-file={ready}"])
+        self._health[_RELAY] = self._relay_answers
+        self._wait(_RELAY, deadline, f"listening on {self.network.gateway}:{port}",
+                   self._relay_answers)
+
+    def _relay_answers(self) -> bool:
+        with socket.create_connection(self.relay_address, timeout=2):
+            return True
+
+    def _point_kubernetes_service(self) -> None:
+        """Write the ``kubernetes`` Service's Endpoints and EndpointSlice: the relay."""
+        address, port = self.relay_address
+        with self._api() as api:
+            for obj in (relay.kubernetes_endpoints(address, port),
+                        relay.kubernetes_endpointslice(address, port)):
+                dns.apply(api, obj, relay.ENDPOINTS_MANAGER)
+
+    def _unpoint_kubernetes_service(self, api: httpx.Client) -> None:
+        """Delete the ``kubernetes`` endpoints if they still name this node's relay."""
+        if self.network is None:
+            return
+        address = self.network.gateway
+        sliced = relay.kubernetes_endpointslice(address, 0)
+        found = api.get(dns.path_of(sliced))
+        if found.status_code != 200:
+            return
+        addresses = [a for e in found.json().get("endpoints") or [] for a in e["addresses"]]
+        if addresses == [address]:
+            dns.delete(api, sliced)
+            dns.delete(api, relay.kubernetes_endpoints(address, 0))
+
+    def _start_dns(self, deadline: float) -> None:
+        began = time.monotonic()
+        with self._api() as api:
+            for obj in dns.objects():
+                dns.apply(api, obj)
+            self._dns_applied = True
+            try:
+                self._wait("kubelet", deadline, "cluster DNS (Deployment kube-system/coredns "
+                           "Available)", lambda: dns.deployment_available(api))
+            except StackError as exc:
+                if "timed out" not in str(exc):
+                    raise  # a component exited: its own error says why
+                raise StackError(
+                    f"start cluster DNS of node {self.name}: Deployment kube-system/coredns not "
+                    f"Available after {time.monotonic() - began:.0f}s: "
+                    f"{dns.why_not_available(api)}; fix: read `kubectl -n kube-system logs "
+                    "deploy/coredns` and the node's logs/kubelet.log, or start the node with "
+                    "dns=False") from exc
+        self.dns_seconds = time.monotonic() - began
 
     def _spawn(self, name: str, argv: list[str]) -> None:
         service = Service(name, argv, self.workdir, log=self.logs[name],
@@ -421,10 +537,23 @@ class KubeNode:
                     return
                 time.sleep(0.5)
 
+    def _remove_cluster_objects(self) -> None:
+        """Delete cluster DNS and the ``kubernetes`` endpoints this node made (best effort)."""
+        if not self._dns_applied and self._relay_port is None:
+            return
+        with contextlib.suppress(httpx.HTTPError, OSError, StackError), self._api() as api:
+            if self._dns_applied:
+                for obj in reversed(dns.objects()):
+                    dns.delete(api, obj)
+                self._dns_applied = False
+            self._unpoint_kubernetes_service(api)
+            self._relay_port = None
+
     def _stop_locked(self) -> None:
         problems: list[str] = []
+        self._remove_cluster_objects()
         self._drain()
-        for name in ("kube-proxy", "kubelet", "containerd"):
+        for name in ("kube-proxy", _RELAY, "kubelet", "containerd"):
             service = self._services.pop(name, None)
             if (name == "containerd" and service is not None and service.running()
                     and self.containerd is not None):
@@ -479,6 +608,8 @@ class KubeNode:
             sandboxes = self.workdir / "containerd" / where / "io.containerd.grpc.v1.cri"
             with contextlib.suppress(OSError):
                 markers += [f"-{d.name}-" for d in (sandboxes / "sandboxes").iterdir()]
+        if network is not None:  # first: iptables-nft's tables go only once they are empty
+            problems += EgressGuard(network.cidr, network.bridge).remove()
         problems += hostchanges.undo(before, mount_roots=[self.workdir], stale_markers=markers)
         if network is not None:
             problems += network.down()
