@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -70,30 +69,9 @@ def cluster(stack: Stack) -> Cluster:
 @pytest.fixture(scope="session")
 def crd(stack: Stack) -> None:
     """The ModelEndpoint CRD, installed once per session (server-side apply, as users would)."""
-    import time
+    from tests.support import install_crd
 
-    import yaml
-
-    from modelrelease.adapters.kube import KubeCluster
-    from modelrelease.settings import KubeConfig
-
-    document = yaml.safe_load((Path(__file__).resolve().parents[1]
-                               / "deployments/kubernetes/crd.yaml").read_text())
-    cluster = KubeCluster(KubeConfig(kubeconfig=stack.kubeconfig))
-    try:
-        cluster.apply(document)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            found = cluster.get("apiextensions.k8s.io/v1", "CustomResourceDefinition",
-                                document["metadata"]["name"]) or {}
-            conditions = {c["type"]: c["status"]
-                          for c in (found.get("status") or {}).get("conditions") or []}
-            if conditions.get("Established") == "True":
-                return
-            time.sleep(0.2)
-        raise AssertionError("the ModelEndpoint CRD was not Established within 60 s")
-    finally:
-        cluster.close()
+    install_crd(stack.kubeconfig)
 
 
 @pytest.fixture(scope="session")

@@ -203,3 +203,31 @@ def serve_asgi(app: Any) -> Iterator[str]:
         server.should_exit = True
         thread.join(timeout=20)
         sock.close()
+
+
+def install_crd(kubeconfig: Path) -> None:
+    """Apply the ModelEndpoint CRD (server-side, as users would) and wait until Established."""
+    import time
+
+    import yaml
+
+    from modelrelease.adapters.kube import KubeCluster
+    from modelrelease.settings import KubeConfig
+
+    document = yaml.safe_load((Path(__file__).resolve().parents[1]
+                               / "deployments/kubernetes/crd.yaml").read_text())
+    cluster = KubeCluster(KubeConfig(kubeconfig=kubeconfig))
+    try:
+        cluster.apply(document)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            found = cluster.get("apiextensions.k8s.io/v1", "CustomResourceDefinition",
+                                document["metadata"]["name"]) or {}
+            conditions = {c["type"]: c["status"]
+                          for c in (found.get("status") or {}).get("conditions") or []}
+            if conditions.get("Established") == "True":
+                return
+            time.sleep(0.2)
+        raise AssertionError("the ModelEndpoint CRD was not Established within 60 s")
+    finally:
+        cluster.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -82,7 +83,7 @@ def image_base(
                       "fast path for unit-level build tests only; it runs nowhere else")] = False,
     recipe: Annotated[Path | None, typer.Option(
         help="folder with packages.txt and requirements.txt "
-             "[default: deployments/serving-base of this checkout]")] = None,
+             "(default: deployments/serving-base of this checkout)")] = None,
     rebuild: Annotated[bool, typer.Option(
         "--rebuild", help="ignore the cached rootfs (pick up a newer mirror state)")] = False,
 ) -> None:
@@ -118,6 +119,13 @@ def image_base(
     typer.echo(f"{ref.registry}/{ref.repository}@{digest}")
 
 
+class NodeKindOption(StrEnum):
+    """``dev up --node-kind``."""
+
+    AGENT = "agent"
+    KUBELET = "kubelet"
+
+
 RootOption = Annotated[Path | None, typer.Option(
     help="where the stack keeps its state and logs [default: ~/.cache/modelrelease/stack]")]
 
@@ -135,16 +143,21 @@ def dev_up(
     gpus: Annotated[int, typer.Option(min=0, help="nvidia.com/gpu capacity of the node")] = 1,
     timeout: Annotated[float, typer.Option(help="seconds allowed per part")] = 300,
     node: Annotated[bool, typer.Option("--node/--no-node",
-                                       help="start the node agent (needs root for netns)")] = True,
+                                       help="start a node (needs root for netns)")] = True,
+    node_kind: Annotated[NodeKindOption, typer.Option(
+        help="agent: the Python node agent and the dev serving base (host Python); kubelet: "
+             "a real node (containerd, kubelet, kube-proxy) and the self-contained serving "
+             "base (built with mmdebstrap, minutes the first time)")] = NodeKindOption.AGENT,
 ) -> None:
     """Start the local stack in the background (or re-use a running one); print its env.
 
-    The processes keep running after this command exits; `modelrelease dev down` stops them.
-    Use it as `eval "$(modelrelease dev up)"`.
+    The processes keep running after this command exits; `modelrelease dev down` stops them
+    (a kubelet node's host changes are undone too). Use it as `eval "$(modelrelease dev up)"`.
     """
     from modelrelease.localstack.stack import Stack
 
-    stack = Stack(root, gpus=gpus, detached=True, progress=_progress, node=node)
+    stack = Stack(root, gpus=gpus, detached=True, progress=_progress, node=node,
+                  node_kind=node_kind.value)
     try:
         stack.up(timeout=timeout)
         env = stack.env()
