@@ -42,6 +42,7 @@ from types import TracebackType
 from typing import Final
 
 from modelrelease.errors import StackError
+from modelrelease.localstack.assets import asset_path
 from modelrelease.localstack.pki import KeyPair, Pki, write_private
 from modelrelease.localstack.process import Service, free_ports, reap_stale, tail
 
@@ -83,15 +84,7 @@ def kube_assets_dir() -> Path:
     Raises:
         StackError: If a binary is missing, with the command that builds them.
     """
-    explicit = os.environ.get("KUBE_ASSETS")
-    if explicit:
-        directory = Path(explicit).expanduser()
-        origin = f"KUBE_ASSETS={explicit}"
-    else:
-        default = Path.home() / ".cache" / "modelrelease"
-        cache = os.environ.get("MODELRELEASE_BUILD__CACHE_DIR") or str(default)
-        directory = Path(cache).expanduser() / "kube" / KUBE_VERSION
-        origin = "the kube-assets cache"
+    directory, origin = asset_path("KUBE_ASSETS", "kube", KUBE_VERSION, script="kube-assets")
     missing = [name for name in BINARIES if not os.access(directory / name, os.X_OK)]
     if missing:
         raise StackError(

@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from modelrelease.errors import StackError
+from modelrelease.localstack.assets import asset_path
 from modelrelease.localstack.process import Service, answers_ok, free_ports
 
 VERSION = "v3.16.0"
@@ -31,14 +32,8 @@ def prometheus_binary() -> Path:
     Raises:
         StackError: it is missing, with the command that builds it.
     """
-    explicit = os.environ.get("PROMETHEUS")
-    if explicit:
-        path, origin = Path(explicit).expanduser(), f"PROMETHEUS={explicit}"
-    else:
-        cache = os.environ.get("MODELRELEASE_BUILD__CACHE_DIR") or str(
-            Path.home() / ".cache" / "modelrelease")
-        path = Path(cache).expanduser() / "prometheus" / VERSION / "prometheus"
-        origin = "the prometheus-assets cache"
+    path, origin = asset_path("PROMETHEUS", "prometheus", VERSION, "prometheus",
+                              script="prometheus-assets")
     if not os.access(path, os.X_OK):
         raise StackError(f"find prometheus {path}: missing in {origin}; run "
                          "`scripts/prometheus-assets` (builds it once from its Go module) "

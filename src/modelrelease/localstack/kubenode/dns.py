@@ -28,6 +28,7 @@ from typing import Any, Final
 import httpx
 
 from modelrelease.errors import StackError
+from modelrelease.localstack.assets import asset_path
 from modelrelease.localstack.kubenode.kubelet import CLUSTER_DNS, CLUSTER_DOMAIN
 from modelrelease.localstack.kubenode.static_image import build_static_image, write_oci_archive
 
@@ -62,15 +63,8 @@ def coredns_binary() -> Path:
     Raises:
         StackError: It is missing, with the command that builds it.
     """
-    explicit = os.environ.get("COREDNS")
-    if explicit:
-        path = Path(explicit).expanduser()
-        origin = f"COREDNS={explicit}"
-    else:
-        cache = os.environ.get("MODELRELEASE_BUILD__CACHE_DIR") or str(
-            Path.home() / ".cache" / "modelrelease")
-        path = Path(cache).expanduser() / "coredns" / COREDNS_VERSION / "coredns"
-        origin = "the coredns-assets cache"
+    path, origin = asset_path("COREDNS", "coredns", COREDNS_VERSION, "coredns",
+                              script="coredns-assets")
     if not os.access(path, os.X_OK):
         raise StackError(f"find CoreDNS {path}: missing in {origin}; run `scripts/coredns-assets` "
                          "(builds it once from its Go module, a few minutes), or start the node "
