@@ -122,6 +122,12 @@ func main() {
 """
 
 HOST_DIRS = ("/var/lib", "/var/log", "/run", "/opt", "/etc")
+TOOL_STATE = {"/run/mount", "/run/xtables.lock"}
+"""The host's own tools' state, made on their first use on a new machine (util-linux's
+``utab`` when ``mount`` first runs, iptables' lock): not a change of the node's."""
+SYSCTLS_AT_START = tuple(hc.read_sysctls())
+"""The watched sysctls this kernel had before any node ran here: one that appears later (a
+netfilter part registering on first use) has no earlier value to restore."""
 HOST_WAIT_S = 1800.0
 """One node per host: wait while another session's node runs (see kubenode.hostlock)."""
 
@@ -206,11 +212,12 @@ def host_state(ours: Path) -> dict[str, Any]:
         "routes": {r for r in _run("ip", "route", "show", "table", "all").splitlines()
                    if not any(f"dev {link}" in r for link in foreign_links)},
         "chains": _chain_names(),
-        "sysctls": hc.read_sysctls(),
+        "sysctls": hc.read_sysctls(SYSCTLS_AT_START),
         # the node's own directories, and what else appeared at the top of the host's dirs
         # (containerd's and CNI's shared dirs may be another containerd's: see hostchanges)
         "dirs": ({str(p) for d in HOST_DIRS for p in Path(d).iterdir()}
-                 - set(hc.SHARED_DIRS)) | {d for d in hc.OWN_DIRS if os.path.lexists(d)},
+                 - set(hc.SHARED_DIRS) - TOOL_STATE)
+                | {d for d in hc.OWN_DIRS if os.path.lexists(d)},
     }
 
 

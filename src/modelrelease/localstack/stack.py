@@ -509,11 +509,13 @@ class Stack:
         with RegistryClient(RegistryConfig()) as client:
             if self.node_kind == "kubelet":
                 from modelrelease.build.serving_base import build_serving_base
-                from modelrelease.settings import BuildConfig
+                from modelrelease.settings import PipelineSettings
 
+                # the user's build cache (MODELRELEASE_BUILD__CACHE_DIR): the base's rootfs
+                # takes minutes to build, so it outlives any one stack
                 digest = build_serving_base(
                     f"{registry.host}/{BASE_REPOSITORY}:{REAL_BASE_TAG}", client,
-                    BuildConfig().cache_dir, progress=self.progress).digest
+                    PipelineSettings().build.cache_dir, progress=self.progress).digest
             else:
                 digest, _ = build_dev_base(f"{registry.host}/{BASE_REPOSITORY}:{BASE_TAG}",
                                            client, self.root / "cache")
