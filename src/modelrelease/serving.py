@@ -5,11 +5,20 @@ serves MLflow's scoring server (``/ping``, ``/health``, ``/version``, ``/invocat
 with uvicorn on ``$MODELRELEASE_PORT`` (default 8080), on all interfaces of the pod, and
 Prometheus metrics on ``/metrics`` (see ``modelrelease.metrics``). ``$MODELRELEASE_FAULT``
 injects a fault for rollback drills (see ``modelrelease.faults``); it is off unless set.
+
+It says on stderr (``kubectl logs``) what it loaded, how long that took, and where it
+listens; per-request logs are left to the metrics.
 """
 
 from __future__ import annotations
 
 import os
+import sys
+import time
+
+
+def _say(message: str) -> None:
+    print(f"modelrelease serving: {message}", file=sys.stderr, flush=True)
 
 
 def main() -> None:
@@ -25,7 +34,16 @@ def main() -> None:
     model_path = os.environ.get("MODELRELEASE_MODEL_PATH", "/opt/ml/model")
     port = int(os.environ.get("MODELRELEASE_PORT", "8080"))
     host = os.environ.get("MODELRELEASE_HOST", "0.0.0.0")
-    app = MetricsMiddleware(with_fault(init(load_model(model_path)), fault), os.environ)
+    if fault is not None:
+        _say(f"rollback drill fault injected: {fault}")
+    started = time.monotonic()
+    model = load_model(model_path)
+    meta = model.metadata
+    _say(f"loaded {model_path} (run {meta.run_id or '-'}, flavor "
+         f"{meta.flavors.get('python_function', {}).get('loader_module', '?')}) in "
+         f"{time.monotonic() - started:.1f}s")
+    app = MetricsMiddleware(with_fault(init(model), fault), os.environ)
+    _say(f"listening on {host}:{port} (/ping, /invocations, /metrics)")
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,12 @@ from modelrelease.errors import InvalidInput
 
 log = logging.getLogger(__name__)
 ROUTES = Path("/proc/net/route")
+ROUTED_WITHIN_S = 20.0
+"""How long a refused connection to a ClusterIP is taken for rules not yet programmed.
+
+A pod is Ready before every node's kube-proxy has seen the Service's new endpoints; until
+then the ClusterIP answers with a reject (connection refused). Usually a second; longer
+while a node's iptables lock is busy (a kubelet starting, a large resync)."""
 
 
 def _routes() -> str:
@@ -96,6 +103,35 @@ class PodAccess:
                                    f"port named {port}; use MODELRELEASE_KUBE__POD_ACCESS=proxy")
             self._ports[key] = f"http://{ip}:{number}"
         return f"{self._ports[key]}/{path.lstrip('/')}"
+
+    def get_once_routed(self, http: httpx.Client, url: str,
+                        within: float = ROUTED_WITHIN_S) -> httpx.Response:
+        """``GET url``, retrying a refused connection for ``within`` s on the ClusterIP path.
+
+        For the first call to a Service whose pods just became Ready (the smoke test). On
+        the proxy path the API server dials the pod itself, so nothing is retried there.
+
+        Raises:
+            httpx.HTTPError: The last error, once ``within`` has passed (or at once: any
+                other error, or on the proxy path).
+        """
+        if self.decide() is PodPath.API_PROXY:
+            return http.get(url)
+        deadline = time.monotonic() + within
+        refused = 0
+        while True:
+            try:
+                answer = http.get(url)
+            except httpx.ConnectError:
+                refused += 1
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.25)
+                continue
+            if refused:
+                log.info("%s answered after %d refused connection(s): its Service's rules "
+                         "were not programmed yet", url, refused)
+            return answer
 
     def pod_url(self, namespace: str, pod: str, port: int, path: str = "") -> str:
         """The URL of ``path`` on one pod's ``port``."""

@@ -240,7 +240,9 @@ class ReleaseWorld:
 
         def run() -> SmokeResult:
             with self.access.client(timeout=30) as http:
-                ping = http.get(self.access.url(self.namespace, canary, "ping"))
+                # the canary's pods are Ready; its Service's rules may lag a moment
+                ping = self.access.get_once_routed(
+                    http, self.access.url(self.namespace, canary, "ping"))
                 if ping.status_code != 200:
                     return SmokeResult(False, f"GET /ping answered {ping.status_code}")
                 if files.serving_example is None:
