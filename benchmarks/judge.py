@@ -11,8 +11,9 @@ Arms (per request: latency in ms and ok/error), primary shapes:
                   0.3), rounded to whole ms (many ties, as coarse timers give).
 Every arm fails 0.1% of requests unless the scenario says otherwise. A "+20% p95" canary
 multiplies every latency by 1.2 (p50, p95 and p99 all +20%); the ``tail_only`` scenario
-slows only the cache misses by 20% (p95 +20%, p50 unchanged): no target, shown so the
-limits of rank tests on tail-only changes are on record. Null scenarios: identical arms;
+slows only the cache misses by 20% (p95 +20%, p50 unchanged); ``*_5pct_3x`` makes 5% of the
+canary's requests 3x slower, the rest unchanged (the lognormal one, ``tail_5pct_3x``, has
+the target; the other shapes are shown for the record). Null scenarios: identical arms;
 ``all_null_within_policy`` pools those whose error rate is within the policy's maximum. The
 one with both arms at 0.5% errors (``breaches_policy``) is reported but not pooled: both
 arms break the 0.1% limit, so a FAIL there is the absolute check doing its job (a canary
@@ -26,6 +27,10 @@ null trials judged FAIL; ``median_requests``: median requests per arm used):
             model may have it; the test fails a canary *shown* to be above it), alpha 0.01
             over all checks and looks, 5 looks up to 400 requests per arm, Pocock-type
             spending. ``variants`` holds other designs (same trials) that motivated it.
+            A second ``ours`` line per scenario (``policy``: max_requests=1500, looks=5)
+            is the same judge with a step long enough for the tail checks. Targets are
+            met when ``power_within_target_requests`` (trials judged FAIL within the
+            target's requests per arm) reaches the target's power.
   ``kayenta_mwu``  Kayenta's NetflixACAJudge classifier, fixed horizon (400 requests per
             arm): per arm drop NaNs and outliers outside [min(p1, Q1-3 IQR), max(p99,
             Q3+3 IQR)]; no data if < 50 points; High when the lower end of the 98% confidence
@@ -34,7 +39,8 @@ null trials judged FAIL; ``median_requests``: median requests per arm used):
             Kayenta judges metric time series, so on the error rate of 50 buckets of 8
             requests per arm. The CI is the order-statistic form of R's ``wilcox.test``.
             ``requests_for_equal_power``: the smallest horizon (on a grid, fewer trials)
-            at which it reaches our power in that scenario.
+            at which it reaches our power in that scenario; for targets beyond 400
+            requests, ``power_at_target_requests`` is its power at the target's horizon.
   ``flagger_threshold``  Flagger's built-in checks at the end of the window (400 per arm):
             canary success rate >= 99% and canary p99 <= a limit. The p99 limit is set per
             shape, with hindsight, at the 99.5th percentile of the p99 that a good canary
@@ -70,6 +76,9 @@ POLICY = AnalysisPolicy(
     max_latency_regression=0.10, max_error_rate=ERROR_RATE, min_requests=50,
     max_requests=HORIZON, looks=5, alpha=0.01, spending=Spending.POCOCK,
 )
+LONG_HORIZON = 1500
+LONG_POLICY = POLICY.model_copy(update={"max_requests": LONG_HORIZON})
+"""A step long enough for the tails: what a step of 150 s at 10 requests/s per arm plans."""
 VARIANTS = {
     "obrien_fleming_5_looks": POLICY.model_copy(update={"spending": Spending.OBRIEN_FLEMING}),
     "pocock_10_looks": POLICY.model_copy(update={"looks": 10}),
@@ -108,7 +117,9 @@ class Scenario:
     canary_error_rate: float = ERROR_RATE
     primary_error_rate: float = ERROR_RATE
     tail_only: bool = False
-    target: str | None = None
+    slow_share: float = 0.0  # this share of canary requests ...
+    slow_factor: float = 1.0  # ... is this many times slower, the rest unchanged
+    target: tuple[float, int] | None = None  # (power, requests per arm) to reach
     breaches_policy: bool = False  # identical arms, both above the policy's max error rate
 
     def arms(self, rng: np.random.Generator, trials: int, n: int) -> tuple[Arrays, Arrays]:
@@ -118,6 +129,9 @@ class Scenario:
             canary = bimodal(rng, (trials, n), 1.0, miss_scale=self.latency_scale)
         else:
             canary = shape(rng, (trials, n), self.latency_scale)
+        if self.slow_share:
+            canary = canary * np.where(rng.random((trials, n)) < self.slow_share,
+                                       self.slow_factor, 1.0)
         return (
             (canary, rng.random((trials, n)) >= self.canary_error_rate),
             (primary, rng.random((trials, n)) >= self.primary_error_rate),
@@ -125,15 +139,17 @@ class Scenario:
 
 
 SCENARIOS = [
-    Scenario("lognormal_p95_+20%", False, "lognormal", 1.2,
-             target="power>=0.95 with <=400 requests per arm"),
-    Scenario("heavy_tail_p95_+20%", False, "heavy_tail", 1.2,
-             target="power>=0.95 with <=400 requests per arm"),
-    Scenario("bimodal_p95_+20%", False, "bimodal", 1.2,
-             target="power>=0.95 with <=400 requests per arm"),
+    Scenario("lognormal_p95_+20%", False, "lognormal", 1.2, target=(0.95, 400)),
+    Scenario("heavy_tail_p95_+20%", False, "heavy_tail", 1.2, target=(0.95, 400)),
+    Scenario("bimodal_p95_+20%", False, "bimodal", 1.2, target=(0.95, 400)),
     Scenario("errors_0.1%_to_2%", False, "lognormal", canary_error_rate=0.02,
-             target="power>=0.95 with <=500 requests per arm"),
-    Scenario("bimodal_tail_only_p95_+20%", False, "bimodal", 1.2, tail_only=True),
+             target=(0.95, 500)),
+    Scenario("bimodal_tail_only_p95_+20%", False, "bimodal", 1.2, tail_only=True,
+             target=(0.90, 1000)),
+    Scenario("tail_5pct_3x", False, "lognormal", slow_share=0.05, slow_factor=3.0,
+             target=(0.90, 1500)),
+    Scenario("heavy_tail_5pct_3x", False, "heavy_tail", slow_share=0.05, slow_factor=3.0),
+    Scenario("bimodal_5pct_3x", False, "bimodal", slow_share=0.05, slow_factor=3.0),
     Scenario("null_lognormal", True, "lognormal"),
     Scenario("null_heavy_tail", True, "heavy_tail"),
     Scenario("null_bimodal", True, "bimodal"),
@@ -300,9 +316,26 @@ def _line(scenario: Scenario, judge: str, failed: float, requests: float | None,
     }
 
 
+def _policy(policy: AnalysisPolicy) -> str:
+    return f"max_requests={policy.max_requests}, looks={policy.looks}"
+
+
+def _target(scenario: Scenario, runs: list[tuple[bool, int]]) -> dict[str, Any]:
+    """The scenario's target and our figure against it: the share of trials judged FAIL
+    within the target's requests per arm."""
+    if scenario.target is None:
+        return {"target": None}
+    power, requests = scenario.target
+    within = float(np.mean([f and n <= requests for f, n in runs]))
+    return {"target": f"power>={power} with <={requests} requests per arm",
+            "power_within_target_requests": round(within, 4), "target_met": within >= power}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--trials", type=int, default=4000, help="trials of our judge")
+    parser.add_argument("--long-trials", type=int, default=2000,
+                        help="trials of our judge with the long step (LONG_POLICY)")
     parser.add_argument("--variant-trials", type=int, default=1000)
     parser.add_argument("--baseline-trials", type=int, default=2000)
     parser.add_argument("--equal-power-trials", type=int, default=600)
@@ -319,11 +352,10 @@ def main() -> None:
             ours = _ours(pool, scenario, POLICY, args.trials, seed, args.workers)
             failed = float(np.mean([f for f, _ in ours]))
             requests = float(statistics.median(n for _, n in ours))
-            extra: dict[str, Any] = {"trials": args.trials, "target": scenario.target}
+            extra: dict[str, Any] = {"trials": args.trials, "policy": _policy(POLICY),
+                                     **_target(scenario, ours)}
             if scenario.breaches_policy:
                 extra["breaches_policy"] = True
-            if scenario.target:
-                extra["target_met"] = failed >= 0.95 and requests <= HORIZON
             variants = {}
             for name, policy in VARIANTS.items():
                 runs = _ours(pool, scenario, policy, args.variant_trials, seed, args.workers)
@@ -337,9 +369,22 @@ def main() -> None:
             if scenario.null and not scenario.breaches_policy:
                 null_fails.setdefault("ours", []).extend(f for f, _ in ours)
 
+            long = _ours(pool, scenario, LONG_POLICY, args.long_trials, seed, args.workers)
+            print(json.dumps(_line(
+                scenario, "ours", float(np.mean([f for f, _ in long])),
+                float(statistics.median(n for _, n in long)), trials=args.long_trials,
+                policy=_policy(LONG_POLICY), **_target(scenario, long),
+                **({"breaches_policy": True} if scenario.breaches_policy else {}))), flush=True)
+            if scenario.null and not scenario.breaches_policy:
+                null_fails.setdefault("ours_long", []).extend(f for f, _ in long)
+
             kayenta = _kayenta(pool, scenario, HORIZON, args.baseline_trials, seed + 1,
                                args.workers)
             extra = {"trials": args.baseline_trials}
+            if scenario.target and scenario.target[1] > HORIZON:
+                power = float(np.mean(_kayenta(pool, scenario, scenario.target[1],
+                                               args.baseline_trials, seed + 3, args.workers)))
+                extra["power_at_target_requests"] = round(power, 4)
             if scenario.target and failed >= 0.95:
                 # our power is >= 0.95: the horizon Kayenta needs for 0.95 is a lower bound
                 # on what it needs to match us
@@ -368,8 +413,10 @@ def main() -> None:
                 null_fails.setdefault("flagger_threshold", []).extend(flagger.tolist())
             print(f"{scenario.name}: {time.monotonic() - started:.0f}s", file=sys.stderr)
     for judge, fails in null_fails.items():
+        label = {"ours": _policy(POLICY), "ours_long": _policy(LONG_POLICY)}.get(judge)
         print(json.dumps({"bench": "judge", "scenario": "all_null_within_policy", "null": True,
-                          "judge": judge, "power": None,
+                          "judge": judge.removesuffix("_long"), "policy": label,
+                          "power": None,
                           "false_rollback": round(float(np.mean(fails)), 4),
                           "median_requests": None, "trials": len(fails)}), flush=True)
     print(f"total {time.monotonic() - started:.0f}s", file=sys.stderr)

@@ -54,7 +54,8 @@ def test_policy_reads_the_spec_camel_case_and_is_frozen() -> None:
     assert (policy.p95_ms, policy.p99_ms, policy.spending) == (250, 400,
                                                                Spending.OBRIEN_FLEMING)
     assert policy.checks == (Metric.LATENCY_REGRESSION, Metric.ERROR_RATE,
-                             Metric.ERROR_REGRESSION, Metric.LATENCY_P95, Metric.LATENCY_P99)
+                             Metric.ERROR_REGRESSION, Metric.LATENCY_P95, Metric.LATENCY_P99,
+                             Metric.TAIL_P95, Metric.TAIL_P99)
     with pytest.raises(ValidationError):
         policy.looks = 3  # type: ignore[misc]
 
@@ -140,7 +141,8 @@ CASES = [
                  id="before-first-look"),
     pytest.param(window(400, canary_n=70), POLICY, Outcome.INCONCLUSIVE, None,
                  ["waiting for look 1/5 at 80"], id="uneven-arms-count-the-smaller"),
-    pytest.param(window(160, scale=1.6), POLICY, Outcome.FAIL, Metric.LATENCY_REGRESSION,
+    pytest.param(window(160, scale=1.6), POLICY, Outcome.FAIL,
+                 (Metric.LATENCY_REGRESSION, Metric.TAIL_P95),
                  ["latency regression: canary p95", "vs primary", "> tolerance 10%",
                   "Mann-Whitney p=", "look 2/5, 160 requests per arm"],
                  id="latency-regression"),
@@ -168,10 +170,17 @@ CASES = [
                   "look 5/5, 400 requests per arm"], id="good-canary-final-look"),
     pytest.param(window(160), AnalysisPolicy(max_latency_regression=0.5, max_error_rate=0.2,
                                              p95_ms=500, max_requests=800),
+                 Outcome.INCONCLUSIVE, None,
+                 ["p99 tail: first tested at look 3/5 (480 requests per arm)",
+                  "look 1/5, 160 requests per arm"],
+                 id="no-clear-pass-before-the-p99-tail-is-tested"),
+    pytest.param(window(480), AnalysisPolicy(max_latency_regression=0.5, max_error_rate=0.2,
+                                             p95_ms=500, max_requests=800),
                  Outcome.PASS, None,
                  ["latency within tolerance", "error rate within max 20.00%",
-                  "latency p95 within SLO", "look 1/5, 160 requests per arm"],
-                 id="clear-pass-first-look"),
+                  "latency p95 within SLO", "p95 tail within tolerance",
+                  "p99 tail within tolerance", "look 3/5, 480 requests per arm"],
+                 id="clear-pass-once-every-tail-is-tested"),
     pytest.param(window(160), AnalysisPolicy(max_latency_regression=0.5, max_error_rate=0.2,
                                              p95_ms=500, p99_ms=900, max_requests=800),
                  Outcome.INCONCLUSIVE, None,
@@ -235,7 +244,7 @@ def test_verdict_carries_every_arm_number() -> None:
         assert stats.p99_ms is not None
         assert stats.p50_ms < stats.p95_ms < stats.p99_ms
     assert {c.metric for c in verdict.checks} == {Metric.LATENCY_REGRESSION, Metric.ERROR_RATE,
-                                                  Metric.ERROR_REGRESSION}
+                                                  Metric.ERROR_REGRESSION, Metric.TAIL_P95}
 
 
 def test_no_traffic_has_empty_numbers() -> None:

@@ -18,14 +18,36 @@ back with its reasons and numbers.
 * ``LATENCY_P95`` / ``LATENCY_P99`` (when the policy sets ``p95_ms`` / ``p99_ms``): exact
   binomial test on the number of canary requests slower than the limit, ``H0: at most 5%
   (1%) of requests exceed it``, i.e. the canary's true p95 (p99) is within the SLO.
+* ``TAIL_P95`` / ``TAIL_P99``: the upper tail, canary vs primary, where a rank test on the
+  whole distribution is blind (slower cache misses, a slow branch on a few inputs, GC
+  pauses). An upper-tail rank test (``stats.tail_test``) on the successful requests of
+  both arms: a rank statistic whose scores are zero up to the pooled p90 (p98) and rise
+  linearly to the top, so it weighs how many canary requests are in the tail and how far
+  up, around the p95 (p99); exact permutation mean and variance, normal approximation.
+  FAIL when the canary is significantly heavier there *and* its p95 (p99) exceeds the
+  primary's by more than ``max_latency_regression``; the reason names the quantile and the
+  share of canary requests above the primary's p95 (p99) against the 5% (1%) expected.
+  Clear pass when the canary's latencies divided by ``1 + tolerance`` are significantly
+  *lighter* in the tail than the primary's. A tail too thin to test (even the slowest
+  requests all in the canary would not be significant at the look's level) is NO_DATA,
+  never a pass.
+  Which tails are checked, and from which look, follows from the plan: a tail is tested
+  from the first look whose requests per arm, less a fifth (for failed requests and
+  ties), could reject at the level that look gets; it spends its share from there, so
+  the looks it cannot use waste none of it. The defaults (400 per arm, 5 looks) check
+  the p95 from look 2; a plan of about 450 per arm or more checks the p99 as well.
 
 **Error control.** ``alpha`` bounds the chance that identical arms are judged FAIL over
-the whole step: it is split evenly (Bonferroni) over the active checks, and each check
-spends its share over ``looks`` equally spaced looks (at ``k * max_requests / looks``
-requests per arm) with a Lan-DeMets spending function (``stats.upper_boundaries``). A test
-at look k rejects when its p-value is at most that look's nominal level. Looks that were
-skipped (e.g. below ``min_requests``) simply spend nothing, which is conservative; each
-look is tested at most once per ``SequentialJudge``.
+the whole step: it is split evenly (Bonferroni) over latency, error rate, error
+regression and each SLO, latency's part going half to Mann-Whitney and half to the tail
+checks (halved again when both the p95 and the p99 are checked), and each check spends
+its share over ``looks`` equally spaced looks (at ``k * max_requests / looks`` requests per arm)
+with a Lan-DeMets spending function (``stats.upper_boundaries``). A test at look k
+rejects when its p-value is at most that look's nominal level. Looks that were skipped
+(e.g. below ``min_requests``) simply spend nothing, which is conservative; a tail check's
+looks before its first (fixed by the plan, see above) are not taken, so its first look
+spends all the function has spent by then. Each look is tested at most once per
+``SequentialJudge``.
 
 **Outcomes.** FAIL as soon as any check fails (the reasons name the metric, both arms'
 numbers and the threshold). PASS early when every check is clearly within its limits;
@@ -51,6 +73,7 @@ from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import lru_cache
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -92,6 +115,15 @@ class Metric(StrEnum):
     ERROR_REGRESSION = "error_regression"
     LATENCY_P95 = "latency_p95"
     LATENCY_P99 = "latency_p99"
+    TAIL_P95 = "tail_p95"
+    TAIL_P99 = "tail_p99"
+
+
+TAILS = {Metric.TAIL_P95: 95, Metric.TAIL_P99: 99}
+"""The tail checks and their percentiles."""
+TAIL_PLANNED = 0.8
+"""Share of a look's requests per arm that must suffice to test a tail for the look to test
+it (the rest allows for failed requests and ties)."""
 
 
 class CheckStatus(StrEnum):
@@ -154,12 +186,52 @@ class AnalysisPolicy(BaseModel):
         slo = ((Metric.LATENCY_P95,) if self.p95_ms is not None else ()) + (
             (Metric.LATENCY_P99,) if self.p99_ms is not None else ()
         )
-        return (Metric.LATENCY_REGRESSION, Metric.ERROR_RATE, Metric.ERROR_REGRESSION, *slo)
+        base = (Metric.LATENCY_REGRESSION, Metric.ERROR_RATE, Metric.ERROR_REGRESSION, *slo)
+        return base + tuple(metric for metric, _ in _tail_first_looks(self))
 
-    def level(self, k: int) -> float:
-        """Nominal one-sided level of each check at look ``k``."""
-        share = self.alpha / len(self.checks)
-        return stats.nominal_levels(share, self.looks, self.spending)[k - 1]
+    def first_look(self, metric: Metric) -> int:
+        """The first look at which ``metric`` is tested (1 but for a tail check)."""
+        return dict(_tail_first_looks(self)).get(metric, 1)
+
+    def share(self, metric: Metric = Metric.LATENCY_REGRESSION) -> float:
+        """The part of ``alpha`` that ``metric`` may spend over the step.
+
+        ``alpha`` is split evenly over latency, error rate, error regression and each SLO;
+        latency's part goes half to the Mann-Whitney test and half to the tails (split
+        evenly between the p95 and the p99) when any tail is checked.
+        """
+        tails = [m for m in self.checks if m in TAILS]
+        share = self.alpha / (len(self.checks) - len(tails))
+        if not tails or metric not in (Metric.LATENCY_REGRESSION, *tails):
+            return share
+        return share / 2 / (len(tails) if metric in tails else 1)
+
+    def level(self, k: int, metric: Metric = Metric.LATENCY_REGRESSION) -> float:
+        """Nominal one-sided level of ``metric`` at look ``k`` (0 before its first look)."""
+        return stats.nominal_levels(self.share(metric), self.looks, self.spending,
+                                    self.first_look(metric))[k - 1]
+
+
+@lru_cache(maxsize=64)
+def _tail_first_looks(policy: AnalysisPolicy) -> tuple[tuple[Metric, int], ...]:
+    """Each tail the plan can test, with the first look at which it can.
+
+    A tail's first look is the first at which ``TAIL_PLANNED`` of the look's requests per
+    arm could reject at the level that look would have if it were the first taken (all
+    the spending function has spent by then, with both tails in the split: the smallest
+    share ``AnalysisPolicy.share`` can give a tail).
+    """
+    slo = (policy.p95_ms is not None) + (policy.p99_ms is not None)
+    share = policy.alpha / (3 + slo) / 2 / len(TAILS)
+    out: list[tuple[Metric, int]] = []
+    for metric, q in TAILS.items():
+        for k in range(1, policy.looks + 1):
+            planned = max(1, math.floor(TAIL_PLANNED * policy.look_requests(k)))
+            if stats.least_tail_p(planned, planned, q) <= stats.spent_alpha(
+                    policy.spending, share, k / policy.looks):
+                out.append((metric, k))
+                break
+    return tuple(out)
 
 
 @dataclass(frozen=True)
@@ -372,7 +444,7 @@ def _check(
     metric: Metric, window: Samples, canary_ok: list[float], primary_ok: list[float],
     arms: tuple[ArmStats, ArmStats], k: int, policy: AnalysisPolicy,
 ) -> Check:
-    level = policy.level(k)
+    level = policy.level(k, metric)
     if metric is Metric.LATENCY_REGRESSION:
         return _latency_regression(canary_ok, primary_ok, arms, level, policy)
     if metric is Metric.ERROR_RATE:
@@ -382,6 +454,8 @@ def _check(
     if metric is Metric.LATENCY_P95:
         assert policy.p95_ms is not None
         return _slo(metric, 95, policy.p95_ms, canary_ok, arms, level)
+    if metric in TAILS:
+        return _tail(metric, TAILS[metric], canary_ok, primary_ok, k, level, policy)
     assert policy.p99_ms is not None
     return _slo(metric, 99, policy.p99_ms, canary_ok, arms, level)
 
@@ -498,3 +572,48 @@ def _slo(
     return Check(metric, CheckStatus.HOLD, c_value, p_value, limit, above, level,
                  f"latency {name} SLO: {figures}; not yet shown above or below (binomial "
                  f"p={_p(above)}, alpha {_p(level)})")
+
+
+def _tail(
+    metric: Metric, q: int, canary: list[float], primary: list[float], k: int, level: float,
+    policy: AnalysisPolicy,
+) -> Check:
+    name = f"p{q}"
+    tolerance = policy.max_latency_regression
+    first = policy.first_look(metric)
+    if k < first:
+        return Check(metric, CheckStatus.NO_DATA, None, None, tolerance, None, level,
+                     f"{name} tail: first tested at look {first}/{policy.looks} "
+                     f"({policy.look_requests(first)} requests per arm); too few requests "
+                     f"in the tail before")
+    if not canary or not primary:
+        return Check(metric, CheckStatus.NO_DATA, None, None, tolerance, None, level,
+                     f"{name} tail: no successful request to compare (canary {len(canary)}, "
+                     f"primary {len(primary)})")
+    c_value, p_value = stats.percentile(canary, q), stats.percentile(primary, q)
+    share = (len(canary) - bisect_right(canary, p_value)) / len(canary)
+    figures = (f"{name} tail: {share:.1%} of canary requests above the primary's {name} "
+               f"{p_value:.1f} ms (expected {(100 - q) / 100:.0%}); canary {name} "
+               f"{c_value:.1f} ms ({_pct(c_value / p_value - 1)})")
+    slower = stats.tail_test(canary, primary, q)
+    split = (f"canary {slower.above_x} of {len(canary)} vs primary {slower.above_y} of "
+             f"{len(primary)} above the pooled {name} {slower.threshold:.1f} ms; tail rank "
+             f"test from the pooled p{100 - 2 * (100 - q)} {slower.start:.1f} ms")
+    if slower.least_p_value > level:
+        return Check(metric, CheckStatus.NO_DATA, c_value, p_value, tolerance, None, level,
+                     f"{figures}; too few requests in the tail to test it ({split}: even "
+                     f"the slowest all in the canary would give p={_p(slower.least_p_value)} "
+                     f"> alpha {_p(level)})")
+    if slower.p_value <= level and c_value > p_value * (1.0 + tolerance):
+        return Check(metric, CheckStatus.FAIL, c_value, p_value, tolerance, slower.p_value,
+                     level, f"{name} tail regression: {figures} > tolerance {tolerance:.0%}; "
+                     f"{split} (p={_p(slower.p_value)} <= alpha {_p(level)})")
+    within = stats.tail_test(primary, [value / (1.0 + tolerance) for value in canary], q)
+    if within.p_value <= level:
+        return Check(metric, CheckStatus.PASS, c_value, p_value, tolerance, within.p_value,
+                     level, f"{name} tail within tolerance: {figures}; canary below primary "
+                     f"+{tolerance:.0%} in the tail (tail rank test p={_p(within.p_value)} "
+                     f"<= alpha {_p(level)})")
+    return Check(metric, CheckStatus.HOLD, c_value, p_value, tolerance, slower.p_value, level,
+                 f"{figures}; no tail regression beyond tolerance {tolerance:.0%} shown "
+                 f"({split}, p={_p(slower.p_value)}, alpha {_p(level)})")

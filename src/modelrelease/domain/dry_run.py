@@ -37,7 +37,8 @@ class LookPlan:
     at_seconds: float
     """Seconds into the step's hold when the look falls, at the generated load's rate."""
     level: float
-    """Nominal one-sided level of each check at this look."""
+    """Nominal one-sided level at this look of each check with a whole share of alpha (error
+    rate, error regression, SLOs; the latency checks split one share)."""
 
 
 @dataclass(frozen=True)
@@ -119,14 +120,14 @@ def requests_to_pass(allowed: float, level: float) -> int | None:
 
 
 def _needs(policy: AnalysisPolicy) -> tuple[CheckNeed, ...]:
-    level = policy.level(policy.looks)
     planned = policy.look_requests(policy.looks)
     allowed = {Metric.ERROR_RATE: policy.max_error_rate}
     if policy.p95_ms is not None:
         allowed[Metric.LATENCY_P95] = 0.05
     if policy.p99_ms is not None:
         allowed[Metric.LATENCY_P99] = 0.01
-    return tuple(CheckNeed(metric, requests_to_pass(share, level), planned)
+    return tuple(CheckNeed(metric, requests_to_pass(share, policy.level(policy.looks, metric)),
+                           planned)
                  for metric, share in allowed.items())
 
 
@@ -152,7 +153,8 @@ def canary_plan(endpoint: ModelEndpoint, *, first_release: bool, primary_replica
             replicas, effective = split.canary, split.effective
         judge = analysis_policy(endpoint, step.hold, load_rate)
         looks = tuple(LookPlan(k, judge.look_requests(k), judge.look_requests(k) / load_rate,
-                               judge.level(k)) for k in range(1, judge.looks + 1))
+                               judge.level(k, Metric.ERROR_RATE))
+                      for k in range(1, judge.looks + 1))
         live = (None if live_rps is None
                 else live_rps * effective / 100.0 * step.hold.total_seconds())
         steps.append(StepPlan(number, step.weight, effective, replicas, step.hold, looks,

@@ -12,6 +12,12 @@ Every function here is cross-checked against scipy in ``tests/unit/test_stats.py
   ratios.
 * ``binomial_sf`` / ``binomial_cdf``: exact binomial tails, summed in log space.
 * ``fisher_greater``: Fisher's exact test, one-sided (first group has the higher rate).
+* ``tail_test``: an upper-tail rank test (a linear rank statistic whose scores are zero
+  below a pooled percentile and rise linearly above it), with the exact permutation mean
+  and variance and the normal approximation (cross-checked against every split of small
+  samples; in simulations of equal arms its rejection rate is at most the nominal level
+  for thin tails and about it from a few hundred tail values on); ``least_tail_p``: its
+  smallest p-value for given sample sizes, to tell a tail too thin to test.
 * ``upper_boundaries`` / ``nominal_levels``: one-sided group-sequential boundaries for a
   Lan-DeMets alpha-spending function (Pocock-type or O'Brien-Fleming-type), computed by
   recursive numerical integration (Armitage, McPherson and Rowe; Jennison and Turnbull,
@@ -257,6 +263,11 @@ def binomial_cdf(k: int, n: int, p: float) -> float:
     return 1.0 - binomial_sf(k + 1, n, p)
 
 
+def least_tail_p(n_x: int, n_y: int, q: float) -> float:
+    """The smallest p-value ``tail_test`` can give for ``n_x`` and ``n_y`` untied values."""
+    return tail_test(range(n_y + 1, n_y + n_x + 1), range(1, n_y + 1), q).p_value
+
+
 def fisher_greater(hits_a: int, n_a: int, hits_b: int, n_b: int) -> float:
     """One-sided Fisher exact test: is group a's rate higher than group b's?
 
@@ -272,6 +283,64 @@ def fisher_greater(hits_a: int, n_a: int, hits_b: int, n_b: int) -> float:
     for x in range(hits_a, top + 1):
         p += math.exp(_log_choose(hits, x) + _log_choose(total - hits, n_a - x) - log_whole)
     return min(1.0, p)
+
+
+@dataclass(frozen=True)
+class TailTest:
+    """An upper-tail rank test of ``x`` against ``y`` around their pooled ``q``-th percentile.
+
+    ``z``: the standardised statistic; ``p_value``: its one-sided p-value (x heavier in the
+    tail); ``least_p_value``: the smallest p-value these pooled values could give (the
+    ``len(x)`` highest scores all in x): above the level, the tail is too thin to test.
+    ``start``: the pooled value where the scores begin; ``above_x`` / ``above_y``: values
+    above the pooled ``q``-th percentile ``threshold``, per sample.
+    """
+
+    z: float
+    p_value: float
+    least_p_value: float
+    start: float
+    threshold: float
+    above_x: int
+    above_y: int
+
+
+def tail_test(x: Sequence[float], y: Sequence[float], q: float) -> TailTest:
+    """Is ``x`` heavier than ``y`` in the upper tail around the pooled ``q``-th percentile?
+
+    A linear rank statistic (like Mann-Whitney, but only the tail counts): each pooled
+    value gets the score ``max(0, u - (1 - w))``, ``u`` its mid-rank quantile and ``w =
+    2 (1 - q/100)`` (for the p95: scores rise linearly from the pooled p90 to the top, so
+    the p95 is their centre); the statistic is the sum of x's scores, standardised with
+    its exact permutation mean and variance (ties share their mid-rank), p-value from the
+    normal approximation.
+    """
+    n, m = len(x), len(y)
+    if n == 0 or m == 0:
+        raise ValueError("a tail test needs at least one value in each sample")
+    if not 50.0 <= q < 100.0:
+        raise ValueError(f"percentile {q} outside [50, 100)")
+    pooled = sorted((*x, *y))
+    total = n + m
+    begin = 1.0 - 2.0 * (1.0 - q / 100.0)
+
+    def score(value: float) -> float:
+        middle = (bisect_left(pooled, value) + bisect_right(pooled, value)) / 2.0
+        return max(0.0, middle / total - begin)
+
+    scores = [score(value) for value in pooled]
+    mean = sum(scores) / total
+    variance = n * m / (total * (total - 1)) * sum((a - mean) ** 2 for a in scores)
+    threshold = percentile(pooled, q)
+    above_x = sum(1 for value in x if value > threshold)
+    above_y = sum(1 for value in y if value > threshold)
+    start = percentile(pooled, 100.0 * begin)
+    if variance <= 0.0:
+        return TailTest(0.0, 1.0, 1.0, start, threshold, above_x, above_y)
+    sd = math.sqrt(variance)
+    z = (sum(score(value) for value in x) - n * mean) / sd
+    most = (sum(scores[total - n:]) - n * mean) / sd  # scores ascend with the values
+    return TailTest(z, normal_sf(z), normal_sf(most), start, threshold, above_x, above_y)
 
 
 def _log_choose(n: int, k: int) -> float:
@@ -384,13 +453,20 @@ def _solve_bound(
     return (low + high) / 2.0
 
 
-def nominal_levels(alpha: float, looks: int, spending: Spending) -> tuple[float, ...]:
+def nominal_levels(
+    alpha: float, looks: int, spending: Spending, first: int = 1
+) -> tuple[float, ...]:
     """Per-look one-sided significance levels for ``looks`` equally spaced looks.
 
     Look k rejects when its p-value is at most ``P(Z > c_k)``; a statistic that is
     (asymptotically) a standardised Brownian motion then rejects with total chance alpha.
+    Looks before ``first`` are not taken (level 0): the first one taken spends all that
+    the function has spent by its information fraction.
     """
     if looks < 1:
         raise ValueError("at least one look")
-    fractions = tuple(k / looks for k in range(1, looks + 1))
-    return tuple(normal_sf(c) for c in upper_boundaries(alpha, fractions, spending))
+    if not 1 <= first <= looks:
+        raise ValueError(f"first look {first} outside 1..{looks}")
+    fractions = tuple(k / looks for k in range(first, looks + 1))
+    return (0.0,) * (first - 1) + tuple(
+        normal_sf(c) for c in upper_boundaries(alpha, fractions, spending))
