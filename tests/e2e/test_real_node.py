@@ -11,12 +11,14 @@ shows the serving process; and stopping the stack leaves the host as it was.
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
+import yaml
 
 from modelrelease.adapters.kube import KubeCluster
 from modelrelease.adapters.pod_access import PodAccess
@@ -24,9 +26,10 @@ from modelrelease.adapters.probe import SteadyClient
 from modelrelease.domain.pod_access import AccessMode
 from modelrelease.localstack.controlplane import kube_assets_dir
 from modelrelease.localstack.demo_model import register_iris_model
+from modelrelease.localstack.registry import LocalRegistry
 from modelrelease.localstack.stack import Stack
 from modelrelease.release.driver import ReleaseResult
-from modelrelease.settings import KubeConfig
+from modelrelease.settings import KubeConfig, RegistryConfig
 from tests.e2e.helpers import IRIS_BODY, Endpoint, make_endpoint
 from tests.faults.chaos import assert_promoted, report, timed, wait_phase
 from tests.integration.test_kubenode import host_state
@@ -105,6 +108,46 @@ def test_a_release_on_the_real_node_reaches_pods_through_the_cluster_ip(
                                                            background.failed[:5])
     print(f"real node: v1 in {first.seconds:.1f}s, v2 in {second.seconds:.1f}s "
           f"(hold {second.hold_seconds:.1f}s), {background.ok} ClusterIP requests, 0 lost")
+
+
+def test_an_image_the_kubelet_cannot_pull_rolls_back_with_the_kubelets_reason(
+        real: tuple[Stack, dict[str, Any]], tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The endpoint moves to a private registry, but the cluster has no pull secret for it.
+
+    The pipeline pushes with its own credentials; the real kubelet's pull is refused (401),
+    the canary shows ErrImagePull / ImagePullBackOff and the release rolls back at once with
+    the kubelet's words; the primary (from the open registry) keeps serving.
+    """
+    stack, _ = real
+    made = make_endpoint(stack, tmp_path_factory.mktemp("pull-endpoint"),
+                         steps=[{"weight": 50, "hold": "6s"}],
+                         checks={"latency": {"p99Ms": 10000, "maxRegression": 1.0},
+                                 "maxErrorRate": 0.01, "minRequests": 100})
+    tracking = str(made.settings.mlflow.tracking_uri)
+    try:
+        register_iris_model(tracking, made.model, alias="champion", c=1.0)
+        first = made.release()
+        assert first.outcome == "promoted", first.reason
+        with LocalRegistry(tmp_path_factory.mktemp("private-registry"),
+                           users={"team": "pull-secret-missing"}) as private:
+            document = yaml.safe_load(made.file.read_text())
+            document["spec"]["image"]["repository"] = f"{private.host}/e2e/{made.name}"
+            made.file.write_text(yaml.safe_dump(document))
+            pushing = dataclasses.replace(made, settings=made.settings.model_copy(update={
+                "registry": RegistryConfig(username="team", password="pull-secret-missing")}))
+            register_iris_model(tracking, made.model, alias="champion", c=0.4)
+            second = pushing.release()
+        print(f"unpullable canary: {second.outcome} in {second.seconds:.1f}s: {second.reason}")
+        assert second.outcome == "rolled_back", second.reason
+        assert "ErrImagePull" in second.reason or "ImagePullBackOff" in second.reason, \
+            second.reason
+        assert private.host in second.reason or "401" in second.reason \
+            or "nauthorized" in second.reason, second.reason
+        assert (made.image("primary") or "").endswith(first.image.split("@")[1])
+        assert made.image("canary") is None
+        assert made.status()["primary"]["version"] == first.version
+    finally:
+        made.core.delete_namespace(made.namespace)
 
 
 @pytest.mark.parametrize("part", ["kube-apiserver", "kubelet", "containerd"])
