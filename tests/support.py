@@ -62,8 +62,17 @@ class Deployed:
     endpoints_dir: Path
 
     def call(self, method: str, path: str, body: object = None) -> httpx.Response:
-        """One request to the API."""
+        """One request to the API; a 503 is retried twice, as Prefect's own client does.
+
+        The server answers 503 for errors it calls retryable (a busy database under load),
+        having changed nothing.
+        """
         with httpx.Client(timeout=30) as http:
+            for wait in (1.0, 2.0):
+                answer = http.request(method, f"{self.api_url}{path}", json=body)
+                if answer.status_code != 503:
+                    return answer
+                time.sleep(wait)
             return http.request(method, f"{self.api_url}{path}", json=body)
 
     def deployment(self, name: str) -> dict[str, Any]:

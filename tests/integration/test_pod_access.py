@@ -1,10 +1,11 @@
-"""``PodAccess.get_once_routed``: a refused first call is retried on the ClusterIP path only.
+"""``get_once_routed``: the smoke test's first call waits out a route that is not ready yet.
 
-The path is decided from a real Service on the stack's API server (its ClusterIP; the mode
-is forced). The URL called is a real HTTP server on 127.0.0.1 that starts listening a
-moment after the first call, standing in for a ClusterIP whose kube-proxy rules are not
-programmed yet (a refused connection is what it answers then): the node agent's stack has
-no kube-proxy to race with.
+Real HTTP servers on 127.0.0.1 stand in for the two ways a just-Ready pod's route lags: a
+ClusterIP whose kube-proxy rules are not programmed yet refuses the connection (here: a
+server that starts listening a second late), and an API server's service proxy answers
+503 until its endpoint cache is filled (here: a server that answers 503 for a second).
+The node agent's stack has neither race to reproduce on cue; the real node has the first
+(tests/e2e/test_real_node.py).
 """
 
 from __future__ import annotations
@@ -12,90 +13,100 @@ from __future__ import annotations
 import http.server
 import threading
 import time
-import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
 
-from modelrelease.adapters.kube import KubeCluster
-from modelrelease.adapters.pod_access import PodAccess
-from modelrelease.domain.pod_access import AccessMode
+from modelrelease.adapters.pod_access import get_once_routed
 from modelrelease.localstack.process import free_ports
-from modelrelease.localstack.stack import Stack
-from modelrelease.settings import KubeConfig
 
 pytestmark = pytest.mark.integration
 
 
-class _Ping(http.server.BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        self.send_response(200)
-        self.end_headers()
-        self.wfile.write(b"pong")
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-@pytest.fixture
-def late_server() -> Iterator[str]:
-    """A URL whose server starts listening 1 s from now."""
+def _serve(status: Callable[[float], int], delay: float = 0.0) -> Iterator[tuple[str, list[int]]]:
+    """A URL whose server answers ``status(seconds since start)``, listening after ``delay``."""
     (port,) = free_ports(1)
-    started: list[http.server.HTTPServer] = []
+    answered: list[int] = []
+    started = time.monotonic()
+    servers: list[http.server.HTTPServer] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            code = status(time.monotonic() - started)
+            answered.append(code)
+            self.send_response(code)
+            self.end_headers()
+            self.wfile.write(b"pong" if code == 200 else b"no endpoints available")
+
+        def log_message(self, *args: object) -> None:
+            pass
 
     def serve() -> None:
-        time.sleep(1.0)
-        server = http.server.HTTPServer(("127.0.0.1", port), _Ping)
-        started.append(server)
+        time.sleep(delay)
+        server = http.server.HTTPServer(("127.0.0.1", port), Handler)
+        servers.append(server)
         server.serve_forever(poll_interval=0.05)
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{port}/ping"
-    thread.join(timeout=5)
-    for server in started:
+    yield f"http://127.0.0.1:{port}/ping", answered
+    thread.join(timeout=delay + 5)
+    for server in servers:
         server.shutdown()
         server.server_close()
 
 
-@pytest.fixture(scope="module")
-def kube(stack: Stack) -> Iterator[KubeCluster]:
-    cluster = KubeCluster(KubeConfig(kubeconfig=stack.kubeconfig))
-    yield cluster
-    cluster.close()
+@pytest.fixture
+def late_listener() -> Iterator[tuple[str, list[int]]]:
+    yield from _serve(lambda _: 200, delay=1.0)
 
 
-@pytest.fixture(scope="module")
-def service(kube: KubeCluster) -> Iterator[tuple[str, str]]:
-    """A namespace with a Service that has a ClusterIP (no pods behind it)."""
-    namespace = f"pod-access-{uuid.uuid4().hex[:6]}"
-    kube.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
-    kube.apply({"apiVersion": "v1", "kind": "Service",
-                "metadata": {"name": "ep", "namespace": namespace},
-                "spec": {"ports": [{"name": "http", "port": 80, "targetPort": 8080}]}})
-    yield namespace, "ep"
-    kube.delete("v1", "Namespace", namespace)
+@pytest.fixture
+def unavailable_for_a_second() -> Iterator[tuple[str, list[int]]]:
+    yield from _serve(lambda since: 503 if since < 1.0 else 200)
 
 
-def test_the_cluster_ip_path_waits_for_the_rules(kube: KubeCluster, service: tuple[str, str],
-        late_server: str) -> None:
-    access = PodAccess(kube, AccessMode.DIRECT, *service)
+@pytest.fixture
+def broken() -> Iterator[tuple[str, list[int]]]:
+    yield from _serve(lambda _: 500)
+
+
+def test_a_refused_connection_is_retried_until_the_route_exists(
+        late_listener: tuple[str, list[int]]) -> None:
+    url, answered = late_listener
     with httpx.Client(trust_env=False) as http:
-        answer = access.get_once_routed(http, late_server, within=30)
+        answer = get_once_routed(http, url, within=30)
     assert answer.status_code == 200 and answer.text == "pong"
+    assert answered == [200]
 
 
-def test_the_cluster_ip_path_gives_up_after_its_window(
-        kube: KubeCluster, service: tuple[str, str]) -> None:
+def test_a_503_is_retried_until_the_route_exists(
+        unavailable_for_a_second: tuple[str, list[int]]) -> None:
+    url, answered = unavailable_for_a_second
+    with httpx.Client(trust_env=False) as http:
+        answer = get_once_routed(http, url, within=30)
+    assert answer.status_code == 200
+    assert answered[0] == 503 and answered[-1] == 200 and set(answered) == {503, 200}
+
+
+def test_a_route_that_never_comes_fails_after_the_window() -> None:
     (port,) = free_ports(1)
-    access = PodAccess(kube, AccessMode.DIRECT, *service)
     with httpx.Client(trust_env=False) as http, pytest.raises(httpx.ConnectError):
-        access.get_once_routed(http, f"http://127.0.0.1:{port}/ping", within=0.5)
+        get_once_routed(http, f"http://127.0.0.1:{port}/ping", within=0.5)
 
 
-def test_the_proxy_path_does_not_retry(kube: KubeCluster, service: tuple[str, str],
-        late_server: str) -> None:
-    access = PodAccess(kube, AccessMode.PROXY, *service)
-    with httpx.Client(trust_env=False) as http, pytest.raises(httpx.ConnectError):
-        access.get_once_routed(http, late_server, within=30)
+def test_a_503_that_lasts_is_returned_after_the_window() -> None:
+    for url, answered in _serve(lambda _: 503):
+        time.sleep(0.3)  # listening
+        with httpx.Client(trust_env=False) as http:
+            answer = get_once_routed(http, url, within=0.5)
+        assert answer.status_code == 503 and len(answered) >= 2
+
+
+def test_any_other_answer_is_returned_at_once(broken: tuple[str, list[int]]) -> None:
+    url, answered = broken
+    time.sleep(0.3)  # listening
+    with httpx.Client(trust_env=False) as http:
+        answer = get_once_routed(http, url, within=30)
+    assert answer.status_code == 500 and answered == [500]

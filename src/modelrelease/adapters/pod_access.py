@@ -26,11 +26,13 @@ from modelrelease.errors import InvalidInput
 log = logging.getLogger(__name__)
 ROUTES = Path("/proc/net/route")
 ROUTED_WITHIN_S = 20.0
-"""How long a refused connection to a ClusterIP is taken for rules not yet programmed.
+"""How long the first call to a Service whose pods just became Ready may find no route.
 
-A pod is Ready before every node's kube-proxy has seen the Service's new endpoints; until
-then the ClusterIP answers with a reject (connection refused). Usually a second; longer
-while a node's iptables lock is busy (a kubelet starting, a large resync)."""
+The pods are Ready before every path to them knows: kube-proxy programs a Service's new
+endpoints a moment later (until then the ClusterIP refuses the connection), and an API
+server that has just restarted answers its service proxy with 503 until its endpoint
+cache is filled. Usually a second; longer while a node's iptables lock is busy or the API
+server is coming back."""
 
 
 def _routes() -> str:
@@ -104,35 +106,6 @@ class PodAccess:
             self._ports[key] = f"http://{ip}:{number}"
         return f"{self._ports[key]}/{path.lstrip('/')}"
 
-    def get_once_routed(self, http: httpx.Client, url: str,
-                        within: float = ROUTED_WITHIN_S) -> httpx.Response:
-        """``GET url``, retrying a refused connection for ``within`` s on the ClusterIP path.
-
-        For the first call to a Service whose pods just became Ready (the smoke test). On
-        the proxy path the API server dials the pod itself, so nothing is retried there.
-
-        Raises:
-            httpx.HTTPError: The last error, once ``within`` has passed (or at once: any
-                other error, or on the proxy path).
-        """
-        if self.decide() is PodPath.API_PROXY:
-            return http.get(url)
-        deadline = time.monotonic() + within
-        refused = 0
-        while True:
-            try:
-                answer = http.get(url)
-            except httpx.ConnectError:
-                refused += 1
-                if time.monotonic() >= deadline:
-                    raise
-                time.sleep(0.25)
-                continue
-            if refused:
-                log.info("%s answered after %d refused connection(s): its Service's rules "
-                         "were not programmed yet", url, refused)
-            return answer
-
     def pod_url(self, namespace: str, pod: str, port: int, path: str = "") -> str:
         """The URL of ``path`` on one pod's ``port``."""
         if self.decide() is PodPath.API_PROXY:
@@ -159,3 +132,34 @@ class PodAccess:
 def _cluster_ip(service: dict[str, Any] | None) -> str | None:
     ip = ((service or {}).get("spec") or {}).get("clusterIP")
     return str(ip) if ip and ip != "None" else None
+
+
+def get_once_routed(http: httpx.Client, url: str,
+                    within: float = ROUTED_WITHIN_S) -> httpx.Response:
+    """``GET url``, retrying a refused connection or a 503 for up to ``within`` s.
+
+    For the first call to a Service whose pods just became Ready (the smoke test), on
+    either path (see :data:`ROUTED_WITHIN_S`). Any other answer is returned at once;
+    a 503 that lasts the whole window is returned as it is.
+
+    Raises:
+        httpx.HTTPError: Any other transport error at once; a refused connection once
+            ``within`` has passed.
+    """
+    deadline = time.monotonic() + within
+    misses = 0
+    while True:
+        try:
+            answer = http.get(url)
+        except httpx.ConnectError:
+            if time.monotonic() >= deadline:
+                raise
+        else:
+            if answer.status_code != 503 or time.monotonic() >= deadline:
+                if misses:
+                    log.info("%s answered %d after %d refused connection(s) or 503s: "
+                             "its route was not ready yet", url, answer.status_code,
+                             misses)
+                return answer
+        misses += 1
+        time.sleep(0.25)

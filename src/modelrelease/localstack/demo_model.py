@@ -38,8 +38,9 @@ def register_iris_model(
     from sklearn.datasets import load_iris
     from sklearn.linear_model import LogisticRegression
 
+    # the registry follows the tracking URI; setting it globally too would point every
+    # later MlflowClient(tracking_uri=OTHER) of this process at this server's registry
     mlflow.set_tracking_uri(tracking_uri)
-    mlflow.set_registry_uri(tracking_uri)
     data = load_iris(as_frame=True)
     features = data.data.rename(columns=lambda col: col.replace(" (cm)", "").replace(" ", "_"))
     model = LogisticRegression(C=c, max_iter=500).fit(features, data.target)
@@ -84,8 +85,9 @@ def register_faulty_model(tracking_uri: str, name: str, fault: str, *, delay_s: 
 
     from modelrelease.localstack.faulty import FaultyModel
 
+    # the registry follows the tracking URI; setting it globally too would point every
+    # later MlflowClient(tracking_uri=OTHER) of this process at this server's registry
     mlflow.set_tracking_uri(tracking_uri)
-    mlflow.set_registry_uri(tracking_uri)
     data = load_iris(as_frame=True)
     features = data.data.rename(columns=lambda col: col.replace(" (cm)", "").replace(" ", "_"))
     estimator = LogisticRegression(max_iter=500).fit(features, data.target)

@@ -23,7 +23,7 @@ from modelrelease.adapters.kube import KubeCluster
 from modelrelease.adapters.loadgen import Target, generate_load
 from modelrelease.adapters.mlflow_registry import MlflowRegistry, tag_version
 from modelrelease.adapters.model_files import ModelFiles
-from modelrelease.adapters.pod_access import PodAccess
+from modelrelease.adapters.pod_access import PodAccess, get_once_routed
 from modelrelease.adapters.pod_metrics import running, scrape
 from modelrelease.adapters.probe import ask
 from modelrelease.adapters.prometheus import Prometheus
@@ -240,9 +240,8 @@ class ReleaseWorld:
 
         def run() -> SmokeResult:
             with self.access.client(timeout=30) as http:
-                # the canary's pods are Ready; its Service's rules may lag a moment
-                ping = self.access.get_once_routed(
-                    http, self.access.url(self.namespace, canary, "ping"))
+                # the canary's pods are Ready; the route to them may lag a moment
+                ping = get_once_routed(http, self.access.url(self.namespace, canary, "ping"))
                 if ping.status_code != 200:
                     return SmokeResult(False, f"GET /ping answered {ping.status_code}")
                 if files.serving_example is None:
