@@ -10,7 +10,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["asset_path", "cache_root"]
+from modelrelease.errors import StackError
+
+__all__ = ["asset_path", "built_binary", "cache_root"]
 
 
 def cache_root() -> Path:
@@ -30,3 +32,17 @@ def asset_path(variable: str, *cached: str, script: str) -> tuple[Path, str]:
     if explicit:
         return Path(explicit).expanduser(), f"{variable}={explicit}"
     return cache_root().joinpath(*cached), f"the {script} cache"
+
+
+def built_binary(variable: str, *cached: str, script: str, otherwise: str) -> Path:
+    """The executable :func:`asset_path` names.
+
+    Raises:
+        StackError: It is missing or not executable, with the script that builds it and
+            ``otherwise`` (what else the user can do).
+    """
+    path, origin = asset_path(variable, *cached, script=script)
+    if not os.access(path, os.X_OK):
+        raise StackError(f"find {path.name} {path}: missing in {origin}; run `scripts/{script}` "
+                         f"(builds it once from its Go module, a few minutes), or {otherwise}")
+    return path

@@ -9,15 +9,13 @@ itself). The binary comes from ``scripts/prometheus-assets``.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from modelrelease.errors import StackError
-from modelrelease.localstack.assets import asset_path
+from modelrelease.localstack.assets import built_binary
 from modelrelease.localstack.process import Service, answers_ok, free_ports
 
 VERSION = "v3.16.0"
@@ -32,13 +30,9 @@ def prometheus_binary() -> Path:
     Raises:
         StackError: it is missing, with the command that builds it.
     """
-    path, origin = asset_path("PROMETHEUS", "prometheus", VERSION, "prometheus",
-                              script="prometheus-assets")
-    if not os.access(path, os.X_OK):
-        raise StackError(f"find prometheus {path}: missing in {origin}; run "
-                         "`scripts/prometheus-assets` (builds it once from its Go module) "
-                         "or set PROMETHEUS to a prometheus binary")
-    return path
+    return built_binary("PROMETHEUS", "prometheus", VERSION, "prometheus",
+                        script="prometheus-assets",
+                        otherwise="set PROMETHEUS to a prometheus binary")
 
 
 def scrape_config(interval: str, *, kubeconfig: Path | None = None,

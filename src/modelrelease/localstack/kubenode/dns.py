@@ -28,7 +28,7 @@ from typing import Any, Final
 import httpx
 
 from modelrelease.errors import StackError
-from modelrelease.localstack.assets import asset_path
+from modelrelease.localstack.assets import built_binary
 from modelrelease.localstack.kubenode.kubelet import CLUSTER_DNS, CLUSTER_DOMAIN
 from modelrelease.localstack.kubenode.static_image import build_static_image, write_oci_archive
 
@@ -63,13 +63,8 @@ def coredns_binary() -> Path:
     Raises:
         StackError: It is missing, with the command that builds it.
     """
-    path, origin = asset_path("COREDNS", "coredns", COREDNS_VERSION, "coredns",
-                              script="coredns-assets")
-    if not os.access(path, os.X_OK):
-        raise StackError(f"find CoreDNS {path}: missing in {origin}; run `scripts/coredns-assets` "
-                         "(builds it once from its Go module, a few minutes), or start the node "
-                         "with dns=False")
-    return path
+    return built_binary("COREDNS", "coredns", COREDNS_VERSION, "coredns",
+                        script="coredns-assets", otherwise="start the node with dns=False")
 
 
 def coredns_archive(binary: Path) -> Path:

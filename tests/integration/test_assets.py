@@ -1,0 +1,60 @@
+"""Where the locally built binaries are looked up, and what a missing one says."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from modelrelease.errors import StackError
+from modelrelease.localstack.assets import built_binary
+from modelrelease.localstack.kubenode.dns import COREDNS_VERSION, coredns_binary
+from modelrelease.localstack.prometheus_server import VERSION, prometheus_binary
+
+pytestmark = pytest.mark.integration
+
+
+def _executable(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("#!/bin/sh\n")
+    path.chmod(0o755)
+    return path
+
+
+def test_the_variable_wins_over_the_cache(tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    mine = _executable(tmp_path / "bin" / "prometheus")
+    monkeypatch.setenv("PROMETHEUS", str(mine))
+    monkeypatch.setenv("MODELRELEASE_BUILD__CACHE_DIR", str(tmp_path / "empty-cache"))
+    assert prometheus_binary() == mine
+
+
+def test_the_build_cache_is_used_when_the_variable_is_unset(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("COREDNS", raising=False)
+    monkeypatch.delenv("PROMETHEUS", raising=False)
+    monkeypatch.setenv("MODELRELEASE_BUILD__CACHE_DIR", str(tmp_path))
+    dns = _executable(tmp_path / "coredns" / COREDNS_VERSION / "coredns")
+    prometheus = _executable(tmp_path / "prometheus" / VERSION / "prometheus")
+    assert coredns_binary() == dns
+    assert prometheus_binary() == prometheus
+
+
+@pytest.mark.parametrize("where", ["variable", "cache"])
+def test_a_missing_binary_names_where_it_looked_and_the_fix(
+        where: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    not_executable = tmp_path / "tool"
+    not_executable.write_text("")
+    monkeypatch.setenv("MODELRELEASE_BUILD__CACHE_DIR", str(tmp_path / "cache"))
+    if where == "variable":
+        monkeypatch.setenv("MR_TEST_TOOL", str(not_executable))
+        origin = f"MR_TEST_TOOL={not_executable}"
+    else:
+        monkeypatch.delenv("MR_TEST_TOOL", raising=False)
+        origin = "the tool-assets cache"
+    with pytest.raises(StackError) as failed:
+        built_binary("MR_TEST_TOOL", "tool", "v1", "tool", script="tool-assets",
+                     otherwise="set MR_TEST_TOOL")
+    message = str(failed.value)
+    assert f"missing in {origin}" in message, message
+    assert "run `scripts/tool-assets`" in message and message.endswith("or set MR_TEST_TOOL")
