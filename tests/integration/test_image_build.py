@@ -441,3 +441,35 @@ def test_build_uses_the_configured_mlflow_not_the_global_one(
         assert mlflow.get_tracking_uri() == f"sqlite:///{tmp_path / 'elsewhere.db'}"
     finally:
         mlflow.set_tracking_uri(previous)
+
+
+def test_concurrent_downloads_of_one_version_download_it_once(
+        services: Services, iris: str, tmp_path: Path) -> None:
+    """Two releases of one version on one machine share its download, never replace it.
+
+    Each call records the directory's inode when it returns: had a later download replaced
+    the directory, a build reading the earlier one would lose its files (seen in CI).
+    """
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from modelrelease.adapters.mlflow_registry import MlflowRegistry
+    from modelrelease.domain.model import ModelUri
+    from modelrelease.settings import MlflowConfig
+
+    models = MlflowRegistry(MlflowConfig(tracking_uri=services.mlflow.url))
+    version = models.resolve(ModelUri.parse("models:/iris-build@champion"))
+    dest = tmp_path / "models" / version.name / version.version
+    start = threading.Barrier(4)
+
+    def download() -> int:
+        start.wait(timeout=30)
+        got = models.download(version, dest)
+        return os.stat(got).st_ino
+
+    with ThreadPoolExecutor(4) as pool:
+        inodes = list(pool.map(lambda _: download(), range(4), timeout=300))
+    assert len(set(inodes)) == 1 and inodes[0] == os.stat(dest).st_ino
+    assert (dest / "MLmodel").is_file()
+    assert {p.name for p in dest.parent.iterdir()} == {version.version,
+                                                       f".{version.version}.lock"}

@@ -6,6 +6,7 @@ Works with ``mlflow-skinny``. Every ``MlflowException`` is translated into
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import shutil
@@ -175,18 +176,28 @@ class MlflowRegistry:
     def download(self, version: ModelVersion, dest: Path) -> Path:
         """Download the version's artifacts (MLmodel, weights, env files, input example).
 
-        The directory appears complete or not at all.
+        The directory appears complete or not at all, once: concurrent calls for one
+        ``dest`` download it once and all return it.
 
         Raises:
             ArtifactsMissing: the artifacts cannot be found or have no MLmodel file.
         """
+        if (dest / "MLmodel").is_file():
+            return dest
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        # one download per version at a time, across threads and processes: a second one
+        # waits, then finds it complete (replacing it would pull files from under a build
+        # that is reading them)
+        with _locked(dest.parent / f".{dest.name}.lock"):
+            if (dest / "MLmodel").is_file():
+                return dest
+            return self._download(version, dest)
+
+    def _download(self, version: ModelVersion, dest: Path) -> Path:
         from mlflow.artifacts import download_artifacts
         from mlflow.exceptions import MlflowException
 
         what = f"download model {version.uri}"
-        if (dest / "MLmodel").is_file():
-            return dest
-        dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=".partial-", dir=dest.parent))
         try:
             with self._as_global():
@@ -264,3 +275,14 @@ def tag_version(registry: MlflowRegistry, version: ModelVersion, tags: dict[str,
             raise MlflowError(f"{what}: MLflow unreachable: {exc}", retriable=True) from exc
 
     registry.retrying(what, once)
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``path`` (created if missing) for the block."""
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
