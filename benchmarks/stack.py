@@ -3,7 +3,7 @@
 Run ``.venv/bin/python benchmarks/stack.py`` (the kube binaries must be built already:
 ``scripts/kube-assets``). Everything goes through the real CLI, ``modelrelease dev ...``, in a
 fresh temporary root that is stopped and deleted at the end (also on error or SIGTERM).
-Prints one JSON object per node kind on stdout; progress goes to stderr.
+Prints one JSON object on stdout; progress goes to stderr.
 
 ``{"bench": "stack", ...}``
     ``cold_up_s``: wall time of the first ``dev up`` in the fresh root (fresh databases and
@@ -12,15 +12,16 @@ Prints one JSON object per node kind on stdout; progress goes to stderr.
     ``idle_rss_mb``: summed VmRSS of every process of the stack, their children and process
     groups included, after ``--idle`` (20) seconds idle; ``idle_rss_by_component_mb`` splits it.
     ``deploy_to_available_s``: from creating a Deployment of the demo model's image (built with
-    ``ImageBuilder`` onto the dev serving base, before the clock starts) until it is Available
+    ``ImageBuilder`` onto the stack's serving base, before the clock starts) until it is Available
     (readiness probe ``/ping`` passed), including the node's first pull of the image;
     ``deploy_cached_s`` is the same for a second Deployment of it (layers already on the node).
     ``restart_up_s``: ``dev up`` after ``dev down`` in the same root (databases, model and
     image kept). ``components_s``: the cold start's per-part seconds from ``stack.json``.
-    ``node_kind``: ``agent`` (the node agent and the dev base, the baseline) or ``kubelet`` (a
-    real node and the self-contained mmdebstrap base); ``--node-kind`` picks (default both,
-    one line each). ``model_build_s``/``model_rebuild_s``: the demo model's image built the
-    first time (its dependency layer not cached) and again (unchanged: HEADs only);
+    The node is the real one (containerd, kubelet, kube-proxy) and the base the
+    self-contained mmdebstrap one; the node agent this used to be compared with is gone
+    (its last figures are in the closing note of issue 12). ``model_build_s`` and
+    ``model_rebuild_s``: the demo model's image built the first time (its dependency layer
+    not cached) and again (unchanged: HEADs only);
     ``model_image_mb``/``base_image_mb``: compressed sizes of the layers of each image.
     ``--base-cache DIR`` sets where the serving base is cached (an empty dir: a cold build,
     which ``components_s["serving base"]`` then times).
@@ -151,30 +152,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--idle", type=float, default=20.0, help="seconds idle before RSS")
     parser.add_argument("--no-deploy", action="store_true", help="skip deploy_to_available_s")
     parser.add_argument("--keep", action="store_true", help="keep the root (stack stopped)")
-    parser.add_argument("--node-kind", choices=("agent", "kubelet"), action="append",
-                        help="the node to measure (repeatable; default: agent, then kubelet)")
     parser.add_argument("--base-cache", type=Path, default=None,
                         help="serving base cache (default: the build cache)")
     args = parser.parse_args(argv)
     if args.base_cache is not None:
         os.environ["MODELRELEASE_BUILD__CACHE_DIR"] = str(args.base_cache)
-    for kind in args.node_kind or ["agent", "kubelet"]:
-        measure(kind, args)
+    measure(args)
     return 0
 
 
-def measure(kind: str, args: argparse.Namespace) -> None:
-    """One stack with a ``kind`` node: cold, warm, idle, deploy, down and up again."""
+def measure(args: argparse.Namespace) -> None:
+    """One stack: cold, warm, idle, deploy, down and up again."""
     root = Path(tempfile.mkdtemp(prefix="stack-bench-")) / "stack"
-    record: dict[str, Any] = {"bench": "stack", "node_kind": kind}
+    record: dict[str, Any] = {"bench": "stack"}
     with sigterm_as_exit():
         try:
-            log(f"cold up of a {kind} stack in {root}")
-            record["cold_up_s"] = dev("up", "--root", str(root), "--node-kind", kind)
+            log(f"cold up of a stack in {root}")
+            record["cold_up_s"] = dev("up", "--root", str(root))
             state = read_state(root)
             assert state is not None
             record["components_s"] = state.seconds
-            record["warm_up_s"] = dev("up", "--root", str(root), "--node-kind", kind)
+            record["warm_up_s"] = dev("up", "--root", str(root))
             log(f"idle for {args.idle:.0f}s")
             time.sleep(args.idle)
             record["idle_rss_mb"], record["idle_rss_by_component_mb"] = idle_rss(root)
@@ -183,7 +181,7 @@ def measure(kind: str, args: argparse.Namespace) -> None:
             else:
                 record.update(deploy(state))
             record["down_s"] = dev("down", "--root", str(root))
-            record["restart_up_s"] = dev("up", "--root", str(root), "--node-kind", kind)
+            record["restart_up_s"] = dev("up", "--root", str(root))
             restarted = read_state(root)
             assert restarted is not None
             record["restart_components_s"] = restarted.seconds

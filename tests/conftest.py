@@ -11,10 +11,10 @@ from collections.abc import Iterator
 import pytest
 
 from modelrelease.adapters.oci_registry import RegistryClient
-from modelrelease.build.base import build_dev_base
+from modelrelease.build.serving_base import build_serving_base
 from modelrelease.localstack.registry import LocalRegistry
 from modelrelease.localstack.stack import Stack
-from modelrelease.settings import RegistryConfig
+from modelrelease.settings import PipelineSettings, RegistryConfig
 from tests.support import REGISTRY_PASSWORD, REGISTRY_USER, Cluster, Deployed, Services
 
 # Keep MLflow's client from retrying for minutes when a test points it at nothing.
@@ -23,15 +23,25 @@ os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "0")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked ``own_node`` run first, before the session's stack starts.
+
+    Only one node runs per host (see ``localstack.kubenode.hostlock``), and the session's
+    stack keeps its node until the session ends: a test that starts a node of its own must
+    come before the first test that uses the ``stack`` fixture.
+    """
+    items.sort(key=lambda item: item.get_closest_marker("own_node") is None)  # stable
+
+
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """The one local stack of the test session: control plane, node, registry, MLflow, Prefect.
+    """The one local stack of the test session: control plane, a real node (containerd,
+    kubelet, kube-proxy), registry, MLflow, Prefect, and the self-contained serving base.
 
-    The node's restart back-off starts at 1 s (the kubelet's 10 s would only slow tests).
-    It has two GPUs: a one-GPU endpoint's canary and primary both hold one while it is
-    promoted.
+    The node has two GPUs: a one-GPU endpoint's canary and primary both hold one while it
+    is promoted.
     """
-    with Stack(tmp_path_factory.mktemp("stack"), gpus=2, node_backoff=1.0) as running:
+    with Stack(tmp_path_factory.mktemp("stack"), gpus=2) as running:
         yield running
 
 
@@ -49,7 +59,8 @@ def services(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         secure_config = RegistryConfig.model_validate(
             {"username": REGISTRY_USER, "password": REGISTRY_PASSWORD, "ca_file": secure.ca_cert})
         with RegistryClient(secure_config) as client:
-            secure_digest, _ = build_dev_base(f"{secure.host}/ml/serving-base:dev", client, cache)
+            secure_digest = build_serving_base(f"{secure.host}/ml/serving-base:1", client,
+                                               PipelineSettings().build.cache_dir).digest
         yield Services(
             mlflow=stack.mlflow, registry=stack.registry, secure_registry=secure,
             base=stack.state.serving_base,

@@ -14,8 +14,8 @@ from typing import Any
 import httpx
 
 from modelrelease.localstack.controlplane import ControlPlane
+from modelrelease.localstack.kubenode import KubeNode
 from modelrelease.localstack.mlflow_server import LocalMlflow
-from modelrelease.localstack.node import LocalNode
 from modelrelease.localstack.registry import LocalRegistry
 from modelrelease.settings import PipelineSettings, RegistryConfig
 
@@ -47,7 +47,7 @@ class Cluster:
     """The session's control plane and node."""
 
     plane: ControlPlane
-    node: LocalNode
+    node: KubeNode
 
 
 @dataclass

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -78,9 +77,6 @@ def image_build(
 @image_app.command("base")
 def image_base(
     to: Annotated[str, typer.Option(help="REGISTRY/REPO[:TAG] to push the serving base to")],
-    dev: Annotated[bool, typer.Option(
-        "--dev", help="the host-bind-mount dev base instead (the node supplies Python): a "
-                      "fast path for unit-level build tests only; it runs nowhere else")] = False,
     recipe: Annotated[Path | None, typer.Option(
         help="folder with packages.txt and requirements.txt "
              "(default: deployments/serving-base of this checkout)")] = None,
@@ -94,7 +90,6 @@ def image_base(
     by digest.
     """
     from modelrelease.adapters.oci_registry import RegistryClient
-    from modelrelease.build.base import build_dev_base
     from modelrelease.build.serving_base import build_serving_base
     from modelrelease.domain.reference import ImageRef
     from modelrelease.settings import PipelineSettings
@@ -102,28 +97,16 @@ def image_base(
     settings = PipelineSettings()
     try:
         with RegistryClient(settings.registry, progress=_progress) as client:
-            if dev:
-                digest, _ = build_dev_base(to, client, settings.build.cache_dir)
-            else:
-                built = build_serving_base(to, client, settings.build.cache_dir,
-                                           progress=_progress, recipe_dir=recipe,
-                                           rebuild=rebuild)
-                digest = built.digest
-                _progress(f"serving base {built.digest} in {built.seconds:.1f}s (rootfs "
-                          f"{'cached' if built.rootfs_cached else 'built'}, modelrelease layer "
-                          f"{'cached' if built.app_cached else 'built'}, "
-                          f"{built.stats.bytes_uploaded} bytes uploaded)")
+            built = build_serving_base(to, client, settings.build.cache_dir,
+                                       progress=_progress, recipe_dir=recipe, rebuild=rebuild)
+            _progress(f"serving base {built.digest} in {built.seconds:.1f}s (rootfs "
+                      f"{'cached' if built.rootfs_cached else 'built'}, modelrelease layer "
+                      f"{'cached' if built.app_cached else 'built'}, "
+                      f"{built.stats.bytes_uploaded} bytes uploaded)")
     except PipelineError as exc:
         raise _fail(exc) from None
     ref = ImageRef.parse(to)
-    typer.echo(f"{ref.registry}/{ref.repository}@{digest}")
-
-
-class NodeKindOption(StrEnum):
-    """``dev up --node-kind``."""
-
-    AGENT = "agent"
-    KUBELET = "kubelet"
+    typer.echo(f"{ref.registry}/{ref.repository}@{built.digest}")
 
 
 RootOption = Annotated[Path | None, typer.Option(
@@ -143,21 +126,18 @@ def dev_up(
     gpus: Annotated[int, typer.Option(min=0, help="nvidia.com/gpu capacity of the node")] = 1,
     timeout: Annotated[float, typer.Option(help="seconds allowed per part")] = 300,
     node: Annotated[bool, typer.Option("--node/--no-node",
-                                       help="start a node (needs root for netns)")] = True,
-    node_kind: Annotated[NodeKindOption, typer.Option(
-        help="agent: the Python node agent and the dev serving base (host Python); kubelet: "
-             "a real node (containerd, kubelet, kube-proxy) and the self-contained serving "
-             "base (built with mmdebstrap, minutes the first time)")] = NodeKindOption.AGENT,
+                                       help="start the node (needs root)")] = True,
 ) -> None:
     """Start the local stack in the background (or re-use a running one); print its env.
 
     The processes keep running after this command exits; `modelrelease dev down` stops them
-    (a kubelet node's host changes are undone too). Use it as `eval "$(modelrelease dev up)"`.
+    (the node's pods and host changes are undone too). The first run builds the serving
+    base with mmdebstrap (minutes); later ones take it from the build cache. Use it as
+    `eval "$(modelrelease dev up)"`.
     """
     from modelrelease.localstack.stack import Stack
 
-    stack = Stack(root, gpus=gpus, detached=True, progress=_progress, node=node,
-                  node_kind=node_kind.value)
+    stack = Stack(root, gpus=gpus, detached=True, progress=_progress, node=node)
     try:
         stack.up(timeout=timeout)
         env = stack.env()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -10,7 +12,10 @@ from typing import Any
 import yaml
 from kubernetes import client
 
+from modelrelease.adapters.kube import KubeCluster
+from modelrelease.adapters.pod_access import PodAccess
 from modelrelease.adapters.probe import ServiceProxy, SteadyClient
+from modelrelease.domain.pod_access import AccessMode
 from modelrelease.localstack.stack import Stack
 from modelrelease.release.driver import ReleaseResult, run_release
 from modelrelease.settings import PipelineSettings
@@ -100,10 +105,25 @@ def make_endpoint(stack: Stack, tmp: Path, *, steps: list[dict[str, Any]] | None
                     client.CustomObjectsApi(api), ServiceProxy(api.configuration))
 
 
-def background_client(endpoint: Endpoint, service: str | None = None) -> SteadyClient:
-    """Calls the endpoint's live Service (or ``service``) through the API server meanwhile."""
-    url = endpoint.proxy.url(endpoint.namespace, service or endpoint.name, "invocations")
-    return SteadyClient(endpoint.proxy, url, IRIS_BODY)
+@contextmanager
+def background_client(endpoint: Endpoint, service: str | None = None
+                      ) -> Iterator[SteadyClient]:
+    """Calls the endpoint's live Service (or ``service``) on its ClusterIP meanwhile.
+
+    That is the path of users' traffic in the cluster (kube-proxy's rules to the pods), not
+    the API server's proxy: a restart of the API server, kubelet or containerd must not
+    cost it a request. ``direct``: the test fails if the ClusterIP cannot be reached.
+    """
+    service = service or endpoint.name
+    cluster = KubeCluster(endpoint.settings.kube)
+    try:
+        access = PodAccess(cluster, AccessMode.DIRECT, endpoint.namespace, service)
+        url = access.url(endpoint.namespace, service, "invocations")
+        assert url.startswith("http://10.96."), url  # the Service CIDR
+        with SteadyClient(access, url, IRIS_BODY) as steady:
+            yield steady
+    finally:
+        cluster.close()
 
 
 def cli_env(endpoint: Endpoint) -> dict[str, str]:

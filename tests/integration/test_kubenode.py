@@ -42,7 +42,7 @@ from modelrelease.localstack.kubenode.static_image import SCRATCH, build_static_
 from modelrelease.localstack.registry import LocalRegistry
 from modelrelease.settings import RegistryConfig
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.own_node]  # a node of its own: runs first
 
 ECHO_SERVER = """\
 package main
@@ -145,9 +145,9 @@ class Running:
 
 # -- what the host looks like ----------------------------------------------------------------
 #
-# Other stacks may run on this host at the same time (the node agent's bridge ``mrbr*``, veths
-# ``mv*`` and namespaces ``mr*``; other tests' containerd under /tmp). What they own is left
-# out, so a difference can only be this node's.
+# Other things may run on this host at the same time (other tests' network namespaces ``mr*``
+# and veths ``mv*``, their containerd under /tmp). What they own is left out, so a difference
+# can only be this node's.
 
 FOREIGN_PREFIXES = ("mr", "mv")
 

@@ -4,8 +4,8 @@ Real HTTP servers on 127.0.0.1 stand in for the two ways a just-Ready pod's rout
 ClusterIP whose kube-proxy rules are not programmed yet refuses the connection (here: a
 server that starts listening a second late), and an API server's service proxy answers
 503 until its endpoint cache is filled (here: a server that answers 503 for a second).
-The node agent's stack has neither race to reproduce on cue; the real node has the first
-(tests/e2e/test_real_node.py).
+The real node has these races only now and then (the first one after a restart of
+kube-proxy or the API server), never on cue.
 """
 
 from __future__ import annotations

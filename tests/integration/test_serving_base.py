@@ -100,7 +100,7 @@ def mlflow(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalMlflow]:
 
 @pytest.fixture(scope="module")
 def base(registry: LocalRegistry, tmp_path_factory: pytest.TempPathFactory) -> Built:
-    """The base from the user's build cache, as ``dev up --node-kind kubelet`` builds it.
+    """The base from the user's build cache, as ``dev up`` builds it.
 
     Cold on a new machine, else its cached rootfs (built earlier, perhaps by the real-node
     e2e stack of this session): `test_a_cold_build_gives_the_same_digest` then shows that a

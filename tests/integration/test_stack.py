@@ -88,11 +88,16 @@ def _pgid(pid: int) -> int | None:
 
 
 # -- detached: the CLI --------------------------------------------------------------------------
-# First in the module, so it runs before the module's in-process stack is started.
+# It starts a node of its own, so it runs before the session's stack takes the host
+# (``own_node``, see tests/conftest.py).
 
 
+@pytest.mark.own_node
 def test_cli_up_reuse_status_down(tmp_path: Path) -> None:
+    from tests.integration.test_kubenode import host_state
+
     root = tmp_path / "stack"
+    before = host_state(root / "node")
     try:
         first = _dev("up", "--root", str(root))
         assert first.returncode == 0, first.stderr
@@ -104,7 +109,7 @@ def test_cli_up_reuse_status_down(tmp_path: Path) -> None:
         assert state.phase == "up"
         assert {r.name for r in state.processes} == {
             "etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler",
-            "node-agent", "registry", "mlflow", "prefect"}
+            "containerd", "kubelet", "kube-proxy", "api-relay", "registry", "mlflow", "prefect"}
         # every one outlived the CLI process that started it
         assert [r.name for r in state.processes if _running(r.pid, r.started)] == [
             r.name for r in state.processes]
@@ -133,6 +138,9 @@ def test_cli_up_reuse_status_down(tmp_path: Path) -> None:
         assert _survivors(state) == []
         gone = _dev("status", "--root", str(root))
         assert gone.returncode == 3
+        after = host_state(root / "node")  # the node's pods and host changes are undone too
+        assert {aspect: (after[aspect], before[aspect]) for aspect in before
+                if after[aspect] != before[aspect]} == {}
     finally:
         stop_stack(root)
 
@@ -173,7 +181,7 @@ def test_registry_has_the_serving_base(stack: Stack) -> None:
     path = repository.split("/", 1)[1]
     base_url = f"http://{env[ENV_REGISTRY]}/v2/{path}/manifests"
     assert _head_digest(f"{base_url}/{digest}") == digest
-    assert _head_digest(f"{base_url}/dev") == digest
+    assert _head_digest(f"{base_url}/1") == digest
 
 
 def test_prefect_is_healthy(stack: Stack) -> None:
@@ -184,6 +192,6 @@ def test_prefect_is_healthy(stack: Stack) -> None:
 
 def test_status_reports_every_process_up(stack: Stack) -> None:
     report = stack.status()
-    assert {c.name for c in report} >= {"kube-apiserver", "node-agent", "registry", "mlflow",
+    assert {c.name for c in report} >= {"kube-apiserver", "kubelet", "registry", "mlflow",
                                          "prefect"}
     assert all(c.up and c.rss_bytes > 0 for c in report), report

@@ -1,9 +1,10 @@
 """A released serving pod, read back from the API server, runs hardened; and what the node did.
 
 The manifests' rendering is unit-tested (tests/unit/test_manifests.py); this reads the real
-Pod the release left serving. The node agent's side (the process's uid, capabilities,
-seccomp and root filesystem, from ``/proc`` and the runc bundle) is checked too: the
-pod's securityContext is enforced, not just recorded.
+Pod the release left serving. The node's side (the process's uid, capabilities, seccomp
+and root filesystem, from ``/proc`` and the OCI bundle containerd gave runc) is checked
+too: the pod's securityContext is enforced by the real kubelet and containerd, not just
+recorded.
 """
 
 from __future__ import annotations
@@ -22,12 +23,22 @@ pytestmark = [pytest.mark.e2e, pytest.mark.security]
 
 
 def _process_facts(node_workdir: Path, pod_name: str) -> dict[str, Any]:
-    """What runc actually runs for ``pod_name``: its bundle's config and /proc status."""
-    listed = subprocess.run(["runc", "--root", str(node_workdir / "runc"), "list", "-f", "json"],
-                            check=True, capture_output=True, text=True).stdout
-    for container in json.loads(listed or "[]") or []:
+    """What runc runs for ``pod_name``'s serving container: its bundle and /proc status.
+
+    containerd's runc shim keeps its containers under the node's runc root, one directory
+    per containerd namespace (``k8s.io`` for the kubelet's).
+    """
+    roots = sorted((node_workdir / "containerd" / "runc").glob("*"))
+    assert roots, f"no runc root under {node_workdir / 'containerd' / 'runc'}"
+    listed = [container for root in roots for container in json.loads(subprocess.run(
+        ["runc", "--root", str(root), "list", "-f", "json"], check=True,
+        capture_output=True, text=True).stdout or "[]") or []]
+    for container in listed:
         bundle = json.loads((Path(container["bundle"]) / "config.json").read_text())
-        if bundle.get("hostname") != pod_name[:63] or container["status"] != "running":
+        annotations = bundle.get("annotations") or {}
+        if (annotations.get("io.kubernetes.cri.sandbox-name") != pod_name
+                or annotations.get("io.kubernetes.cri.container-type") != "container"
+                or container["status"] != "running"):
             continue
         status = dict(line.split(":\t", 1) for line in Path(
             f"/proc/{container['pid']}/status").read_text().splitlines() if ":\t" in line)
@@ -68,7 +79,7 @@ def test_a_released_pod_runs_hardened(secret_release: SecretRelease, cluster: Cl
             assert "@sha256:" in status.image_id, status.image_id
     facts = _process_facts(cluster.node.workdir, running[0].metadata.name)
     print(json.dumps({"pod": running[0].metadata.name, "node_process": facts}))
-    assert facts["uid"] != "0", "the node agent ran the container as root"
+    assert facts["uid"] != "0", "the node ran the container as root"
     assert facts["readonly_root"] is True and facts["no_new_privs"] == "1"
     assert facts["bundle_capabilities"] == [] and int(facts["cap_bnd"], 16) == 0  # drop: ALL
     assert facts["bundle_seccomp"] is True and facts["seccomp"] == "2"  # filtered

@@ -27,7 +27,7 @@ DOCKER_LAYER_GZIP = "application/vnd.docker.image.rootfs.diff.tar.gzip"
 MANIFEST_TYPES = (OCI_MANIFEST, DOCKER_MANIFEST)
 INDEX_TYPES = (OCI_INDEX, DOCKER_MANIFEST_LIST)
 
-# Labels the builder writes and the node agent / pipeline read.
+# Labels the builder writes and the pipeline reads.
 LABEL_PREFIX = "io.modelrelease"
 LABEL_MODEL_NAME = f"{LABEL_PREFIX}.model.name"
 LABEL_MODEL_VERSION = f"{LABEL_PREFIX}.model.version"

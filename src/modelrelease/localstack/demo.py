@@ -1,6 +1,6 @@
 """The demo: real releases on the local stack, one promoted and one rolled back.
 
-Starts the local stack in a temporary directory (control plane, node agent, registry,
+Starts the local stack in a temporary directory (control plane, a real node, registry,
 MLflow, Prefect), installs the ModelEndpoint CRD, then releases the demo iris model:
 version 1 becomes primary, version 2 (retrained) is canaried beside it and promoted,
 and version 3 (answers 3x slower) is canaried and rolled back while the primary keeps

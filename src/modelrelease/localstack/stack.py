@@ -1,14 +1,14 @@
 """The whole local stack as one object: control plane, node, registry, MLflow, Prefect.
 
 :class:`Stack` brings the parts up in dependency order, reporting one progress line per
-step, then pushes the dev serving base (``REGISTRY/ml/serving-base:dev``) and registers the
-demo model (``iris-clf`` with alias ``champion``) unless MLflow already has it::
+step, then pushes the self-contained serving base (``REGISTRY/ml/serving-base:1``, built
+with mmdebstrap and cached outside the stack) and registers the demo model (``iris-clf``
+with alias ``champion``) unless MLflow already has it::
 
     control plane -> registry -> node -> MLflow -> Prefect -> serving base -> demo model
 
-The node is the Python node agent (``node_kind="agent"``, the default for now) or a real
-kubelet node (``node_kind="kubelet"``: containerd, kubelet, kube-proxy; its serving base is
-self-contained, built with mmdebstrap).
+The node is a real one (``localstack.kubenode``): containerd, kubelet, kube-proxy, the CNI
+bridge and cluster DNS, joined to the control plane. Only one runs per host.
 
 Prefect is spawned first and waited for in its place: its start is mostly imports and
 database migrations (~10 s on a fresh database), which then overlap the control plane's.
@@ -52,7 +52,6 @@ from modelrelease.localstack.registry import LocalRegistry, registry_binary
 
 if TYPE_CHECKING:
     from modelrelease.localstack.kubenode import KubeNode
-    from modelrelease.localstack.node import LocalNode
 
 __all__ = [
     "BASE_REPOSITORY",
@@ -77,7 +76,6 @@ __all__ = [
 
 from modelrelease.localstack.stack_state import (  # noqa: F401 - re-exported
     BASE_REPOSITORY,
-    BASE_TAG,
     DEFAULT_ROOT,
     DEMO_ALIAS,
     DEMO_MODEL,
@@ -94,7 +92,6 @@ from modelrelease.localstack.stack_state import (  # noqa: F401 - re-exported
     STOP_GRACE_S,
     ComponentStatus,
     Group,
-    NodeKind,
     ProcessRecord,
     Progress,
     StackState,
@@ -126,7 +123,7 @@ from modelrelease.localstack.stack_state import (  # noqa: F401 - re-exported
 
 
 class Stack:
-    """The local stack: control plane, node agent, registry, MLflow and Prefect.
+    """The local stack: control plane, a real node, registry, MLflow and Prefect.
 
     Args:
         root: Directory for every part's state and logs (``stack.json`` in detached mode).
@@ -136,10 +133,6 @@ class Stack:
         progress: Called with one line per step.
         node: Start a node (without it pods stay Pending).
         node_name: The Node's name.
-        node_kind: ``agent``: the Python node agent, with the dev serving base whose Python
-            it bind-mounts from this host. ``kubelet``: a real node (containerd, kubelet,
-            kube-proxy, CNI; ``localstack.kubenode``) with the self-contained serving base
-            built by ``build.serving_base`` (cached outside the stack's root).
 
     Example:
         >>> with Stack(tmp_path) as stack:  # doctest: +SKIP
@@ -148,18 +141,15 @@ class Stack:
 
     def __init__(self, root: Path | None = None, *, gpus: int = 1, detached: bool = False,
                  progress: Progress | None = None, node: bool = True,
-                 node_name: str = "node-1", node_backoff: float = 10.0,
-                 node_kind: NodeKind = "agent") -> None:
+                 node_name: str = "node-1") -> None:
         self.root = Path(root or DEFAULT_ROOT).expanduser().absolute()
         self.gpus = gpus
         self.detached = detached
         self.progress: Progress = _quiet_failures(progress)
         self.with_node = node
         self.node_name = node_name
-        self.node_backoff = node_backoff
-        self.node_kind: NodeKind = node_kind
         self.controlplane: ControlPlane | None = None
-        self.node: LocalNode | KubeNode | None = None
+        self.node: KubeNode | None = None
         self.registry: LocalRegistry | None = None
         self.mlflow: LocalMlflow | None = None
         self.prefect: LocalPrefect | None = None
@@ -218,7 +208,6 @@ class Stack:
         ports = self._ports(previous)
         state = self.state = StackState(
             root=str(self.root), detached=self.detached, gpus=self.gpus, ports=ports,
-            node_kind=self.node_kind,
             created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         )
         began = time.monotonic()
@@ -277,18 +266,15 @@ class Stack:
         """Stop one process of the running stack, as an outage would (the faults tests).
 
         ``name`` is ``kube-apiserver`` (or another control plane component),
-        ``node-agent`` (or, on a kubelet node, ``containerd``, ``kubelet``, ``kube-proxy``),
-        ``registry`` or ``mlflow``; its ports and data stay for :meth:`start_part`.
-        Stopping the node agent stops its pods too; a kubelet's or containerd's do not.
+        ``containerd``, ``kubelet``, ``kube-proxy``, ``registry`` or ``mlflow``; its ports and
+        data stay for :meth:`start_part`. Stopping the kubelet or containerd does not stop
+        the pods (as on any node).
 
         Raises:
             StackError: No such part runs in this process.
         """
-        kubenode, agent = self._kubenode(), self._agent()
-        if name == "node-agent" and agent is not None:
-            agent.stop()
-        elif name in KUBELET_COMPONENTS and kubenode is not None:
-            kubenode.stop_component(name)
+        if name in KUBELET_COMPONENTS and self.node is not None:
+            self.node.stop_component(name)
         elif name in ("registry", "mlflow") and getattr(self, name) is not None:
             getattr(self, name).stop()
         elif self.controlplane is not None and name in self.controlplane.pids:
@@ -304,12 +290,8 @@ class Stack:
         Raises:
             StackError: No such part, or it did not become ready in ``timeout``.
         """
-        kubenode, agent = self._kubenode(), self._agent()
-        if name == "node-agent" and agent is not None:
-            agent.start(timeout)
-            pid = agent.pid
-        elif name in KUBELET_COMPONENTS and kubenode is not None:
-            pid = kubenode.start_component(name, timeout)
+        if name in KUBELET_COMPONENTS and self.node is not None:
+            pid = self.node.start_component(name, timeout)
         elif name in ("registry", "mlflow") and getattr(self, name) is not None:
             part = getattr(self, name)
             part.start(timeout=timeout)
@@ -342,16 +324,6 @@ class Stack:
 
     # -- internals ---------------------------------------------------------------------------
 
-    def _kubenode(self) -> KubeNode | None:
-        from modelrelease.localstack.kubenode import KubeNode
-
-        return self.node if isinstance(self.node, KubeNode) else None
-
-    def _agent(self) -> LocalNode | None:
-        from modelrelease.localstack.node import LocalNode
-
-        return self.node if isinstance(self.node, LocalNode) else None
-
     def _save(self) -> None:
         if self.state is not None and self.detached:
             _write_state(self.state)
@@ -366,9 +338,6 @@ class Stack:
         if has_node != self.with_node:
             self.progress(f"note: the running stack has {'a' if has_node else 'no'} node; "
                           "`modelrelease dev down` first to change it")
-        elif has_node and previous.node_kind != self.node_kind:
-            self.progress(f"note: the running stack's node is a {previous.node_kind} node, not "
-                          f"a {self.node_kind} node; `modelrelease dev down` first to change it")
         if previous.gpus != self.gpus and has_node:
             self.progress(f"note: the running node has {previous.gpus} GPU(s), not {self.gpus}; "
                           "`modelrelease dev down` first to change it")
@@ -449,7 +418,7 @@ class Stack:
             state.registry_host = registry.host
             step.detail = registry.url
 
-        if self.with_node and self.node_kind == "kubelet":
+        if self.with_node:
             with self._step("node") as step:
                 from modelrelease.localstack.kubenode import KubeNode
 
@@ -463,19 +432,6 @@ class Stack:
                 state.node_name = kubenode.name
                 step.detail = (f"Node {kubenode.name} Ready at {kubenode.node_ip} (containerd, "
                                f"kubelet, kube-proxy), nvidia.com/gpu={self.gpus}")
-        elif self.with_node:
-            with self._step("node agent") as step:
-                from modelrelease.localstack.node import LocalNode
-
-                node = LocalNode(root / "node", cp.kubeconfig, name=self.node_name,
-                                 gpus=self.gpus, registry_ca=None, detached=self.detached,
-                                 backoff_initial=self.node_backoff)
-                self.node = node
-                node.start(timeout=min(timeout, 120))
-                self._record("node-agent", "node", node.pid, node.workdir / "node-agent.pid",
-                             node.log)
-                state.node_name = node.name
-                step.detail = f"Node {node.name} Ready, nvidia.com/gpu={self.gpus}"
 
         with self._step("mlflow") as step:
             mlflow = self.mlflow = LocalMlflow(root / "mlflow", ports["mlflow"],
@@ -487,7 +443,7 @@ class Stack:
             state.mlflow_url = mlflow.url
             step.detail = mlflow.url
 
-        pushing = f"pushing {BASE_REPOSITORY}:{BASE_TAG}"
+        pushing = f"pushing {BASE_REPOSITORY}:{REAL_BASE_TAG}"
         with self._step("serving base", pushing) as step:
             step.detail = self._push_base(registry)
 
@@ -501,24 +457,17 @@ class Stack:
 
     def _push_base(self, registry: LocalRegistry) -> str:
         from modelrelease.adapters.oci_registry import RegistryClient
-        from modelrelease.build.base import build_dev_base
-        from modelrelease.settings import RegistryConfig
+        from modelrelease.build.serving_base import build_serving_base
+        from modelrelease.settings import PipelineSettings, RegistryConfig
 
         state = self.state
         assert state is not None
         with RegistryClient(RegistryConfig()) as client:
-            if self.node_kind == "kubelet":
-                from modelrelease.build.serving_base import build_serving_base
-                from modelrelease.settings import PipelineSettings
-
-                # the user's build cache (MODELRELEASE_BUILD__CACHE_DIR): the base's rootfs
-                # takes minutes to build, so it outlives any one stack
-                digest = build_serving_base(
-                    f"{registry.host}/{BASE_REPOSITORY}:{REAL_BASE_TAG}", client,
-                    PipelineSettings().build.cache_dir, progress=self.progress).digest
-            else:
-                digest, _ = build_dev_base(f"{registry.host}/{BASE_REPOSITORY}:{BASE_TAG}",
-                                           client, self.root / "cache")
+            # the user's build cache (MODELRELEASE_BUILD__CACHE_DIR): the base's rootfs takes
+            # minutes to build, so it outlives any one stack
+            digest = build_serving_base(
+                f"{registry.host}/{BASE_REPOSITORY}:{REAL_BASE_TAG}", client,
+                PipelineSettings().build.cache_dir, progress=self.progress).digest
         state.base_digest = digest
         state.serving_base = f"{registry.host}/{BASE_REPOSITORY}@{digest}"
         return state.serving_base

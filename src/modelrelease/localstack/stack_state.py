@@ -34,11 +34,11 @@ DEFAULT_ROOT: Final = Path.home() / ".cache" / "modelrelease" / "stack"
 
 STATE_FILE: Final = "stack.json"
 BASE_REPOSITORY: Final = "ml/serving-base"
-BASE_TAG: Final = "dev"
 REAL_BASE_TAG: Final = "1"
-"""The tag of the self-contained serving base (``build.serving_base``) a kubelet node runs."""
+"""The tag of the self-contained serving base (``build.serving_base``) the node runs."""
 NodeKind = Literal["agent", "kubelet"]
-"""The node the stack runs: the Python node agent, or a real kubelet with containerd."""
+"""The stack's node: ``kubelet`` (a real node). ``agent`` is only read from the state of a
+stack started before the Python node agent was removed: such a stack is stopped by PID."""
 KUBELET_COMPONENTS: Final = ("containerd", "kubelet", "kube-proxy")
 DEMO_MODEL: Final = "iris-clf"
 DEMO_ALIAS: Final = "champion"
@@ -50,7 +50,7 @@ ENV_SERVING_BASE: Final = "MODELRELEASE_BUILD__BASE_IMAGE"
 ENV_PREFECT: Final = "PREFECT_API_URL"
 
 NODE_STOP_GRACE_S: Final = 45.0
-"""The node agent stops every pod on SIGTERM (their own grace periods included)."""
+"""The node's processes get longer to stop than the rest (the kubelet's own shutdown)."""
 STOP_GRACE_S: Final = 15.0
 
 Progress = Callable[[str], None]
@@ -68,7 +68,7 @@ class ProcessRecord(BaseModel):
     """One running process of the stack, as recorded in ``stack.json``.
 
     Attributes:
-        name: The process (``etcd``, ``kube-apiserver``, ..., ``node-agent``, ``registry``,
+        name: The process (``etcd``, ``kube-apiserver``, ..., ``kubelet``, ``registry``,
             ``mlflow``, ``prefect``).
         group: The part of the stack it belongs to.
         pid: Its PID (also its process group and session: children start a new session).
@@ -101,7 +101,7 @@ class StackState(BaseModel):
     phase: Literal["starting", "up"] = "starting"
     created: str
     gpus: int
-    node_kind: NodeKind = "agent"
+    node_kind: NodeKind = "kubelet"
     node_name: str | None = None
     kubeconfig: str | None = None
     api_server: str | None = None
@@ -273,7 +273,7 @@ def _front_door_ok(state: StackState, record: ProcessRecord) -> bool:
     if record.name == "kube-apiserver" and state.kubeconfig:
         namespace = _kube_get(Path(state.kubeconfig), "/api/v1/namespaces/default")
         return isinstance(namespace, dict)
-    if record.name in ("node-agent", "kubelet") and state.kubeconfig and state.node_name:
+    if record.name == "kubelet" and state.kubeconfig and state.node_name:
         return _node_ready(Path(state.kubeconfig), state.node_name)
     if record.name == "registry" and record.url:
         return _http_ok(f"{record.url}/v2/")
@@ -319,7 +319,7 @@ def state_env(state: StackState) -> dict[str, str]:
     """The environment that points clients at a stack.
 
     ``KUBECONFIG``, ``MLFLOW_TRACKING_URI``, ``LOCAL_REGISTRY`` (``127.0.0.1:PORT``),
-    ``MODELRELEASE_BUILD__BASE_IMAGE`` (the dev base pinned by digest, the default
+    ``MODELRELEASE_BUILD__BASE_IMAGE`` (the serving base pinned by digest, the default
     ``--base`` of ``modelrelease image build``) and ``PREFECT_API_URL``.
 
     Raises:
@@ -403,7 +403,8 @@ def _stop_records(records: list[ProcessRecord], say: Progress) -> tuple[list[str
 def stop_stack(root: Path, progress: Progress | None = None) -> list[str]:
     """Stop every process recorded in ``root/stack.json`` by PID, in reverse start order.
 
-    Each gets SIGTERM, its grace period (the node agent 45 s, to stop its pods), then
+    A node's pods and host changes are undone through its own teardown first. Each process
+    gets SIGTERM, its grace period (the node's 45 s, the rest 15 s), then
     SIGKILL; what is left of its process group is swept. A PID whose start time no longer
     matches (recycled) is left alone. The state file is removed; the data stays.
 

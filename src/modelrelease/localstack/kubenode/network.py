@@ -1,11 +1,11 @@
 """The node's pod network: one bridge with the gateway address, a CNI conflist, a service route.
 
-Pods get addresses of a free /24 in ``10.245.0.0/16`` (the node agent uses ``10.244.0.0/16``,
-so both can run on one host). The bridge ``knbr<N>`` is created here, before the CNI bridge
-plugin sees it, with ``forward_delay 0`` (a new bridge otherwise drops the first seconds of
-traffic); its gateway address ``10.245.N.1`` is also the node's InternalIP, an address the
-project owns. The Service CIDR is routed onto the bridge, so a packet to a ClusterIP that
-kube-proxy has not (yet) translated stays on this host instead of taking the default route.
+Pods get addresses of a free /24 in ``10.245.0.0/16``. The bridge ``knbr<N>`` is created here,
+before the CNI bridge plugin sees it, with ``forward_delay 0`` (a new bridge otherwise drops
+the first seconds of traffic); its gateway address ``10.245.N.1`` is also the node's
+InternalIP, an address the project owns. The Service CIDR is routed onto the bridge, so a
+packet to a ClusterIP that kube-proxy has not (yet) translated stays on this host instead of
+taking the default route.
 """
 
 from __future__ import annotations
