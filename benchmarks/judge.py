@@ -19,6 +19,12 @@ one with both arms at 0.5% errors (``breaches_policy``) is reported but not pool
 arms break the 0.1% limit, so a FAIL there is the absolute check doing its job (a canary
 judge cannot tell 0.5% = 0.5% from 0.1% -> 2% at 400 requests per arm *and* stay
 relative-only; see the report).
+Sliced scenarios split each arm's requests into 10 slices (a tenant, a locale): one slice of
+10% and nine of 10% each. ``slice_only_latency_+50%`` makes that one slice's canary
+requests 50% slower, ``slice_only_errors_0.1%_to_10%`` raises its canary errors from 0.1% to
+10%, the rest unchanged; ``null_10_slices_*`` are identical arms in 10 slices. These run
+with ``SLICE_POLICY`` (max_requests 1000, max_slices 10: the judge checks each slice); the
+baselines see the whole traffic, as they cannot slice.
 
 Judges (``power``: share of regression trials judged FAIL; ``false_rollback``: share of
 null trials judged FAIL; ``median_requests``: median requests per arm used):
@@ -68,6 +74,7 @@ from modelrelease.domain import analysis
 from modelrelease.domain.analysis import AnalysisPolicy, ArmSamples, Outcome, Samples, Spending
 
 Arrays = tuple[np.ndarray, np.ndarray]  # latency_ms (trials, n), ok (trials, n)
+Arm = tuple[np.ndarray, np.ndarray, np.ndarray | None]  # ... and slice index (trials, n)
 
 HORIZON = 400
 ERROR_RATE = 0.001
@@ -79,6 +86,10 @@ POLICY = AnalysisPolicy(
 LONG_HORIZON = 1500
 LONG_POLICY = POLICY.model_copy(update={"max_requests": LONG_HORIZON})
 """A step long enough for the tails: what a step of 150 s at 10 requests/s per arm plans."""
+SLICES = 10
+SLICE_POLICY = POLICY.model_copy(update={"max_requests": 1000, "max_slices": SLICES})
+"""The sliced scenarios' step: 1,000 requests per arm in all, each of 10 slices judged."""
+LONG_SLICE_POLICY = LONG_POLICY.model_copy(update={"max_slices": SLICES})
 VARIANTS = {
     "obrien_fleming_5_looks": POLICY.model_copy(update={"spending": Spending.OBRIEN_FLEMING}),
     "pocock_10_looks": POLICY.model_copy(update={"looks": 10}),
@@ -121,8 +132,19 @@ class Scenario:
     slow_factor: float = 1.0  # ... is this many times slower, the rest unchanged
     target: tuple[float, int] | None = None  # (power, requests per arm) to reach
     breaches_policy: bool = False  # identical arms, both above the policy's max error rate
+    sliced: bool = False  # requests in SLICES slices of equal share; slice 0 is affected:
+    slice_factor: float = 1.0  # its canary latencies this many times slower
+    slice_error_rate: float | None = None  # its canary error rate
 
-    def arms(self, rng: np.random.Generator, trials: int, n: int) -> tuple[Arrays, Arrays]:
+    @property
+    def policy(self) -> AnalysisPolicy:
+        return SLICE_POLICY if self.sliced else POLICY
+
+    @property
+    def long_policy(self) -> AnalysisPolicy:
+        return LONG_SLICE_POLICY if self.sliced else LONG_POLICY
+
+    def arms(self, rng: np.random.Generator, trials: int, n: int) -> tuple[Arm, Arm]:
         shape = SHAPES[self.shape]
         primary = shape(rng, (trials, n), 1.0)
         if self.tail_only:
@@ -132,10 +154,17 @@ class Scenario:
         if self.slow_share:
             canary = canary * np.where(rng.random((trials, n)) < self.slow_share,
                                        self.slow_factor, 1.0)
-        return (
-            (canary, rng.random((trials, n)) >= self.canary_error_rate),
-            (primary, rng.random((trials, n)) >= self.primary_error_rate),
-        )
+        c_ok = rng.random((trials, n)) >= self.canary_error_rate
+        p_ok = rng.random((trials, n)) >= self.primary_error_rate
+        if not self.sliced:
+            return (canary, c_ok, None), (primary, p_ok, None)
+        c_slice = rng.integers(0, SLICES, (trials, n))
+        p_slice = rng.integers(0, SLICES, (trials, n))
+        hit = c_slice == 0
+        canary = np.where(hit, canary * self.slice_factor, canary)
+        if self.slice_error_rate is not None:
+            c_ok = np.where(hit, rng.random((trials, n)) >= self.slice_error_rate, c_ok)
+        return (canary, c_ok, c_slice), (primary, p_ok, p_slice)
 
 
 SCENARIOS = [
@@ -157,6 +186,13 @@ SCENARIOS = [
              primary_error_rate=0.0),
     Scenario("null_errors_0.5%_both_above_max", True, "heavy_tail", canary_error_rate=0.005,
              primary_error_rate=0.005, breaches_policy=True),
+    Scenario("slice_only_latency_+50%", False, "lognormal", sliced=True, slice_factor=1.5,
+             target=(0.90, 1000)),
+    Scenario("slice_only_errors_0.1%_to_10%", False, "lognormal", sliced=True,
+             slice_error_rate=0.10, target=(0.90, 1000)),
+    Scenario("null_10_slices_lognormal", True, "lognormal", sliced=True),
+    Scenario("null_10_slices_heavy_tail", True, "heavy_tail", sliced=True),
+    Scenario("null_10_slices_bimodal", True, "bimodal", sliced=True),
 ]
 
 
@@ -167,8 +203,13 @@ def run_ours(
 ) -> list[tuple[bool, int]]:
     """(failed, requests per arm used) per trial, feeding the judge look by look."""
     rng = np.random.default_rng(seed)
-    (c_lat, c_ok), (p_lat, p_ok) = scenario.arms(rng, trials, policy.max_requests)
+    (c_lat, c_ok, c_slice), (p_lat, p_ok, p_slice) = scenario.arms(rng, trials,
+                                                                    policy.max_requests)
     due = [policy.look_requests(k) for k in range(1, policy.looks + 1)]
+
+    def labels(slices: np.ndarray | None, t: int, start: int, stop: int) -> tuple[str, ...]:
+        return () if slices is None else tuple(f"s{v}" for v in slices[t, start:stop].tolist())
+
     results = []
     for t in range(trials):
         state = analysis.SequentialJudge()
@@ -176,8 +217,10 @@ def run_ours(
         verdict = None
         for n in due:
             batch = Samples(
-                ArmSamples(tuple(c_lat[t, start:n].tolist()), tuple(c_ok[t, start:n].tolist())),
-                ArmSamples(tuple(p_lat[t, start:n].tolist()), tuple(p_ok[t, start:n].tolist())),
+                ArmSamples(tuple(c_lat[t, start:n].tolist()), tuple(c_ok[t, start:n].tolist()),
+                           labels(c_slice, t, start, n)),
+                ArmSamples(tuple(p_lat[t, start:n].tolist()), tuple(p_ok[t, start:n].tolist()),
+                           labels(p_slice, t, start, n)),
             )
             state, verdict = analysis.look(state, batch, policy)
             start = n
@@ -245,7 +288,7 @@ def kayenta_fails(canary: np.ndarray, primary: np.ndarray) -> np.ndarray:
 
 def kayenta_trials(scenario: Scenario, n: int, trials: int, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
-    (c_lat, c_ok), (p_lat, p_ok) = scenario.arms(rng, trials, n)
+    (c_lat, c_ok, _), (p_lat, p_ok, _) = scenario.arms(rng, trials, n)
     latency = kayenta_fails(np.where(c_ok, c_lat, np.nan), np.where(p_ok, p_lat, np.nan))
     buckets = 50
     size = n // buckets
@@ -266,7 +309,7 @@ def flagger_limit(shape: str, seed: int, trials: int = 20000) -> float:
 
 def flagger_trials(scenario: Scenario, limit: float, trials: int, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
-    (c_lat, c_ok), _ = scenario.arms(rng, trials, HORIZON)
+    (c_lat, c_ok, _), _ = scenario.arms(rng, trials, HORIZON)
     p99 = np.nanpercentile(np.where(c_ok, c_lat, np.nan), 99, axis=1)
     success = c_ok.mean(axis=1)
     return (success < 0.99) | (p99 > limit)
@@ -317,7 +360,8 @@ def _line(scenario: Scenario, judge: str, failed: float, requests: float | None,
 
 
 def _policy(policy: AnalysisPolicy) -> str:
-    return f"max_requests={policy.max_requests}, looks={policy.looks}"
+    sliced = f", max_slices={policy.max_slices}" if policy.max_slices else ""
+    return f"max_requests={policy.max_requests}, looks={policy.looks}{sliced}"
 
 
 def _target(scenario: Scenario, runs: list[tuple[bool, int]]) -> dict[str, Any]:
@@ -349,34 +393,38 @@ def main() -> None:
     with ProcessPoolExecutor(args.workers) as pool:
         for index, scenario in enumerate(scenarios):
             seed = 1000 * (index + 1)
-            ours = _ours(pool, scenario, POLICY, args.trials, seed, args.workers)
+            ours = _ours(pool, scenario, scenario.policy, args.trials, seed, args.workers)
             failed = float(np.mean([f for f, _ in ours]))
             requests = float(statistics.median(n for _, n in ours))
-            extra: dict[str, Any] = {"trials": args.trials, "policy": _policy(POLICY),
+            extra: dict[str, Any] = {"trials": args.trials, "policy": _policy(scenario.policy),
                                      **_target(scenario, ours)}
             if scenario.breaches_policy:
                 extra["breaches_policy"] = True
-            variants = {}
-            for name, policy in VARIANTS.items():
-                runs = _ours(pool, scenario, policy, args.variant_trials, seed, args.workers)
-                variants[name] = {
-                    "fail_rate": round(float(np.mean([f for f, _ in runs])), 4),
-                    "median_requests": float(statistics.median(n for _, n in runs)),
-                }
-            extra["variants"] = variants
-            extra["variant_trials"] = args.variant_trials
+            if not scenario.sliced:  # the variants are designs of the unsliced judge
+                variants = {}
+                for name, policy in VARIANTS.items():
+                    runs = _ours(pool, scenario, policy, args.variant_trials, seed,
+                                 args.workers)
+                    variants[name] = {
+                        "fail_rate": round(float(np.mean([f for f, _ in runs])), 4),
+                        "median_requests": float(statistics.median(n for _, n in runs)),
+                    }
+                extra["variants"] = variants
+                extra["variant_trials"] = args.variant_trials
             print(json.dumps(_line(scenario, "ours", failed, requests, **extra)), flush=True)
             if scenario.null and not scenario.breaches_policy:
-                null_fails.setdefault("ours", []).extend(f for f, _ in ours)
+                null_fails.setdefault(_policy(scenario.policy), []).extend(f for f, _ in ours)
 
-            long = _ours(pool, scenario, LONG_POLICY, args.long_trials, seed, args.workers)
+            long = _ours(pool, scenario, scenario.long_policy, args.long_trials, seed,
+                         args.workers)
             print(json.dumps(_line(
                 scenario, "ours", float(np.mean([f for f, _ in long])),
                 float(statistics.median(n for _, n in long)), trials=args.long_trials,
-                policy=_policy(LONG_POLICY), **_target(scenario, long),
+                policy=_policy(scenario.long_policy), **_target(scenario, long),
                 **({"breaches_policy": True} if scenario.breaches_policy else {}))), flush=True)
             if scenario.null and not scenario.breaches_policy:
-                null_fails.setdefault("ours_long", []).extend(f for f, _ in long)
+                null_fails.setdefault(_policy(scenario.long_policy), []).extend(
+                    f for f, _ in long)
 
             kayenta = _kayenta(pool, scenario, HORIZON, args.baseline_trials, seed + 1,
                                args.workers)
@@ -413,9 +461,9 @@ def main() -> None:
                 null_fails.setdefault("flagger_threshold", []).extend(flagger.tolist())
             print(f"{scenario.name}: {time.monotonic() - started:.0f}s", file=sys.stderr)
     for judge, fails in null_fails.items():
-        label = {"ours": _policy(POLICY), "ours_long": _policy(LONG_POLICY)}.get(judge)
+        ours = judge.startswith("max_requests=")  # our judge's runs are pooled per policy
         print(json.dumps({"bench": "judge", "scenario": "all_null_within_policy", "null": True,
-                          "judge": judge.removesuffix("_long"), "policy": label,
+                          "judge": "ours" if ours else judge, "policy": judge if ours else None,
                           "power": None,
                           "false_rollback": round(float(np.mean(fails)), 4),
                           "median_requests": None, "trials": len(fails)}), flush=True)

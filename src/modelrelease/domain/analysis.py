@@ -36,6 +36,10 @@ back with its reasons and numbers.
   ties), could reject at the level that look gets; it spends its share from there, so
   the looks it cannot use waste none of it. The defaults (400 per arm, 5 looks) check
   the p95 from look 2; a plan of about 450 per arm or more checks the p99 as well.
+* ``SLICES`` (when the policy sets ``max_slices``): the latency and error-rate checks
+  above, run again inside each slice of the traffic (one tenant, locale, input shape:
+  the value each request carries in ``ArmSamples.slices``), so a regression confined to
+  one slice is not averaged away. See ``domain.slices``; the reason names the slice.
 
 **Error control.** ``alpha`` bounds the chance that identical arms are judged FAIL over
 the whole step: it is split evenly (Bonferroni) over latency, error rate, error
@@ -94,7 +98,9 @@ __all__ = [
     "SequentialJudge",
     "Spending",
     "Verdict",
+    "error_rate",
     "evaluate",
+    "latency_regression",
     "look",
 ]
 
@@ -117,6 +123,7 @@ class Metric(StrEnum):
     LATENCY_P99 = "latency_p99"
     TAIL_P95 = "tail_p95"
     TAIL_P99 = "tail_p99"
+    SLICES = "slices"
 
 
 TAILS = {Metric.TAIL_P95: 95, Metric.TAIL_P99: 99}
@@ -161,6 +168,11 @@ class AnalysisPolicy(BaseModel):
     looks: Annotated[int, Field(ge=1, le=50)] = 5
     alpha: Annotated[float, Field(gt=0.0, le=0.2)] = 0.01
     spending: Spending = Spending.POCOCK
+    max_slices: Annotated[int, Field(ge=0, le=100)] = 0
+    """Slices judged on their own (the most frequent ones; 0: none). The slices' share of
+    ``alpha`` is split evenly over this many slices, decided before any data."""
+    min_slice_requests: Annotated[int, Field(ge=2)] = 50
+    """Requests per arm a slice needs before it is tested."""
 
     @model_validator(mode="after")
     def _requests_in_order(self) -> AnalysisPolicy:
@@ -187,7 +199,8 @@ class AnalysisPolicy(BaseModel):
             (Metric.LATENCY_P99,) if self.p99_ms is not None else ()
         )
         base = (Metric.LATENCY_REGRESSION, Metric.ERROR_RATE, Metric.ERROR_REGRESSION, *slo)
-        return base + tuple(metric for metric, _ in _tail_first_looks(self))
+        sliced = (Metric.SLICES,) if self.max_slices else ()
+        return base + tuple(metric for metric, _ in _tail_first_looks(self)) + sliced
 
     def first_look(self, metric: Metric) -> int:
         """The first look at which ``metric`` is tested (1 but for a tail check)."""
@@ -196,9 +209,9 @@ class AnalysisPolicy(BaseModel):
     def share(self, metric: Metric = Metric.LATENCY_REGRESSION) -> float:
         """The part of ``alpha`` that ``metric`` may spend over the step.
 
-        ``alpha`` is split evenly over latency, error rate, error regression and each SLO;
-        latency's part goes half to the Mann-Whitney test and half to the tails (split
-        evenly between the p95 and the p99) when any tail is checked.
+        ``alpha`` is split evenly over latency, error rate, error regression, each SLO and
+        the slices; latency's part goes half to the Mann-Whitney test and half to the tails
+        (split evenly between the p95 and the p99) when any tail is checked.
         """
         tails = [m for m in self.checks if m in TAILS]
         share = self.alpha / (len(self.checks) - len(tails))
@@ -222,7 +235,7 @@ def _tail_first_looks(policy: AnalysisPolicy) -> tuple[tuple[Metric, int], ...]:
     share ``AnalysisPolicy.share`` can give a tail).
     """
     slo = (policy.p95_ms is not None) + (policy.p99_ms is not None)
-    share = policy.alpha / (3 + slo) / 2 / len(TAILS)
+    share = policy.alpha / (3 + slo + (policy.max_slices > 0)) / 2 / len(TAILS)
     out: list[tuple[Metric, int]] = []
     for metric, q in TAILS.items():
         for k in range(1, policy.looks + 1):
@@ -236,16 +249,23 @@ def _tail_first_looks(policy: AnalysisPolicy) -> tuple[tuple[Metric, int], ...]:
 
 @dataclass(frozen=True)
 class ArmSamples:
-    """One arm's requests in the window: latency (ms, from scheduled send) and success."""
+    """One arm's requests in the window: latency (ms, from scheduled send) and success.
+
+    ``slices``: each request's slice value (``""``: none), or empty when the traffic is not
+    sliced.
+    """
 
     latency_ms: tuple[float, ...] = ()
     ok: tuple[bool, ...] = ()
+    slices: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if len(self.latency_ms) != len(self.ok):
             raise ValueError(
                 f"{len(self.latency_ms)} latencies but {len(self.ok)} outcomes"
             )
+        if self.slices and len(self.slices) != len(self.ok):
+            raise ValueError(f"{len(self.slices)} slice values but {len(self.ok)} requests")
         for value in self.latency_ms:
             if not (value > 0.0 and math.isfinite(value)):
                 raise ValueError(f"latency {value!r} ms is not a positive finite number")
@@ -257,7 +277,19 @@ class ArmSamples:
         return cls(tuple(float(lat) for lat, _ in pairs), tuple(bool(ok) for _, ok in pairs))
 
     def __add__(self, other: ArmSamples) -> ArmSamples:
-        return ArmSamples(self.latency_ms + other.latency_ms, self.ok + other.ok)
+        slices = (self.slice_values() + other.slice_values()
+                  if self.slices or other.slices else ())
+        return ArmSamples(self.latency_ms + other.latency_ms, self.ok + other.ok, slices)
+
+    def slice_values(self) -> tuple[str, ...]:
+        """Each request's slice value (``""`` for every one when not sliced)."""
+        return self.slices or ("",) * len(self.ok)
+
+    def only(self, value: str) -> ArmSamples:
+        """The requests of slice ``value``."""
+        kept = [i for i, v in enumerate(self.slice_values()) if v == value]
+        return ArmSamples(tuple(self.latency_ms[i] for i in kept),
+                          tuple(self.ok[i] for i in kept), (value,) * len(kept))
 
     @property
     def requests(self) -> int:
@@ -446,9 +478,9 @@ def _check(
 ) -> Check:
     level = policy.level(k, metric)
     if metric is Metric.LATENCY_REGRESSION:
-        return _latency_regression(canary_ok, primary_ok, arms, level, policy)
+        return latency_regression(canary_ok, primary_ok, arms, level, policy)
     if metric is Metric.ERROR_RATE:
-        return _error_rate(window, level, policy)
+        return error_rate(window, level, policy)
     if metric is Metric.ERROR_REGRESSION:
         return _error_regression(window, level)
     if metric is Metric.LATENCY_P95:
@@ -456,6 +488,10 @@ def _check(
         return _slo(metric, 95, policy.p95_ms, canary_ok, arms, level)
     if metric in TAILS:
         return _tail(metric, TAILS[metric], canary_ok, primary_ok, k, level, policy)
+    if metric is Metric.SLICES:
+        from modelrelease.domain.slices import slice_check  # it builds on this module's checks
+
+        return slice_check(window, level, policy)
     assert policy.p99_ms is not None
     return _slo(metric, 99, policy.p99_ms, canary_ok, arms, level)
 
@@ -468,10 +504,11 @@ def _pct(value: float) -> str:
     return f"{value:+.1%}"
 
 
-def _latency_regression(
+def latency_regression(
     canary: list[float], primary: list[float], arms: tuple[ArmStats, ArmStats], level: float,
     policy: AnalysisPolicy,
 ) -> Check:
+    """``LATENCY_REGRESSION`` on the successful latencies (ascending) of both arms."""
     tolerance = policy.max_latency_regression
     if len(canary) < 2 or len(primary) < 2:
         return Check(Metric.LATENCY_REGRESSION, CheckStatus.NO_DATA, None, None, tolerance, None,
@@ -507,7 +544,8 @@ def _rate(errors: int, requests: int) -> str:
     return f"{errors / requests:.2%} ({errors}/{requests})"
 
 
-def _error_rate(window: Samples, level: float, policy: AnalysisPolicy) -> Check:
+def error_rate(window: Samples, level: float, policy: AnalysisPolicy) -> Check:
+    """``ERROR_RATE``: the canary's error rate against ``max_error_rate``."""
     canary, primary = window.canary, window.primary
     limit = policy.max_error_rate
     figures = (f"canary {_rate(canary.errors, canary.requests)} vs primary "
