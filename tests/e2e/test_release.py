@@ -72,9 +72,9 @@ def test_good_version_is_promoted_without_dropping_traffic(endpoint: Endpoint) -
     assert production.version == "2"
     assert "| canary |" in second.report and "| primary |" in second.report
     assert "Promoted" in second.report
-    # no kube-proxy on this node, and ClusterIPs are not routed here: the API server's proxy
-    assert ("- checks reached the pods through the API server's service and pod proxy "
-            "(10.96." in second.report), second.report
+    # on the node, the Service's ClusterIP (kube-proxy), as users' traffic
+    assert ("- checks reached the pods through the Service's ClusterIP and pod IPs"
+            in second.report), second.report
     again = endpoint.release()  # idempotent
     assert again.outcome == "already_released"
     assert (endpoint.image("primary") or "").endswith(digest)

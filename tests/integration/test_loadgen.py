@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from modelrelease.adapters.loadgen import Target, generate_load
+from modelrelease.adapters.loadgen import Target, Variant, generate_load
 from modelrelease.domain import analysis
 from modelrelease.domain.analysis import AnalysisPolicy, Metric, Outcome
 from tests.support import serve_asgi
@@ -32,7 +32,10 @@ DELAYS_S = {"/fast": 0.020, "/slow": 0.040, "/flaky": 0.020, "/hang": 5.0}
 
 
 class DelayApp:
-    """ASGI app: sleep the path's delay, then 200 (``/flaky``: 503 on every 5th request)."""
+    """ASGI app: sleep the path's delay, then 200 (``/flaky``: 503 on every 5th request).
+
+    A request with the header ``x-slice: slow`` or the body ``slow`` sleeps 30 ms more.
+    """
 
     def __init__(self) -> None:
         self.flaky_count = 0
@@ -40,7 +43,14 @@ class DelayApp:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         assert scope["type"] == "http"
         path = scope["path"]
-        await asyncio.sleep(DELAYS_S.get(path, 0.0))
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        slow = (b"x-slice", b"slow") in scope["headers"] or body == b"slow"
+        await asyncio.sleep(DELAYS_S.get(path, 0.0) + (0.030 if slow else 0.0))
         status = 200
         if path == "/flaky":
             self.flaky_count += 1
@@ -132,6 +142,33 @@ def test_post_with_body_headers_and_redacted_log(
     assert "3 requests at" in caplog.text
 
 
+@pytest.mark.parametrize("transport", [None, httpx.AsyncHTTPTransport], ids=["lean", "httpx"])
+@pytest.mark.parametrize("by", ["header", "body"])
+def test_a_slice_mix_is_sent_exactly_and_each_request_carries_its_slice(
+        server: str, transport: Any, by: str) -> None:
+    """Two slices, 1:3: every arm sends 5 and 15 of 20, the slow one's requests are slower."""
+    def variant(value: str, weight: float) -> Variant:
+        if by == "header":
+            return Variant(value, weight, headers={"x-slice": value})
+        return Variant(value, weight, content=value.encode())
+
+    targets = [Target(name, f"{server}/fast", method="POST", content=b"{}",
+                      variants=(variant("slow", 1.0), variant("fast", 3.0)))
+               for name in ("canary", "primary")]
+    report = asyncio.run(generate_load(targets, 100.0, max_requests=20, transport=transport))
+    for arm in report.arms.values():
+        slices = [r.slice for r in arm.requests]
+        assert slices.count("slow") == 5 and slices.count("fast") == 15
+        assert slices[:4] == ["fast", "slow", "fast", "fast"]  # spread, not bunched
+        slow = [r.latency_ms for r in arm.requests if r.slice == "slow"]
+        fast = [r.latency_ms for r in arm.requests if r.slice == "fast"]
+        assert min(slow) >= 50.0 - 0.1 and min(fast) >= 20.0 - 0.1
+        assert sorted(slow)[len(slow) // 2] > sorted(fast)[len(fast) // 2] + 20.0
+        assert arm.samples().slices == tuple(slices)
+    plain = asyncio.run(generate_load([Target("x", f"{server}/fast")], 100.0, max_requests=3))
+    assert plain.arms["x"].samples().slices == ()
+
+
 def test_transport_seam_fakes_timeouts() -> None:
     calls = 0
 
@@ -165,6 +202,9 @@ def test_transport_seam_fakes_timeouts() -> None:
                      id="unbounded"),
         pytest.param({"duration": timedelta(milliseconds=1)}, "no request",
                      id="bounds-allow-nothing"),
+        pytest.param({"targets": [Target("a", "http://127.0.0.1:1/",
+                                         variants=(Variant("s", 0.0),))]},
+                     "variant weights must be positive", id="zero-weight"),
     ],
 )
 def test_rejects_bad_parameters(kwargs: dict[str, Any], message: str) -> None:

@@ -72,3 +72,13 @@ def test_agreement_policy_defaults_and_from_checks() -> None:
     assert agreement_policy(endpoint) == AgreementPolicy(
         kind=Kind.REGRESSION, min_agreement=0.8, max_psi=0.2, max_ks=0.3, min_samples=50,
         on_failure=OnFailure.HOLD)
+
+
+def test_analysis_policy_judges_slices_only_when_the_spec_asks() -> None:
+    plain = analysis_policy(_endpoint({"name": "m", "alias": "a"}), timedelta(seconds=20), 20)
+    assert plain.max_slices == 0
+    sliced = _endpoint({"name": "m", "alias": "a"}, checks={
+        "slices": {"header": "X-Tenant", "mix": {"a": 1, "b": 1}, "maxSlices": 4,
+                   "minRequests": 30}})
+    policy = analysis_policy(sliced, timedelta(seconds=20), 20)
+    assert (policy.max_slices, policy.min_slice_requests) == (4, 30)

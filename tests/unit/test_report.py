@@ -73,3 +73,26 @@ def test_report_says_where_each_steps_numbers_came_from() -> None:
     assert "- step 1: source: generated load + live traffic (pod metrics, 150 requests)" in text
     assert "- step 2: source: generated load" in text
     assert text.count("live traffic (pod metrics) |") == 2  # thin: no live rows for step 2
+
+
+def test_report_shows_the_slice_table_with_what_the_judge_made_of_each() -> None:
+    from modelrelease.domain.analysis import SliceRow
+
+    fast = ArmStats(90, 0, 0.0, 4.0, 6.0, 7.0)
+    slow = ArmStats(10, 1, 0.1, 104.0, 106.0, 107.0)
+    rows = (SliceRow("5.1", fast, fast, "within limits"), SliceRow("7|7", slow, fast, "failed"))
+    text = render_report(
+        endpoint="ml/iris", version="3", image="i", outcome="RolledBack", reason="r",
+        timeline=[], canary_cost_per_hour=None,
+        steps=[StepRecord(1, 50, "fail", fast, fast, ("r",), slices=rows,
+                          slice_key="column sepal_length"),
+               StepRecord(2, 100, "pass", fast, fast, ("r",))])
+    table = text.split("## Slices", 1)[1]
+    assert "(column sepal_length); live traffic is judged whole" in table
+    assert "| 1 | 5.1 | 90 | 90 | 0.00% | 0.00% | 6.0 | 6.0 | within limits |" in table
+    assert "| 1 | 7\\|7 | 10 | 90 | 10.00% | 0.00% | 106.0 | 6.0 | failed |" in table
+    assert "| 2 |" not in table.split("##")[0]
+    unsliced = render_report(endpoint="e", version="1", image="i", outcome="o", reason="r",
+                             timeline=[], canary_cost_per_hour=None,
+                             steps=[StepRecord(1, 50, "pass", fast, fast, ("r",))])
+    assert "## Slices" not in unsliced

@@ -114,6 +114,20 @@ def test_a_slow_slice_fails_and_is_named() -> None:
     assert check.reason.startswith("slice 'de' (100 requests per arm): latency regression")
     assert "'en'" not in check.reason.split("(tested")[0]
     assert "tested: en, fr, de" in check.reason
+    statuses = {row.value: row.status for row in check.slices}
+    assert statuses["de"] == "failed" and statuses["en"] != "failed"
+    (de,) = [row for row in check.slices if row.value == "de"]
+    assert de.canary.requests == de.primary.requests == 100
+    assert de.canary.p50_ms is not None and de.primary.p50_ms is not None
+    assert de.canary.p50_ms > 1.3 * de.primary.p50_ms
+
+
+def test_the_table_lists_every_slice_with_what_became_of_it() -> None:
+    policy = POLICY.model_copy(update={"max_slices": 3})
+    window = _window({"a": 300, "b": 30, "c": 8, "d": 5})
+    check = slice_check(window, policy.level(5, Metric.SLICES), policy)
+    assert [(row.value, row.status) for row in check.slices] == [
+        ("a", "within limits"), ("b", "filling"), ("c", "too small"), ("d", "not judged")]
 
 
 def test_a_slice_with_errors_fails_on_the_error_rate() -> None:

@@ -43,6 +43,12 @@ concurrency. The arm's request is built once (``httpx.Request``; the lean client
 same method, target, headers and body); the httpx lanes share one TLS context, and
 environment proxy settings are not used (the generator measures the target, not a proxy).
 
+**Slices.** A target may carry ``variants``: slice values with a weight, each with its own
+body or headers. Request ``i`` of every arm sends the variant the *largest deficit* rule
+picks (the one furthest below its weight's share of the first ``i + 1`` requests), so
+the mix is exact and evenly spread, and the same in every arm; each record carries its
+slice value for the judge.
+
 Logging: one DEBUG line per arm per run (not per request: at 1,000 req/s a line per request
 would cost more than the request).
 """
@@ -69,18 +75,48 @@ logger = logging.getLogger(__name__)
 
 EARLY_S = 0.001  # a request due this soon is sent now (timer granularity), timed from its send
 
-__all__ = ["ArmReport", "LoadReport", "RequestRecord", "Target", "generate_load"]
+__all__ = ["ArmReport", "LoadReport", "RequestRecord", "Target", "Variant", "generate_load",
+           "variant_sequence"]
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One slice of an arm's requests: its value, its weight, and what it changes."""
+
+    slice: str
+    weight: float
+    content: bytes | None = None  # None: the target's body
+    headers: Mapping[str, str] = field(default_factory=dict)  # over the target's
 
 
 @dataclass(frozen=True)
 class Target:
-    """One arm: where to send and what."""
+    """One arm: where to send and what (``variants``: a slice mix, see the module doc)."""
 
     name: str
     url: str
     method: str = "GET"
     content: bytes | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
+    variants: tuple[Variant, ...] = ()
+
+
+def variant_sequence(weights: Sequence[float], count: int) -> list[int]:
+    """Which variant each of ``count`` requests sends: the largest-deficit rule.
+
+    Request ``i`` goes to the variant with the largest ``share * (i + 1) - sent so far``
+    (ties: the first), so every prefix of the sequence is as close to the mix as whole
+    requests allow.
+    """
+    total = sum(weights)
+    shares = [w / total for w in weights]
+    sent = [0] * len(weights)
+    out = []
+    for i in range(count):
+        pick = max(range(len(weights)), key=lambda v: shares[v] * (i + 1) - sent[v])
+        sent[pick] += 1
+        out.append(pick)
+    return out
 
 
 @dataclass(frozen=True)
@@ -94,6 +130,7 @@ class RequestRecord:
     status: int | None
     ok: bool
     error: str | None = None
+    slice: str = ""  # the variant's slice value ("": the target has no variants)
 
 
 def _quantile(values: Sequence[float], q: float) -> float:
@@ -120,9 +157,11 @@ class ArmReport:
 
     def samples(self) -> ArmSamples:
         """The judge's view: latency from the scheduled send, and success."""
+        sliced = any(r.slice for r in self.requests)
         return ArmSamples(
             tuple(max(r.latency_ms, 1e-6) for r in self.requests),
             tuple(r.ok for r in self.requests),
+            tuple(r.slice for r in self.requests) if sliced else (),
         )
 
     def latency_quantile(self, q: float) -> float:
@@ -167,15 +206,24 @@ def _redacted(url: str) -> str:
     return str(parsed.copy_with(username=parsed.username, password="***"))
 
 
-def _request(target: Target, timeout: timedelta) -> httpx.Request:
-    """The arm's request, built once (credentials in the URL become basic auth)."""
+def _requests(target: Target, timeout: timedelta) -> list[httpx.Request]:
+    """The arm's requests, one per variant (or the one without), built once."""
+    if not target.variants:
+        return [_request(target, timeout, target.content, target.headers)]
+    return [_request(target, timeout, v.content if v.content is not None else target.content,
+                     {**target.headers, **v.headers}) for v in target.variants]
+
+
+def _request(target: Target, timeout: timedelta, content: bytes | None,
+             headers: Mapping[str, str]) -> httpx.Request:
+    """One request of the arm (credentials in the URL become basic auth)."""
     url = httpx.URL(target.url)
-    headers = dict(target.headers)
+    headers = dict(headers)
     if url.username or url.password:
         token = base64.b64encode(f"{url.username}:{url.password}".encode()).decode()
         headers.setdefault("Authorization", f"Basic {token}")
         url = url.copy_with(username=None, password=None)
-    return httpx.Request(target.method, url, content=target.content, headers=headers,
+    return httpx.Request(target.method, url, content=content, headers=headers,
                          extensions={"timeout": httpx.Timeout(timeout.total_seconds()).as_dict()})
 
 
@@ -218,6 +266,9 @@ async def generate_load(
         raise ValueError("generate load: no targets")
     if len({t.name for t in targets}) != len(targets):
         raise ValueError("generate load: target names must be distinct")
+    for target in targets:
+        if any(not (v.weight > 0 and math.isfinite(v.weight)) for v in target.variants):
+            raise ValueError(f"generate load: {target.name}: variant weights must be positive")
     if not (rate > 0 and math.isfinite(rate)):
         raise ValueError(f"generate load: rate must be a positive number, got {rate}")
     if max_requests is None and duration is None:
@@ -313,10 +364,13 @@ async def _run(
     interval = 1.0 / rate
     records: list[list[RequestRecord | None]] = [[None] * per_arm for _ in targets]
     sent_at: list[list[float]] = [[0.0] * per_arm for _ in targets]
-    requests = [_request(t, timeout) for t in targets]
+    requests = [_requests(t, timeout) for t in targets]
+    picks = [variant_sequence([v.weight for v in t.variants], per_arm) if t.variants
+             else [0] * per_arm for t in targets]
+    slices = [[v.slice for v in t.variants] or [""] for t in targets]
     default_ok = ok is _default_ok
     pools: list[LanePool | None] = [None] * len(targets)
-    events: list[tuple[h11.Event, ...]] = [()] * len(targets)
+    events: list[list[tuple[h11.Event, ...]]] = [[] for _ in targets]
     free: list[list[httpx.AsyncBaseTransport]] = [[] for _ in targets]
     lanes: list[httpx.AsyncBaseTransport] = []
     tasks: list[asyncio.Task[None]] = []
@@ -330,7 +384,7 @@ async def _run(
         records[arm][index] = RequestRecord(
             scheduled_s=scheduled - start, lag_ms=(sent - scheduled) * 1e3,
             latency_ms=(done - min(scheduled, sent)) * 1e3, service_ms=(done - sent) * 1e3,
-            status=status, ok=good, error=error,
+            status=status, ok=good, error=error, slice=slices[arm][picks[arm][index]],
         )
 
     def fail(exc: BaseException) -> None:
@@ -356,7 +410,7 @@ async def _run(
                 good = status is not None and (
                     200 <= status < 300 if default_ok else
                     ok(httpx.Response(status, headers=list(headers), content=body,
-                                      request=requests[arm])))
+                                      request=requests[arm][picks[arm][index]])))
                 record(arm, index, scheduled, sent, done, status, good, error)
             except Exception as exc:  # noqa: BLE001 - ``ok`` is the caller's: raised at the end
                 fail(exc)
@@ -364,7 +418,7 @@ async def _run(
                 release()
 
         sent = sent_at[arm][index] = loop.time()
-        pool.request(events[arm], on_done)
+        pool.request(events[arm][picks[arm][index]], on_done)
 
     async def send_httpx(arm: int, index: int, scheduled: float) -> None:
         assert make is not None
@@ -378,14 +432,15 @@ async def _run(
             status: int | None = None
             error: str | None = None
             good = False
+            request = requests[arm][picks[arm][index]]
             try:
-                response = await lane.handle_async_request(requests[arm])
+                response = await lane.handle_async_request(request)
                 try:
                     await response.aread()
                     done = loop.time()  # before the connection goes back to the lane's pool
                 finally:
                     await response.aclose()
-                response.request = requests[arm]
+                response.request = request
                 status, good = response.status_code, ok(response)
             except httpx.HTTPError as exc:
                 done = loop.time()
@@ -436,12 +491,12 @@ async def _run(
     )
     senders: list[Callable[[int, int, float], None]] = []
     try:
-        for arm, request in enumerate(requests):
+        for arm, variants in enumerate(requests):
             if lean[arm]:
-                pool = pools[arm] = LanePool(request.url.host, request.url.port or 80,
-                                             timeout.total_seconds())
+                url = variants[0].url
+                pool = pools[arm] = LanePool(url.host, url.port or 80, timeout.total_seconds())
                 await pool.prepare()
-                events[arm] = _h11_events(request)
+                events[arm] = [_h11_events(request) for request in variants]
                 senders.append(send_lean)
             else:
                 senders.append(start_httpx)

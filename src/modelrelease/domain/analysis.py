@@ -96,6 +96,7 @@ __all__ = [
     "Outcome",
     "Samples",
     "SequentialJudge",
+    "SliceRow",
     "Spending",
     "Verdict",
     "error_rate",
@@ -339,8 +340,25 @@ class ArmStats:
 
 
 @dataclass(frozen=True)
+class SliceRow:
+    """One slice of the window: both arms' numbers and what the judge made of it.
+
+    ``status``: ``failed``, ``within limits``, ``not clear yet``, ``filling``, ``too small``,
+    or ``not judged`` (beyond ``max_slices``).
+    """
+
+    value: str
+    canary: ArmStats
+    primary: ArmStats
+    status: str
+
+
+@dataclass(frozen=True)
 class Check:
-    """One check at one look: its status, both arms' figures, the threshold and the test."""
+    """One check at one look: its status, both arms' figures, the threshold and the test.
+
+    ``slices``: the ``SLICES`` check's table (empty for the other checks).
+    """
 
     metric: Metric
     status: CheckStatus
@@ -350,6 +368,7 @@ class Check:
     p_value: float | None
     level: float | None
     reason: str
+    slices: tuple[SliceRow, ...] = ()
 
 
 @dataclass(frozen=True)

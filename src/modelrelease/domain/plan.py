@@ -37,6 +37,7 @@ def analysis_policy(endpoint: ModelEndpoint, hold: timedelta, rate: float) -> An
     checks = endpoint.spec.canary.checks
     planned = max(1, int(hold.total_seconds() * rate))
     minimum = min(checks.min_requests, planned)
+    slices = checks.slices
     return AnalysisPolicy(
         max_latency_regression=max(checks.latency.max_regression, 0.01),
         p95_ms=checks.latency.p95_ms,
@@ -44,6 +45,8 @@ def analysis_policy(endpoint: ModelEndpoint, hold: timedelta, rate: float) -> An
         max_error_rate=checks.max_error_rate,
         min_requests=minimum,
         max_requests=max(planned, minimum),
+        max_slices=slices.max_slices if slices is not None else 0,
+        min_slice_requests=slices.min_requests if slices is not None else 50,
     )
 
 

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from modelrelease.domain.agreement import AgreementVerdict
-from modelrelease.domain.analysis import ArmStats
+from modelrelease.domain.analysis import ArmStats, SliceRow
 from modelrelease.domain.live import LiveEvidence
 
 
@@ -27,6 +27,8 @@ class StepRecord:
     reasons: tuple[str, ...]
     agreement: AgreementVerdict | None = None
     live: LiveEvidence | None = None
+    slices: tuple[SliceRow, ...] = ()
+    slice_key: str = ""  # where the slice value was ("header X-Tenant", "column locale")
 
 
 def _ms(value: float | None) -> str:
@@ -70,6 +72,7 @@ def render_report(*, endpoint: str, version: str, image: str, outcome: str, reas
                     f"{_ms(numbers.p95_ms)} | {_ms(numbers.p99_ms)} | "
                     f"{record.outcome if (arm, source) == ('canary', 'generated load') else ''}"
                     f" | {source} |")
+        lines += _slices(steps)
         lines += _agreement([(r.step, r.agreement) for r in steps if r.agreement is not None])
         lines += ["", "## Verdicts", ""]
         for record in steps:
@@ -77,6 +80,27 @@ def render_report(*, endpoint: str, version: str, image: str, outcome: str, reas
                 lines.append(f"- step {record.step}: source: {record.live.source}")
             lines += [f"- step {record.step}: {r}" for r in record.reasons]
     return "\n".join(lines) + "\n"
+
+
+def _slices(steps: Sequence[StepRecord]) -> list[str]:
+    """The slice table: each slice's numbers per arm and what the judge made of it."""
+    sliced = [r for r in steps if r.slices]
+    if not sliced:
+        return []
+    lines = ["", "## Slices", "",
+             f"Judged per slice of the generated load ({sliced[0].slice_key}); live traffic "
+             "is judged whole (the pods' counters carry no slice).", "",
+             "| step | slice | canary requests | primary requests | canary errors | "
+             "primary errors | canary p95 ms | primary p95 ms | judged |",
+             "|---:|---|---:|---:|---:|---:|---:|---:|---|"]
+    for record in sliced:
+        for row in record.slices:
+            value = row.value.replace("|", r"\|")
+            lines.append(f"| {record.step} | {value} | {row.canary.requests} | "
+                         f"{row.primary.requests} | {_rate(row.canary.error_rate)} | "
+                         f"{_rate(row.primary.error_rate)} | {_ms(row.canary.p95_ms)} | "
+                         f"{_ms(row.primary.p95_ms)} | {row.status} |")
+    return lines
 
 
 def _figure(value: float | None) -> str:

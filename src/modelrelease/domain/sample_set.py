@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Batch", "from_payload", "merge", "parse_samples"]
+__all__ = ["Batch", "from_payload", "merge", "parse_samples", "with_column"]
 
 _LISTS = ("inputs", "instances")
 
@@ -161,3 +161,44 @@ def merge(example: Batch | None, samples: Batch | None, max_rows: int) -> Batch 
         rows = tuple(tuple(r[i] for i in where) for r in samples.rows)
     return Batch((example.rows + rows)[:max_rows], example.columns, example.key,
                  example.params)
+
+
+def with_column(batch: Batch, column: str, value: str) -> Batch:
+    """``batch`` with every row's ``column`` set to ``value``, typed as the column's cells.
+
+    The type is the first non-null cell's (bool, int, float or text), so a slice value
+    written as text in the spec is sent as the model's signature expects it.
+
+    Raises:
+        ValueError: the rows have no named columns, there is no such column, or ``value``
+            cannot be read as the column's type.
+    """
+    if batch.columns is None:
+        raise ValueError(f"the input example's rows have no named columns, so none is "
+                         f"called {column!r}; slice by a header instead")
+    if column not in batch.columns:
+        raise ValueError(f"the input example has no column {column!r} (its columns: "
+                         f"{', '.join(batch.columns)})")
+    index = batch.columns.index(column)
+    sample = next((row[index] for row in batch.rows if row[index] is not None), None)
+    typed = _typed(value, sample, column)
+    rows = tuple(tuple(typed if i == index else cell for i, cell in enumerate(row))
+                 for row in batch.rows)
+    return Batch(rows, batch.columns, batch.key, batch.params)
+
+
+def _typed(value: str, sample: Any, column: str) -> Any:
+    kind = type(sample)
+    try:
+        if kind is bool:
+            if value.lower() not in ("true", "false"):
+                raise ValueError(value)
+            return value.lower() == "true"
+        if kind is int:
+            return int(value)
+        if kind is float:
+            return float(value)
+    except ValueError:
+        raise ValueError(f"slice value {value!r} is not a {kind.__name__} like column "
+                         f"{column!r}'s values (e.g. {sample!r})") from None
+    return value

@@ -36,6 +36,7 @@ from modelrelease.domain.analysis import (
     CheckStatus,
     Metric,
     Samples,
+    SliceRow,
     error_rate,
     latency_regression,
 )
@@ -81,30 +82,49 @@ def slice_check(window: Samples, level: float, policy: AnalysisPolicy) -> Check:
     each = level / (policy.max_slices * CHECKS_PER_SLICE)
     failed: list[str] = []
     unclear: list[str] = []
+    status: dict[str, str] = {}
     for value in counts.tested:
-        part = Samples(window.canary.only(value), window.primary.only(value))
+        part = _part(window, value)
         canary_ok, primary_ok = part.canary.ok_latencies(), part.primary.ok_latencies()
-        arms = (ArmStats.of(part.canary, canary_ok), ArmStats.of(part.primary, primary_ok))
+        arms = _arms(part)
         requests = min(part.canary.requests, part.primary.requests)
-        for check in (latency_regression(canary_ok, primary_ok, arms, each, policy),
-                      error_rate(part, each, policy)):
+        found = [latency_regression(canary_ok, primary_ok, arms, each, policy),
+                 error_rate(part, each, policy)]
+        for check in found:
             if check.status is CheckStatus.FAIL:
                 failed.append(f"slice {value!r} ({requests} requests per arm): {check.reason}")
             elif check.status is not CheckStatus.PASS:
                 unclear.append(f"{value!r} {check.metric.value.replace('_', ' ')}")
+        statuses = {check.status for check in found}
+        status[value] = ("failed" if CheckStatus.FAIL in statuses else "within limits"
+                         if statuses == {CheckStatus.PASS} else "not clear yet")
+    for label, values in (("filling", counts.filling), ("too small", counts.too_small),
+                          ("not judged", counts.beyond)):
+        status.update(dict.fromkeys(values, label))
+    rows = tuple(SliceRow(value, *_arms(_part(window, value)), status[value])
+                 for value in (*counts.tested, *counts.filling, *counts.too_small,
+                               *counts.beyond))
     told = _counts(counts, policy)
     if failed:
-        return Check(Metric.SLICES, CheckStatus.FAIL, None, None, None, None, each,
-                     f"{'; '.join(failed)} ({told})")
-    if not counts.tested and not counts.filling:
-        return Check(Metric.SLICES, CheckStatus.HOLD, None, None, None, None, each,
-                     f"slices: none to test yet ({told})")
-    if unclear or counts.filling:
-        return Check(Metric.SLICES, CheckStatus.HOLD, None, None, None, None, each,
-                     f"slices: no slice shown worse; not yet clearly within limits: "
-                     f"{', '.join(unclear) or 'none'} ({told})")
-    return Check(Metric.SLICES, CheckStatus.PASS, None, None, None, None, each,
-                 f"slices: every tested slice within limits ({told})")
+        result, reason = CheckStatus.FAIL, f"{'; '.join(failed)} ({told})"
+    elif not counts.tested and not counts.filling:
+        result, reason = CheckStatus.HOLD, f"slices: none to test yet ({told})"
+    elif unclear or counts.filling:
+        result, reason = CheckStatus.HOLD, (f"slices: no slice shown worse; not yet clearly "
+                                            f"within limits: {', '.join(unclear) or 'none'} "
+                                            f"({told})")
+    else:
+        result, reason = CheckStatus.PASS, f"slices: every tested slice within limits ({told})"
+    return Check(Metric.SLICES, result, None, None, None, None, each, reason, rows)
+
+
+def _part(window: Samples, value: str) -> Samples:
+    return Samples(window.canary.only(value), window.primary.only(value))
+
+
+def _arms(part: Samples) -> tuple[ArmStats, ArmStats]:
+    return (ArmStats.of(part.canary, part.canary.ok_latencies()),
+            ArmStats.of(part.primary, part.primary.ok_latencies()))
 
 
 def _counts(counts: SliceCounts, policy: AnalysisPolicy) -> str:

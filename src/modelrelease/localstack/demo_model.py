@@ -72,7 +72,9 @@ def register_iris_model(
 
 
 def register_faulty_model(tracking_uri: str, name: str, fault: str, *, delay_s: float = 0.0,
-                          error_rate: float = 0.0, samples: str | None = None) -> str:
+                          error_rate: float = 0.0, samples: str | None = None,
+                          slow_share: float = 1.0, slow_column: str | None = None,
+                          slow_value: Any = None) -> str:
     """Register an iris model with an injected fault (see ``faulty``); return the version.
 
     The signature is the healthy model's, so a wrong answer is a wrong answer. ``samples``
@@ -97,7 +99,9 @@ def register_faulty_model(tracking_uri: str, name: str, fault: str, *, delay_s: 
     with mlflow.start_run():
         info: Any = mlflow.pyfunc.log_model(
             name="model",
-            python_model=FaultyModel(estimator, fault, delay_s=delay_s, error_rate=error_rate),
+            python_model=FaultyModel(estimator, fault, delay_s=delay_s, error_rate=error_rate,
+                                     slow_share=slow_share, slow_column=slow_column,
+                                     slow_value=slow_value),
             signature=signature,
             input_example=example,
             registered_model_name=name,

@@ -2,7 +2,10 @@
 
 Each wraps a real trained estimator in an MLflow ``PythonModel`` that fails one way:
 ``crash`` (the server dies while loading it), ``wrong_shape`` (answers with a list per
-row where the signature promises one integer), ``slow`` (sleeps before answering),
+row where the signature promises one integer), ``slow`` (sleeps before answering; with
+``slow_share`` below 1 only on that share of calls, a tail-only regression; with
+``slow_column`` only on calls whose input has ``slow_value`` in that column, a
+slice-only one),
 ``errors`` (fails a share of requests) or ``disagree`` (fast and well-formed, but answers the
 next class: every prediction shifted by one, modulo 3). The class lives in the package, so
 the serving image can unpickle it.
@@ -21,11 +24,15 @@ class FaultyModel(mlflow.pyfunc.PythonModel):  # type: ignore[misc,name-defined]
     """An estimator with one injected fault."""
 
     def __init__(self, estimator: Any, fault: str, delay_s: float = 0.0,
-                 error_rate: float = 0.0) -> None:
+                 error_rate: float = 0.0, slow_share: float = 1.0,
+                 slow_column: str | None = None, slow_value: Any = None) -> None:
         self.estimator = estimator
         self.fault = fault
         self.delay_s = delay_s
         self.error_rate = error_rate
+        self.slow_share = slow_share
+        self.slow_column = slow_column
+        self.slow_value = slow_value
 
     def load_context(self, context: Any) -> None:
         """Crash at load time for the ``crash`` fault."""
@@ -34,7 +41,7 @@ class FaultyModel(mlflow.pyfunc.PythonModel):  # type: ignore[misc,name-defined]
 
     def predict(self, context: Any, model_input: Any, params: Any = None) -> Any:
         """Predict, with the fault applied."""
-        if self.fault == "slow":
+        if self.fault == "slow" and self._slowed(model_input):
             time.sleep(self.delay_s)
         if self.fault == "errors" and random.random() < self.error_rate:
             raise RuntimeError("injected fault: failed request")
@@ -44,3 +51,13 @@ class FaultyModel(mlflow.pyfunc.PythonModel):  # type: ignore[misc,name-defined]
         if self.fault == "disagree":
             return [(int(p) + 1) % 3 for p in predictions]
         return predictions
+
+    def _slowed(self, model_input: Any) -> bool:
+        """Whether this call is one the ``slow`` fault slows.
+
+        Models pickled before the share and the column existed have neither: every call.
+        """
+        column = getattr(self, "slow_column", None)
+        if column is not None:
+            return bool((model_input[column] == self.slow_value).any())
+        return random.random() < getattr(self, "slow_share", 1.0)

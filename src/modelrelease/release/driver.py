@@ -27,7 +27,9 @@ from modelrelease.adapters.prefect_secrets import with_secret_blocks
 from modelrelease.build.builder import BuildRequest, BuildResult, ImageBuilder
 from modelrelease.costs import prices as price_table
 from modelrelease.domain import agreement, rollout
+from modelrelease.domain.analysis import Metric, SliceRow
 from modelrelease.domain.analysis import Outcome as JudgeOutcome
+from modelrelease.domain.analysis import Verdict as JudgeVerdict
 from modelrelease.domain.cost import hourly_cost
 from modelrelease.domain.drill import drill_blocker
 from modelrelease.domain.fault import FaultSetting
@@ -47,6 +49,7 @@ from modelrelease.settings import PipelineSettings
 from modelrelease.spec import (
     Condition,
     HistoryEntry,
+    ModelEndpoint,
     ModelEndpointStatus,
     ReleasePhase,
     ReleaseRequest,
@@ -284,7 +287,8 @@ def _release(world: ReleaseWorld, version: Any, release_id: str, status: ModelEn
                     verdict = agreement.apply(verdict, agreed)
                     steps.append(StepRecord(state.step + 1, state.weight, verdict.outcome.value,
                                             verdict.canary, verdict.primary, verdict.reasons,
-                                            agreed, world.live))
+                                            agreed, world.live,
+                                            *_slice_table(verdict, endpoint)))
                     last_verdict = Verdict(outcome={
                         JudgeOutcome.PASS: StatusOutcome.PASSED,
                         JudgeOutcome.FAIL: StatusOutcome.FAILED}.get(
@@ -483,6 +487,17 @@ def _wait_ready(world: ReleaseWorld, track: Track, timeout: float) -> str | None
         if time.monotonic() > deadline:
             return f"{track} not ready after {timeout:.0f}s: {readiness.reason}"
         time.sleep(0.5)
+
+
+def _slice_table(verdict: JudgeVerdict, endpoint: ModelEndpoint
+                 ) -> tuple[tuple[SliceRow, ...], str]:
+    """The verdict's slice table and where the slice value was (none: ``((), "")``)."""
+    check = endpoint.spec.canary.checks.slices
+    rows = next((c.slices for c in verdict.checks if c.metric is Metric.SLICES), ())
+    if check is None or not rows:
+        return (), ""
+    return rows, (f"header {check.header}" if check.header is not None
+                  else f"column {check.column}")
 
 
 def _numbers(verdict: Any) -> dict[str, float]:

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 import httpx
 
 from modelrelease.adapters.kube import KubeCluster
-from modelrelease.adapters.loadgen import Target, generate_load
+from modelrelease.adapters.loadgen import Target, Variant, generate_load
 from modelrelease.adapters.mlflow_registry import MlflowRegistry, tag_version
 from modelrelease.adapters.model_files import ModelFiles
 from modelrelease.adapters.pod_access import PodAccess, get_once_routed
@@ -41,6 +41,7 @@ from modelrelease.domain.manifests import (
 from modelrelease.domain.model import ModelVersion
 from modelrelease.domain.plan import agreement_policy, analysis_policy
 from modelrelease.domain.readiness import Readiness, RolloutState, assess
+from modelrelease.domain.slice_mix import slice_requests
 from modelrelease.domain.smoke import SmokeResult, check_response
 from modelrelease.domain.traffic import split_by_replicas
 from modelrelease.errors import InvalidInput, KubeApiError, PipelineError
@@ -147,7 +148,8 @@ class ReleaseWorld:
 
         Raises:
             KubeApiError: the identity lacks a permission the release needs (403).
-            InvalidInput: the version has no input example and the spec requires one.
+            InvalidInput: the version has no input example and the spec requires one, or
+                the spec's slices cannot be sent with it.
         """
         where = f"{self.namespace}/{self.endpoint.name}"
         missing = self.cluster.denied(self.namespace, NEEDS)
@@ -164,6 +166,25 @@ class ReleaseWorld:
                 "has no input example, so the smoke test has nothing to send; log the model "
                 "with one (input_example=...) or set spec.smoke.requireInputExample: false "
                 "to smoke-test /ping alone")
+        self.slice_variants(self.model_files(version), where)
+
+    def slice_variants(self, files: ModelFiles, where: str = "") -> tuple[Variant, ...]:
+        """The generated load's slice mix (``spec.canary.checks.slices``; none: ``()``).
+
+        Raises:
+            InvalidInput: a column slice the input example cannot carry.
+        """
+        check = self.endpoint.spec.canary.checks.slices
+        if check is None:
+            return ()
+        try:
+            shapes = slice_requests(check, files.serving_example)
+        except ValueError as exc:
+            raise InvalidInput(f"release endpoint {where or self.endpoint.name}: "
+                               f"spec.canary.checks.slices: {exc}") from None
+        return tuple(Variant(s.value, s.weight,
+                             None if s.payload is None else json.dumps(s.payload).encode(),
+                             s.headers) for s in shapes)
 
     # -- deployments ----------------------------------------------------------------------
 
@@ -283,13 +304,14 @@ class ReleaseWorld:
         method = "POST" if files.serving_example else "GET"
         path = "invocations" if files.serving_example else "ping"
         headers = {"Content-Type": "application/json", live.GENERATED_HEADER: "judge"}
+        variants = self.slice_variants(files)
         arms = [Target("canary", self.access.url(self.namespace, service_name(
             self.endpoint, Track.CANARY), path), method, body if method == "POST" else None,
-            headers)]
+            headers, variants)]
         if not first_release:
             arms.append(Target("primary", self.access.url(self.namespace, service_name(
                 self.endpoint, Track.PRIMARY), path), method,
-                body if method == "POST" else None, headers))
+                body if method == "POST" else None, headers, variants))
         per_look = max(1, policy.max_requests // policy.looks)
         judge = analysis.SequentialJudge()
         verdict: analysis.Verdict | None = None

@@ -1,0 +1,78 @@
+"""Regressions the average hides, caught on the stack: a slow tail, and one slow slice.
+
+One endpoint (version 1 promoted) judges its steps per slice of the input column
+``sepal_length``: the generated load sends 90% of its requests with 5.1 there and 10% with
+7.7 (``spec.canary.checks.slices``). Two bad versions are each canaried and rolled back:
+
+* one that sleeps 100 ms on a random 10% of its calls (p50 unchanged, the tail slower):
+  the judge's tail check fails it and names the quantile;
+* one that sleeps 100 ms only when ``sepal_length`` is 7.7: the slice check fails it and
+  names the slice, and the report's slice table shows it failed.
+
+Each time the primary keeps serving version 1, untouched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from modelrelease.localstack.demo_model import register_faulty_model, register_iris_model
+from modelrelease.localstack.stack import Stack
+from tests.e2e.helpers import Endpoint, make_endpoint
+from tests.kube import eventually
+
+pytestmark = pytest.mark.e2e
+
+SLICES = {"column": "sepal_length", "mix": {"5.1": 9, "7.7": 1}, "maxSlices": 2,
+          "minRequests": 20}
+
+
+@pytest.fixture(scope="module")
+def live(stack: Stack, crd: None, tmp_path_factory: pytest.TempPathFactory
+         ) -> Iterator[tuple[Endpoint, str]]:
+    """The sliced endpoint serving a good version 1."""
+    made = make_endpoint(stack, tmp_path_factory.mktemp("sliced"),
+                         steps=[{"weight": 50, "hold": "15s"}],
+                         checks={"latency": {"p99Ms": 10000, "maxRegression": 0.5},
+                                 "maxErrorRate": 0.01, "minRequests": 100, "slices": SLICES})
+    register_iris_model(str(made.settings.mlflow.tracking_uri), made.model, alias="champion")
+    first = made.release()
+    assert first.outcome == "promoted", first.reason
+    assert "## Slices" in first.report, first.report  # a first release is sliced too
+    yield made, str(made.image("primary"))
+    made.core.delete_namespace(made.namespace)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "expected"),
+    [
+        pytest.param({"slow_share": 0.1}, "tail regression", id="tail-only"),
+        pytest.param({"slow_column": "sepal_length", "slow_value": 7.7},
+                     "slice '7.7'", id="slice-only"),
+    ],
+)
+def test_a_regression_the_average_hides_is_rolled_back_for_its_reason(
+        live: tuple[Endpoint, str], kwargs: dict[str, Any], expected: str) -> None:
+    endpoint, primary_image = live
+    version = register_faulty_model(str(endpoint.settings.mlflow.tracking_uri),
+                                    endpoint.model, "slow", delay_s=0.1, **kwargs)
+    result = endpoint.release(version=int(version))
+    print(result.report)
+    assert result.outcome == "rolled_back", result.reason
+    assert expected in result.reason, result.reason
+    assert endpoint.image("primary") == primary_image
+    eventually(lambda: endpoint.image("canary") is None, 60, "canary removed")
+    status = endpoint.status()
+    assert status["phase"] == "RolledBack" and status["primary"]["version"] == "1"
+    assert expected in endpoint.mlflow_tags(version)["modelrelease.reason"]
+    table = result.report.split("## Slices", 1)[1].split("\n## ", 1)[0]
+    assert "(column sepal_length)" in table
+    rows = {line.split("|")[2].strip(): line for line in table.splitlines()
+            if line.startswith("| 1 |")}
+    assert set(rows) == {"5.1", "7.7"}, table
+    if "slow_column" in kwargs:
+        assert rows["7.7"].rstrip(" |").endswith("failed"), table
+        assert not rows["5.1"].rstrip(" |").endswith("failed"), table
