@@ -81,7 +81,7 @@ def deployment(name: str, image: str) -> dict[str, Any]:
         "name": "model", "image": image,
         "ports": [{"name": "http", "containerPort": 8080}],
         "readinessProbe": {"httpGet": {"path": "/ping", "port": "http"}, "periodSeconds": 1},
-        "resources": {"requests": {"cpu": "100m", "memory": "256Mi"}},
+        "resources": {"requests": {"cpu": "100m", "memory": "512Mi"}},
     }
     return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
             "spec": {"replicas": 1, "selector": {"matchLabels": labels},

@@ -76,7 +76,7 @@ def make_endpoint(stack: Stack, tmp: Path, *, steps: list[dict[str, Any]] | None
     api = config.new_client_from_config(config_file=str(stack.kubeconfig))
     core = client.CoreV1Api(api)
     core.create_namespace({"metadata": {"name": namespace, "labels": {"created-by": "tests"}}})
-    resources: dict[str, Any] = {"cpu": "250m", "memory": "256Mi"}
+    resources: dict[str, Any] = {"cpu": "250m", "memory": "512Mi"}
     if gpus:
         resources["accelerators"] = {"nvidia.com/gpu": gpus}
     document = {

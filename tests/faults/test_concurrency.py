@@ -9,8 +9,9 @@ lock, and does nothing.
 
 Ten releases of ten endpoints run in parallel threads and must all promote, each with its
 own image, status and MLflow tags. The node has 2 CPUs, so the endpoints ask for 10m CPU
-and 64Mi each and hold their one step briefly at a low load rate (5 requests/s per arm):
-twenty scoring servers start within a minute on those 2 cores.
+each (and 512Mi: the real kubelet enforces the memory limit, and a scoring server holds
+about 230 MB) and hold their one step briefly at a low load rate (5 requests/s per arm):
+twenty scoring servers start on those 2 cores.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from tests.e2e.helpers import Endpoint, make_endpoint
 from tests.faults.chaos import assert_promoted, report, tune
 
 pytestmark = pytest.mark.faults
-SMALL = {"cpu": "10m", "memory": "64Mi"}
+SMALL = {"cpu": "10m", "memory": "512Mi"}
 CHECKS = {"latency": {"p99Ms": 10000, "maxRegression": 1.0}, "maxErrorRate": 0.01,
           "minRequests": 40}
 

@@ -16,7 +16,7 @@ load generator's known counts per status subtracted from the track's total inste
 histogram cannot be split, so such evidence has no latency.
 
 **How it is judged.** Once, at the end of the step, with the policy the generated load is
-judged by; ``alpha`` is split evenly (Bonferroni) over four checks:
+judged by; ``alpha`` is split evenly (Bonferroni) over five checks:
 
 * error rate: exact binomial test of ``H0: canary error rate <= max_error_rate``;
 * error regression: Fisher's exact test, canary errors vs primary errors;
@@ -24,7 +24,11 @@ judged by; ``alpha`` is split evenly (Bonferroni) over four checks:
   lower bound is at or above it: a lower bound, so never a false breach from bucket
   width), exact binomial test of ``H0: at most 5% (1%) are``;
 * latency regression: Mann-Whitney on bucket ranks, and the ratio of the interpolated
-  medians above ``1 + max_latency_regression``.
+  medians above ``1 + max_latency_regression``;
+* tail regression (p95 and p99, half the share each): the judge's upper-tail rank test
+  (``stats.tail_test``) on bucket ranks, and the interpolated p95 (p99) above the primary's
+  times ``1 + max_latency_regression``: a canary that slows only its slowest requests
+  moves no median.
 
 A breach FAILS the step (``apply``); otherwise the evidence is reported but cannot pass a
 step on its own. Fewer than ``min_requests`` live requests in an arm is THIN: reported,
@@ -52,7 +56,8 @@ LATENCY = "modelrelease_request_seconds_bucket"
 GENERATED_REQUESTS = "modelrelease_generated_requests_total"
 GENERATED_LATENCY = "modelrelease_generated_request_seconds_bucket"
 PATH = "/invocations"
-CHECKS = 4  # error rate, error regression, SLO, latency regression: alpha is split over them
+CHECKS = 5  # error rate, error regression, SLO, latency and tail regression share alpha
+TAILS = (95, 99)
 K = TypeVar("K", str, float)
 
 
@@ -272,7 +277,9 @@ def judge(canary: Traffic, primary: Traffic, policy: AnalysisPolicy, *, exact: b
                             _error_regression(canary, primary, level) if compare else None,
                             *_slo(canary, policy, level),
                             _latency_regression(canary, primary, policy, level)
-                            if compare else None) if b is not None]
+                            if compare else None,
+                            *(_tail(canary, primary, policy, level / len(TAILS))
+                              if compare else [])) if b is not None]
     head = (f"live traffic ({via}, canary {canary.requests} / primary "
             f"{primary.requests} requests"
             + ("" if exact else "; generated load subtracted by its known counts, no latency")
@@ -354,6 +361,26 @@ def _latency_regression(canary: Traffic, primary: Traffic, policy: AnalysisPolic
     return (f"live latency regression: canary p50 {c50:.1f} ms vs primary {p50:.1f} ms "
             f"(x{ratio:.2f} > x{1.0 + policy.max_latency_regression:.2f}, Mann-Whitney "
             f"p={test.p_value:.2g} <= {level:.2g})")
+
+
+def _tail(canary: Traffic, primary: Traffic, policy: AnalysisPolicy,
+          level: float) -> list[str | None]:
+    """p95 and p99 tails: heavier in the canary (rank test) and beyond the tolerance."""
+    x, y = _ranks(canary.buckets), _ranks(primary.buckets)
+    if not x or not y:
+        return []
+    limit = 1.0 + policy.max_latency_regression
+    out: list[str | None] = []
+    for q in TAILS:
+        c, p = _ms(q / 100, canary.buckets), _ms(q / 100, primary.buckets)
+        test = stats.tail_test(x, y, q)
+        if c is None or p is None or test.p_value > level or c <= p * limit:
+            out.append(None)
+            continue
+        out.append(f"live p{q} tail regression: canary p{q} {c:.1f} ms vs primary {p:.1f} ms "
+                   f"(x{c / p:.2f} > x{limit:.2f}; tail rank test on the histogram's "
+                   f"buckets p={test.p_value:.2g} <= {level:.2g})")
+    return out
 
 
 def apply(verdict: Verdict, live: LiveEvidence) -> Verdict:

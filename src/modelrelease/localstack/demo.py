@@ -37,7 +37,7 @@ def demo_endpoint(env: Mapping[str, str], *, name: str, namespace: str, model: s
         "spec": {"model": {"name": model, "alias": DEMO_ALIAS},
                  "image": {"repository": f"{env['LOCAL_REGISTRY']}/{namespace}/{name}",
                            "base": env["MODELRELEASE_BUILD__BASE_IMAGE"]},
-                 "resources": {"cpu": "250m", "memory": "256Mi"},
+                 "resources": {"cpu": "250m", "memory": "512Mi"},
                  "autoscaling": {"minReplicas": 1, "maxReplicas": 2},
                  "canary": {"steps": [{"weight": 50, "hold": hold}],
                             "checks": {"latency": {"maxRegression": 0.5},
