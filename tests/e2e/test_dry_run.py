@@ -24,6 +24,7 @@ from modelrelease.release.dry_run import plan_release
 from modelrelease.settings import KubeConfig
 from modelrelease.spec import ReleaseRequest
 from tests.e2e.helpers import cli_env, make_endpoint
+from tests.kube import eventually
 from tests.security.support import cluster_state, diff, mlflow_state, registry_state
 
 pytestmark = pytest.mark.e2e
@@ -50,6 +51,8 @@ def test_a_dry_run_plans_the_release_and_changes_nothing(
         first = made.release()
         assert first.outcome == "promoted", first.reason
         register_iris_model(tracking, made.model, alias="champion", c=0.3)
+        # the first release's canary Deployment goes once its pods have stopped
+        eventually(lambda: made.image("canary") is None, 60, "canary removed")
         before = snapshot()
         assert f"e2e/{made.name}" in before["registry"]
 
@@ -100,6 +103,7 @@ def test_a_dry_run_plans_the_release_and_changes_nothing(
         # a real release changes what the snapshot sees; the dry run then finds its image
         second = made.release()
         assert second.outcome == "promoted", second.reason
+        eventually(lambda: made.image("canary") is None, 60, "canary removed")
         released = snapshot()
         assert diff(before, released) != []
         planned = plan_release(ReleaseRequest(endpoint=str(made.file)), made.settings,

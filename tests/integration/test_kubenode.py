@@ -392,6 +392,15 @@ def test_a_kubelet_that_cannot_listen_names_itself_and_leaves_nothing(
     assert host_state(tmp_path) == before
 
 
+def test_a_work_dir_too_long_for_unix_sockets_is_refused_before_anything_starts(
+        plane: Plane, tmp_path: Path) -> None:
+    deep = tmp_path / ("d" * 70)
+    with pytest.raises(StackError, match=r"too long for the kubelet's unix sockets .* Linux "
+                                         r"allows 107.*dev up --root /tmp/mr"):
+        KubeNode(deep / "node", plane.plane, name="kn-deep").start()
+    assert not (deep / "node" / "logs").exists()  # refused before any directory was made
+
+
 def test_dns_without_the_api_relay_is_refused(plane: Plane, tmp_path: Path) -> None:
     with pytest.raises(StackError, match="dns=True needs api_relay=True"):
         KubeNode(tmp_path / "node", plane.plane, api_relay=False)

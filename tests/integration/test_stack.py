@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import shutil
 import subprocess
 import sys
+import tempfile
 import urllib.request
 from pathlib import Path
 
@@ -93,10 +95,11 @@ def _pgid(pid: int) -> int | None:
 
 
 @pytest.mark.own_node
-def test_cli_up_reuse_status_down(tmp_path: Path) -> None:
+def test_cli_up_reuse_status_down() -> None:
     from tests.integration.test_kubenode import host_state
 
-    root = tmp_path / "stack"
+    # a short root: the kubelet's unix sockets live under it (108 bytes at most)
+    root = Path(tempfile.mkdtemp(prefix="mr-cli-")) / "stack"
     before = host_state(root / "node")
     try:
         first = _dev("up", "--root", str(root))
@@ -143,6 +146,7 @@ def test_cli_up_reuse_status_down(tmp_path: Path) -> None:
                 if after[aspect] != before[aspect]} == {}
     finally:
         stop_stack(root)
+        shutil.rmtree(root.parent, ignore_errors=True)
 
 
 # -- in-process: the session's stack (tests/conftest.py) ------------------------------------

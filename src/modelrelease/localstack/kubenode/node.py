@@ -83,6 +83,11 @@ PAUSE_IMAGE: Final = "localhost/modelrelease/pause:1.0"
 _SNAPSHOT_FILE: Final = "host-before.json"
 _DRAIN_TIMEOUT_S: Final = 30.0
 _RELAY: Final = "api-relay"
+_LONGEST_SOCKET: Final = "kubelet/root/pod-resources/1234567890"
+"""The longest unix socket path the kubelet makes under the node's work dir (a temporary
+name while it binds its podResources socket)."""
+UNIX_PATH_MAX: Final = 107
+"""Bytes a unix socket path may hold on Linux (``sun_path`` is 108, with the NUL)."""
 
 
 def node_assets() -> dict[str, Path]:
@@ -253,6 +258,13 @@ class KubeNode:
         with self._lock:
             if self._services:
                 raise StackError(f"start node {self.name}: already started")
+            longest = self.workdir / _LONGEST_SOCKET
+            if len(str(longest).encode()) > UNIX_PATH_MAX:
+                raise StackError(
+                    f"start node {self.name}: its work dir {self.workdir} is too long for the "
+                    f"kubelet's unix sockets ({len(str(longest).encode())} bytes for "
+                    f"{longest}; Linux allows {UNIX_PATH_MAX}); use a shorter directory, "
+                    "e.g. `modelrelease dev up --root /tmp/mr`")
             binaries = node_assets()
             if self.dns:
                 binaries["coredns"] = dns.coredns_binary()
