@@ -1,0 +1,422 @@
+"""The ``ModelEndpoint``: model, image, resources, autoscaling, canary policy, drill."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from enum import StrEnum
+from typing import Annotated, Final, Literal
+
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+
+from modelrelease.domain.agreement import Kind as AgreementKind
+from modelrelease.domain.agreement import OnFailure
+from modelrelease.domain.reference import ImageRef
+from modelrelease.spec.status import ModelEndpointStatus
+from modelrelease.spec.values import (
+    Alias,
+    ArtifactPath,
+    CronSchedule,
+    EndpointName,
+    ExtendedResource,
+    Fault,
+    Hold,
+    ImageBase,
+    ImageRepository,
+    ModelName,
+    Namespace,
+    Quantity,
+    SpecModel,
+    Weight,
+    _cpu,
+    _error,
+    _memory,
+)
+
+
+class Stage(StrEnum):
+    """An MLflow registry stage a release may follow (case-insensitive in the file)."""
+
+    STAGING = "Staging"
+    PRODUCTION = "Production"
+
+
+def _stage(value: object) -> object:
+    if isinstance(value, str):
+        for stage in Stage:
+            if value.strip().lower() == stage.value.lower():
+                return stage.value
+    return value
+
+
+class ModelRef(SpecModel):
+    """Which MLflow model version to release: by exactly one of alias, version or stage."""
+
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [{
+        "rule": "[has(self.alias), has(self.version), has(self.stage)]"
+                ".filter(x, x).size() == 1",
+        "message": "set exactly one of alias, version or stage",
+    }]})
+
+    name: ModelName = Field(examples=["iris-clf"])
+    """The registered model's name in MLflow."""
+    alias: Alias | None = Field(default=None, examples=["champion"])
+    """Release whatever version carries this alias."""
+    version: Annotated[int, Field(ge=1)] | None = Field(default=None, examples=[3])
+    """Release this version number."""
+    stage: Annotated[Stage, BeforeValidator(_stage)] | None = None
+    """Release the newest version in this stage (MLflow's deprecated stages)."""
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> ModelRef:
+        chosen = [k for k in ("alias", "version", "stage") if getattr(self, k) is not None]
+        if len(chosen) == 1:
+            return self
+        if not chosen:
+            raise _error("model_selector",
+                         "names no version: add exactly one of alias (e.g. alias: champion), "
+                         "version (e.g. version: 3) or stage (e.g. stage: Production)")
+        raise _error("model_selector",
+                     "sets {chosen}: keep exactly one of alias, version or stage",
+                     chosen=" and ".join(chosen))
+
+
+class ImageSpec(SpecModel):
+    """Where the release pushes the model's image, and the serving base it builds on."""
+
+    repository: ImageRepository = Field(examples=["registry.example.com/ml/iris"])
+    """Repository for the built images, without tag or digest (the release pins each one)."""
+    base: ImageBase = Field(examples=["registry.example.com/ml/serving-base@sha256:<digest>"])
+    """Serving base image, pinned by digest (best) or tag."""
+
+    @property
+    def base_ref(self) -> ImageRef:
+        """The base as a parsed reference."""
+        return ImageRef.parse(self.base)
+
+    @property
+    def repository_ref(self) -> ImageRef:
+        """The repository as a parsed (unpinned) reference."""
+        return ImageRef.parse(self.repository)
+
+
+Accelerators = dict[ExtendedResource, Annotated[int, Field(ge=1, le=64)]]
+
+
+class Resources(SpecModel):
+    """What one serving replica requests; accelerators are requested and limited alike."""
+
+    cpu: Annotated[Quantity, AfterValidator(_cpu)] = Field(examples=["500m"])
+    """CPU request in cores (``1``, ``0.5``) or millicores (``500m``)."""
+    memory: Annotated[Quantity, AfterValidator(_memory)] = Field(examples=["512Mi"])
+    """Memory request and limit, e.g. ``512Mi`` or ``2Gi``."""
+    accelerators: Accelerators = Field(default_factory=dict,
+                                       examples=[{"nvidia.com/gpu": 1}])
+    """Extended resources per replica, e.g. ``{nvidia.com/gpu: 1}``."""
+
+
+_MIN_REPLICAS: Final = 1
+_MAX_REPLICAS: Final = 3
+
+
+class Autoscaling(SpecModel):
+    """The primary's HorizontalPodAutoscaler."""
+
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [{
+        "rule": f"(has(self.minReplicas) ? self.minReplicas : {_MIN_REPLICAS}) <= "
+                f"(has(self.maxReplicas) ? self.maxReplicas : {_MAX_REPLICAS})",
+        "message": "minReplicas must not exceed maxReplicas",
+    }]})
+
+    min_replicas: Annotated[int, Field(ge=1, le=100)] = _MIN_REPLICAS
+    """Fewest primary replicas."""
+    max_replicas: Annotated[int, Field(ge=1, le=100)] = _MAX_REPLICAS
+    """Most primary replicas."""
+    target_utilization: Annotated[int, Field(ge=1, le=100)] = 70
+    """Average CPU utilization (percent of the request) the autoscaler aims for."""
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Autoscaling:
+        if self.min_replicas > self.max_replicas:
+            raise _error(
+                "replicas_order",
+                "must be at most maxReplicas ({max}): raise maxReplicas or lower minReplicas",
+                max=self.max_replicas, at=("minReplicas",),
+            )
+        return self
+
+
+def _step_weight(value: int) -> int:
+    if value == 0:
+        raise _error("step_weight_zero",
+                     "a step at weight 0 sends the canary no traffic: start at 1 or more")
+    return value
+
+
+class CanaryStep(SpecModel):
+    """One traffic step: send ``weight`` percent to the canary, then judge after ``hold``."""
+
+    weight: Annotated[Weight, AfterValidator(_step_weight)] = Field(
+        examples=[10], json_schema_extra={"minimum": 1})
+    """Percent of live traffic for the canary during this step."""
+    hold: Hold = Field(examples=["30s"])
+    """How long to generate load and collect samples before judging this step."""
+
+
+class LatencyCheck(SpecModel):
+    """Latency limits for the canary: absolute SLOs and regression against the primary."""
+
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [{
+        "rule": "!has(self.p95Ms) || !has(self.p99Ms) || self.p95Ms <= self.p99Ms",
+        "message": "p95Ms must not exceed p99Ms",
+    }]})
+
+    p95_ms: Annotated[float, Field(gt=0)] | None = Field(default=None, examples=[50])
+    """Highest acceptable 95th-percentile latency, in milliseconds."""
+    p99_ms: Annotated[float, Field(gt=0)] | None = Field(default=None, examples=[120])
+    """Highest acceptable 99th-percentile latency, in milliseconds."""
+    max_regression: Annotated[float, Field(ge=0, le=10)] = 0.2
+    """How much slower than the primary the canary may be (0.2 = 20%)."""
+
+    @model_validator(mode="after")
+    def _ordered(self) -> LatencyCheck:
+        if self.p95_ms is not None and self.p99_ms is not None and self.p95_ms > self.p99_ms:
+            raise _error("percentile_order",
+                         "must be at most p99Ms ({p99}): a 95th percentile cannot exceed "
+                         "the 99th", p99=f"{self.p99_ms:g}", at=("p95Ms",))
+        return self
+
+
+class AgreementCheck(SpecModel):
+    """Output agreement: the same inputs go to canary and primary, their answers compared.
+
+    The inputs are the version's input example plus, when ``samples`` names one, a sample
+    set from its MLflow run. On by default, where it cannot misfire: a classifier's exact
+    agreement is judged only once ``minSamples`` rows were compared, and score/regression
+    distances (PSI, KS) are judged only against thresholds you set. Every figure goes into
+    the report either way. A first release (no primary) skips the check.
+    """
+
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [{
+        "rule": "(has(self.minSamples) ? self.minSamples : 20) <= "
+                "(has(self.maxSamples) ? self.maxSamples : 500)",
+        "message": "minSamples must not exceed maxSamples",
+    }]})
+
+    enabled: bool = True
+    """Run the check at every step (false: never)."""
+    kind: AgreementKind = AgreementKind.AUTO
+    """classification (exact agreement), regression (PSI/KS of the output values) or auto
+    (regression when the primary answers any float, else classification)."""
+    min_agreement: Annotated[float, Field(ge=0, le=1)] = 0.95
+    """Lowest share of rows a classifier's canary must answer exactly as the primary."""
+    max_psi: Annotated[float, Field(gt=0)] | None = Field(default=None, examples=[0.2])
+    """Highest population stability index of the canary's outputs against the primary's
+    (a classifier's class shares, or binned scores); unset: reported, not judged. 0.1-0.2
+    is the usual 'moderate shift' band."""
+    max_ks: Annotated[float, Field(gt=0, le=1)] | None = Field(default=None, examples=[0.2])
+    """Highest two-sample Kolmogorov-Smirnov statistic between the arms' output values
+    (regression only); unset: reported, not judged."""
+    samples: ArtifactPath | None = Field(default=None, examples=["agreement/samples.json"])
+    """A file of inputs in the version's MLflow run (JSON rows, records or a serving
+    payload, or CSV with a header), sent after the input example's rows."""
+    min_samples: Annotated[int, Field(ge=1, le=10_000)] = 20
+    """Fewest rows compared before the check may fail or pass a step; fewer is reported as
+    not judged and leaves the step to the latency and error checks."""
+    max_samples: Annotated[int, Field(ge=1, le=10_000)] = 500
+    """Most rows sent to each arm per step (the input example's first)."""
+    on_failure: OnFailure = OnFailure.ROLLBACK
+    """rollback: a failed check fails the step. hold: it makes the step inconclusive, so it
+    is extended (and rolled back if the outputs still disagree after the extensions)."""
+
+    @model_validator(mode="after")
+    def _ordered(self) -> AgreementCheck:
+        if self.min_samples > self.max_samples:
+            raise _error("samples_order",
+                         "must be at most maxSamples ({max}): raise maxSamples or lower "
+                         "minSamples", max=self.max_samples, at=("minSamples",))
+        return self
+
+
+SliceValue = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+
+
+class SliceCheck(SpecModel):
+    """Judge each slice of the traffic on its own (one tenant, locale, input shape).
+
+    A regression confined to one slice (10% of requests 50% slower) vanishes in the
+    average over all requests. With this set, the generated load sends ``mix``'s slice
+    values in those proportions, each request carries its value (in the ``header`` or in
+    the input ``column``), and the judge runs the latency and error-rate checks inside
+    each slice, canary against primary of the same slice, on the slices that reach
+    ``minRequests`` per arm. The slices share one part of the error budget, so ten
+    slices do not mean ten times the false rollbacks. The report names a slice that fails.
+    """
+
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [{
+        "rule": "has(self.header) != has(self.column)",
+        "message": "set exactly one of header and column",
+    }]})
+
+    header: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9-]{1,64}$")] | None = Field(
+        default=None, examples=["X-Tenant"])
+    """The request header whose value is the slice (sent by the generated load)."""
+    column: Annotated[str, StringConstraints(min_length=1, max_length=128)] | None = Field(
+        default=None, examples=["locale"])
+    """An input column of the model's input example whose value is the slice: the
+    generated load sets it to each slice value in turn (typed as the example's value)."""
+    mix: Annotated[dict[SliceValue, Annotated[float, Field(gt=0)]],
+                   Field(min_length=1, max_length=100)] = Field(
+        examples=[{"de": 0.1, "en": 0.6, "fr": 0.3}])
+    """Slice values and their weights in the generated load (normalised to 1)."""
+    max_slices: Annotated[int, Field(ge=1, le=100)] = 10
+    """Most slices judged (the most frequent); the error budget is split over this many."""
+    min_requests: Annotated[int, Field(ge=2)] = 50
+    """Requests per arm a slice needs before it is judged."""
+
+    @model_validator(mode="after")
+    def _one_key(self) -> SliceCheck:
+        if (self.header is None) == (self.column is None):
+            raise _error("slice_key", "set exactly one of header (a request header) and "
+                         "column (an input column) to say where the slice value is")
+        if len(self.mix) > self.max_slices:
+            raise _error("slice_mix", "names {count} slice values but maxSlices is {max}: "
+                         "raise maxSlices or drop values from the mix",
+                         count=len(self.mix), max=self.max_slices, at=("mix",))
+        return self
+
+
+class CanaryChecks(SpecModel):
+    """How each step is judged: canary against primary, and against absolute limits."""
+
+    latency: LatencyCheck = Field(default_factory=LatencyCheck)
+    """Latency limits."""
+    max_error_rate: Annotated[float, Field(ge=0, le=1)] = 0.01
+    """Highest acceptable share of failed requests (0.01 = 1%)."""
+    min_requests: Annotated[int, Field(ge=1)] = 200
+    """Fewest requests per arm before a step may pass; fewer is inconclusive, never a pass."""
+    agreement: AgreementCheck = Field(default_factory=AgreementCheck)
+    """Output agreement: canary and primary answer the same inputs alike."""
+    slices: SliceCheck | None = None
+    """Judge each slice of the traffic on its own (unset: the whole traffic only)."""
+
+
+def _default_steps() -> list[CanaryStep]:
+    return [CanaryStep(weight=10, hold=timedelta(seconds=30)),
+            CanaryStep(weight=50, hold=timedelta(seconds=60))]
+
+
+class CanaryPolicy(SpecModel):
+    """The canary's traffic steps and the checks each step must pass."""
+
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [{
+        "rule": "!has(self.steps) || (self.steps.map(s, s.weight).isSorted() && "
+                "self.steps.all(s, self.steps.filter(t, t.weight == s.weight).size() == 1))",
+        "message": "step weights must strictly increase",
+    }]})
+
+    steps: Annotated[list[CanaryStep], Field(min_length=1, max_length=20)] = Field(
+        default_factory=_default_steps, examples=[[{"weight": 10, "hold": "30s"}]])
+    """Traffic steps, weights strictly increasing."""
+    checks: CanaryChecks = Field(default_factory=CanaryChecks)
+    """How each step is judged."""
+
+    @field_validator("steps")
+    @classmethod
+    def _increasing(cls, steps: list[CanaryStep]) -> list[CanaryStep]:
+        for index in range(1, len(steps)):
+            if steps[index].weight <= steps[index - 1].weight:
+                raise _error("steps_order",
+                             "must be greater than step {prev}'s weight ({weight})",
+                             prev=index - 1, weight=steps[index - 1].weight,
+                             at=(index, "weight"))
+        return steps
+
+
+class Promotion(SpecModel):
+    """What a promoted version gets in MLflow."""
+
+    alias: Alias = "production"
+    """The alias moved to the promoted version."""
+    tags: bool = True
+    """Tag the version with the release's outcome, image digest and release id."""
+
+
+class SmokePolicy(SpecModel):
+    """The smoke test before any traffic."""
+
+    require_input_example: bool = True
+    """Refuse a model without an input example (true), or smoke-test ``/ping`` alone (false)."""
+
+
+class Drill(SpecModel):
+    """A scheduled rollback drill: release a deliberately bad canary and prove it is undone."""
+
+    schedule: CronSchedule = Field(examples=["0 3 * * 1"])
+    """Cron schedule (5 fields, or @daily and friends)."""
+    fault: Fault = Fault.LATENCY
+    """What the drill's canary does wrong."""
+
+
+class EndpointSpec(SpecModel):
+    """The desired state of one model endpoint."""
+
+    model: ModelRef = Field(examples=[{"name": "iris-clf", "alias": "champion"}])
+    """Which MLflow model version to serve."""
+    image: ImageSpec = Field(examples=[{"repository": "registry.example.com/ml/iris",
+                                        "base": "registry.example.com/ml/serving-base:1"}])
+    """Where images go and what they build on."""
+    resources: Resources = Field(examples=[{"cpu": "500m", "memory": "512Mi"}])
+    """Per-replica requests."""
+    autoscaling: Autoscaling = Field(default_factory=Autoscaling)
+    """The primary's autoscaler."""
+    canary: CanaryPolicy = Field(default_factory=CanaryPolicy)
+    """Traffic steps and checks."""
+    promotion: Promotion = Field(default_factory=Promotion)
+    """MLflow alias and tags on promotion."""
+    smoke: SmokePolicy = Field(default_factory=SmokePolicy)
+    """Smoke-test policy."""
+    drill: Drill | None = None
+    """Optional scheduled rollback drill."""
+
+
+class EndpointMetadata(SpecModel):
+    """The endpoint's name (prefix of every object it owns) and namespace."""
+
+    name: EndpointName = Field(examples=["iris"])
+    """Endpoint name: a DNS-1035 label of at most 55 characters."""
+    namespace: Namespace = Field(examples=["ml"])
+    """Namespace every object of the endpoint lives in."""
+
+
+
+class ModelEndpoint(SpecModel):
+    """A model endpoint: the file under ``deployments/endpoints/`` and the custom resource."""
+
+    api_version: Literal["modelrelease.io/v1alpha1"] = "modelrelease.io/v1alpha1"
+    """Always modelrelease.io/v1alpha1."""
+    kind: Literal["ModelEndpoint"] = "ModelEndpoint"
+    """Always ModelEndpoint."""
+    metadata: EndpointMetadata = Field(examples=[{"name": "iris", "namespace": "ml"}])
+    """Name and namespace."""
+    spec: EndpointSpec
+    """Desired state."""
+    status: ModelEndpointStatus | None = None
+    """The release record (written by the pipeline, never by hand)."""
+
+    @property
+    def name(self) -> str:
+        """The endpoint's name."""
+        return self.metadata.name
+
+    @property
+    def namespace(self) -> str:
+        """The endpoint's namespace."""
+        return self.metadata.namespace
