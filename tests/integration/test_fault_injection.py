@@ -9,8 +9,8 @@ import httpx
 import pytest
 
 from modelrelease.domain.fault import FaultSetting
-from modelrelease.faults import FaultMiddleware, fault_from_env, with_fault
-from modelrelease.metrics import Receive, Scope, Send
+from modelrelease.serving.faults import FaultMiddleware, fault_from_env, with_fault
+from modelrelease.serving.metrics import Receive, Scope, Send
 from modelrelease.spec import Fault
 
 pytestmark = pytest.mark.integration

@@ -1,6 +1,6 @@
 """Live traffic read from a real Prometheus (``adapters.prometheus``), against exact counts.
 
-Two "pods" are the serving pods' real metrics middleware (``modelrelease.metrics``) around a
+Two "pods" are the serving pods' real metrics middleware (``modelrelease.serving.metrics``) around a
 tiny app, each in a uvicorn thread; a real Prometheus (``scripts/prometheus-assets``)
 scrapes them every second as static targets labelled like pods. The seam: the pods are
 local processes rather than Kubernetes pods (the e2e test covers discovery on the stack);
@@ -22,7 +22,7 @@ from modelrelease.domain.cost import GPU_GAUGES, usage_of, utilisation_of
 from modelrelease.domain.live import GENERATED_HEADER, LiveOutcome, Traffic, evidence, live_share
 from modelrelease.localstack.process import free_ports
 from modelrelease.localstack.prometheus_server import LocalPrometheus
-from modelrelease.metrics import MetricsMiddleware
+from modelrelease.serving.metrics import MetricsMiddleware
 from modelrelease.settings import PrometheusConfig
 from tests.support import serve_asgi
 

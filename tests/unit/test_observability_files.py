@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from modelrelease.metrics import MetricsMiddleware
+from modelrelease.serving.metrics import MetricsMiddleware
 
 ROOT = Path(__file__).resolve().parents[2] / "deployments" / "observability"
 

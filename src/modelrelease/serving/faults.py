@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 
 from modelrelease.domain.fault import ENV, FaultSetting, parse_fault
 from modelrelease.errors import InvalidInput
-from modelrelease.metrics import ASGIApp, Receive, Scope, Send
+from modelrelease.serving.metrics import ASGIApp, Receive, Scope, Send
 from modelrelease.spec import Fault
 
 INJECTED_BODY = b'{"error_code": "INJECTED_FAULT", "message": "injected fault (drill)"}'

@@ -1,10 +1,10 @@
-"""The serving entrypoint images run: ``python -m modelrelease.serving``.
+"""The serving process images run (``python -m modelrelease.serving``): load, then serve.
 
 Loads the MLflow model at ``$MODELRELEASE_MODEL_PATH`` (default ``/opt/ml/model``) and
 serves MLflow's scoring server (``/ping``, ``/health``, ``/version``, ``/invocations``)
 with uvicorn on ``$MODELRELEASE_PORT`` (default 8080), on all interfaces of the pod, and
-Prometheus metrics on ``/metrics`` (see ``modelrelease.metrics``). ``$MODELRELEASE_FAULT``
-injects a fault for rollback drills (see ``modelrelease.faults``); it is off unless set.
+Prometheus metrics on ``/metrics`` (see ``modelrelease.serving.metrics``). ``$MODELRELEASE_FAULT``
+injects a fault for rollback drills (see ``modelrelease.serving.faults``); it is off unless set.
 
 It says on stderr (``kubectl logs``) what it loaded, how long that took, and where it
 listens; per-request logs are left to the metrics.
@@ -27,8 +27,8 @@ def main() -> None:
     from mlflow.pyfunc import load_model
     from mlflow.pyfunc.scoring_server import init
 
-    from modelrelease.faults import fault_from_env, with_fault
-    from modelrelease.metrics import MetricsMiddleware
+    from modelrelease.serving.faults import fault_from_env, with_fault
+    from modelrelease.serving.metrics import MetricsMiddleware
 
     fault = fault_from_env(os.environ)  # off unless a drill set it; a crash exits here
     model_path = os.environ.get("MODELRELEASE_MODEL_PATH", "/opt/ml/model")
@@ -46,6 +46,3 @@ def main() -> None:
     _say(f"listening on {host}:{port} (/ping, /invocations, /metrics)")
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
 
-
-if __name__ == "__main__":
-    main()
