@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+from modelrelease.adapters.retry import retrying
 from modelrelease.errors import KubeApiError
 from modelrelease.settings import KubeConfig
 
@@ -91,18 +92,9 @@ class KubeCluster:
         An API server restarting (refused connections, then 503 until ready) is waited
         out for ``KubeConfig.retries`` tries; then the last error is raised.
         """
-        attempt = 0
-        while True:
-            try:
-                return self._once(what, fn)
-            except KubeApiError as exc:
-                if not exc.retriable or attempt >= self.config.retries:
-                    raise
-                delay = min(self.config.backoff_s * 2**attempt, self.config.backoff_max_s)
-                attempt += 1
-                log.info("%s: %s; retry %d/%d in %.1fs", what, exc.message, attempt,
-                         self.config.retries, delay)
-                time.sleep(delay)
+        return retrying(what, lambda: self._once(what, fn), retry_on=KubeApiError,
+                        retries=self.config.retries, backoff_s=self.config.backoff_s,
+                        backoff_max_s=self.config.backoff_max_s)
 
     def _once(self, what: str, fn: Callable[[], T]) -> T:
         from kubernetes.client.exceptions import ApiException

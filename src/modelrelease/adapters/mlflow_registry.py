@@ -12,12 +12,12 @@ import os
 import shutil
 import tempfile
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
+from modelrelease.adapters.retry import retrying
 from modelrelease.domain.model import ModelUri, ModelVersion
 from modelrelease.errors import ArtifactsMissing, MlflowError, ModelNotFound
 from modelrelease.settings import MlflowConfig
@@ -118,23 +118,16 @@ class MlflowRegistry:
         Raises:
             MlflowError: still failing after the last try (or not retriable).
         """
-        began, attempt = time.monotonic(), 0
-        while True:
-            try:
-                return fn()
-            except MlflowError as exc:
-                if not exc.retriable:
-                    raise
-                if attempt >= self.config.retries:
-                    raise MlflowError(
-                        f"{exc.message} (gave up after {attempt + 1} tries in "
-                        f"{time.monotonic() - began:.1f}s); check that the MLflow server at "
-                        f"{self.tracking_uri} is up, or point MODELRELEASE_MLFLOW__TRACKING_URI "
-                        "at it, then run the release again", retriable=True) from exc
-                delay = min(self.config.backoff_s * 2**attempt, self.config.backoff_max_s)
-                attempt += 1
-                log.info("%s: retry %d/%d in %.1fs", what, attempt, self.config.retries, delay)
-                time.sleep(delay)
+        def give_up(exc: MlflowError, tries: int, seconds: float) -> MlflowError:
+            return MlflowError(
+                f"{exc.message} (gave up after {tries} tries in {seconds:.1f}s); check that "
+                f"the MLflow server at {self.tracking_uri} is up, or point "
+                "MODELRELEASE_MLFLOW__TRACKING_URI at it, then run the release again",
+                retriable=True)
+
+        return retrying(what, fn, retry_on=MlflowError, retries=self.config.retries,
+                        backoff_s=self.config.backoff_s,
+                        backoff_max_s=self.config.backoff_max_s, give_up=give_up)
 
     def resolve(self, uri: ModelUri) -> ModelVersion:
         """Resolve ``uri`` to one model version (retried while MLflow is unreachable).

@@ -23,6 +23,7 @@ import certifi
 import httpx
 
 from modelrelease.adapters.registry_auth import RegistryAuth
+from modelrelease.adapters.retry import backoff_delay, retrying
 from modelrelease.domain.image import (
     DOCKER_MANIFEST,
     DOCKER_MANIFEST_LIST,
@@ -177,18 +178,8 @@ class RegistryClient:
 
     def _retrying(self, what: str, call: Callable[[], T]) -> T:
         """Run ``call``, retrying retriable registry errors with exponential back-off."""
-        attempt = 0
-        while True:
-            try:
-                return call()
-            except RegistryError as exc:
-                if not exc.retriable or attempt >= self.config.retries:
-                    raise
-                delay = self.config.backoff_s * (2**attempt)
-                log.info("%s: %s; retry %d/%d in %.1fs", what, exc.message, attempt + 1,
-                         self.config.retries, delay)
-                time.sleep(delay)
-                attempt += 1
+        return retrying(what, call, retry_on=RegistryError, retries=self.config.retries,
+                        backoff_s=self.config.backoff_s)
 
     def _request(
         self,
@@ -421,7 +412,7 @@ class RegistryClient:
             except RegistryError as exc:
                 if not exc.retriable or failures >= self.config.retries:
                     raise
-                delay = self.config.backoff_s * (2**failures)
+                delay = backoff_delay(failures, self.config.backoff_s)
                 failures += 1
                 log.info("%s: %s at byte %d; resuming in %.1fs", what, exc.message, offset, delay)
                 time.sleep(delay)
