@@ -13,9 +13,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from enum import StrEnum
+from typing import TypeAlias
 
 from modelrelease.domain.readiness import Readiness, RolloutState
+from modelrelease.spec.status import ReleasePhase
 
 POLL_S = 0.5
 """How long to wait before looking at a rollout again."""
@@ -23,22 +24,8 @@ UNDETECTED = "drill: fault not detected"
 """The rollback reason of a drill whose faulty canary passed every step."""
 
 
-class Phase(StrEnum):
-    """Where a release stands."""
-
-    PENDING = "Pending"
-    DEPLOYING = "Deploying"
-    SMOKE = "Smoke"
-    ANALYSING = "Analysing"
-    PROMOTING = "Promoting"
-    ROLLING_BACK = "RollingBack"
-    PROMOTED = "Promoted"
-    ROLLED_BACK = "RolledBack"
-
-    @property
-    def terminal(self) -> bool:
-        """Whether the release is over."""
-        return self in (Phase.PROMOTED, Phase.ROLLED_BACK)
+Phase: TypeAlias = ReleasePhase
+"""Where a release stands: the one phase enum, recorded as is in the status."""
 
 
 # -- what the policy says ---------------------------------------------------------------------

@@ -22,7 +22,6 @@ RESOURCE_PREFIX = "modelrelease.endpoint."
 """Events' ``prefect.resource.id`` is this plus ``NAMESPACE.ENDPOINT``."""
 _EVENT_NAMESPACE = uuid.UUID("5b0c3f4e-8d1a-4a51-9a53-6d1d8e2f7a10")
 
-_SETTLED = (ReleasePhase.PROMOTED, ReleasePhase.ROLLED_BACK, ReleasePhase.FAILED)
 
 
 @dataclass(frozen=True)
@@ -97,7 +96,7 @@ def watch_decision(target: str, spec_hash: str,
     primary = status.primary.version if status.primary is not None else None
     if primary == target and status.spec_hash == spec_hash:
         return WatchDecision(False, f"version {target} is primary with this spec")
-    if status.phase not in _SETTLED:
+    if not status.phase.terminal:
         busy = status.canary.version if status.canary is not None else "?"
         return WatchDecision(False, f"a release (version {busy}) is in progress "
                                     f"({status.phase.value}); the next tick looks again")

@@ -201,12 +201,9 @@ def _release(world: ReleaseWorld, version: Any, release_id: str, status: ModelEn
     phases: list[tuple[float, rollout.Phase]] = []
     tagged: Condition | None = None  # how tagging the version in MLflow went, once tried
 
-    in_flight = status.phase not in (None, ReleasePhase.PROMOTED, ReleasePhase.ROLLED_BACK,
-                                     ReleasePhase.FAILED, ReleasePhase.PENDING)
     state = rollout.State()
-    if in_flight and status.canary is not None and status.phase is not None:
-        phase = rollout.Phase(status.phase.value)
-        state = rollout.State(phase=phase, step=status.step or 0, weight=status.weight,
+    if status.phase is not None and status.phase.in_flight and status.canary is not None:
+        state = rollout.State(phase=status.phase, step=status.step or 0, weight=status.weight,
                               since=datetime.now(UTC), reason=status.reason or "")
         same = status.canary.digest == built.digest
         transition = rollout.resume(state, same, policy, datetime.now(UTC))
@@ -231,7 +228,7 @@ def _release(world: ReleaseWorld, version: Any, release_id: str, status: ModelEn
                            dict(endpoint.spec.resources.accelerators),
                            world.primary_replicas() + canary_replicas, prices)
         updated = status.model_copy(update={
-            "phase": ReleasePhase(phase.value), "release_id": release_id,
+            "phase": phase, "release_id": release_id,
             "reason": transition.state.reason[:1000], "step": transition.state.step,
             "weight": transition.state.weight,
             "primary": primary, "canary": canary, "last_verdict": last_verdict,
@@ -242,7 +239,7 @@ def _release(world: ReleaseWorld, version: Any, release_id: str, status: ModelEn
         if phase.terminal:
             updated = updated.with_history(HistoryEntry(
                 release_id=release_id, version=version.version,
-                phase=ReleasePhase(phase.value), digest=built.digest,
+                phase=phase, digest=built.digest,
                 reason=transition.state.reason[:500], finished_at=datetime.now(UTC),
                 spec_hash=digest_hash))
         world.write_status(updated)

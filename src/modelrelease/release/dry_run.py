@@ -111,11 +111,10 @@ def plan_release(request: ReleaseRequest, settings: PipelineSettings | None = No
                             "would change nothing")
         elif not first:
             serving = f"{replicas} primary replica(s) with no release record"
-        if status is not None and status.phase not in (
-                None, ReleasePhase.PROMOTED, ReleasePhase.ROLLED_BACK, ReleasePhase.FAILED,
-                ReleasePhase.PENDING) and status.canary is not None:
+        if (status is not None and status.phase is not None and status.phase.in_flight
+                and status.canary is not None):
             serving = (f"{serving or 'nothing'}; a release of version {status.canary.version} "
-                       f"is in flight ({status.phase.value if status.phase else '?'}): a "
+                       f"is in flight ({status.phase.value}): a "
                        "release would resume it if it is this image, else roll it back first")
         live_rps, live_note = (None, "none yet (no primary)") if first else _live_rate(world)
         plan = canary_plan(endpoint, first_release=first, primary_replicas=replicas,

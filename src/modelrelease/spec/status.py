@@ -17,15 +17,13 @@ from modelrelease.spec.values import HISTORY_LIMIT, Fault, SpecModel, Weight
 
 
 class ReleasePhase(StrEnum):
-    """Where an endpoint's release stands, as the custom resource's status records it.
+    """Where an endpoint's release stands.
 
-    Every phase of the state machine (:class:`modelrelease.domain.rollout.Phase`, same
-    values) plus what the flow records outside it: ``Building`` (the image, before the state
-    machine starts) and ``Failed`` (the pipeline could not decide; see the reason).
+    The release state machine's phases (``modelrelease.domain.rollout``), as the custom
+    resource's status records them.
     """
 
     PENDING = "Pending"
-    BUILDING = "Building"
     DEPLOYING = "Deploying"
     SMOKE = "Smoke"
     ANALYSING = "Analysing"
@@ -33,7 +31,16 @@ class ReleasePhase(StrEnum):
     ROLLING_BACK = "RollingBack"
     PROMOTED = "Promoted"
     ROLLED_BACK = "RolledBack"
-    FAILED = "Failed"
+
+    @property
+    def terminal(self) -> bool:
+        """Whether the release is over."""
+        return self in (ReleasePhase.PROMOTED, ReleasePhase.ROLLED_BACK)
+
+    @property
+    def in_flight(self) -> bool:
+        """Whether a release is under way (neither over nor not yet started)."""
+        return not self.terminal and self is not ReleasePhase.PENDING
 
 
 class Outcome(StrEnum):
