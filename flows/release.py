@@ -12,6 +12,7 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
+from modelrelease.domain.rollout import ReleaseOutcome
 from modelrelease.release.driver import run_release
 from modelrelease.release.dry_run import plan_release
 from modelrelease.spec import ReleaseRequest
@@ -31,7 +32,7 @@ def release_model(request: ReleaseRequest) -> dict[str, Any]:
         create_markdown_artifact(planned.report, key=f"dry-run-{_slug(planned.dry_run.endpoint)}",
                                  description=f"{planned.dry_run.endpoint}: dry run")
         logger.info(planned.summary())
-        return {"endpoint": planned.dry_run.endpoint, "outcome": "planned",
+        return {"endpoint": planned.dry_run.endpoint, "outcome": ReleaseOutcome.PLANNED.value,
                 "version": planned.dry_run.version, "image": planned.dry_run.image or "",
                 "release_id": "", "reason": planned.dry_run.image_note}
     result = run_release(request, say=logger.info, call=as_task)
@@ -39,7 +40,8 @@ def release_model(request: ReleaseRequest) -> dict[str, Any]:
         create_markdown_artifact(result.report, key=f"release-{result.release_id}",
                                  description=f"{result.endpoint}: {result.outcome}")
     logger.info(result.summary())
-    return {"endpoint": result.endpoint, "outcome": result.outcome, "version": result.version,
+    return {"endpoint": result.endpoint, "outcome": result.outcome.value,
+            "version": result.version,
             "image": result.image, "release_id": result.release_id, "reason": result.reason}
 
 

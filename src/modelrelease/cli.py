@@ -262,6 +262,7 @@ def release(
     """
     from pydantic import ValidationError
 
+    from modelrelease.domain.rollout import ReleaseOutcome
     from modelrelease.release.driver import run_release
     from modelrelease.release.dry_run import plan_release
     from modelrelease.settings import PipelineSettings
@@ -273,7 +274,8 @@ def release(
     except ValidationError as exc:
         reason = f"release {file}: {_invalid(exc)}"
         typer.echo(f"error: {reason}", err=True)
-        typer.echo(json.dumps({"endpoint": file, "outcome": "failed", "reason": reason}))
+        typer.echo(json.dumps({"endpoint": file, "outcome": ReleaseOutcome.FAILED,
+                                "reason": reason}))
         raise typer.Exit(code=2) from None
     try:
         if request.dry_run:
@@ -284,10 +286,11 @@ def release(
         result = run_release(request, settings, say=_progress)
     except PipelineError as exc:
         typer.echo(f"error: {exc.message}", err=True)
-        typer.echo(json.dumps({"endpoint": file, "outcome": "failed", "reason": exc.message}))
+        typer.echo(json.dumps({"endpoint": file, "outcome": ReleaseOutcome.FAILED,
+                                "reason": exc.message}))
         raise typer.Exit(code=2) from None
     typer.echo(result.summary())
-    if result.outcome == "rolled_back":
+    if result.outcome is ReleaseOutcome.ROLLED_BACK:
         raise typer.Exit(code=1)
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import TypeAlias
 
 from modelrelease.domain.readiness import Readiness, RolloutState
@@ -26,6 +27,19 @@ UNDETECTED = "drill: fault not detected"
 
 Phase: TypeAlias = ReleasePhase
 """Where a release stands: the one phase enum, recorded as is in the status."""
+
+
+class ReleaseOutcome(StrEnum):
+    """How a release ended.
+
+    The CLI's and the flow's ``outcome``, and the MLflow ``modelrelease.status`` tag.
+    """
+
+    PROMOTED = "promoted"
+    ROLLED_BACK = "rolled_back"
+    ALREADY_RELEASED = "already_released"  # the version is primary with this spec: nothing done
+    PLANNED = "planned"  # a dry run: nothing changed
+    FAILED = "failed"  # the pipeline refused or could not finish (bad input, a server down)
 
 
 # -- what the policy says ---------------------------------------------------------------------

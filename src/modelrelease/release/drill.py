@@ -32,7 +32,7 @@ from modelrelease.domain.fault import drill_fault
 from modelrelease.domain.manifests import Track, service_name
 from modelrelease.domain.model import ModelUri
 from modelrelease.domain.reference import ImageRef
-from modelrelease.domain.rollout import Milestones, milestones
+from modelrelease.domain.rollout import Milestones, ReleaseOutcome, milestones
 from modelrelease.errors import InvalidInput, PipelineError
 from modelrelease.release.driver import ReleaseResult, Say, run_release
 from modelrelease.release.world import Call, ReleaseWorld, direct
@@ -146,14 +146,15 @@ def run_drill(endpoint_ref: str, fault: Fault | None = None,
                 result = run_release(release, settings, say=say, call=call, fault=setting)
             except PipelineError as exc:
                 say(f"{where}: the drill's release failed: {exc.message}")
-                result = ReleaseResult(where, "failed", f"the drill's release failed: "
+                result = ReleaseResult(where, ReleaseOutcome.FAILED, "the drill's release failed: "
                                        f"{exc.message}", primary.version, "", "", 0.0)
         checks: tuple[Check, ...] = ()
         if previous is not None:
             checks = call("check-restorable", lambda: restorable(settings, endpoint, previous))
         times = milestones(result.phases) if result.phases else Milestones()
         verdict = judge_drill(DrillEvidence(
-            rolled_back=result.outcome == "rolled_back", reason=result.reason, times=times,
+            rolled_back=result.outcome is ReleaseOutcome.ROLLED_BACK, reason=result.reason,
+            times=times,
             primary_ok=background.ok, primary_failures=tuple(background.failed),
             restorable=checks))
         report = render_drill_report(endpoint=where, fault=setting.env_value(),

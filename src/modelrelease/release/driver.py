@@ -68,7 +68,7 @@ class ReleaseResult:
     """How a release ended."""
 
     endpoint: str
-    outcome: str  # promoted | rolled_back | already_released
+    outcome: rollout.ReleaseOutcome
     reason: str
     version: str
     image: str
@@ -140,7 +140,8 @@ def run_release(request: ReleaseRequest, settings: PipelineSettings | None = Non
                     and status.primary.version == version.version
                     and status.spec_hash == digest_hash and world.deployment(Track.PRIMARY)):
                 note(f"{where}: version {version.version} with this spec is already primary")
-                return ReleaseResult(where, "already_released", "already primary",
+                return ReleaseResult(where, rollout.ReleaseOutcome.ALREADY_RELEASED,
+                                     "already primary",
                                      version.version, status.primary.image or "",
                                      status.release_id or "", time.monotonic() - started,
                                      timeline=timeline)
@@ -304,7 +305,7 @@ def _release(world: ReleaseWorld, version: Any, release_id: str, status: ModelEn
                     canary_replicas = 0
                     if fault is None:  # a drill's version is the primary's: not rolled back
                         tagged = _tag(world, version, note, {
-                            "modelrelease.status": "rolled_back",
+                            "modelrelease.status": rollout.ReleaseOutcome.ROLLED_BACK,
                             "modelrelease.reason": reason,
                             "modelrelease.release_id": release_id,
                             "modelrelease.image_digest": built.digest})
@@ -324,14 +325,16 @@ def _release(world: ReleaseWorld, version: Any, release_id: str, status: ModelEn
     promoted = state.phase == rollout.Phase.PROMOTED
     if promoted:
         world.remove_canary()  # it serves the promoted image too: no need to wait it out
-        tagged = _tag(world, version, note, {"modelrelease.status": "promoted",
+        tagged = _tag(world, version, note, {"modelrelease.status":
+                                             rollout.ReleaseOutcome.PROMOTED,
                                              "modelrelease.release_id": release_id,
                                              "modelrelease.image_digest": built.digest},
                       alias=endpoint.spec.promotion.alias)
         world.event("Promoted", f"version {version.version} ({image}) is primary")
         canary_replicas = 0
         record(state.phase)
-    outcome = "promoted" if promoted else "rolled_back"
+    outcome = (rollout.ReleaseOutcome.PROMOTED if promoted
+               else rollout.ReleaseOutcome.ROLLED_BACK)
     cost = hourly_cost(endpoint.spec.resources.cpu, endpoint.spec.resources.memory,
                        dict(endpoint.spec.resources.accelerators),
                        max(1, endpoint.spec.autoscaling.min_replicas), prices)
@@ -373,7 +376,7 @@ def _supersede(world: ReleaseWorld, status: ModelEndpointStatus,
     _undo_canary(world, reason, status.primary if undo.restore_primary else None,
                  status.release_id or "")
     tagged = _tag(world, replace(version, version=other.version), note, {
-        "modelrelease.status": "rolled_back", "modelrelease.reason": reason,
+        "modelrelease.status": rollout.ReleaseOutcome.ROLLED_BACK, "modelrelease.reason": reason,
         "modelrelease.release_id": status.release_id or "",
         "modelrelease.image_digest": other.digest or ""})
     updated = status.model_copy(update={
@@ -434,10 +437,11 @@ def _apply_pending_tags(world: ReleaseWorld, status: ModelEndpointStatus, versio
             "modelrelease.image_digest": entry.digest or ""}
     alias = None
     if entry.phase == ReleasePhase.PROMOTED:
-        tags["modelrelease.status"] = "promoted"
+        tags["modelrelease.status"] = rollout.ReleaseOutcome.PROMOTED
         alias = world.endpoint.spec.promotion.alias
     else:
-        tags |= {"modelrelease.status": "rolled_back", "modelrelease.reason": entry.reason or ""}
+        tags |= {"modelrelease.status": rollout.ReleaseOutcome.ROLLED_BACK,
+                 "modelrelease.reason": entry.reason or ""}
     condition = _tag(world, replace(version, version=entry.version), note, tags, alias)
     if condition.status == "False":
         raise MlflowError(f"apply pending tags of model {version.name} version "

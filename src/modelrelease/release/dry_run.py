@@ -31,6 +31,7 @@ from modelrelease.domain.manifests import (
     render_services,
 )
 from modelrelease.domain.plan import model_uri
+from modelrelease.domain.rollout import ReleaseOutcome
 from modelrelease.release.world import NEEDS, ReleaseWorld, require_namespace
 from modelrelease.render import PLACEHOLDER_DIGEST, dump_documents
 from modelrelease.settings import PipelineSettings
@@ -57,7 +58,7 @@ class PlannedRelease:
         """The one-line JSON summary the CLI prints last."""
         import json
 
-        return json.dumps({"endpoint": self.dry_run.endpoint, "outcome": "planned",
+        return json.dumps({"endpoint": self.dry_run.endpoint, "outcome": ReleaseOutcome.PLANNED,
                            "version": self.dry_run.version, "image": self.dry_run.image,
                            "eta_s": round(self.dry_run.plan.seconds, 1),
                            "reason": self.dry_run.image_note})
