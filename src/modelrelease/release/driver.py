@@ -36,6 +36,7 @@ from modelrelease.domain.fault import FaultSetting
 from modelrelease.domain.manifests import Track
 from modelrelease.domain.plan import model_uri, rollout_policy
 from modelrelease.domain.report import StepRecord, render_report
+from modelrelease.domain.status_record import Released, status_after, with_condition
 from modelrelease.domain.traffic import TrafficRouter
 from modelrelease.errors import InvalidInput, MlflowError, ReleaseInProgress
 from modelrelease.release.world import (
@@ -218,32 +219,18 @@ def _release(world: ReleaseWorld, version: Any, release_id: str, status: ModelEn
     router = ReplicaRatioRouter(world, image, version.version, release_id, first)
     _router: TrafficRouter = router  # the replica-ratio router is one TrafficRouter
 
+    released = Released(release_id, version.version, built.digest, image, digest_hash)
+
     def record(phase: rollout.Phase) -> None:
-        canary = (TrackStatus(version=version.version, digest=built.digest, image=image)
-                  if phase not in (rollout.Phase.PROMOTED, rollout.Phase.ROLLED_BACK) else None)
-        primary = previous
-        if phase == rollout.Phase.PROMOTED:
-            primary = TrackStatus(version=version.version, digest=built.digest, image=image)
         # what the endpoint costs now: primary and canary replicas together
         cost = hourly_cost(endpoint.spec.resources.cpu, endpoint.spec.resources.memory,
                            dict(endpoint.spec.resources.accelerators),
                            world.primary_replicas() + canary_replicas, prices)
-        updated = status.model_copy(update={
-            "phase": phase, "release_id": release_id,
-            "reason": transition.state.reason[:1000], "step": transition.state.step,
-            "weight": transition.state.weight,
-            "primary": primary, "canary": canary, "last_verdict": last_verdict,
-            "spec_hash": digest_hash if phase == rollout.Phase.PROMOTED else status.spec_hash,
-            "cost_per_hour": cost})
-        if tagged is not None:
-            updated = updated.model_copy(update={"conditions": _with(updated.conditions, tagged)})
-        if phase.terminal:
-            updated = updated.with_history(HistoryEntry(
-                release_id=release_id, version=version.version,
-                phase=phase, digest=built.digest,
-                reason=transition.state.reason[:500], finished_at=datetime.now(UTC),
-                spec_hash=digest_hash))
-        world.write_status(updated)
+        world.write_status(status_after(
+            status, phase, released, reason=transition.state.reason,
+            step=transition.state.step, weight=transition.state.weight, previous=previous,
+            last_verdict=last_verdict, cost_per_hour=cost, tagged=tagged,
+            now=datetime.now(UTC)))
 
     while True:
         note(f"{where}: {transition.reason}")
@@ -382,7 +369,7 @@ def _supersede(world: ReleaseWorld, status: ModelEndpointStatus,
     updated = status.model_copy(update={
         "phase": ReleasePhase.ROLLED_BACK, "reason": reason[:1000], "canary": None,
         "weight": 0, "step": None,
-        "conditions": _with(status.conditions, tagged)}).with_history(HistoryEntry(
+        "conditions": with_condition(status.conditions, tagged)}).with_history(HistoryEntry(
             release_id=status.release_id or "", version=other.version,
             phase=ReleasePhase.ROLLED_BACK, digest=other.digest, reason=reason[:500],
             finished_at=datetime.now(UTC)))
@@ -416,11 +403,6 @@ def _tag(world: ReleaseWorld, version: Any, note: Say, tags: dict[str, str],
                      f"{tags['modelrelease.status']}", last_transition_time=now)
 
 
-def _with(conditions: list[Condition], condition: Condition) -> list[Condition]:
-    """``conditions`` with ``condition`` in place of any of its type."""
-    return [*(c for c in conditions if c.type != condition.type), condition]
-
-
 def _apply_pending_tags(world: ReleaseWorld, status: ModelEndpointStatus, version: Any,
                         note: Say) -> ModelEndpointStatus:
     """Apply the MLflow tags the last release could not (MLflow was down); the new status.
@@ -448,7 +430,7 @@ def _apply_pending_tags(world: ReleaseWorld, status: ModelEndpointStatus, versio
                           f"{entry.version}: {condition.message}", retriable=True)
     note(f"{world.namespace}/{world.endpoint.name}: applied the pending MLflow tags of "
          f"version {entry.version}")
-    updated = status.model_copy(update={"conditions": _with(status.conditions, condition)})
+    updated = status.model_copy(update={"conditions": with_condition(status.conditions, condition)})
     world.write_conditions(updated.conditions)
     return updated
 

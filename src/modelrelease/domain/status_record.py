@@ -1,0 +1,75 @@
+"""The status record after each transition of a release, pure: ``status_after``.
+
+The custom resource's status is the durable record of a release: the phase it is in,
+the reason, the step and weight, which version and image each track serves, the last
+verdict, what the endpoint costs now, and, once the release is over, one more history
+entry. The driver writes what this returns after every transition.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from modelrelease.spec import (
+    Condition,
+    HistoryEntry,
+    ModelEndpointStatus,
+    ReleasePhase,
+    TrackStatus,
+    Verdict,
+)
+
+__all__ = ["Released", "status_after", "with_condition"]
+
+REASON_LIMIT = 1000
+"""Characters of the reason the status keeps (the report has all of it)."""
+HISTORY_REASON_LIMIT = 500
+
+
+@dataclass(frozen=True)
+class Released:
+    """What is being released: the version, its image by digest, the release and its spec."""
+
+    release_id: str
+    version: str
+    digest: str
+    image: str
+    spec_hash: str
+
+
+def status_after(status: ModelEndpointStatus, phase: ReleasePhase, released: Released, *,
+                 reason: str, step: int, weight: int, previous: TrackStatus | None,
+                 last_verdict: Verdict | None, cost_per_hour: float,
+                 tagged: Condition | None, now: datetime) -> ModelEndpointStatus:
+    """``status`` once the release of ``released`` entered ``phase``.
+
+    While the release runs the canary is the new version and the primary stays
+    ``previous``; promoted, the new version is the primary (and the spec it was released
+    with is recorded); over either way, the canary is gone and a history entry is added.
+    ``tagged`` (how tagging the version in MLflow went) replaces the condition of its type.
+    """
+    track = TrackStatus(version=released.version, digest=released.digest, image=released.image)
+    promoted = phase is ReleasePhase.PROMOTED
+    updated = status.model_copy(update={
+        "phase": phase, "release_id": released.release_id, "reason": reason[:REASON_LIMIT],
+        "step": step, "weight": weight,
+        "primary": track if promoted else previous,
+        "canary": None if phase.terminal else track,
+        "last_verdict": last_verdict,
+        "spec_hash": released.spec_hash if promoted else status.spec_hash,
+        "cost_per_hour": cost_per_hour})
+    if tagged is not None:
+        updated = updated.model_copy(update={
+            "conditions": with_condition(updated.conditions, tagged)})
+    if phase.terminal:
+        updated = updated.with_history(HistoryEntry(
+            release_id=released.release_id, version=released.version, phase=phase,
+            digest=released.digest, reason=reason[:HISTORY_REASON_LIMIT], finished_at=now,
+            spec_hash=released.spec_hash))
+    return updated
+
+
+def with_condition(conditions: list[Condition], condition: Condition) -> list[Condition]:
+    """``conditions`` with ``condition`` in place of any of its type."""
+    return [*(c for c in conditions if c.type != condition.type), condition]
