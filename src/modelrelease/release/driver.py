@@ -259,7 +259,8 @@ def _release(world: ReleaseWorld, version: Any, release_id: str, status: ModelEn
                     note(f"{where}: canary at {canary_replicas} replica(s) = "
                          f"{effective:.0f}% of live traffic (asked {weight}%)")
                 case rollout.Analyse(hold=hold):
-                    ready = _wait_ready(world, Track.CANARY, 120)
+                    ready = _wait_ready(world, Track.CANARY,
+                                        policy.deploy_timeout.total_seconds())
                     if ready is not None:
                         observation = rollout.StepJudged(False, ready)
                         continue
