@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from modelrelease.domain import rollout
 from modelrelease.domain.readiness import Readiness, RolloutState
 from modelrelease.domain.rollout import (
     UNDETECTED,
@@ -218,3 +219,31 @@ def test_milestones(entered: list[tuple[float, Phase]], expected: Milestones) ->
 def test_elapsed_without_since_is_zero() -> None:
     moved = step(State(phase=Phase.DEPLOYING), CanaryHealth(SLOW), POLICY, T0)
     assert moved.actions == (Wait(0.5),)
+
+
+@pytest.mark.parametrize(
+    ("phase", "expected"),
+    [
+        pytest.param(rollout.Phase.DEPLOYING, "canary", id="deploying-watches-the-canary"),
+        pytest.param(rollout.Phase.PROMOTING, "primary", id="promoting-watches-the-primary"),
+        pytest.param(rollout.Phase.SMOKE, None, id="smoke-has-its-own-result"),
+        pytest.param(rollout.Phase.ANALYSING, None, id="analysing-has-its-own-result"),
+    ],
+)
+def test_health_observation_watches_the_track_the_phase_waits_on(
+        phase: rollout.Phase, expected: str | None) -> None:
+    from modelrelease.domain.manifests import Track
+
+    asked: list[Track] = []
+
+    def readiness(track: Track) -> Readiness:
+        asked.append(track)
+        return Readiness(RolloutState.READY, f"{track} ready")
+
+    found = rollout.health_observation(phase, readiness)
+    if expected is None:
+        assert found is None and asked == []
+    else:
+        assert asked == [Track(expected)]
+        assert found == (rollout.CanaryHealth if expected == "canary" else rollout.PrimaryHealth)(
+            Readiness(RolloutState.READY, f"{expected} ready"))

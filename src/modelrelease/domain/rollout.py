@@ -10,12 +10,13 @@ actions it is given and reports what it observed.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import TypeAlias
 
+from modelrelease.domain.manifests import Track
 from modelrelease.domain.readiness import Readiness, RolloutState
 from modelrelease.spec.status import ReleasePhase
 
@@ -116,6 +117,20 @@ class CleanedUp:
 
 
 Observation = Begin | CanaryHealth | SmokeChecked | StepJudged | PrimaryHealth | CleanedUp
+
+
+def health_observation(phase: Phase, readiness: Callable[[Track], Readiness]
+                       ) -> Observation | None:
+    """What to observe next when a transition's actions gave nothing to observe.
+
+    Deploying waits on the canary's rollout, promoting on the primary's (``readiness``
+    reads a track's); every other phase is observed by its actions' results (None).
+    """
+    if phase is Phase.DEPLOYING:
+        return CanaryHealth(readiness(Track.CANARY))
+    if phase is Phase.PROMOTING:
+        return PrimaryHealth(readiness(Track.PRIMARY))
+    return None
 
 
 # -- what the flow must do -------------------------------------------------------------------

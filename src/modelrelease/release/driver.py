@@ -301,10 +301,7 @@ def _release(world: ReleaseWorld, version: Any, release_id: str, status: ModelEn
                 case rollout.Wait(seconds=seconds):
                     time.sleep(seconds)
         if observation is None:
-            if state.phase == rollout.Phase.DEPLOYING:
-                observation = rollout.CanaryHealth(world.health(Track.CANARY))
-            elif state.phase == rollout.Phase.PROMOTING:
-                observation = rollout.PrimaryHealth(world.health(Track.PRIMARY))
+            observation = rollout.health_observation(state.phase, world.health)
         if observation is None:
             raise InvalidInput(f"release endpoint {where}: nothing to observe in phase "
                                f"{state.phase} after {transition.actions}")
