@@ -185,6 +185,16 @@ def deliver(url: str, secret: str, payload: bytes, delivery: str,
         "X-MLflow-Signature": sig or signature(secret, delivery, ts, payload)})
 
 
+async def read_body(receive: Any) -> bytes:
+    """An ASGI request's whole body."""
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            return body
+
+
 @contextmanager
 def serve_asgi(app: Any) -> Iterator[str]:
     """``app`` served by uvicorn on a free 127.0.0.1 port, in a thread; yields its base URL."""

@@ -106,13 +106,14 @@ def make_endpoint(stack: Stack, tmp: Path, *, steps: list[dict[str, Any]] | None
 
 
 @contextmanager
-def background_client(endpoint: Endpoint, service: str | None = None
-                      ) -> Iterator[SteadyClient]:
+def background_client(endpoint: Endpoint, service: str | None = None, *,
+                      body: Any = IRIS_BODY, interval: float = 0.1) -> Iterator[SteadyClient]:
     """Calls the endpoint's live Service (or ``service``) on its ClusterIP meanwhile.
 
     That is the path of users' traffic in the cluster (kube-proxy's rules to the pods), not
     the API server's proxy: a restart of the API server, kubelet or containerd must not
     cost it a request. ``direct``: the test fails if the ClusterIP cannot be reached.
+    ``body`` is POSTed every ``interval`` seconds.
     """
     service = service or endpoint.name
     cluster = KubeCluster(endpoint.settings.kube)
@@ -120,7 +121,7 @@ def background_client(endpoint: Endpoint, service: str | None = None
         access = PodAccess(cluster, AccessMode.DIRECT, endpoint.namespace, service)
         url = access.url(endpoint.namespace, service, "invocations")
         assert url.startswith("http://10.96."), url  # the Service CIDR
-        with SteadyClient(access, url, IRIS_BODY) as steady:
+        with SteadyClient(access, url, body, interval=interval) as steady:
             yield steady
     finally:
         cluster.close()

@@ -12,18 +12,25 @@ One endpoint (version 1 promoted) judges its steps per slice of the input column
   table shows it failed.
 
 Each time the primary keeps serving version 1, untouched.
+
+A third bad version sleeps 100 ms only when ``sepal_length`` is 6.3, a value the generated
+mix never sends: while clients call the endpoint's Service on its ClusterIP (two with 5.1,
+one with 6.3), the pods count their requests per slice value, and the judge fails the
+step on live traffic's slice 6.3, from the pods' own counters.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
+from contextlib import ExitStack
 from typing import Any
 
 import pytest
 
 from modelrelease.localstack.demo_model import register_faulty_model, register_iris_model
 from modelrelease.localstack.stack import Stack
-from tests.e2e.helpers import Endpoint, make_endpoint
+from tests.e2e.helpers import IRIS_BODY, Endpoint, background_client, make_endpoint
 from tests.kube import eventually
 
 pytestmark = pytest.mark.e2e
@@ -73,8 +80,38 @@ def test_a_regression_the_average_hides_is_rolled_back_for_its_reason(
     table = result.report.split("## Slices", 1)[1].split("\n## ", 1)[0]
     assert "(column sepal_length)" in table
     rows = {line.split("|")[2].strip(): line for line in table.splitlines()
-            if line.startswith("| 1 |")}
+            if line.startswith("| 1 |") and "| generated load |" in line}
     assert set(rows) == {"5.1", "7.7"}, table
     if "slow_column" in kwargs:
         assert rows["7.7"].rstrip(" |").endswith("failed"), table
         assert not rows["5.1"].rstrip(" |").endswith("failed"), table
+
+
+def test_a_slice_only_live_users_send_is_judged_from_the_pods_counters(
+        live: tuple[Endpoint, str]) -> None:
+    endpoint, primary_image = live
+    version = register_faulty_model(str(endpoint.settings.mlflow.tracking_uri),
+                                    endpoint.model, "slow", delay_s=0.1,
+                                    slow_column="sepal_length", slow_value=6.3)
+    slow_body = copy.deepcopy(IRIS_BODY)
+    slow_body["dataframe_split"]["data"][0][0] = 6.3
+    with ExitStack() as clients:
+        steady = [clients.enter_context(background_client(endpoint, body=body, interval=0.05))
+                  for body in (IRIS_BODY, IRIS_BODY, slow_body)]
+        result = endpoint.release(version=int(version))
+    print(result.report)
+    assert all(client.ok > 0 for client in steady)
+    assert result.outcome == "rolled_back", result.reason
+    assert "live traffic (pod metrics" in result.reason, result.reason
+    assert "slice '6.3' (" in result.reason, result.reason
+    assert endpoint.image("primary") == primary_image
+    eventually(lambda: endpoint.image("canary") is None, 60, "canary removed")
+    assert endpoint.status()["primary"]["version"] == "1"
+    assert "slice '6.3'" in endpoint.mlflow_tags(version)["modelrelease.reason"]
+    table = result.report.split("## Slices", 1)[1].split("\n## ", 1)[0]
+    live_rows = {line.split("|")[2].strip(): line for line in table.splitlines()
+                 if "| live traffic (pod metrics) |" in line}
+    assert live_rows["6.3"].rstrip(" |").endswith("failed"), table
+    assert not live_rows["5.1"].rstrip(" |").endswith("failed"), table
+    generated = [line for line in table.splitlines() if "| generated load |" in line]
+    assert generated and not any("| 6.3 |" in line for line in generated), table

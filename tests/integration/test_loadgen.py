@@ -20,7 +20,7 @@ import pytest
 from modelrelease.adapters.loadgen import Target, Variant, generate_load
 from modelrelease.domain import analysis
 from modelrelease.domain.analysis import AnalysisPolicy, Metric, Outcome
-from tests.support import serve_asgi
+from tests.support import read_body, serve_asgi
 
 pytestmark = pytest.mark.integration
 
@@ -43,12 +43,7 @@ class DelayApp:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         assert scope["type"] == "http"
         path = scope["path"]
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await read_body(receive)
         slow = (b"x-slice", b"slow") in scope["headers"] or body == b"slow"
         await asyncio.sleep(DELAYS_S.get(path, 0.0) + (0.030 if slow else 0.0))
         status = 200

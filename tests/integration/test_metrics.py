@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 from kubernetes import client
 
 from modelrelease.build.builder import BuildRequest, ImageBuilder
+from modelrelease.domain.live import (
+    GENERATED_HEADER,
+    SLICE_COLUMN_ENV,
+    SLICE_HEADER_ENV,
+    PodTraffic,
+)
 from modelrelease.localstack.demo_model import register_iris_model
+from modelrelease.serving.metrics import MAX_SLICE_VALUES, MetricsMiddleware
 from tests.kube import admin_http, api, available, deployment, eventually, namespace, service
-from tests.support import Cluster, Services
+from tests.support import Cluster, Services, read_body, serve_asgi
 
 pytestmark = pytest.mark.integration
 BODY = {"dataframe_split": {
@@ -69,3 +79,54 @@ def test_pod_metrics_change_as_requests_are_served(
         assert _value(after, "modelrelease_predictions_total", value="2") == 5
         assert _value(after, "modelrelease_requests_in_flight") == 0
     api_client.close()
+
+
+async def _scoring(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Reads the whole body, as MLflow's scoring server does; 500 when it holds ``fail``.
+
+    The seam: a stand-in for the model server so the slice counts are exact; the
+    middleware under test and uvicorn are the real ones (the e2e test runs real pods).
+    """
+    body = await read_body(receive)
+    status = 500 if b"fail" in body else 200
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json")]})
+    await send({"type": "http.response.body", "body": b'{"predictions": [0]}'})
+
+
+def _rows(*values: object) -> dict[str, Any]:
+    return {"dataframe_split": {"columns": ["region", "x"],
+                                "data": [[v, 1.0] for v in values]}}
+
+
+def test_pods_count_requests_per_slice_value_of_a_column_or_a_header() -> None:
+    column = MetricsMiddleware(_scoring, {SLICE_COLUMN_ENV: "region"})
+    with serve_asgi(column) as url, httpx.Client(base_url=url) as http:
+        for body, headers in [(_rows("eu"), {}), (_rows("eu", "eu"), {}),
+                              (_rows("ap"), {GENERATED_HEADER: "judge"}),
+                              (_rows("ap", "fail"), {}),  # mixed rows: in no slice
+                              (_rows("fail"), {}), (_rows(7.0), {})]:
+            http.post("/invocations", json=body, headers=headers)
+        http.get("/ping")
+        pod = PodTraffic.of(http.get("/metrics").text)
+    assert pod.slice_key == "column region" and pod.total.requests == 6
+    assert {v: (p.total.statuses, p.generated and p.generated.requests)
+            for v, p in pod.slices.items()} == {
+        "eu": ({"200": 2.0}, 0), "ap": ({"200": 1.0}, 1), "fail": ({"500": 1.0}, 0),
+        "7": ({"200": 1.0}, 0)}
+    assert pod.slices["eu"].total.buckets[math.inf] == 2.0
+
+    header = MetricsMiddleware(_scoring, {SLICE_HEADER_ENV: "X-Tenant"})
+    header._slices.update(f"t{i}" for i in range(MAX_SLICE_VALUES - 1))  # one value left
+    with serve_asgi(header) as url, httpx.Client(base_url=url) as http:
+        for tenant in ("acme", "acme", "globex", "x" * 300):
+            http.post("/invocations", json=_rows("eu"), headers={"x-tenant": tenant})
+        http.post("/invocations", json=_rows("eu"))  # no header: not sliced
+        pod = PodTraffic.of(http.get("/metrics").text)
+    assert pod.slice_key == "header X-Tenant" and pod.total.requests == 5
+    assert {v: p.total.requests for v, p in pod.slices.items()} == {"acme": 2}  # cap reached
+
+    with serve_asgi(MetricsMiddleware(_scoring, {})) as url, httpx.Client(base_url=url) as http:
+        http.post("/invocations", json=_rows("eu"))
+        plain = PodTraffic.of(http.get("/metrics").text)
+    assert plain.slice_key is None and plain.slices == {} and plain.total.requests == 1

@@ -12,6 +12,7 @@ from modelrelease.domain.live import (
     LiveEvidence,
     LiveOutcome,
     PodTraffic,
+    SlicedTraffic,
     TrackScrape,
     Traffic,
     apply,
@@ -20,6 +21,7 @@ from modelrelease.domain.live import (
     histogram_quantile,
     judge,
     live_share,
+    sliced,
 )
 
 BOUNDS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, math.inf)
@@ -263,3 +265,123 @@ def test_thin_names_a_source_other_than_the_pods() -> None:
     found = judge(traffic((3, 2.0)), traffic((3, 2.0)), POLICY, via="Prometheus http://p:9090")
     assert found.outcome is LiveOutcome.THIN and found.via == "Prometheus http://p:9090"
     assert found.reason.endswith("generated load only (Prometheus http://p:9090)")
+
+
+# -- slices -----------------------------------------------------------------------------------
+
+KEY = "column sepal_length"
+SLICED = POLICY.model_copy(update={"max_slices": 2, "min_slice_requests": 20})
+
+
+def sliced_pod(key: str | None, parts: Mapping[str, tuple[Traffic, Traffic]]) -> PodTraffic:
+    """A pod slicing by ``key``: per value ``(live, generated)``; the totals are their sums."""
+    live = sum((a for a, _ in parts.values()), Traffic())
+    generated = sum((g for _, g in parts.values()), Traffic())
+    return PodTraffic(live + generated, generated, key,
+                      {v: PodTraffic(a + g, g) for v, (a, g) in parts.items()})
+
+
+def test_pod_traffic_reads_the_slice_series() -> None:
+    live, generated = traffic((30, 3.0), errors=2), traffic((20, 3.0))
+    text = (pod_text(live + generated, generated) + '\nmodelrelease_slice_key{key="' + KEY
+            + '"} 1.0\n' + exposition("modelrelease_slice_", live + generated).replace(
+                'path="/invocations"', 'path="/invocations",slice="7.7"') + "\n"
+            + exposition("modelrelease_generated_slice_", generated).replace(
+                'path="/invocations"', 'path="/invocations",slice="7.7"'))
+    pod = PodTraffic.of(text)
+    assert pod.slice_key == KEY and set(pod.slices) == {"7.7"}
+    assert pod.slices["7.7"] == PodTraffic(live + generated, generated)
+    assert PodTraffic.of(pod_text(live, None)).slice_key is None  # a pod that does not slice
+    # a new slice value after the earlier scrape counts whole; old ones by their change
+    earlier = sliced_pod(KEY, {"a": (traffic((10, 2.0)), Traffic())})
+    later = sliced_pod(KEY, {"a": (traffic((25, 2.0)), Traffic()),
+                             "b": (traffic((5, 2.0)), traffic((1, 2.0)))})
+    delta = later.since(earlier)
+    assert delta.slices["a"].total == traffic((15, 2.0))
+    assert delta.slices["b"] == later.slices["b"] and delta.slice_key == KEY
+
+
+def test_sliced_shares_and_pods_that_do_not_slice() -> None:
+    before = {"canary": TrackScrape({"c": sliced_pod(KEY, {})}),
+              "primary": TrackScrape({"p": sliced_pod(KEY, {
+                  "5.1": (traffic((10, 2.0)), traffic((5, 2.0)))})})}
+    after = {"canary": TrackScrape({"c": sliced_pod(KEY, {
+                 "5.1": (traffic((40, 2.0)), traffic((30, 2.0))),
+                 "6.3": (traffic((30, 90.0)), Traffic())})}),
+             "primary": TrackScrape({"p": sliced_pod(KEY, {
+                 "5.1": (traffic((50, 2.0)), traffic((35, 2.0))),
+                 "6.3": (traffic((25, 2.0)), Traffic())})})}
+    found = sliced(before, after, KEY)
+    assert not found.missing
+    assert found.arms == {"5.1": (traffic((40, 2.0)), traffic((40, 2.0))),
+                          "6.3": (traffic((30, 90.0)), traffic((25, 2.0)))}
+    first = sliced({}, {"canary": after["canary"]}, KEY)  # no primary: the canary is both
+    assert first.arms["6.3"] == (traffic((30, 90.0)), traffic((30, 90.0)))
+    old = dict(after, primary=TrackScrape({"p": PodTraffic(GOOD, GOOD)}))
+    assert "the primary's pods count live requests by None, not by column sepal_length" in \
+        sliced(before, old, KEY).missing
+    other = dict(after, canary=TrackScrape({"c": sliced_pod("header X-Tenant", {})}))
+    assert "canary's pods count live requests by header X-Tenant" in \
+        sliced(before, other, KEY).missing
+
+
+@pytest.mark.parametrize(("arms", "policy", "outcome", "words", "statuses"), [
+    pytest.param({"5.1": (GOOD, GOOD), "6.3": (traffic((40, 90.0)), traffic((40, 2.0)))},
+                 SLICED, LiveOutcome.FAIL,
+                 "slice '6.3' (40 / 40 requests): live latency regression: canary p50 75.0 ms",
+                 {"5.1": "no breach", "6.3": "failed"}, id="one-slow-slice"),
+    pytest.param({"5.1": (GOOD, GOOD), "6.3": (traffic((40, 2.0), errors=8),
+                                               traffic((40, 2.0)))},
+                 SLICED, LiveOutcome.FAIL, "slice '6.3' (40 / 40 requests): live error rate 20.00%",
+                 {"5.1": "no breach", "6.3": "failed"}, id="one-failing-slice"),
+    pytest.param({"5.1": (GOOD, GOOD), "6.3": (traffic((10, 4.0)), traffic((10, 4.0)))},
+                 SLICED, LiveOutcome.PASS,
+                 "slices by column sepal_length: judged 5.1 (at least 20 live requests per arm)",
+                 {"5.1": "no breach", "6.3": "too few requests"}, id="too-few"),
+    pytest.param({"5.1": (GOOD, GOOD), "6.3": (traffic((40, 4.0)), traffic((40, 4.0)))},
+                 SLICED.model_copy(update={"max_slices": 1}), LiveOutcome.PASS,
+                 "judged 5.1 (", {"5.1": "no breach", "6.3": "not judged"},
+                 id="beyond-max-slices"),
+    pytest.param({"a": (GOOD, GOOD), "b": (GOOD, GOOD)}, SLICED, LiveOutcome.PASS,
+                 "judged a, b (", {"a": "no breach", "b": "no breach"}, id="same"),
+])
+def test_judge_per_slice(arms: Mapping[str, tuple[Traffic, Traffic]], policy: AnalysisPolicy,
+                         outcome: LiveOutcome, words: str, statuses: dict[str, str]) -> None:
+    canary = sum((c for c, _ in arms.values()), Traffic())
+    primary = sum((p for _, p in arms.values()), Traffic())
+    found = judge(canary, primary, policy, slices=SlicedTraffic(KEY, arms))
+    assert found.outcome is outcome and words in found.reason, found.reason
+    assert {row.value: row.status for row in found.slices} == statuses
+
+
+def test_slices_share_alpha_and_unsliced_pods_are_named() -> None:
+    # the whole-traffic checks get alpha / 6 instead of alpha / 5 when slices are judged
+    whole = judge(traffic((200, 4.0), errors=12), GOOD, POLICY.model_copy(
+        update={"max_error_rate": 0.5}))
+    with_slices = judge(traffic((200, 4.0), errors=12), GOOD, POLICY.model_copy(
+        update={"max_error_rate": 0.5}), slices=SlicedTraffic(KEY))
+    assert "<= 0.002)" in whole.reason and "<= 0.0017)" in with_slices.reason
+    missing = judge(GOOD, GOOD, SLICED, slices=SlicedTraffic(KEY, missing="not sliced here"))
+    assert missing.outcome is LiveOutcome.PASS and missing.reason.endswith("; not sliced here")
+    assert missing.slices == ()
+    thin = judge(traffic((30, 4.0)), GOOD, SLICED, slices=SlicedTraffic(
+        KEY, {"a": (traffic((30, 4.0)), GOOD)}))
+    assert thin.outcome is LiveOutcome.THIN and thin.slices == ()
+    # a first release: the canary alone, so only the error rate is judged per slice
+    alone = traffic((40, 90.0))
+    first = judge(GOOD + alone, GOOD + alone, SLICED, compare=False,
+                  slices=SlicedTraffic(KEY, {"a": (GOOD, GOOD), "b": (alone, alone)}))
+    assert first.outcome is LiveOutcome.PASS, first.reason
+
+
+def test_evidence_judges_slices_only_when_asked() -> None:
+    after = {"canary": TrackScrape({"c": sliced_pod(KEY, {
+                 "5.1": (GOOD, traffic((30, 2.0))), "6.3": (traffic((40, 90.0)), Traffic())})}),
+             "primary": TrackScrape({"p": sliced_pod(KEY, {
+                 "5.1": (GOOD, traffic((30, 2.0))), "6.3": (traffic((40, 2.0)), Traffic())})})}
+    policy = SLICED.model_copy(update={"p99_ms": None, "max_latency_regression": 100.0})
+    whole = evidence({}, after, {}, policy)
+    assert whole.outcome is LiveOutcome.PASS and whole.slices == ()
+    found = evidence({}, after, {}, policy.model_copy(update={"max_latency_regression": 0.2}),
+                     slice_key=KEY)
+    assert found.outcome is LiveOutcome.FAIL and "slice '6.3'" in found.reason

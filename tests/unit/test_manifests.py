@@ -158,6 +158,22 @@ def test_container_port_env_and_probes(endpoint: ModelEndpoint) -> None:
     assert (live["periodSeconds"], live["failureThreshold"], live["timeoutSeconds"]) == (5, 6, 3)
 
 
+@pytest.mark.parametrize(("slices", "env"), [
+    pytest.param({"header": "X-Tenant", "mix": {"a": 1}},
+                 {"name": "MODELRELEASE_SLICE_HEADER", "value": "X-Tenant"}, id="header"),
+    pytest.param({"column": "sepal_length", "mix": {"5.1": 1}},
+                 {"name": "MODELRELEASE_SLICE_COLUMN", "value": "sepal_length"}, id="column"),
+])
+def test_pods_are_told_the_slice_key_so_live_traffic_is_sliced(
+        slices: dict[str, Any], env: dict[str, str]) -> None:
+    sliced = parse_endpoint(doc(**{"spec.canary.checks.slices": slices}))
+    for track in Track:
+        (container,) = deployment(sliced, track)["spec"]["template"]["spec"]["containers"]
+        assert env in container["env"]
+    assert sliced.spec.canary.checks.slices is not None
+    assert sliced.spec.canary.checks.slices.key == f"{next(iter(slices))} {env['value']}"
+
+
 @pytest.mark.parametrize(("fault", "env"), [
     pytest.param(FaultSetting(Fault.LATENCY, 0.5), "latency:0.5", id="latency"),
     pytest.param(FaultSetting(Fault.ERRORS, 0.25), "errors:0.25", id="errors"),

@@ -47,12 +47,18 @@ def bucket(pod: str, le: str, *, generated: bool = False) -> dict[str, str]:
     pytest.param(["b", "a", "a"], 90.2, Labels(),
                  '{__name__=~"modelrelease_requests_total|modelrelease_request_seconds_bucket|'
                  'modelrelease_generated_requests_total|'
-                 'modelrelease_generated_request_seconds_bucket",namespace="ml",'
+                 'modelrelease_generated_request_seconds_bucket|modelrelease_slice_key|'
+                 'modelrelease_slice_requests_total|modelrelease_slice_request_seconds_bucket|'
+                 'modelrelease_generated_slice_requests_total|'
+                 'modelrelease_generated_slice_request_seconds_bucket",namespace="ml",'
                  'pod=~"a|b"}[91s]', id="sorted-unique-pods-whole-seconds"),
     pytest.param(["iris-primary-7d.9"], 0.1, Labels("kubernetes_namespace", "kubernetes_pod"),
                  '{__name__=~"modelrelease_requests_total|modelrelease_request_seconds_bucket|'
                  'modelrelease_generated_requests_total|'
-                 'modelrelease_generated_request_seconds_bucket",kubernetes_namespace="ml",'
+                 'modelrelease_generated_request_seconds_bucket|modelrelease_slice_key|'
+                 'modelrelease_slice_requests_total|modelrelease_slice_request_seconds_bucket|'
+                 'modelrelease_generated_slice_requests_total|'
+                 'modelrelease_generated_slice_request_seconds_bucket",kubernetes_namespace="ml",'
                  'kubernetes_pod=~"iris\\\\-primary\\\\-7d\\\\.9"}[1s]',
                  id="regex-escaped-custom-labels-at-least-1s"),
 ])

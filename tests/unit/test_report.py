@@ -77,21 +77,29 @@ def test_report_says_where_each_steps_numbers_came_from() -> None:
 
 def test_report_shows_the_slice_table_with_what_the_judge_made_of_each() -> None:
     from modelrelease.domain.analysis import SliceRow
+    from modelrelease.domain.live import LiveEvidence, LiveOutcome
 
     fast = ArmStats(90, 0, 0.0, 4.0, 6.0, 7.0)
     slow = ArmStats(10, 1, 0.1, 104.0, 106.0, 107.0)
     rows = (SliceRow("5.1", fast, fast, "within limits"), SliceRow("7|7", slow, fast, "failed"))
+    live = LiveEvidence(LiveOutcome.FAIL, "live says no", fast, fast, via="pod metrics",
+                        slices=(SliceRow("6.3", slow, fast, "failed"),))
     text = render_report(
         endpoint="ml/iris", version="3", image="i", outcome="RolledBack", reason="r",
         timeline=[], canary_cost_per_hour=None,
-        steps=[StepRecord(1, 50, "fail", fast, fast, ("r",), slices=rows,
+        steps=[StepRecord(2, 100, "pass", fast, fast, ("r",), live=live,
                           slice_key="column sepal_length"),
-               StepRecord(2, 100, "pass", fast, fast, ("r",))])
-    table = text.split("## Slices", 1)[1]
-    assert "(column sepal_length); live traffic is judged whole" in table
-    assert "| 1 | 5.1 | 90 | 90 | 0.00% | 0.00% | 6.0 | 6.0 | within limits |" in table
-    assert "| 1 | 7\\|7 | 10 | 90 | 10.00% | 0.00% | 106.0 | 6.0 | failed |" in table
-    assert "| 2 |" not in table.split("##")[0]
+               StepRecord(1, 50, "fail", fast, fast, ("r",), slices=rows,
+                          slice_key="column sepal_length"),
+               StepRecord(3, 100, "pass", fast, fast, ("r",))])
+    table = text.split("## Slices", 1)[1].split("\n## ", 1)[0]
+    assert "(column sepal_length) of the generated load and of live traffic" in table
+    lines = [line for line in table.splitlines() if line.startswith("| ") and line[2].isdigit()]
+    assert lines == [
+        "| 1 | 5.1 | generated load | 90 | 90 | 0.00% | 0.00% | 6.0 | 6.0 | within limits |",
+        "| 1 | 7\\|7 | generated load | 10 | 90 | 10.00% | 0.00% | 106.0 | 6.0 | failed |",
+        "| 2 | 6.3 | live traffic (pod metrics) | 10 | 90 | 10.00% | 0.00% | 106.0 | 6.0 | "
+        "failed |"]
     unsliced = render_report(endpoint="e", version="1", image="i", outcome="o", reason="r",
                              timeline=[], canary_cost_per_hour=None,
                              steps=[StepRecord(1, 50, "pass", fast, fast, ("r",))])

@@ -6,7 +6,14 @@ from typing import Any
 
 import pytest
 
-from modelrelease.domain.sample_set import Batch, from_payload, merge, parse_samples
+from modelrelease.domain.sample_set import (
+    Batch,
+    cell_text,
+    column_value,
+    from_payload,
+    merge,
+    parse_samples,
+)
 
 COLUMNS = ("sepal_length", "sepal_width")
 EXAMPLE = {"dataframe_split": {"columns": list(COLUMNS), "data": [[5.1, 3.5], [4.9, 3.0]]}}
@@ -114,3 +121,30 @@ def test_payload() -> None:
     assert merge(EXAMPLE_BATCH, None, 10).payload() == {  # type: ignore[union-attr]
         **EXAMPLE, "params": {"k": 1}}
     assert TENSOR.payload() == {"inputs": [[1, 2]]}
+
+
+@pytest.mark.parametrize(("cell", "text"), [
+    pytest.param(True, "true", id="bool"), pytest.param(7, "7", id="int"),
+    pytest.param(7.0, "7", id="integral-float"), pytest.param(7.7, "7.7", id="float"),
+    pytest.param("de", "de", id="text"), pytest.param(None, None, id="null"),
+    pytest.param([1], None, id="not-a-scalar"),
+])
+def test_cell_text(cell: Any, text: str | None) -> None:
+    assert cell_text(cell) == text
+
+
+@pytest.mark.parametrize(("body", "value"), [
+    pytest.param(b'{"dataframe_split": {"columns": ["a", "b"], "data": [[1.5, "x"], '
+                 b'[1.5, "y"]]}}', "1.5", id="split-one-value"),
+    pytest.param(b'{"dataframe_records": [{"a": 2, "b": 1}]}', "2", id="records"),
+    pytest.param(b'{"dataframe_split": {"columns": ["a"], "data": [[1], [2]]}}', None,
+                 id="mixed-batch"),
+    pytest.param(b'{"dataframe_split": {"columns": ["b"], "data": [[1]]}}', None,
+                 id="no-such-column"),
+    pytest.param(b'{"inputs": [[1, 2]]}', None, id="tensor-rows"),
+    pytest.param(b'{"dataframe_split": {"columns": ["a"], "data": []}}', None, id="no-rows"),
+    pytest.param(b"a,b\n1,2", None, id="csv"),
+    pytest.param(b"\xff", None, id="not-text"),
+])
+def test_column_value(body: bytes, value: str | None) -> None:
+    assert column_value(body, "a") == value

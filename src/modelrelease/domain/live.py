@@ -30,6 +30,17 @@ judged by; ``alpha`` is split evenly (Bonferroni) over five checks:
   times ``1 + max_latency_regression``: a canary that slows only its slowest requests
   moves no median.
 
+**Slices.** When the spec judges slices (``spec.canary.checks.slices``), the pods are told
+the slice key and count ``/invocations`` requests per slice value as well
+(``modelrelease_slice_*``, generated load apart again, see ``modelrelease.serving.metrics``).
+Each slice value's live share is then judged like the generated load's slices
+(``domain.slices``): the ``max_slices`` most frequent values, once both arms hold
+``min_slice_requests``, on error rate and latency regression, with one more share of
+``alpha`` split over ``max_slices`` slices and their two checks. Values the generated mix
+never sends are judged too: that is what live slices are for. Pods that slice by another
+key, or not at all (a primary deployed before the spec's slices), leave live traffic judged
+whole, and the reason says so.
+
 A breach FAILS the step (``apply``); otherwise the evidence is reported but cannot pass a
 step on its own. Fewer than ``min_requests`` live requests in an arm is THIN: reported,
 and the step is judged on generated load only. Latency here is the pod's own (from
@@ -45,7 +56,7 @@ from enum import StrEnum
 from typing import TypeVar
 
 from modelrelease.domain import stats
-from modelrelease.domain.analysis import AnalysisPolicy, ArmStats, Outcome, Verdict
+from modelrelease.domain.analysis import AnalysisPolicy, ArmStats, Outcome, SliceRow, Verdict
 from modelrelease.domain.exposition import Sample, parse, select
 from modelrelease.domain.stats import Alternative
 
@@ -55,8 +66,18 @@ REQUESTS = "modelrelease_requests_total"
 LATENCY = "modelrelease_request_seconds_bucket"
 GENERATED_REQUESTS = "modelrelease_generated_requests_total"
 GENERATED_LATENCY = "modelrelease_generated_request_seconds_bucket"
+SLICE_KEY = "modelrelease_slice_key"
+"""Gauge (1) a pod exports when it counts requests per slice; its ``key`` label says where
+the value is read (``header X-Tenant``, ``column locale``)."""
+SLICE_REQUESTS = "modelrelease_slice_requests_total"
+SLICE_LATENCY = "modelrelease_slice_request_seconds_bucket"
+GENERATED_SLICE_REQUESTS = "modelrelease_generated_slice_requests_total"
+GENERATED_SLICE_LATENCY = "modelrelease_generated_slice_request_seconds_bucket"
+SLICE_HEADER_ENV = "MODELRELEASE_SLICE_HEADER"
+SLICE_COLUMN_ENV = "MODELRELEASE_SLICE_COLUMN"
 PATH = "/invocations"
 CHECKS = 5  # error rate, error regression, SLO, latency and tail regression share alpha
+SLICE_CHECKS = 2  # per slice: error rate and latency regression
 TAILS = (95, 99)
 K = TypeVar("K", str, float)
 
@@ -100,10 +121,11 @@ def _sum(a: Mapping[K, float], b: Mapping[K, float]) -> dict[K, float]:
     return out
 
 
-def _traffic(samples: Iterable[Sample], requests: str, latency: str) -> Traffic | None:
+def _traffic(samples: Iterable[Sample], requests: str, latency: str,
+             **labels: str) -> Traffic | None:
     samples = tuple(samples)
-    counted = select(samples, requests, path=PATH)
-    buckets = select(samples, latency, path=PATH)
+    counted = select(samples, requests, path=PATH, **labels)
+    buckets = select(samples, latency, path=PATH, **labels)
     if not counted and not buckets:
         return None
     return Traffic({s.label("status") or "": s.value for s in counted},
@@ -112,10 +134,16 @@ def _traffic(samples: Iterable[Sample], requests: str, latency: str) -> Traffic 
 
 @dataclass(frozen=True)
 class PodTraffic:
-    """One pod's counters at one scrape: everything, and the load generator's part."""
+    """One pod's counters at one scrape: everything, and the load generator's part.
+
+    ``slice_key``: where the pod reads a request's slice value (None: it does not slice),
+    and ``slices`` the same counters per slice value it has seen.
+    """
 
     total: Traffic
     generated: Traffic | None  # None: the pod does not count generated load apart
+    slice_key: str | None = None
+    slices: Mapping[str, PodTraffic] = field(default_factory=dict)
 
     @classmethod
     def of(cls, text: str) -> PodTraffic:
@@ -126,8 +154,16 @@ class PodTraffic:
     def from_samples(cls, samples: Iterable[Sample]) -> PodTraffic:
         """From one pod's samples (a scrape, or Prometheus' values at one moment)."""
         samples = tuple(samples)
+        key = next((s.label("key") for s in select(samples, SLICE_KEY) if s.value), None)
+        values = sorted({s.label("slice") or "" for s in samples
+                         if s.name in (SLICE_REQUESTS, SLICE_LATENCY)} - {""})
         return cls(_traffic(samples, REQUESTS, LATENCY) or Traffic(),
-                   _traffic(samples, GENERATED_REQUESTS, GENERATED_LATENCY))
+                   _traffic(samples, GENERATED_REQUESTS, GENERATED_LATENCY), key,
+                   {value: cls(_traffic(samples, SLICE_REQUESTS, SLICE_LATENCY,
+                                        slice=value) or Traffic(),
+                               _traffic(samples, GENERATED_SLICE_REQUESTS,
+                                        GENERATED_SLICE_LATENCY, slice=value) or Traffic())
+                    for value in values})
 
     def since(self, earlier: PodTraffic | None) -> PodTraffic:
         """The change since ``earlier`` (all of it for a new or restarted pod)."""
@@ -135,7 +171,12 @@ class PodTraffic:
             return self
         generated = None if self.generated is None else self.generated.minus(
             earlier.generated or Traffic())
-        return PodTraffic(self.total.minus(earlier.total), generated)
+        return PodTraffic(self.total.minus(earlier.total), generated, self.slice_key,
+                          {value: part.since(earlier.slices.get(value, _NOTHING))
+                           for value, part in self.slices.items()})
+
+
+_NOTHING = PodTraffic(Traffic(), Traffic())
 
 
 @dataclass(frozen=True)
@@ -144,6 +185,15 @@ class TrackScrape:
 
     pods: Mapping[str, PodTraffic] = field(default_factory=dict)
     failures: tuple[str, ...] = ()
+
+    def slice_values(self) -> set[str]:
+        """Every slice value any pod has counted."""
+        return {value for pod in self.pods.values() for value in pod.slices}
+
+    def only(self, value: str) -> TrackScrape:
+        """The same pods' counters of one slice value (zero where a pod has none)."""
+        return TrackScrape({name: pod.slices.get(value, _NOTHING)
+                            for name, pod in self.pods.items()}, self.failures)
 
 
 def live_share(before: TrackScrape, after: TrackScrape,
@@ -209,6 +259,7 @@ class LiveEvidence:
     canary: ArmStats | None = None
     primary: ArmStats | None = None
     via: str = "pod metrics"  # where the counters were read: the pods, or a Prometheus
+    slices: tuple[SliceRow, ...] = ()  # live traffic per slice value, when judged so
 
     @property
     def used(self) -> bool:
@@ -238,14 +289,51 @@ class LiveEvidence:
         return out
 
 
+@dataclass(frozen=True)
+class SlicedTraffic:
+    """Live traffic per slice value: ``(canary, primary)`` by value.
+
+    ``missing``: why the pods' counters could not be sliced (then ``arms`` is empty).
+    """
+
+    key: str
+    arms: Mapping[str, tuple[Traffic, Traffic]] = field(default_factory=dict)
+    missing: str = ""
+
+
+def sliced(before: Mapping[str, TrackScrape], after: Mapping[str, TrackScrape],
+           key: str) -> SlicedTraffic:
+    """What real users sent each arm per slice value, when every pod slices by ``key``.
+
+    A track without a ``primary`` (a first release) stands for both arms, as in
+    ``evidence``.
+    """
+    for track, scrape in sorted(after.items()):
+        other = sorted({str(pod.slice_key) for pod in scrape.pods.values()} - {key})
+        if other:
+            return SlicedTraffic(key, missing=(
+                f"the {track}'s pods count live requests by {', '.join(other)}, not by {key} "
+                "(they were deployed before the spec's slices were; they will be once "
+                "promoted), so live traffic is judged whole only"))
+    values = set().union(*(scrape.slice_values() for scrape in after.values()))
+    arms: dict[str, tuple[Traffic, Traffic]] = {}
+    for value in sorted(values):
+        share = {track: live_share(before.get(track, TrackScrape()).only(value),
+                                   scrape.only(value), {})[0]
+                 for track, scrape in after.items()}
+        arms[value] = share["canary"], share.get("primary", share["canary"])
+    return SlicedTraffic(key, arms)
+
+
 def evidence(before: Mapping[str, TrackScrape], after: Mapping[str, TrackScrape],
              sent: Mapping[str, Mapping[str, int]], policy: AnalysisPolicy, *,
-             via: str = "pod metrics") -> LiveEvidence:
+             via: str = "pod metrics", slice_key: str | None = None) -> LiveEvidence:
     """Judge what real users sent ``canary`` and ``primary`` between the two scrapes.
 
     A first release has no ``primary`` track: its canary stands for both arms, so only
     the absolute checks (error rate, SLOs) can fail it. ``via`` names where the scrapes
-    came from, for the report.
+    came from, for the report. ``slice_key`` (the spec's slices, e.g. ``column locale``):
+    judge each slice value's live requests too.
     """
     for track, scrape in sorted(after.items()):
         if not scrape.pods:
@@ -258,12 +346,18 @@ def evidence(before: Mapping[str, TrackScrape], after: Mapping[str, TrackScrape]
     canary, exact = shares["canary"]
     primary, primary_exact = shares.get("primary", (canary, exact))
     return judge(canary, primary, policy, exact=exact and primary_exact,
-                 compare="primary" in shares, via=via)
+                 compare="primary" in shares, via=via,
+                 slices=None if slice_key is None else sliced(before, after, slice_key))
 
 
 def judge(canary: Traffic, primary: Traffic, policy: AnalysisPolicy, *, exact: bool = True,
-          compare: bool = True, via: str = "pod metrics") -> LiveEvidence:
-    """Judge live ``canary`` against live ``primary`` (``compare=False``: canary alone)."""
+          compare: bool = True, via: str = "pod metrics",
+          slices: SlicedTraffic | None = None) -> LiveEvidence:
+    """Judge live ``canary`` against live ``primary`` (``compare=False``: canary alone).
+
+    ``slices``: the same traffic per slice value; each slice's error rate and latency are
+    judged too, with one more share of ``alpha`` split over ``max_slices`` slices.
+    """
     arms = arm_stats(canary), arm_stats(primary)
     fewest = min(canary.requests, primary.requests)
     if fewest < policy.min_requests:
@@ -272,25 +366,64 @@ def judge(canary: Traffic, primary: Traffic, policy: AnalysisPolicy, *, exact: b
             f"canary {canary.requests}, primary {primary.requests}), generated load only"
             + ("" if via == "pod metrics" else f" ({via})")),
             *arms, via=via)
-    level = policy.alpha / CHECKS
+    level = policy.alpha / (CHECKS + (slices is not None))
+    rows, sliced_breaches, note = (((), [], "") if slices is None
+                                   else _judge_slices(slices, policy, level, compare))
     breaches = [b for b in (_error_rate(canary, policy, level),
                             _error_regression(canary, primary, level) if compare else None,
                             *_slo(canary, policy, level),
                             _latency_regression(canary, primary, policy, level)
                             if compare else None,
                             *(_tail(canary, primary, policy, level / len(TAILS))
-                              if compare else [])) if b is not None]
+                              if compare else []), *sliced_breaches) if b is not None]
     head = (f"live traffic ({via}, canary {canary.requests} / primary "
             f"{primary.requests} requests"
             + ("" if exact else "; generated load subtracted by its known counts, no latency")
             + ")")
     if breaches:
-        return LiveEvidence(LiveOutcome.FAIL, f"{head}: {'; '.join(breaches)}", *arms, via=via)
+        return LiveEvidence(LiveOutcome.FAIL, f"{head}: {'; '.join(breaches)}", *arms, via=via,
+                            slices=rows)
     c, p = arms
     return LiveEvidence(LiveOutcome.PASS, (
         f"{head}: no breach: canary errors {_pct(c.error_rate)} (limit "
         f"{_pct(policy.max_error_rate)}) vs primary {_pct(p.error_rate)}; p50 {_num(c.p50_ms)} "
-        f"vs {_num(p.p50_ms)} ms, p99 {_num(c.p99_ms)} vs {_num(p.p99_ms)} ms"), *arms, via=via)
+        f"vs {_num(p.p50_ms)} ms, p99 {_num(c.p99_ms)} vs {_num(p.p99_ms)} ms"
+        + (f"; {note}" if note else "")), *arms, via=via, slices=rows)
+
+
+def _judge_slices(slices: SlicedTraffic, policy: AnalysisPolicy, level: float,
+                  compare: bool) -> tuple[tuple[SliceRow, ...], list[str | None], str]:
+    """Each slice's rows, its breaches, and a line saying which slices were judged.
+
+    The ``max_slices`` most frequent values are judged once both arms hold
+    ``min_slice_requests`` of them; ``level`` is split over ``max_slices`` slices and
+    their checks (error rate against ``max_error_rate``; latency against the primary's
+    same slice), a count fixed by the policy, as in ``domain.slices``.
+    """
+    if slices.missing:
+        return (), [], slices.missing
+    each = level / (max(1, policy.max_slices) * SLICE_CHECKS)
+    ranked = sorted(slices.arms, key=lambda v: (-sum(t.requests for t in slices.arms[v]), v))
+    rows: list[SliceRow] = []
+    breaches: list[str | None] = []
+    for rank, value in enumerate(ranked):
+        canary, primary = slices.arms[value]
+        if rank >= policy.max_slices:
+            status = "not judged"
+        elif min(canary.requests, primary.requests) < policy.min_slice_requests:
+            status = "too few requests"
+        else:
+            found = [b for b in (_error_rate(canary, policy, each),
+                                 _latency_regression(canary, primary, policy, each)
+                                 if compare else None) if b is not None]
+            breaches += [f"slice {value!r} ({canary.requests} / {primary.requests} requests): "
+                         f"{b}" for b in found]
+            status = "failed" if found else "no breach"
+        rows.append(SliceRow(value, arm_stats(canary), arm_stats(primary), status))
+    judged = [r.value for r in rows if r.status in ("failed", "no breach")]
+    note = (f"slices by {slices.key}: judged {', '.join(judged) or 'none'} "
+            f"(at least {policy.min_slice_requests} live requests per arm)")
+    return tuple(rows), breaches, note
 
 
 def _pct(value: float | None) -> str:

@@ -26,6 +26,7 @@ from typing import Any, Final
 
 from modelrelease.domain.fault import ENV as FAULT_ENV
 from modelrelease.domain.fault import FaultSetting
+from modelrelease.domain.live import SLICE_COLUMN_ENV, SLICE_HEADER_ENV
 from modelrelease.domain.reference import ImageRef
 from modelrelease.errors import InvalidInput
 from modelrelease.spec import (
@@ -229,6 +230,16 @@ def _probe(period: int, failures: int, timeout: int = 1) -> dict[str, Any]:
     }
 
 
+def _slice_env(endpoint: ModelEndpoint) -> list[dict[str, str]]:
+    """Where the pods read a request's slice value, so live traffic is judged per slice."""
+    check = endpoint.spec.canary.checks.slices
+    if check is None:
+        return []
+    if check.header is not None:
+        return [{"name": SLICE_HEADER_ENV, "value": check.header}]
+    return [{"name": SLICE_COLUMN_ENV, "value": str(check.column)}]
+
+
 def render_deployment(
     endpoint: ModelEndpoint,
     *,
@@ -285,6 +296,7 @@ def render_deployment(
                 {"name": "MODELRELEASE_MODEL_NAME", "value": endpoint.spec.model.name},
                 {"name": "MODELRELEASE_MODEL_VERSION", "value": model_version},
                 {"name": "MODELRELEASE_IMAGE_DIGEST", "value": ref.digest},
+                *_slice_env(endpoint),
                 *([] if fault is None else [{"name": FAULT_ENV, "value": fault.env_value()}])],
         "resources": _resources(endpoint),
         # Loading a model may take minutes: liveness only starts once /ping has answered.

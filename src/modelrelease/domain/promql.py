@@ -3,8 +3,9 @@
 When ``MODELRELEASE_PROMETHEUS__URL`` is set, the judge reads the serving pods' counters
 from Prometheus instead of from the pods. One range query, after the step, fetches every
 raw sample of the request series (``modelrelease_requests_total``, the latency histogram
-and their ``generated`` twins) for the tracks' pods, from a little before the step began
-until now. Each pod is then read twice, as if scraped:
+and their ``generated`` twins, and the same per slice when the pods slice) for the tracks'
+pods, from a little before the step began until now. Each pod is then read twice, as if
+scraped:
 
 * **before**: its last sample at or before the step's start (a pod Prometheus had not
   scraped by then: its first sample after the start; a pod with none: new, counts from 0);
@@ -29,13 +30,19 @@ from modelrelease.domain.exposition import Sample
 from modelrelease.domain.live import (
     GENERATED_LATENCY,
     GENERATED_REQUESTS,
+    GENERATED_SLICE_LATENCY,
+    GENERATED_SLICE_REQUESTS,
     LATENCY,
     REQUESTS,
+    SLICE_KEY,
+    SLICE_LATENCY,
+    SLICE_REQUESTS,
     PodTraffic,
     TrackScrape,
 )
 
-SERIES = (REQUESTS, LATENCY, GENERATED_REQUESTS, GENERATED_LATENCY)
+SERIES = (REQUESTS, LATENCY, GENERATED_REQUESTS, GENERATED_LATENCY, SLICE_KEY, SLICE_REQUESTS,
+          SLICE_LATENCY, GENERATED_SLICE_REQUESTS, GENERATED_SLICE_LATENCY)
 _LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 
 

@@ -83,23 +83,25 @@ def render_report(*, endpoint: str, version: str, image: str, outcome: str, reas
 
 
 def _slices(steps: Sequence[StepRecord]) -> list[str]:
-    """The slice table: each slice's numbers per arm and what the judge made of it."""
-    sliced = [r for r in steps if r.slices]
-    if not sliced:
+    """The slice table: each slice's numbers per arm and source, and the judge's word."""
+    rows = [(record.step, row, "generated load") for record in steps for row in record.slices]
+    rows += [(record.step, row, f"live traffic ({record.live.via})") for record in steps
+             if record.live is not None for row in record.live.slices]
+    if not rows:
         return []
+    key = next((r.slice_key for r in steps if r.slice_key), "")
     lines = ["", "## Slices", "",
-             f"Judged per slice of the generated load ({sliced[0].slice_key}); live traffic "
-             "is judged whole (the pods' counters carry no slice).", "",
-             "| step | slice | canary requests | primary requests | canary errors | "
+             "Judged per slice" + (f" ({key})" if key else "") + " of the generated load "
+             "and of live traffic (the pods count requests per slice value).", "",
+             "| step | slice | source | canary requests | primary requests | canary errors | "
              "primary errors | canary p95 ms | primary p95 ms | judged |",
-             "|---:|---|---:|---:|---:|---:|---:|---:|---|"]
-    for record in sliced:
-        for row in record.slices:
-            value = row.value.replace("|", r"\|")
-            lines.append(f"| {record.step} | {value} | {row.canary.requests} | "
-                         f"{row.primary.requests} | {_rate(row.canary.error_rate)} | "
-                         f"{_rate(row.primary.error_rate)} | {_ms(row.canary.p95_ms)} | "
-                         f"{_ms(row.primary.p95_ms)} | {row.status} |")
+             "|---:|---|---|---:|---:|---:|---:|---:|---:|---|"]
+    for step, row, source in sorted(rows, key=lambda r: (r[0], r[2] != "generated load")):
+        value = row.value.replace("|", r"\|")
+        lines.append(f"| {step} | {value} | {source} | {row.canary.requests} | "
+                     f"{row.primary.requests} | {_rate(row.canary.error_rate)} | "
+                     f"{_rate(row.primary.error_rate)} | {_ms(row.canary.p95_ms)} | "
+                     f"{_ms(row.primary.p95_ms)} | {row.status} |")
     return lines
 
 

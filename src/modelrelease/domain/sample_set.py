@@ -24,7 +24,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Batch", "from_payload", "merge", "parse_samples", "with_column"]
+__all__ = ["Batch", "cell_text", "column_value", "from_payload", "merge", "parse_samples",
+           "with_column"]
 
 _LISTS = ("inputs", "instances")
 
@@ -202,3 +203,34 @@ def _typed(value: str, sample: Any, column: str) -> Any:
         raise ValueError(f"slice value {value!r} is not a {kind.__name__} like column "
                          f"{column!r}'s values (e.g. {sample!r})") from None
     return value
+
+
+def cell_text(value: Any) -> str | None:
+    """A cell as a slice value: ``true``/``false``, ``7`` for 7 and 7.0, ``7.7``.
+
+    None for null and for cells that are not scalars.
+    """
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() else repr(value)
+    return value if isinstance(value, str) else None
+
+
+def column_value(body: bytes, column: str) -> str | None:
+    """The one value ``column`` holds in every row of a JSON ``/invocations`` body.
+
+    None when the body is not a JSON payload with rows, has no such column, or its rows
+    disagree (a mixed batch belongs to no one slice).
+    """
+    try:
+        batch = from_payload(json.loads(body))
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if batch.columns is None or column not in batch.columns or not batch.rows:
+        return None
+    index = batch.columns.index(column)
+    values = {cell_text(row[index]) for row in batch.rows}
+    return values.pop() if len(values) == 1 else None

@@ -472,13 +472,12 @@ def _wait_ready(world: ReleaseWorld, track: Track, timeout: float) -> str | None
 
 def _slice_table(verdict: JudgeVerdict, endpoint: ModelEndpoint
                  ) -> tuple[tuple[SliceRow, ...], str]:
-    """The verdict's slice table and where the slice value was (none: ``((), "")``)."""
+    """The verdict's slice table and where the slice value is (no slices: ``((), "")``)."""
     check = endpoint.spec.canary.checks.slices
     rows = next((c.slices for c in verdict.checks if c.metric is Metric.SLICES), ())
-    if check is None or not rows:
+    if check is None:
         return (), ""
-    return rows, (f"header {check.header}" if check.header is not None
-                  else f"column {check.column}")
+    return rows, check.key
 
 
 def _numbers(verdict: Any) -> dict[str, float]:

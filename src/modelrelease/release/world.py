@@ -335,11 +335,15 @@ class ReleaseWorld:
             if verdict.decided:
                 break
         assert verdict is not None
+        slices = self.endpoint.spec.canary.checks.slices
+        key = None if slices is None else slices.key
         if self.prometheus is None:
-            self.live = live.evidence(before, self.scrape_tracks(first_release), sent, policy)
+            self.live = live.evidence(before, self.scrape_tracks(first_release), sent, policy,
+                                      slice_key=key)
         else:
             before, after = self.read_prometheus(first_release, began)
-            self.live = live.evidence(before, after, sent, policy, via=self.prometheus.via)
+            self.live = live.evidence(before, after, sent, policy, via=self.prometheus.via,
+                                      slice_key=key)
         return live.apply(verdict, self.live), lag
 
     def _tracks(self, first_release: bool) -> list[tuple[Track, str]]:

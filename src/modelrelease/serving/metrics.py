@@ -13,6 +13,13 @@
   so the live share of a step is their difference (``domain.live``);
 - ``modelrelease_gpu_utilization{gpu}`` (0..1): each GPU the pod sees, read through NVML
   at scrape time; exported only where NVIDIA's NVML library loads.
+- with ``MODELRELEASE_SLICE_HEADER`` or ``MODELRELEASE_SLICE_COLUMN`` set (the spec's
+  ``canary.checks.slices``): ``modelrelease_slice_key{key}`` = 1, and
+  ``modelrelease_slice_requests_total{path,slice,status}`` and
+  ``modelrelease_slice_request_seconds{path,slice}`` for ``/invocations``, with their
+  ``generated`` twins. The slice is the header's value, or the column's when every row of
+  a JSON body (up to 1 MiB) holds the same one; other requests are not sliced. At most
+  ``MAX_SLICE_VALUES`` values are counted (the first seen), each cut to 128 characters.
 
 ``/metrics`` is answered by the middleware itself, in the Prometheus text format.
 """
@@ -30,7 +37,8 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
-from modelrelease.domain.live import GENERATED_HEADER
+from modelrelease.domain.live import GENERATED_HEADER, SLICE_COLUMN_ENV, SLICE_HEADER_ENV
+from modelrelease.domain.sample_set import column_value
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -41,6 +49,9 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 KNOWN_PATHS = ("/invocations", "/ping", "/health", "/version", "/metrics")
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 MAX_CLASSES = 50
+MAX_SLICE_VALUES = 100
+MAX_SLICE_LENGTH = 128
+MAX_SLICED_BODY = 1 << 20
 GENERATED = GENERATED_HEADER.lower().encode()
 
 
@@ -94,7 +105,8 @@ class MetricsMiddleware:
     Args:
         app: The ASGI app (MLflow's scoring server).
         env: Where to read the model's identity (``MODELRELEASE_MODEL_NAME``,
-            ``MODELRELEASE_MODEL_VERSION``, ``MODELRELEASE_IMAGE_DIGEST``).
+            ``MODELRELEASE_MODEL_VERSION``, ``MODELRELEASE_IMAGE_DIGEST``) and the slice
+            key (``MODELRELEASE_SLICE_HEADER`` or ``MODELRELEASE_SLICE_COLUMN``).
     """
 
     def __init__(self, app: ASGIApp, env: Mapping[str, str]) -> None:
@@ -127,6 +139,27 @@ class MetricsMiddleware:
                     env.get("MODELRELEASE_MODEL_VERSION", ""),
                     env.get("MODELRELEASE_IMAGE_DIGEST", "")).set(1)
         self._classes: set[str] = set()
+        self.slice_header = (env.get(SLICE_HEADER_ENV) or "").lower().encode() or None
+        self.slice_column = env.get(SLICE_COLUMN_ENV) or None
+        self._slices: set[str] = set()
+        if self.slice_header or self.slice_column:
+            key = (f"header {env[SLICE_HEADER_ENV]}" if self.slice_header
+                   else f"column {self.slice_column}")
+            Gauge("modelrelease_slice_key", "Where requests' slice value is read.", ["key"],
+                  registry=self.registry).labels(key).set(1)
+            self.sliced = Counter("modelrelease_slice_requests", "Requests served, by slice.",
+                                  ["path", "slice", "status"], registry=self.registry)
+            self.sliced_latency = Histogram(
+                "modelrelease_slice_request_seconds", "Request latency, by slice.",
+                ["path", "slice"], buckets=LATENCY_BUCKETS, registry=self.registry)
+            self.generated_sliced = Counter(
+                "modelrelease_generated_slice_requests",
+                "The load generator's requests, by slice.", ["path", "slice", "status"],
+                registry=self.registry)
+            self.generated_sliced_latency = Histogram(
+                "modelrelease_generated_slice_request_seconds",
+                "Latency of the load generator's requests, by slice.", ["path", "slice"],
+                buckets=LATENCY_BUCKETS, registry=self.registry)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve ``/metrics``; count and time everything else."""
@@ -141,9 +174,19 @@ class MetricsMiddleware:
             await send({"type": "http.response.body", "body": body})
             return
         label = path if path in KNOWN_PATHS else "other"
-        generated = any(key.lower() == GENERATED for key, _ in scope.get("headers") or ())
+        headers = scope.get("headers") or ()
+        generated = any(key.lower() == GENERATED for key, _ in headers)
         status = 500
         chunks: list[bytes] = []
+        request_body = bytearray()
+        keep_body = self.slice_column is not None and label == "/invocations"
+
+        async def recording_receive() -> Message:
+            message = await receive()
+            if keep_body and message["type"] == "http.request" and \
+                    len(request_body) <= MAX_SLICED_BODY:
+                request_body.extend(message.get("body", b""))
+            return message
 
         async def recording_send(message: Message) -> None:
             nonlocal status
@@ -156,7 +199,7 @@ class MetricsMiddleware:
         start = time.perf_counter()
         self.in_flight.inc()
         try:
-            await self.app(scope, receive, recording_send)
+            await self.app(scope, recording_receive if keep_body else receive, recording_send)
         finally:
             self.in_flight.dec()
             took = time.perf_counter() - start
@@ -165,8 +208,38 @@ class MetricsMiddleware:
             if generated:
                 self.generated_latency.labels(label).observe(took)
                 self.generated.labels(label, str(status)).inc()
+            if label == "/invocations":
+                self._count_slice(headers, bytes(request_body), generated, status, took)
         if label == "/invocations" and status == 200:
             self._summarise(b"".join(chunks))
+
+    def slice_of(self, headers: Any, body: bytes) -> str | None:
+        """The request's slice value (module doc), or None: not sliced."""
+        if self.slice_header is not None:
+            value = next((bytes(v).decode("latin-1") for k, v in headers
+                          if bytes(k).lower() == self.slice_header), None)
+        elif self.slice_column is not None and len(body) <= MAX_SLICED_BODY:
+            value = column_value(body, self.slice_column)
+        else:
+            return None
+        if not value:
+            return None
+        value = value[:MAX_SLICE_LENGTH]
+        if value not in self._slices and len(self._slices) >= MAX_SLICE_VALUES:
+            return None
+        self._slices.add(value)
+        return value
+
+    def _count_slice(self, headers: Any, body: bytes, generated: bool, status: int,
+                     took: float) -> None:
+        value = self.slice_of(headers, body)
+        if value is None:
+            return
+        self.sliced_latency.labels("/invocations", value).observe(took)
+        self.sliced.labels("/invocations", value, str(status)).inc()
+        if generated:
+            self.generated_sliced_latency.labels("/invocations", value).observe(took)
+            self.generated_sliced.labels("/invocations", value, str(status)).inc()
 
     def _summarise(self, body: bytes) -> None:
         try:

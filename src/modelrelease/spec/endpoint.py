@@ -256,8 +256,11 @@ class SliceCheck(SpecModel):
     values in those proportions, each request carries its value (in the ``header`` or in
     the input ``column``), and the judge runs the latency and error-rate checks inside
     each slice, canary against primary of the same slice, on the slices that reach
-    ``minRequests`` per arm. The slices share one part of the error budget, so ten
-    slices do not mean ten times the false rollbacks. The report names a slice that fails.
+    ``minRequests`` per arm. The serving pods count live requests per slice value too
+    (the header's value, or the column's when every row of a JSON request has the same
+    one), so live traffic is judged per slice as well, values outside the mix included.
+    The slices share one part of the error budget, so ten slices do not mean ten times
+    the false rollbacks. The report names a slice that fails.
     """
 
     model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [{
@@ -280,6 +283,11 @@ class SliceCheck(SpecModel):
     """Most slices judged (the most frequent); the error budget is split over this many."""
     min_requests: Annotated[int, Field(ge=2)] = 50
     """Requests per arm a slice needs before it is judged."""
+
+    @property
+    def key(self) -> str:
+        """Where the slice value is, as the report and the pods' metrics say it."""
+        return f"header {self.header}" if self.header is not None else f"column {self.column}"
 
     @model_validator(mode="after")
     def _one_key(self) -> SliceCheck:
