@@ -107,13 +107,15 @@ def make_endpoint(stack: Stack, tmp: Path, *, steps: list[dict[str, Any]] | None
 
 @contextmanager
 def background_client(endpoint: Endpoint, service: str | None = None, *,
-                      body: Any = IRIS_BODY, interval: float = 0.1) -> Iterator[SteadyClient]:
+                      body: Any = IRIS_BODY, interval: float = 0.1,
+                      new_connections: bool = False) -> Iterator[SteadyClient]:
     """Calls the endpoint's live Service (or ``service``) on its ClusterIP meanwhile.
 
     That is the path of users' traffic in the cluster (kube-proxy's rules to the pods), not
     the API server's proxy: a restart of the API server, kubelet or containerd must not
     cost it a request. ``direct``: the test fails if the ClusterIP cannot be reached.
-    ``body`` is POSTed every ``interval`` seconds.
+    ``body`` is POSTed every ``interval`` seconds; ``new_connections``: one connection per
+    request, so kube-proxy spreads them over the Service's pods (see ``SteadyClient``).
     """
     service = service or endpoint.name
     cluster = KubeCluster(endpoint.settings.kube)
@@ -121,7 +123,8 @@ def background_client(endpoint: Endpoint, service: str | None = None, *,
         access = PodAccess(cluster, AccessMode.DIRECT, endpoint.namespace, service)
         url = access.url(endpoint.namespace, service, "invocations")
         assert url.startswith("http://10.96."), url  # the Service CIDR
-        with SteadyClient(access, url, body, interval=interval) as steady:
+        with SteadyClient(access, url, body, interval=interval,
+                          new_connections=new_connections) as steady:
             yield steady
     finally:
         cluster.close()

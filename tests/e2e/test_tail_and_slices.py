@@ -15,8 +15,9 @@ Each time the primary keeps serving version 1, untouched.
 
 A third bad version sleeps 100 ms only when ``sepal_length`` is 6.3, a value the generated
 mix never sends: while clients call the endpoint's Service on its ClusterIP (two with 5.1,
-one with 6.3), the pods count their requests per slice value, and the judge fails the
-step on live traffic's slice 6.3, from the pods' own counters.
+one with 6.3, a new connection per request so kube-proxy spreads them over both tracks),
+the pods count their requests per slice value, and the judge fails the step on live
+traffic's slice 6.3, from the pods' own counters.
 """
 
 from __future__ import annotations
@@ -96,8 +97,9 @@ def test_a_slice_only_live_users_send_is_judged_from_the_pods_counters(
     slow_body = copy.deepcopy(IRIS_BODY)
     slow_body["dataframe_split"]["data"][0][0] = 6.3
     with ExitStack() as clients:
-        steady = [clients.enter_context(background_client(endpoint, body=body, interval=0.05))
-                  for body in (IRIS_BODY, IRIS_BODY, slow_body)]
+        steady = [clients.enter_context(background_client(
+            endpoint, body=body, interval=0.05, new_connections=True))
+            for body in (IRIS_BODY, IRIS_BODY, slow_body)]
         result = endpoint.release(version=int(version))
     print(result.report)
     assert all(client.ok > 0 for client in steady)

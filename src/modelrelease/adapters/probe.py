@@ -118,12 +118,16 @@ class SteadyClient:
         body: The JSON body of every request.
         interval: Seconds between requests.
         timeout: Seconds each request may take.
+        new_connections: Open a connection per request (``Connection: close``), as many
+            users would, so a Service's ClusterIP spreads them over its pods; otherwise
+            one kept-alive connection carries them all to one pod.
     """
 
     def __init__(self, proxy: PodRoute, url: str, body: Any, *, interval: float = 0.1,
-                 timeout: float = 10.0) -> None:
+                 timeout: float = 10.0, new_connections: bool = False) -> None:
         self.url = url
         self.body = body
+        self.headers = {"Connection": "close"} if new_connections else {}
         self.interval = interval
         self.http = proxy.client(timeout=timeout)
         self.ok = 0
@@ -134,7 +138,7 @@ class SteadyClient:
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
             try:
-                answer = self.http.post(self.url, json=self.body)
+                answer = self.http.post(self.url, json=self.body, headers=self.headers)
             except httpx.HTTPError as exc:
                 self.failed.append(f"{type(exc).__name__}: {exc}")
                 continue
