@@ -50,6 +50,21 @@ class Cluster:
     node: KubeNode
 
 
+def prefect_call(api_url: str, method: str, path: str, body: object = None) -> httpx.Response:
+    """One request to a Prefect server's API; a 503 is retried twice, as Prefect's client does.
+
+    The server answers 503 for errors it calls retryable (a busy database under load),
+    having changed nothing. Every call a test makes to Prefect's REST API goes through here.
+    """
+    with httpx.Client(timeout=30) as http:
+        for wait in (1.0, 2.0):
+            answer = http.request(method, f"{api_url}{path}", json=body)
+            if answer.status_code != 503:
+                return answer
+            time.sleep(wait)
+        return http.request(method, f"{api_url}{path}", json=body)
+
+
 @dataclass
 class Deployed:
     """The project's deployments on the session's Prefect server, through its REST API.
@@ -62,18 +77,8 @@ class Deployed:
     endpoints_dir: Path
 
     def call(self, method: str, path: str, body: object = None) -> httpx.Response:
-        """One request to the API; a 503 is retried twice, as Prefect's own client does.
-
-        The server answers 503 for errors it calls retryable (a busy database under load),
-        having changed nothing.
-        """
-        with httpx.Client(timeout=30) as http:
-            for wait in (1.0, 2.0):
-                answer = http.request(method, f"{self.api_url}{path}", json=body)
-                if answer.status_code != 503:
-                    return answer
-                time.sleep(wait)
-            return http.request(method, f"{self.api_url}{path}", json=body)
+        """One request to the API (``prefect_call``: 503s retried)."""
+        return prefect_call(self.api_url, method, path, body)
 
     def deployment(self, name: str) -> dict[str, Any]:
         """The deployment called ``name`` (release, watch-registry, rollback-drill)."""

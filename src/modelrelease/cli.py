@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -109,6 +110,13 @@ def image_base(
     typer.echo(f"{ref.registry}/{ref.repository}@{built.digest}")
 
 
+class DatabaseChoice(StrEnum):
+    """``dev up --database``: where the stack's Prefect server and MLflow keep their data."""
+
+    POSTGRESQL = "postgresql"
+    SQLITE = "sqlite"
+
+
 RootOption = Annotated[Path | None, typer.Option(
     help="where the stack keeps its state and logs [default: ~/.cache/modelrelease/stack]")]
 
@@ -127,6 +135,9 @@ def dev_up(
     timeout: Annotated[float, typer.Option(help="seconds allowed per part")] = 300,
     node: Annotated[bool, typer.Option("--node/--no-node",
                                        help="start the node (needs root)")] = True,
+    database: Annotated[DatabaseChoice, typer.Option(
+        help="where Prefect's server and MLflow keep their data: the stack's own "
+             "PostgreSQL, or sqlite files")] = DatabaseChoice.POSTGRESQL,
 ) -> None:
     """Start the local stack in the background (or re-use a running one); print its env.
 
@@ -137,7 +148,8 @@ def dev_up(
     """
     from modelrelease.localstack.stack import Stack
 
-    stack = Stack(root, gpus=gpus, detached=True, progress=_progress, node=node)
+    stack = Stack(root, gpus=gpus, detached=True, progress=_progress, node=node,
+                  database=database.value)
     try:
         stack.up(timeout=timeout)
         env = stack.env()

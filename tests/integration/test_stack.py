@@ -112,7 +112,9 @@ def test_cli_up_reuse_status_down() -> None:
         assert state.phase == "up"
         assert {r.name for r in state.processes} == {
             "etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler",
-            "containerd", "kubelet", "kube-proxy", "api-relay", "registry", "mlflow", "prefect"}
+            "containerd", "kubelet", "kube-proxy", "api-relay", "registry", "mlflow", "prefect",
+            "postgres"}
+        assert state.database == "postgresql"
         # every one outlived the CLI process that started it
         assert [r.name for r in state.processes if _running(r.pid, r.started)] == [
             r.name for r in state.processes]
@@ -144,6 +146,16 @@ def test_cli_up_reuse_status_down() -> None:
         after = host_state(root / "node")  # the node's pods and host changes are undone too
         assert {aspect: (after[aspect], before[aspect]) for aspect in before
                 if after[aspect] != before[aspect]} == {}
+
+        embedded = _dev("up", "--root", str(root), "--no-node", "--database", "sqlite")
+        assert embedded.returncode == 0, embedded.stderr
+        lite = StackState.model_validate_json((root / STATE_FILE).read_text())
+        assert lite.database == "sqlite"
+        assert "postgres" not in {r.name for r in lite.processes}
+        assert (root / "mlflow" / "mlflow.db").is_file()
+        assert (root / "prefect" / "prefect.db").is_file()
+        assert _dev("down", "--root", str(root)).returncode == 0
+        assert _survivors(lite) == []
     finally:
         stop_stack(root)
         shutil.rmtree(root.parent, ignore_errors=True)
@@ -194,8 +206,24 @@ def test_prefect_is_healthy(stack: Stack) -> None:
     assert isinstance(_get_json(f"{api_url}/admin/version"), str)
 
 
+def test_prefect_and_mlflow_keep_their_data_in_postgres(stack: Stack) -> None:
+    import psycopg2
+
+    assert stack.state is not None and stack.state.database == "postgresql"
+    assert stack.postgres is not None
+    with psycopg2.connect(stack.postgres.url("mlflow")) as db, db.cursor() as cursor:
+        cursor.execute("SELECT name FROM registered_models")
+        assert (DEMO_MODEL,) in cursor.fetchall()
+    with psycopg2.connect(stack.postgres.url("prefect")) as db, db.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM block_type")  # registered at the server's start
+        (count,) = cursor.fetchone() or (0,)
+        assert count > 0
+    assert not (stack.root / "mlflow" / "mlflow.db").exists()
+    assert not (stack.root / "prefect" / "prefect.db").exists()
+
+
 def test_status_reports_every_process_up(stack: Stack) -> None:
     report = stack.status()
     assert {c.name for c in report} >= {"kube-apiserver", "kubelet", "registry", "mlflow",
-                                         "prefect"}
+                                         "prefect", "postgres"}
     assert all(c.up and c.rss_bytes > 0 for c in report), report

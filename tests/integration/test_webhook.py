@@ -33,7 +33,7 @@ from modelrelease.domain.webhook import signature
 from modelrelease.localstack.demo_model import register_iris_model
 from modelrelease.localstack.stack import Stack
 from modelrelease.spec import endpoint_yaml, parse_endpoint
-from tests.support import deliver, webhook_receiver
+from tests.support import deliver, prefect_call, webhook_receiver
 
 pytestmark = pytest.mark.integration
 
@@ -100,7 +100,7 @@ def _register(receiver: Receiver) -> dict[str, Any]:
 
 
 def _events(receiver: Receiver, version: str | None = None) -> list[dict[str, Any]]:
-    response = httpx.post(f"{receiver.prefect_api}/events/filter", timeout=10, json={
+    response = prefect_call(receiver.prefect_api, "POST", "/events/filter", {
         "filter": {"event": {"name": [EVENT]},
                    "resource": {"id": [f"modelrelease.endpoint.{NAMESPACE}.{ENDPOINT}"]},
                    "occurred": {"since": receiver.since}},

@@ -49,7 +49,9 @@ def run_demo(workdir: Path | None = None, say: Callable[[str], None] = print) ->
     """Run the demo end to end, printing each step."""
     root = workdir or Path(tempfile.mkdtemp(prefix="modelrelease-demo-"))
     say(f"demo workdir: {root}")
-    with Stack(root / "stack", progress=lambda line: say(f"  {line}")) as stack:
+    # sqlite: the demo's embedded default, one process less than the stack's PostgreSQL
+    with Stack(root / "stack", progress=lambda line: say(f"  {line}"),
+               database="sqlite") as stack:
         env = stack.env()
         cluster = KubeCluster(KubeConfig(kubeconfig=stack.kubeconfig))
         try:

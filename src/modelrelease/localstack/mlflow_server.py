@@ -1,4 +1,4 @@
-"""A real ``mlflow server`` on 127.0.0.1: sqlite backend, local artifacts, one worker."""
+"""A real ``mlflow server`` on 127.0.0.1: PostgreSQL or sqlite backend, local artifacts."""
 
 from __future__ import annotations
 
@@ -12,14 +12,20 @@ WEBHOOK_KEY = "x5RBW6e3Ab8t4hVf2ESkdqGxhm_Ik3TYgb_KFkz5D5A="  # fixed Fernet key
 
 
 class LocalMlflow:
-    """``mlflow server`` with its store under ``workdir``.
+    """``mlflow server`` with its artifacts under ``workdir``.
+
+    Its store is sqlite in ``workdir`` too, unless ``backend_uri`` names another (the
+    stack's PostgreSQL).
 
     ``--workers 1`` and ``MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false`` keep it at about
     6 s to ready and 480 MB (measured, DESIGN.md).
     """
 
-    def __init__(self, workdir: Path, port: int | None = None, *, detached: bool = False) -> None:
+    def __init__(self, workdir: Path, port: int | None = None, *, detached: bool = False,
+                 backend_uri: str | None = None) -> None:
         self.workdir = workdir
+        self.backend_uri = backend_uri or f"sqlite:///{workdir / 'mlflow.db'}"
+        """The backend store (``postgresql://...``; default: sqlite in ``workdir``)."""
         self.detached = detached
         self.port = port or free_ports(1)[0]
         self.service: Service | None = None
@@ -46,7 +52,7 @@ class LocalMlflow:
             "--workers",
             "1",
             "--backend-store-uri",
-            f"sqlite:///{self.workdir / 'mlflow.db'}",
+            self.backend_uri,
             "--artifacts-destination",
             str(self.workdir / "artifacts"),
         ]

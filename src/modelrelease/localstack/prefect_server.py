@@ -1,7 +1,8 @@
-"""A real ``prefect server start`` on 127.0.0.1: sqlite in the work directory, UI on.
+"""A real ``prefect server start`` on 127.0.0.1: on PostgreSQL or sqlite, UI on.
 
 Everything Prefect keeps is isolated under ``workdir``: ``PREFECT_HOME`` (``home/``, with its
-own empty profiles file, so a user's profile cannot point the server elsewhere) and the
+own empty profiles file, so a user's profile cannot point the server elsewhere) and, unless
+a ``database_url`` names a PostgreSQL database (the stack's, ``localstack.postgres``), the
 sqlite database ``prefect.db``. Telemetry and analytics are off.
 
 Measured here (2 vCPUs, Prefect 3.9): ready in ~10 s on a fresh database (about 5 s of it
@@ -63,12 +64,16 @@ class LocalPrefect:
         workdir: Holds ``home/`` (``PREFECT_HOME``), ``prefect.db`` and ``prefect.log``.
         port: The port to listen on (a free one by default).
         detached: Let the server outlive this process (no parent-death signal).
+        database_url: The server's database (``postgresql+asyncpg://...``); None: sqlite
+            in ``workdir``.
     """
 
-    def __init__(self, workdir: Path, port: int | None = None, *, detached: bool = False) -> None:
+    def __init__(self, workdir: Path, port: int | None = None, *, detached: bool = False,
+                 database_url: str | None = None) -> None:
         self.workdir = Path(workdir).absolute()
         self.port = port or free_ports(1)[0]
         self.detached = detached
+        self.database_url = database_url
         self.service: Service | None = None
         self.start_seconds: float | None = None
         """Seconds from :meth:`spawn` to a healthy ``/api/health`` (last start)."""
@@ -103,7 +108,7 @@ class LocalPrefect:
     def environment(self) -> dict[str, str]:
         """The environment the server runs with (paths, URLs and :data:`SERVER_SETTINGS`)."""
         bindir = Path(sys.executable).parent
-        db_url = f"sqlite+aiosqlite:///{self.database}"
+        db_url = self.database_url or f"sqlite+aiosqlite:///{self.database}"
         return {
             **SERVER_SETTINGS,
             "PREFECT_HOME": str(self.home),

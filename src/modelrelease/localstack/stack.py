@@ -5,7 +5,12 @@ step, then pushes the self-contained serving base (``REGISTRY/ml/serving-base:1`
 with mmdebstrap and cached outside the stack) and registers the demo model (``iris-clf``
 with alias ``champion``) unless MLflow already has it::
 
-    control plane -> registry -> node -> MLflow -> Prefect -> serving base -> demo model
+    PostgreSQL -> control plane -> registry -> node -> MLflow -> Prefect -> serving base
+    -> demo model
+
+Prefect's server and MLflow keep their data in the stack's PostgreSQL (Debian's, see
+``localstack.postgres``), as production installs do; ``database="sqlite"`` (the demo's
+choice) keeps it in sqlite files instead, with one process less.
 
 The node is a real one (``localstack.kubenode``): containerd, kubelet, kube-proxy, the CNI
 bridge and cluster DNS, joined to the control plane. Only one runs per host.
@@ -28,7 +33,8 @@ A PID is only trusted while ``/proc/PID/stat`` shows the start time recorded wit
 recycled PID is never signalled. Each child leads its own session, so a process group left
 behind by a stopped child (its workers) is swept by the same PID.
 
-Layout of ``ROOT``: ``controlplane/``, ``node/``, ``registry/``, ``mlflow/``, ``prefect/``
+Layout of ``ROOT``: ``postgres/``, ``controlplane/``, ``node/``, ``registry/``, ``mlflow/``,
+``prefect/``
 (state and logs of each part), ``cache/`` (build cache of the serving base), ``stack.json``.
 """
 
@@ -46,6 +52,7 @@ from typing import TYPE_CHECKING
 from modelrelease.errors import PipelineError, StackError
 from modelrelease.localstack.controlplane import ControlPlane, kube_assets_dir
 from modelrelease.localstack.mlflow_server import LocalMlflow
+from modelrelease.localstack.postgres import LocalPostgres
 from modelrelease.localstack.prefect_server import LocalPrefect
 from modelrelease.localstack.process import free_ports, tail
 from modelrelease.localstack.registry import LocalRegistry, registry_binary
@@ -91,6 +98,7 @@ from modelrelease.localstack.stack_state import (  # noqa: F401 - re-exported
     STATE_FILE,
     STOP_GRACE_S,
     ComponentStatus,
+    Database,
     Group,
     ProcessRecord,
     Progress,
@@ -133,6 +141,8 @@ class Stack:
         progress: Called with one line per step.
         node: Start a node (without it pods stay Pending).
         node_name: The Node's name.
+        database: Where Prefect's server and MLflow keep their data: ``postgresql`` (the
+            stack's own PostgreSQL server) or ``sqlite`` (files, one process less).
 
     Example:
         >>> with Stack(tmp_path) as stack:  # doctest: +SKIP
@@ -141,13 +151,15 @@ class Stack:
 
     def __init__(self, root: Path | None = None, *, gpus: int = 1, detached: bool = False,
                  progress: Progress | None = None, node: bool = True,
-                 node_name: str = "node-1") -> None:
+                 node_name: str = "node-1", database: Database = "postgresql") -> None:
         self.root = Path(root or DEFAULT_ROOT).expanduser().absolute()
         self.gpus = gpus
         self.detached = detached
         self.progress: Progress = _quiet_failures(progress)
         self.with_node = node
         self.node_name = node_name
+        self.database: Database = database
+        self.postgres: LocalPostgres | None = None
         self.controlplane: ControlPlane | None = None
         self.node: KubeNode | None = None
         self.registry: LocalRegistry | None = None
@@ -208,6 +220,7 @@ class Stack:
         ports = self._ports(previous)
         state = self.state = StackState(
             root=str(self.root), detached=self.detached, gpus=self.gpus, ports=ports,
+            database=self.database,
             created=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         )
         began = time.monotonic()
@@ -236,7 +249,8 @@ class Stack:
         errors: list[str] = []
         parts: list[tuple[str, _Stoppable | None]] = [
             ("prefect", self.prefect), ("mlflow", self.mlflow), ("registry", self.registry),
-            ("node", self.node), ("control plane", self.controlplane)]
+            ("node", self.node), ("control plane", self.controlplane),
+            ("postgres", self.postgres)]
         for name, part in parts:
             if part is None:
                 continue
@@ -245,6 +259,7 @@ class Stack:
             except PipelineError as exc:
                 errors.append(f"{name}: {exc.message}")
         self.prefect = self.mlflow = self.registry = self.node = self.controlplane = None
+        self.postgres = None
         if self.state is not None:
             _, left = _stop_records(self.state.processes, self.progress)
             errors += left
@@ -338,6 +353,9 @@ class Stack:
         if has_node != self.with_node:
             self.progress(f"note: the running stack has {'a' if has_node else 'no'} node; "
                           "`modelrelease dev down` first to change it")
+        if previous.database != self.database:
+            self.progress(f"note: the running stack keeps its data in {previous.database}, "
+                          f"not {self.database}; `modelrelease dev down` first to change it")
         if previous.gpus != self.gpus and has_node:
             self.progress(f"note: the running node has {previous.gpus} GPU(s), not {self.gpus}; "
                           "`modelrelease dev down` first to change it")
@@ -346,7 +364,7 @@ class Stack:
         return True
 
     def _ports(self, previous: StackState | None) -> dict[str, int]:
-        """Pick the registry, MLflow and Prefect ports: the last run's ones while free.
+        """Pick the registry, MLflow, Prefect and PostgreSQL ports: the last run's while free.
 
         Image references (``127.0.0.1:PORT/...``) stored in MLflow and in the cluster then
         stay valid when the stack is stopped and started again in the same root.
@@ -356,13 +374,14 @@ class Stack:
             with contextlib.suppress(OSError, ValueError):
                 old = json.loads((self.root / "ports.json").read_text())
         ports: dict[str, int] = {}
-        for name in ("registry", "mlflow", "prefect"):
+        names = ("registry", "mlflow", "prefect", "postgres")
+        for name in names:
             port = old.get(name)
             if isinstance(port, int) and port not in ports.values() and _port_free(port):
                 ports[name] = port
-        if len(ports) < 3:
-            fresh = iter(p for p in free_ports(6) if p not in ports.values())
-            for name in ("registry", "mlflow", "prefect"):
+        if len(ports) < len(names):
+            fresh = iter(p for p in free_ports(2 * len(names)) if p not in ports.values())
+            for name in names:
                 ports.setdefault(name, next(fresh))
         (self.root / "ports.json").write_text(json.dumps(ports) + "\n")
         return ports
@@ -390,8 +409,23 @@ class Stack:
         assert state is not None
         root = self.root
 
+        prefect_db = mlflow_db = None
+        if self.database == "postgresql":
+            with self._step("postgres") as step:
+                postgres = self.postgres = LocalPostgres(
+                    root / "postgres", ports["postgres"], databases=("prefect", "mlflow"),
+                    detached=self.detached)
+                postgres.start(timeout=min(timeout, 60))
+                assert postgres.service is not None
+                self._record("postgres", "postgres", postgres.service.pid,
+                             postgres.service.pidfile, postgres.service.log,
+                             postgres.url("postgres"))
+                prefect_db = postgres.url("prefect", driver="asyncpg")
+                mlflow_db = postgres.url("mlflow", driver="psycopg2")
+                step.detail = f"{postgres.url('')} (databases prefect, mlflow)"
+
         prefect = self.prefect = LocalPrefect(root / "prefect", ports["prefect"],
-                                              detached=self.detached)
+                                              detached=self.detached, database_url=prefect_db)
         prefect.spawn()
         self.progress(f"prefect: starting in the background on {prefect.url}")
         self._record("prefect", "prefect", prefect.pid, prefect.workdir / "prefect.pid",
@@ -435,7 +469,7 @@ class Stack:
 
         with self._step("mlflow") as step:
             mlflow = self.mlflow = LocalMlflow(root / "mlflow", ports["mlflow"],
-                                               detached=self.detached)
+                                               detached=self.detached, backend_uri=mlflow_db)
             mlflow.start(timeout=timeout)
             assert mlflow.service is not None
             self._record("mlflow", "mlflow", mlflow.service.pid, mlflow.service.pidfile,

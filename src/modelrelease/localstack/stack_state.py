@@ -54,10 +54,13 @@ NODE_STOP_GRACE_S: Final = 45.0
 STOP_GRACE_S: Final = 15.0
 
 Progress = Callable[[str], None]
-Group = Literal["controlplane", "node", "registry", "mlflow", "prefect"]
-GROUPS: Final[tuple[Group, ...]] = ("controlplane", "node", "registry", "mlflow", "prefect")
+Group = Literal["postgres", "controlplane", "node", "registry", "mlflow", "prefect"]
+GROUPS: Final[tuple[Group, ...]] = ("postgres", "controlplane", "node", "registry", "mlflow",
+                                    "prefect")
 """The parts in start order (stopped in reverse)."""
 T = TypeVar("T")
+Database = Literal["postgresql", "sqlite"]
+"""Where Prefect's server and MLflow keep their data: the stack's PostgreSQL, or sqlite."""
 
 
 class _Stoppable(Protocol):
@@ -68,8 +71,8 @@ class ProcessRecord(BaseModel):
     """One running process of the stack, as recorded in ``stack.json``.
 
     Attributes:
-        name: The process (``etcd``, ``kube-apiserver``, ..., ``kubelet``, ``registry``,
-            ``mlflow``, ``prefect``).
+        name: The process (``postgres``, ``etcd``, ``kube-apiserver``, ..., ``kubelet``,
+            ``registry``, ``mlflow``, ``prefect``).
         group: The part of the stack it belongs to.
         pid: Its PID (also its process group and session: children start a new session).
         started: Its start time from ``/proc/PID/stat`` (clock ticks after boot), which tells
@@ -102,6 +105,7 @@ class StackState(BaseModel):
     created: str
     gpus: int
     node_kind: NodeKind = "kubelet"
+    database: Database = "sqlite"
     node_name: str | None = None
     kubeconfig: str | None = None
     api_server: str | None = None
@@ -281,7 +285,22 @@ def _front_door_ok(state: StackState, record: ProcessRecord) -> bool:
         return _http_ok(f"{record.url}/health")
     if record.name == "prefect" and record.url:
         return _http_ok(f"{record.url}/api/health")
+    if record.name == "postgres" and record.url:
+        return _tcp_ok(record.url)
     return True
+
+
+def _tcp_ok(url: str) -> bool:
+    """Whether ``url``'s host and port accept a TCP connection."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 5432),
+                                      timeout=2):
+            return True
+    except OSError:
+        return False
 
 
 # -- state file ------------------------------------------------------------------------------
