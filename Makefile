@@ -18,7 +18,7 @@ prometheus-assets:
 	@bash scripts/prometheus-assets >/dev/null
 
 lint: setup
-	@.venv/bin/ruff check src tests flows tasks $(wildcard benchmarks)
+	@.venv/bin/ruff check src localstack/src tests flows tasks $(wildcard benchmarks)
 	@.venv/bin/mypy
 
 test: setup lint kube-assets prometheus-assets

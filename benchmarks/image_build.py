@@ -66,9 +66,9 @@ from modelrelease.adapters.oci_registry import RegistryClient
 from modelrelease.build.base import build_dev_base
 from modelrelease.build.builder import BuildRequest, BuildResult, ImageBuilder
 from modelrelease.domain.reference import ImageRef
-from modelrelease.localstack.mlflow_server import LocalMlflow
-from modelrelease.localstack.registry import LocalRegistry
 from modelrelease.settings import PipelineSettings, RegistryConfig
+from modelrelease_localstack.mlflow_server import LocalMlflow
+from modelrelease_localstack.registry import LocalRegistry
 
 MIB = 1024 * 1024
 BLOB_INFO_CACHE = Path("/var/lib/containers/cache")

@@ -28,12 +28,12 @@ import yaml
 from _common import sigterm_as_exit
 
 from modelrelease.adapters.kube import KubeCluster
-from modelrelease.localstack.demo import demo_endpoint
-from modelrelease.localstack.demo_model import register_faulty_model, register_iris_model
-from modelrelease.localstack.stack import Stack
 from modelrelease.release.driver import ReleaseResult, run_release
 from modelrelease.settings import KubeConfig, PipelineSettings
 from modelrelease.spec import ReleaseRequest
+from modelrelease_localstack.demo import demo_endpoint
+from modelrelease_localstack.demo_model import register_faulty_model, register_iris_model
+from modelrelease_localstack.stack import Stack
 
 REPO = Path(__file__).resolve().parents[1]
 

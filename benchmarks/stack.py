@@ -49,7 +49,8 @@ from _common import sigterm_as_exit
 
 from modelrelease.build.builder import BuildRequest, ImageBuilder
 from modelrelease.domain.reference import ImageRef
-from modelrelease.localstack.stack import (
+from modelrelease.settings import PipelineSettings
+from modelrelease_localstack.stack import (
     DEMO_ALIAS,
     DEMO_MODEL,
     ENV_SERVING_BASE,
@@ -58,7 +59,6 @@ from modelrelease.localstack.stack import (
     stack_status,
     stop_stack,
 )
-from modelrelease.settings import PipelineSettings
 
 CLI = str(Path(sys.executable).parent / "modelrelease")
 MIB = 1024 * 1024

@@ -12,9 +12,9 @@ import pytest
 
 from modelrelease.adapters.oci_registry import RegistryClient
 from modelrelease.build.serving_base import build_serving_base
-from modelrelease.localstack.registry import LocalRegistry
-from modelrelease.localstack.stack import Stack
 from modelrelease.settings import PipelineSettings, RegistryConfig
+from modelrelease_localstack.registry import LocalRegistry
+from modelrelease_localstack.stack import Stack
 from tests.support import REGISTRY_PASSWORD, REGISTRY_USER, Cluster, Deployed, Services
 
 # Keep MLflow's client from retrying for minutes when a test points it at nothing.
@@ -94,7 +94,7 @@ def deployed(stack: Stack, crd: None, tmp_path_factory: pytest.TempPathFactory
     there) and reach the stack's cluster and MLflow. The watch-registry and drill schedules
     are paused, so only the tests that resume them see their runs.
     """
-    from modelrelease.localstack.prefect_worker import LocalWorker, deploy_all
+    from modelrelease_localstack.prefect_worker import LocalWorker, deploy_all
 
     env = stack.env()
     api = env["PREFECT_API_URL"]

@@ -13,11 +13,11 @@ from typing import Any
 
 import httpx
 
-from modelrelease.localstack.controlplane import ControlPlane
-from modelrelease.localstack.kubenode import KubeNode
-from modelrelease.localstack.mlflow_server import LocalMlflow
-from modelrelease.localstack.registry import LocalRegistry
 from modelrelease.settings import PipelineSettings, RegistryConfig
+from modelrelease_localstack.controlplane import ControlPlane
+from modelrelease_localstack.kubenode import KubeNode
+from modelrelease_localstack.mlflow_server import LocalMlflow
+from modelrelease_localstack.registry import LocalRegistry
 
 REGISTRY_USER, REGISTRY_PASSWORD = "ci-pusher", "pa55-w0rd-for-tests"
 
@@ -158,7 +158,7 @@ def wait_http_ok(url: str, process: subprocess.Popen[Any], timeout: float,
 @contextmanager
 def webhook_receiver(env: dict[str, str], log: Path) -> Iterator[str]:
     """``modelrelease webhook serve`` on a free port, as users start it; yields its base URL."""
-    from modelrelease.localstack.process import free_ports
+    from modelrelease_localstack.process import free_ports
 
     cli = str(Path(sys.executable).parent / "modelrelease")
     port = free_ports(1)[0]

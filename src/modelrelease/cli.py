@@ -24,6 +24,22 @@ app.add_typer(image_app, name="image")
 dev_app = typer.Typer(no_args_is_help=True,
                       help="The local stack: Kubernetes, node, registry, MLflow, Prefect.")
 app.add_typer(dev_app, name="dev")
+
+
+@dev_app.callback()
+def _dev_needs_the_local_stack() -> None:
+    """Refuse ``dev`` commands clearly where the local stack's package is not installed."""
+    _needs_the_local_stack("modelrelease dev")
+
+
+def _needs_the_local_stack(command: str) -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("modelrelease_localstack") is None:
+        raise _fail(StackError(
+            f"{command}: the local stack ships apart from modelrelease and is not "
+            "installed here; from a source checkout run scripts/bootstrap (or pip install "
+            "-e ./localstack)"))
 webhook_app = typer.Typer(no_args_is_help=True,
                           help="MLflow registry webhooks -> Prefect release events.")
 app.add_typer(webhook_app, name="webhook")
@@ -146,7 +162,7 @@ def dev_up(
     base with mmdebstrap (minutes); later ones take it from the build cache. Use it as
     `eval "$(modelrelease dev up)"`.
     """
-    from modelrelease.localstack.stack import Stack
+    from modelrelease_localstack.stack import Stack
 
     stack = Stack(root, gpus=gpus, detached=True, progress=_progress, node=node,
                   database=database.value)
@@ -168,7 +184,7 @@ def dev_status(
     Exits 0 when every part is up, 1 when some are down (or the start did not finish), 3 when
     no stack is recorded.
     """
-    from modelrelease.localstack.stack_state import DEFAULT_ROOT, stack_status
+    from modelrelease_localstack.stack_state import DEFAULT_ROOT, stack_status
 
     where = root or DEFAULT_ROOT
     try:
@@ -199,7 +215,7 @@ def dev_status(
 @dev_app.command("down")
 def dev_down(root: RootOption = None) -> None:
     """Stop every process of the stack by its PID, in reverse start order (data stays)."""
-    from modelrelease.localstack.stack_state import DEFAULT_ROOT, stop_stack
+    from modelrelease_localstack.stack_state import DEFAULT_ROOT, stop_stack
 
     where = root or DEFAULT_ROOT
     try:
@@ -213,7 +229,7 @@ def dev_down(root: RootOption = None) -> None:
 @dev_app.command("env")
 def dev_env(root: RootOption = None) -> None:
     """Print `export K=V` lines pointing clients at the running stack."""
-    from modelrelease.localstack.stack_state import DEFAULT_ROOT, read_state, state_env, unhealthy
+    from modelrelease_localstack.stack_state import DEFAULT_ROOT, read_state, state_env, unhealthy
 
     where = root or DEFAULT_ROOT
     try:
@@ -235,7 +251,8 @@ def demo(
     workdir: Annotated[Path | None, typer.Option(help="keep the demo's files here")] = None,
 ) -> None:
     """Run the demo: a real model from MLflow to a pushed, reproducible image."""
-    from modelrelease.localstack.demo import run_demo
+    _needs_the_local_stack("modelrelease demo")
+    from modelrelease_localstack.demo import run_demo
 
     try:
         run_demo(workdir, say=typer.echo)

@@ -16,10 +16,10 @@ from modelrelease.adapters.kube import KubeCluster
 from modelrelease.adapters.pod_access import PodAccess
 from modelrelease.adapters.probe import ServiceProxy, SteadyClient
 from modelrelease.domain.pod_access import AccessMode
-from modelrelease.localstack.stack import Stack
 from modelrelease.release.driver import ReleaseResult, run_release
 from modelrelease.settings import PipelineSettings
 from modelrelease.spec import ReleaseRequest
+from modelrelease_localstack.stack import Stack
 
 IRIS_BODY = {"dataframe_split": {
     "columns": ["sepal_length", "sepal_width", "petal_length", "petal_width"],

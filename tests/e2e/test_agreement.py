@@ -10,8 +10,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from modelrelease.localstack.demo_model import register_faulty_model, register_iris_model
-from modelrelease.localstack.stack import Stack
+from modelrelease_localstack.demo_model import register_faulty_model, register_iris_model
+from modelrelease_localstack.stack import Stack
 from tests.e2e.helpers import Endpoint, make_endpoint
 
 pytestmark = pytest.mark.e2e

@@ -11,10 +11,10 @@ import pytest
 
 from modelrelease.adapters.oci_registry import RegistryClient
 from modelrelease.domain.reference import ImageRef
-from modelrelease.localstack.demo_model import register_iris_model
-from modelrelease.localstack.stack import Stack
 from modelrelease.release.drill import DrillResult, run_drill
 from modelrelease.spec import Fault
+from modelrelease_localstack.demo_model import register_iris_model
+from modelrelease_localstack.stack import Stack
 from tests.e2e.helpers import Endpoint, background_client, make_endpoint
 from tests.kube import eventually
 

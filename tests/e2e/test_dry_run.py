@@ -18,11 +18,11 @@ from typer.testing import CliRunner
 
 from modelrelease.adapters.kube import KubeCluster
 from modelrelease.cli import app
-from modelrelease.localstack.demo_model import register_iris_model
-from modelrelease.localstack.stack import Stack
 from modelrelease.release.dry_run import plan_release
 from modelrelease.settings import KubeConfig
 from modelrelease.spec import ReleaseRequest
+from modelrelease_localstack.demo_model import register_iris_model
+from modelrelease_localstack.stack import Stack
 from tests.e2e.helpers import cli_env, make_endpoint
 from tests.kube import eventually
 from tests.security.support import cluster_state, diff, mlflow_state, registry_state

@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 
 from modelrelease.adapters.probe import SteadyClient
-from modelrelease.localstack.demo_model import register_iris_model
-from modelrelease.localstack.prometheus_server import LocalPrometheus
-from modelrelease.localstack.stack import Stack
 from modelrelease.release.driver import ReleaseResult
 from modelrelease.settings import PrometheusConfig
+from modelrelease_localstack.demo_model import register_iris_model
+from modelrelease_localstack.prometheus_server import LocalPrometheus
+from modelrelease_localstack.stack import Stack
 from tests.e2e.helpers import IRIS_BODY, Endpoint, make_endpoint
 
 pytestmark = pytest.mark.e2e

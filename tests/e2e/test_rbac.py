@@ -17,11 +17,11 @@ from kubernetes import client, config
 
 from modelrelease.adapters.kube import KubeCluster
 from modelrelease.errors import KubeApiError
-from modelrelease.localstack.demo_model import register_iris_model
-from modelrelease.localstack.stack import Stack
 from modelrelease.release.driver import run_release
 from modelrelease.settings import KubeConfig
 from modelrelease.spec import ReleaseRequest
+from modelrelease_localstack.demo_model import register_iris_model
+from modelrelease_localstack.stack import Stack
 from tests.e2e.helpers import Endpoint, make_endpoint
 from tests.kube import eventually
 

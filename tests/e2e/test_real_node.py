@@ -19,11 +19,11 @@ from collections.abc import Iterator
 import pytest
 import yaml
 
-from modelrelease.localstack.controlplane import kube_assets_dir
-from modelrelease.localstack.demo_model import register_iris_model
-from modelrelease.localstack.registry import LocalRegistry
-from modelrelease.localstack.stack import Stack
 from modelrelease.settings import RegistryConfig
+from modelrelease_localstack.controlplane import kube_assets_dir
+from modelrelease_localstack.demo_model import register_iris_model
+from modelrelease_localstack.registry import LocalRegistry
+from modelrelease_localstack.stack import Stack
 from tests.e2e.helpers import Endpoint, background_client, make_endpoint
 
 pytestmark = pytest.mark.e2e

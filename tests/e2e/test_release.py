@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from modelrelease.localstack.demo_model import register_faulty_model, register_iris_model
-from modelrelease.localstack.stack import Stack
 from modelrelease.release.driver import run_release
 from modelrelease.spec import ReleaseRequest
+from modelrelease_localstack.demo_model import register_faulty_model, register_iris_model
+from modelrelease_localstack.stack import Stack
 from tests.e2e.helpers import Endpoint, background_client, make_endpoint
 from tests.kube import eventually
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from modelrelease.localstack.process import free_ports
+from modelrelease_localstack.process import free_ports
 from tests.e2e.helpers import Endpoint
 from tests.kube import eventually
 

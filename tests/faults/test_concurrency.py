@@ -27,9 +27,9 @@ import pytest
 from kubernetes import client
 
 from modelrelease.errors import ReleaseInProgress
-from modelrelease.localstack.demo_model import register_iris_model
-from modelrelease.localstack.stack import Stack
 from modelrelease.release.driver import ReleaseResult
+from modelrelease_localstack.demo_model import register_iris_model
+from modelrelease_localstack.stack import Stack
 from tests.e2e.helpers import Endpoint, make_endpoint
 from tests.faults.chaos import assert_promoted, report, tune
 

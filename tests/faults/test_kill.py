@@ -24,8 +24,8 @@ from typing import Any
 
 import pytest
 
-from modelrelease.localstack.demo_model import register_faulty_model, register_iris_model
-from modelrelease.localstack.stack import Stack
+from modelrelease_localstack.demo_model import register_faulty_model, register_iris_model
+from modelrelease_localstack.stack import Stack
 from tests.e2e.helpers import Endpoint, background_client, cli_env, make_endpoint
 from tests.kube import eventually
 

@@ -26,9 +26,9 @@ from typing import Any
 import pytest
 
 from modelrelease.errors import MlflowError, RegistryError
-from modelrelease.localstack.demo_model import register_iris_model
-from modelrelease.localstack.stack import Stack
 from modelrelease.release.driver import ReleaseResult
+from modelrelease_localstack.demo_model import register_iris_model
+from modelrelease_localstack.stack import Stack
 from tests.e2e.helpers import Endpoint, background_client, make_endpoint
 from tests.faults.chaos import (
     FaultyProxy,

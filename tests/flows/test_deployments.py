@@ -21,9 +21,9 @@ import yaml
 
 from modelrelease.adapters.prefect_events import PrefectEvents
 from modelrelease.domain.triggers import RELEASE_REQUESTED, ReleaseTrigger
-from modelrelease.localstack.demo_model import register_iris_model
-from modelrelease.localstack.stack import Stack
 from modelrelease.spec import load_endpoint, spec_hash
+from modelrelease_localstack.demo_model import register_iris_model
+from modelrelease_localstack.stack import Stack
 from tests.e2e.helpers import Endpoint, make_endpoint
 from tests.kube import eventually
 from tests.support import Deployed, deliver, webhook_receiver

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from modelrelease.localstack.demo_model import register_iris_model
-from modelrelease.localstack.stack import Stack
 from modelrelease.spec import ReleaseRequest
+from modelrelease_localstack.demo_model import register_iris_model
+from modelrelease_localstack.stack import Stack
 from tests.e2e.helpers import make_endpoint
 
 pytestmark = pytest.mark.e2e

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from modelrelease.errors import StackError
-from modelrelease.localstack.assets import built_binary
-from modelrelease.localstack.kubenode.dns import COREDNS_VERSION, coredns_binary
-from modelrelease.localstack.prometheus_server import VERSION, prometheus_binary
+from modelrelease_localstack.assets import built_binary
+from modelrelease_localstack.kubenode.dns import COREDNS_VERSION, coredns_binary
+from modelrelease_localstack.prometheus_server import VERSION, prometheus_binary
 
 pytestmark = pytest.mark.integration
 

@@ -17,8 +17,8 @@ import pytest
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 
-from modelrelease.localstack.controlplane import ControlPlane, kube_assets_dir, rss_bytes
-from modelrelease.localstack.process import pid_alive
+from modelrelease_localstack.controlplane import ControlPlane, kube_assets_dir, rss_bytes
+from modelrelease_localstack.process import pid_alive
 
 pytestmark = pytest.mark.integration
 
@@ -141,7 +141,7 @@ def test_children_die_with_a_killed_parent(tmp_path: Path) -> None:
         f"""
         import sys, time
         from pathlib import Path
-        from modelrelease.localstack.controlplane import ControlPlane
+        from modelrelease_localstack.controlplane import ControlPlane
         cp = ControlPlane(Path({str(tmp_path)!r}), Path({str(assets)!r}))
         cp.start(timeout=90)
         print(" ".join(str(p) for p in cp.pids.values()), flush=True)

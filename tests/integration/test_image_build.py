@@ -29,10 +29,10 @@ from modelrelease.errors import (
     RegistryError,
     UnsafeModelDir,
 )
-from modelrelease.localstack.demo_model import register_iris_model
-from modelrelease.localstack.images import ImageCache
-from modelrelease.localstack.process import free_ports
 from modelrelease.settings import RegistryConfig
+from modelrelease_localstack.demo_model import register_iris_model
+from modelrelease_localstack.images import ImageCache
+from modelrelease_localstack.process import free_ports
 from tests.support import REGISTRY_PASSWORD, REGISTRY_USER, Services, wait_http_ok
 
 pytestmark = pytest.mark.integration

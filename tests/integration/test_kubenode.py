@@ -33,14 +33,14 @@ from kubernetes import client, config
 from modelrelease.adapters.oci_registry import RegistryClient
 from modelrelease.domain.reference import ImageRef
 from modelrelease.errors import StackError
-from modelrelease.localstack.controlplane import ControlPlane, kube_assets_dir
-from modelrelease.localstack.kubenode import GPU_RESOURCE, KubeNode
-from modelrelease.localstack.kubenode import hostchanges as hc
-from modelrelease.localstack.kubenode.hostlock import other_nodes
-from modelrelease.localstack.kubenode.kubelet import CLUSTER_DNS
-from modelrelease.localstack.kubenode.static_image import SCRATCH, build_static_image
-from modelrelease.localstack.registry import LocalRegistry
 from modelrelease.settings import RegistryConfig
+from modelrelease_localstack.controlplane import ControlPlane, kube_assets_dir
+from modelrelease_localstack.kubenode import GPU_RESOURCE, KubeNode
+from modelrelease_localstack.kubenode import hostchanges as hc
+from modelrelease_localstack.kubenode.hostlock import other_nodes
+from modelrelease_localstack.kubenode.kubelet import CLUSTER_DNS
+from modelrelease_localstack.kubenode.static_image import SCRATCH, build_static_image
+from modelrelease_localstack.registry import LocalRegistry
 
 pytestmark = [pytest.mark.integration, pytest.mark.own_node]  # a node of its own: runs first
 

@@ -18,8 +18,8 @@ from modelrelease.domain.live import (
     SLICE_HEADER_ENV,
     PodTraffic,
 )
-from modelrelease.localstack.demo_model import register_iris_model
 from modelrelease.serving.metrics import MAX_SLICE_VALUES, MetricsMiddleware
+from modelrelease_localstack.demo_model import register_iris_model
 from tests.kube import admin_http, api, available, deployment, eventually, namespace, service
 from tests.support import Cluster, Services, read_body, serve_asgi
 

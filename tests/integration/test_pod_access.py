@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from modelrelease.adapters.pod_access import get_once_routed
-from modelrelease.localstack.process import free_ports
+from modelrelease_localstack.process import free_ports
 
 pytestmark = pytest.mark.integration
 

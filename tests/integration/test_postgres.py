@@ -14,9 +14,9 @@ import httpx
 import psycopg2
 import pytest
 
-from modelrelease.localstack.mlflow_server import LocalMlflow
-from modelrelease.localstack.postgres import LocalPostgres
-from modelrelease.localstack.prefect_server import LocalPrefect
+from modelrelease_localstack.mlflow_server import LocalMlflow
+from modelrelease_localstack.postgres import LocalPostgres
+from modelrelease_localstack.prefect_server import LocalPrefect
 from tests.support import prefect_call
 
 pytestmark = pytest.mark.integration

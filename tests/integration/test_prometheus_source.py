@@ -20,10 +20,10 @@ from modelrelease.adapters.prometheus import Prometheus
 from modelrelease.domain.analysis import AnalysisPolicy
 from modelrelease.domain.cost import GPU_GAUGES, usage_of, utilisation_of
 from modelrelease.domain.live import GENERATED_HEADER, LiveOutcome, Traffic, evidence, live_share
-from modelrelease.localstack.process import free_ports
-from modelrelease.localstack.prometheus_server import LocalPrometheus
 from modelrelease.serving.metrics import MetricsMiddleware
 from modelrelease.settings import PrometheusConfig
+from modelrelease_localstack.process import free_ports
+from modelrelease_localstack.prometheus_server import LocalPrometheus
 from tests.support import serve_asgi
 
 pytestmark = pytest.mark.integration

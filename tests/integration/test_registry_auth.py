@@ -14,10 +14,10 @@ from modelrelease.build.base import build_dev_base
 from modelrelease.build.builder import BuildRequest, ImageBuilder
 from modelrelease.domain.reference import ImageRef
 from modelrelease.errors import RegistryAuthError, RegistryError
-from modelrelease.localstack.pki import Pki
-from modelrelease.localstack.registry import LocalRegistry
-from modelrelease.localstack.token_server import TokenIssuer
 from modelrelease.settings import RegistryConfig
+from modelrelease_localstack.pki import Pki
+from modelrelease_localstack.registry import LocalRegistry
+from modelrelease_localstack.token_server import TokenIssuer
 from tests.support import Services
 
 pytestmark = pytest.mark.integration

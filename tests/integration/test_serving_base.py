@@ -41,10 +41,10 @@ from modelrelease.build.serving_base import (
 from modelrelease.domain import image as img
 from modelrelease.domain.reference import ImageRef
 from modelrelease.errors import BuildError
-from modelrelease.localstack.demo_model import register_iris_model
-from modelrelease.localstack.mlflow_server import LocalMlflow
-from modelrelease.localstack.registry import LocalRegistry
 from modelrelease.settings import PipelineSettings, RegistryConfig
+from modelrelease_localstack.demo_model import register_iris_model
+from modelrelease_localstack.mlflow_server import LocalMlflow
+from modelrelease_localstack.registry import LocalRegistry
 
 _TOOLS = ("mmdebstrap", "skopeo", "containerd", "ctr", "runc", "ip")
 pytestmark = [

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from kubernetes import client, config
 
-from modelrelease.localstack.process import pid_alive
-from modelrelease.localstack.stack import (
+from modelrelease_localstack.process import pid_alive
+from modelrelease_localstack.stack import (
     DEMO_ALIAS,
     DEMO_MODEL,
     ENV_KUBECONFIG,

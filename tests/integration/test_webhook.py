@@ -30,9 +30,9 @@ import httpx
 import pytest
 
 from modelrelease.domain.webhook import signature
-from modelrelease.localstack.demo_model import register_iris_model
-from modelrelease.localstack.stack import Stack
 from modelrelease.spec import endpoint_yaml, parse_endpoint
+from modelrelease_localstack.demo_model import register_iris_model
+from modelrelease_localstack.stack import Stack
 from tests.support import deliver, prefect_call, webhook_receiver
 
 pytestmark = pytest.mark.integration

@@ -22,9 +22,9 @@ from typer.testing import CliRunner
 
 from modelrelease.adapters.kube import KubeCluster
 from modelrelease.cli import app
-from modelrelease.localstack.demo_model import register_iris_model
-from modelrelease.localstack.stack import Stack
 from modelrelease.settings import KubeConfig
+from modelrelease_localstack.demo_model import register_iris_model
+from modelrelease_localstack.stack import Stack
 from tests.e2e.helpers import Endpoint, make_endpoint
 from tests.e2e.test_rbac import SA, SA_NAMESPACE, _documents, pipeline_kubeconfig  # noqa: F401
 from tests.security.support import (

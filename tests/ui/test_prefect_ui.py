@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from modelrelease.localstack.demo_model import register_iris_model
-from modelrelease.localstack.stack import Stack
+from modelrelease_localstack.demo_model import register_iris_model
+from modelrelease_localstack.stack import Stack
 from tests.e2e.helpers import Endpoint, make_endpoint
 from tests.kube import eventually
 from tests.support import Deployed

@@ -10,11 +10,11 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 DOC = REPO / "docs" / "ARCHITECTURE.md"
 PACKAGE = REPO / "src" / "modelrelease"
-IN_PACKAGE = ("domain/", "adapters/", "build/", "release/", "spec/", "localstack/")
+IN_PACKAGE = ("domain/", "adapters/", "build/", "release/", "spec/")
 """Short paths the doc writes relative to ``src/modelrelease/``."""
 # a backticked path: a file or a directory of the repository, or one relative to the package
-PATH = re.compile(r"`((?:src|flows|tasks|tests|scripts|deployments|docs)/[\w./-]*|"
-                  r"(?:domain|adapters|build|release|spec|localstack)/[\w./-]+)`")
+PATH = re.compile(r"`((?:src|localstack|flows|tasks|tests|scripts|deployments|docs)/[\w./-]*|"
+                  r"(?:domain|adapters|build|release|spec)/[\w./-]+)`")
 
 
 def _named() -> list[str]:

@@ -6,7 +6,7 @@ import os
 import sys
 from pathlib import Path
 
-from modelrelease.localstack.process import Service, answers_ok, free_ports
+from modelrelease_localstack.process import Service, answers_ok, free_ports
 
 WEBHOOK_KEY = "x5RBW6e3Ab8t4hVf2ESkdqGxhm_Ik3TYgb_KFkz5D5A="  # fixed Fernet key: local only
 

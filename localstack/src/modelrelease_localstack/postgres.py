@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from modelrelease.errors import StackError
-from modelrelease.localstack.process import Service, free_ports, pid_alive
+from modelrelease_localstack.process import Service, free_ports, pid_alive
 
 __all__ = ["LocalPostgres", "postgres_bindir"]
 

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from modelrelease.errors import StackError
-from modelrelease.localstack.process import Service
+from modelrelease_localstack.process import Service
 
 LOCAL_POOL = "modelrelease-local"
 """The process work pool the demo and the tests use."""

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Final, Literal, Protocol, TypeVar
 from pydantic import BaseModel, ConfigDict
 
 from modelrelease.errors import StackError
-from modelrelease.localstack.process import pid_alive, terminate
+from modelrelease_localstack.process import pid_alive, terminate
 
 if TYPE_CHECKING:
     pass
@@ -450,8 +450,8 @@ def stop_stack(root: Path, progress: Progress | None = None) -> list[str]:
 
 def _stop_kubelet_node(state: StackState, say: Progress) -> list[str]:
     """Stop a kubelet node another process started, through its own teardown."""
-    from modelrelease.localstack.controlplane import ControlPlane
-    from modelrelease.localstack.kubenode import KubeNode
+    from modelrelease_localstack.controlplane import ControlPlane
+    from modelrelease_localstack.kubenode import KubeNode
 
     root = Path(state.root)
     plane = ControlPlane(root / "controlplane", detached=True)

@@ -7,8 +7,9 @@ row where the signature promises one integer), ``slow`` (sleeps before answering
 ``slow_column`` only on calls whose input has ``slow_value`` in that column, a
 slice-only one),
 ``errors`` (fails a share of requests) or ``disagree`` (fast and well-formed, but answers the
-next class: every prediction shifted by one, modulo 3). The class lives in the package, so
-the serving image can unpickle it.
+next class: every prediction shifted by one, modulo 3). The class is pickled by value
+(``register_faulty_model``), so a serving image, which holds ``modelrelease`` but not
+this test package, can unpickle it.
 """
 
 from __future__ import annotations

@@ -42,9 +42,9 @@ from types import TracebackType
 from typing import Final
 
 from modelrelease.errors import StackError
-from modelrelease.localstack.assets import asset_path
-from modelrelease.localstack.pki import KeyPair, Pki, write_private
-from modelrelease.localstack.process import Service, free_ports, reap_stale, tail
+from modelrelease_localstack.assets import asset_path
+from modelrelease_localstack.pki import KeyPair, Pki, write_private
+from modelrelease_localstack.process import Service, free_ports, reap_stale, tail
 
 __all__ = [
     "BINARIES",

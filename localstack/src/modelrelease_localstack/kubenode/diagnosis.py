@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Final
 
 from modelrelease.errors import StackError
-from modelrelease.localstack.process import tail
+from modelrelease_localstack.process import tail
 
 __all__ = ["FIXES", "last_error_line", "start_failure"]
 

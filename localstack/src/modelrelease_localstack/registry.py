@@ -16,9 +16,9 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from modelrelease.errors import StackError
-from modelrelease.localstack.pki import Pki
-from modelrelease.localstack.process import Service, free_ports
-from modelrelease.localstack.token_server import ISSUER, SERVICE, TokenIssuer
+from modelrelease_localstack.pki import Pki
+from modelrelease_localstack.process import Service, free_ports
+from modelrelease_localstack.token_server import ISSUER, SERVICE, TokenIssuer
 
 BINARY_CANDIDATES = ("docker-registry", "/usr/bin/docker-registry", "registry")
 

@@ -15,8 +15,8 @@ from typing import Any
 
 import yaml
 
-from modelrelease.localstack.assets import built_binary
-from modelrelease.localstack.process import Service, answers_ok, free_ports
+from modelrelease_localstack.assets import built_binary
+from modelrelease_localstack.process import Service, answers_ok, free_ports
 
 VERSION = "v3.16.0"
 """The Prometheus ``scripts/prometheus-assets`` builds; part of the cache path."""

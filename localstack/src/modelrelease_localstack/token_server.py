@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
-from modelrelease.localstack.pki import Pki
+from modelrelease_localstack.pki import Pki
 
 SERVICE = "modelrelease-registry"
 ISSUER = "modelrelease-token-issuer"

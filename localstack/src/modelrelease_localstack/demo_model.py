@@ -80,13 +80,17 @@ def register_faulty_model(tracking_uri: str, name: str, fault: str, *, delay_s: 
     The signature is the healthy model's, so a wrong answer is a wrong answer. ``samples``
     logs a sample set as :func:`register_iris_model` does.
     """
+    import cloudpickle  # type: ignore[import-untyped]
     import mlflow
     from mlflow.models import infer_signature
     from sklearn.datasets import load_iris
     from sklearn.linear_model import LogisticRegression
 
-    from modelrelease.localstack.faulty import FaultyModel
+    from modelrelease_localstack import faulty
+    from modelrelease_localstack.faulty import FaultyModel
 
+    # by value: the serving image has modelrelease, not this test package
+    cloudpickle.register_pickle_by_value(faulty)
     # the registry follows the tracking URI; setting it globally too would point every
     # later MlflowClient(tracking_uri=OTHER) of this process at this server's registry
     mlflow.set_tracking_uri(tracking_uri)

@@ -1,6 +1,6 @@
 """``KubeNode``: a real Kubernetes node on this host (containerd, kubelet, kube-proxy, CNI).
 
-Joined to a :class:`~modelrelease.localstack.controlplane.ControlPlane`: the kubelet's client
+Joined to a :class:`~modelrelease_localstack.controlplane.ControlPlane`: the kubelet's client
 certificate says ``system:node:<name>`` in ``system:nodes`` (so the Node authorizer and
 NodeRestriction apply), kube-proxy's says ``system:kube-proxy``, and the kubelet serves
 ``logs``/``exec``/``port-forward`` with a certificate of the cluster CA on the node's
@@ -54,23 +54,23 @@ from typing import Any, Final
 import httpx
 
 from modelrelease.errors import StackError
-from modelrelease.localstack.controlplane import SERVICE_CIDR, ControlPlane, kube_assets_dir
-from modelrelease.localstack.kubenode import dns, hostchanges, relay
-from modelrelease.localstack.kubenode.containerd import CONTAINERD, RUNC, Containerd
-from modelrelease.localstack.kubenode.diagnosis import start_failure
-from modelrelease.localstack.kubenode.egress import EgressGuard
-from modelrelease.localstack.kubenode.hostlock import host_for_one_node
-from modelrelease.localstack.kubenode.kubelet import KubeletSettings
-from modelrelease.localstack.kubenode.kubeproxy import KubeProxySettings
-from modelrelease.localstack.kubenode.network import (
+from modelrelease_localstack.controlplane import SERVICE_CIDR, ControlPlane, kube_assets_dir
+from modelrelease_localstack.kubenode import dns, hostchanges, relay
+from modelrelease_localstack.kubenode.containerd import CONTAINERD, RUNC, Containerd
+from modelrelease_localstack.kubenode.diagnosis import start_failure
+from modelrelease_localstack.kubenode.egress import EgressGuard
+from modelrelease_localstack.kubenode.hostlock import host_for_one_node
+from modelrelease_localstack.kubenode.kubelet import KubeletSettings
+from modelrelease_localstack.kubenode.kubeproxy import KubeProxySettings
+from modelrelease_localstack.kubenode.network import (
     CNI_BIN_DIR,
     CNI_PLUGINS,
     PodNetwork,
     free_pod_cidr,
 )
-from modelrelease.localstack.kubenode.static_image import build_static_image, write_oci_archive
-from modelrelease.localstack.pki import Pki
-from modelrelease.localstack.process import Service, free_ports, reap_stale
+from modelrelease_localstack.kubenode.static_image import build_static_image, write_oci_archive
+from modelrelease_localstack.pki import Pki
+from modelrelease_localstack.process import Service, free_ports, reap_stale
 
 __all__ = ["GPU_RESOURCE", "NODE_BINARIES", "PAUSE_IMAGE", "KubeNode", "node_assets"]
 

@@ -18,12 +18,12 @@ from typing import Any
 import yaml
 
 from modelrelease.adapters.kube import KubeCluster
-from modelrelease.localstack.demo_model import register_faulty_model, register_iris_model
-from modelrelease.localstack.stack import DEMO_ALIAS, DEMO_MODEL, Stack
 from modelrelease.release.driver import run_release
 from modelrelease.render import crd_yaml
 from modelrelease.settings import KubeConfig, PipelineSettings
 from modelrelease.spec import ReleaseRequest
+from modelrelease_localstack.demo_model import register_faulty_model, register_iris_model
+from modelrelease_localstack.stack import DEMO_ALIAS, DEMO_MODEL, Stack
 
 NAMESPACE = "demo"
 

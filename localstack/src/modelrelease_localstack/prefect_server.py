@@ -32,7 +32,7 @@ from types import TracebackType
 from typing import Final
 
 from modelrelease.errors import StackError
-from modelrelease.localstack.process import Service, free_ports, tail
+from modelrelease_localstack.process import Service, free_ports, tail
 
 __all__ = ["SERVER_SETTINGS", "LocalPrefect"]
 

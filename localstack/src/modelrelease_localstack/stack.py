@@ -50,15 +50,15 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 from modelrelease.errors import PipelineError, StackError
-from modelrelease.localstack.controlplane import ControlPlane, kube_assets_dir
-from modelrelease.localstack.mlflow_server import LocalMlflow
-from modelrelease.localstack.postgres import LocalPostgres
-from modelrelease.localstack.prefect_server import LocalPrefect
-from modelrelease.localstack.process import free_ports, tail
-from modelrelease.localstack.registry import LocalRegistry, registry_binary
+from modelrelease_localstack.controlplane import ControlPlane, kube_assets_dir
+from modelrelease_localstack.mlflow_server import LocalMlflow
+from modelrelease_localstack.postgres import LocalPostgres
+from modelrelease_localstack.prefect_server import LocalPrefect
+from modelrelease_localstack.process import free_ports, tail
+from modelrelease_localstack.registry import LocalRegistry, registry_binary
 
 if TYPE_CHECKING:
-    from modelrelease.localstack.kubenode import KubeNode
+    from modelrelease_localstack.kubenode import KubeNode
 
 __all__ = [
     "BASE_REPOSITORY",
@@ -81,7 +81,7 @@ __all__ = [
     "stop_stack",
 ]
 
-from modelrelease.localstack.stack_state import (  # noqa: F401 - re-exported
+from modelrelease_localstack.stack_state import (  # noqa: F401 - re-exported
     BASE_REPOSITORY,
     DEFAULT_ROOT,
     DEMO_ALIAS,
@@ -454,7 +454,7 @@ class Stack:
 
         if self.with_node:
             with self._step("node") as step:
-                from modelrelease.localstack.kubenode import KubeNode
+                from modelrelease_localstack.kubenode import KubeNode
 
                 kubenode = KubeNode(root / "node", cp, name=self.node_name, gpus=self.gpus,
                                     registries=[registry.host], detached=self.detached)
@@ -513,7 +513,7 @@ class Stack:
         if version is not None:
             state.demo_model_version = version
             return f"{DEMO_MODEL} v{version} @{DEMO_ALIAS} already registered"
-        from modelrelease.localstack.demo_model import register_iris_model
+        from modelrelease_localstack.demo_model import register_iris_model
 
         try:
             # MLflow prints run links to stdout, which belongs to `dev up`'s env lines.

@@ -28,9 +28,9 @@ from typing import Any, Final
 import httpx
 
 from modelrelease.errors import StackError
-from modelrelease.localstack.assets import built_binary
-from modelrelease.localstack.kubenode.kubelet import CLUSTER_DNS, CLUSTER_DOMAIN
-from modelrelease.localstack.kubenode.static_image import build_static_image, write_oci_archive
+from modelrelease_localstack.assets import built_binary
+from modelrelease_localstack.kubenode.kubelet import CLUSTER_DNS, CLUSTER_DOMAIN
+from modelrelease_localstack.kubenode.static_image import build_static_image, write_oci_archive
 
 __all__ = [
     "COREDNS_IMAGE",
