@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from modelrelease.adapters.kube import KubeCluster
+from modelrelease.adapters.loadgen import Variant
 from modelrelease.adapters.mlflow_registry import MlflowRegistry
 from modelrelease.adapters.oci_registry import PushStats
 from modelrelease.adapters.prefect_secrets import with_secret_blocks
@@ -150,7 +151,8 @@ def run_release(request: ReleaseRequest, settings: PipelineSettings | None = Non
 
         if (done := already_released(status)) is not None:
             return done
-        world.preflight(version)  # permissions, input example: refuse before any change
+        # permissions, input example, slices: refuse before any change
+        variants = world.preflight(version)
         release_id = uuid.uuid4().hex[:12]
         holder = f"{release_id}-{version.version}"
         with cluster.lease(endpoint.namespace, f"modelrelease-{endpoint.name}", holder,
@@ -165,14 +167,15 @@ def run_release(request: ReleaseRequest, settings: PipelineSettings | None = Non
             if (done := already_released(status)) is not None:
                 return done
             return _release(world, version, release_id, status, digest_hash, note, timeline,
-                            started, settings, fault)
+                            started, settings, variants, fault)
     finally:
         cluster.close()
 
 
 def _release(world: ReleaseWorld, version: Any, release_id: str, status: ModelEndpointStatus,
              digest_hash: str, note: Say, timeline: list[tuple[float, str]], started: float,
-             settings: PipelineSettings, fault: FaultSetting | None = None) -> ReleaseResult:
+             settings: PipelineSettings, variants: tuple[Variant, ...],
+             fault: FaultSetting | None = None) -> ReleaseResult:
     endpoint = world.endpoint
     where = f"{endpoint.namespace}/{endpoint.name}"
     if fault is not None:  # a drill: the primary's own image, as the record has it now
@@ -265,7 +268,7 @@ def _release(world: ReleaseWorld, version: Any, release_id: str, status: ModelEn
                         observation = rollout.StepJudged(False, ready)
                         continue
                     began = time.monotonic()
-                    verdict, lag = world.analyse(hold, files, first)
+                    verdict, lag = world.analyse(hold, files, first, variants)
                     hold_seconds += time.monotonic() - began
                     if lag:
                         note(f"{where}: load generator: {lag}")
