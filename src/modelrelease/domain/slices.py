@@ -89,7 +89,7 @@ def slice_check(window: Samples, level: float, policy: AnalysisPolicy) -> Check:
         arms = ArmStats.of(part.canary, canary_ok), ArmStats.of(part.primary, primary_ok)
         requests = min(part.canary.requests, part.primary.requests)
         found = [latency_regression(canary_ok, primary_ok, arms, each, policy),
-                 error_rate(part, each, policy)]
+                 error_rate(part.canary, part.primary, each, policy)]
         for check in found:
             if check.status is CheckStatus.FAIL:
                 failed.append(f"slice {value!r} ({requests} requests per arm): {check.reason}")
