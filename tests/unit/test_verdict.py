@@ -18,6 +18,8 @@ from modelrelease.domain.analysis import (
     Outcome,
     Verdict,
 )
+from modelrelease.domain.rollout import StepJudged
+from modelrelease.domain.verdict import step_verdict
 
 CANARY = ArmStats(400, 1, 0.0025, 4.0, 9.5, 12.0)
 PRIMARY = ArmStats(400, 0, 0.0, 3.9, 9.0, 11.5)
@@ -163,7 +165,7 @@ TABLE = [
 def _step(generated: Verdict, found: live.LiveEvidence,
           agreed: agreement.AgreementVerdict) -> Verdict:
     """The step's verdict, as the release forms it."""
-    return agreement.apply(live.apply(generated, found), agreed)
+    return step_verdict(generated, (found.check, agreed.check))
 
 
 @pytest.mark.parametrize(("generated", "found", "agreed", "outcome", "order"), [
@@ -173,8 +175,10 @@ def test_the_steps_outcome_and_reasons(generated: str, found: str, agreed: str, 
     judged = GENERATED[generated]
     lines = {"G": judged.reasons, "L": (LIVE[found].reason,), "A": (LINE[agreed],)}
     verdict = _step(judged, LIVE[found], AGREED[agreed])
+    reasons = tuple(line for key in order.split() for line in lines[key])
     assert verdict.outcome is Outcome(outcome)
-    assert verdict.reasons == tuple(line for key in order.split() for line in lines[key])
+    assert verdict.reasons == reasons
+    assert StepJudged.of(verdict) == StepJudged(Outcome(outcome), "; ".join(reasons))
     assert (verdict.canary, verdict.primary) == (CANARY, PRIMARY)
     assert (verdict.look, verdict.looks, verdict.requests_per_arm) == (
         judged.look, judged.looks, judged.requests_per_arm)
@@ -183,3 +187,14 @@ def test_the_steps_outcome_and_reasons(generated: str, found: str, agreed: str, 
 def test_the_table_has_every_combination() -> None:
     assert {row[:3] for row in TABLE} == {(g, f, a) for g in GENERATED for f in LIVE
                                           for a in AGREED}
+
+
+def test_the_steps_verdict_carries_every_check_the_generated_loads_first() -> None:
+    verdict = _step(GENERATED["pass"], LIVE["fail"], AGREED["fail-pause"])
+    assert [(c.metric, c.status) for c in verdict.checks] == [
+        (Metric.LATENCY_REGRESSION, CheckStatus.PASS), (Metric.ERROR_RATE, CheckStatus.PASS),
+        (Metric.LIVE, CheckStatus.FAIL), (Metric.AGREEMENT, CheckStatus.HOLD)]
+
+
+def test_without_other_evidence_the_step_is_the_generated_loads_verdict() -> None:
+    assert step_verdict(GENERATED["hold"], ()) == GENERATED["hold"]

@@ -3,7 +3,9 @@
 ``evaluate(samples, policy)`` judges once; ``look(state, new_samples, policy)`` judges a
 growing window sequentially, so a clear regression or a clear pass ends a step early
 without inflating false alarms. Pure: no clock, no I/O, no logging; every decision comes
-back with its reasons and numbers.
+back with its reasons and numbers. This is the generated load's verdict; the step's
+(``domain.verdict.step_verdict``) adds live traffic (``Metric.LIVE``) and output agreement
+(``Metric.AGREEMENT``) as checks of their own, which can fail or hold a step, never pass it.
 
 **Checks** (each a one-sided test, run at the looks of a group-sequential plan):
 
@@ -128,6 +130,8 @@ class Metric(StrEnum):
     TAIL_P95 = "tail_p95"
     TAIL_P99 = "tail_p99"
     SLICES = "slices"
+    LIVE = "live"  # live traffic's evidence over the step (``domain.live``)
+    AGREEMENT = "agreement"  # output agreement (``domain.agreement``)
 
 
 TAILS = {Metric.TAIL_P95: 95, Metric.TAIL_P99: 99}

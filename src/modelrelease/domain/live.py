@@ -46,8 +46,9 @@ never sends are judged too: that is what live slices are for. Pods that slice by
 key, or not at all (a primary deployed before the spec's slices), leave live traffic judged
 whole, and the reason says so.
 
-A breach FAILS the step (``apply``); otherwise the evidence is reported but cannot pass a
-step on its own. Fewer than ``min_requests`` live requests in
+The evidence is one check of the step (``LiveEvidence.check``, combined by
+``domain.verdict.step_verdict``): a breach FAILS the step; otherwise the evidence is
+reported but cannot pass a step on its own. Fewer than ``min_requests`` live requests in
 an arm is THIN: reported, and the step is judged on generated load only. Latency here is
 the pod's own (from request to response inside the server, failed requests included), not
 the client's.
@@ -69,9 +70,7 @@ from modelrelease.domain.analysis import (
     Check,
     CheckStatus,
     Metric,
-    Outcome,
     SliceRow,
-    Verdict,
     error_rate,
     error_regression,
     limit_test,
@@ -291,6 +290,17 @@ class LiveEvidence:
             return "generated load"
         return (f"generated load + live traffic ({self.via}, "
                 f"{self.canary.requests + self.primary.requests} requests)")
+
+    @property
+    def check(self) -> Check:
+        """Live traffic as one check of the step (see ``domain.verdict``).
+
+        FAIL on a breach; PASS when enough of it showed none (which cannot pass a step on
+        its own); NO_DATA when it was too thin or could not be read.
+        """
+        status = {LiveOutcome.FAIL: CheckStatus.FAIL, LiveOutcome.PASS: CheckStatus.PASS}.get(
+            self.outcome, CheckStatus.NO_DATA)
+        return Check(Metric.LIVE, status, None, None, None, None, None, self.reason)
 
     @property
     def numbers(self) -> dict[str, float]:
@@ -563,15 +573,3 @@ def _tail(canary: Traffic, primary: Traffic, policy: AnalysisPolicy,
                          f"{p:.1f} ms (x{c / p:.2f} > x{limit:.2f}; tail rank test on the "
                          f"histogram's buckets p={test.p_value:.2g} <= {level:.2g})"))
     return out
-
-
-def apply(verdict: Verdict, live: LiveEvidence) -> Verdict:
-    """The step's verdict with live traffic folded in.
-
-    Its line is always added to the reasons. A live FAIL turns the step into FAIL, its
-    line first; anything else leaves the outcome alone (live traffic never passes a step
-    on its own: generated load is what the sequential judge's error control covers).
-    """
-    if live.outcome is not LiveOutcome.FAIL or verdict.outcome is Outcome.FAIL:
-        return replace(verdict, reasons=(*verdict.reasons, live.reason))
-    return replace(verdict, outcome=Outcome.FAIL, reasons=(live.reason, *verdict.reasons))

@@ -27,7 +27,7 @@ from modelrelease.adapters.oci_registry import PushStats
 from modelrelease.adapters.prefect_secrets import with_secret_blocks
 from modelrelease.build.builder import BuildRequest, BuildResult, ImageBuilder
 from modelrelease.costs import prices as price_table
-from modelrelease.domain import agreement, rollout
+from modelrelease.domain import rollout
 from modelrelease.domain.analysis import Metric, SliceRow
 from modelrelease.domain.analysis import Outcome as JudgeOutcome
 from modelrelease.domain.analysis import Verdict as JudgeVerdict
@@ -39,6 +39,7 @@ from modelrelease.domain.plan import model_uri, rollout_policy
 from modelrelease.domain.report import StepRecord, render_report
 from modelrelease.domain.status_record import Released, status_after, with_condition
 from modelrelease.domain.traffic import TrafficRouter
+from modelrelease.domain.verdict import step_verdict
 from modelrelease.errors import InvalidInput, MlflowError, ReleaseInProgress
 from modelrelease.release.world import (
     Call,
@@ -88,11 +89,6 @@ class ReleaseResult:
                            "version": self.version, "image": self.image,
                            "release_id": self.release_id, "seconds": round(self.seconds, 2),
                            "reason": self.reason})
-
-
-def _judged(verdict: Any) -> rollout.StepJudged:
-    passed = {JudgeOutcome.PASS: True, JudgeOutcome.FAIL: False}.get(verdict.outcome)
-    return rollout.StepJudged(passed, "; ".join(verdict.reasons))
 
 
 def run_release(request: ReleaseRequest, settings: PipelineSettings | None = None, *,
@@ -265,27 +261,25 @@ def _release(world: ReleaseWorld, version: Any, release_id: str, status: ModelEn
                     ready = _wait_ready(world, Track.CANARY,
                                         policy.deploy_timeout.total_seconds())
                     if ready is not None:
-                        observation = rollout.StepJudged(False, ready)
+                        observation = rollout.StepJudged(JudgeOutcome.FAIL, ready)
                         continue
                     began = time.monotonic()
-                    verdict, lag = world.analyse(hold, files, first, variants)
+                    judged, found, lag = world.analyse(hold, files, first, variants)
                     hold_seconds += time.monotonic() - began
                     if lag:
                         note(f"{where}: load generator: {lag}")
                     agreed = world.agreement(version, files, first)
-                    verdict = agreement.apply(verdict, agreed)
+                    verdict = step_verdict(judged, (found.check, agreed.check))
                     steps.append(StepRecord(state.step + 1, state.weight, verdict.outcome.value,
                                             verdict.canary, verdict.primary, verdict.reasons,
-                                            agreed, world.live,
-                                            *_slice_table(verdict, endpoint)))
+                                            agreed, found, *_slice_table(verdict, endpoint)))
                     last_verdict = Verdict(outcome={
                         JudgeOutcome.PASS: StatusOutcome.PASSED,
                         JudgeOutcome.FAIL: StatusOutcome.FAILED}.get(
                             verdict.outcome, StatusOutcome.INCONCLUSIVE),
                         reasons=list(verdict.reasons),
-                        numbers=_numbers(verdict) | agreed.numbers
-                        | (world.live.numbers if world.live else {}))
-                    observation = _judged(verdict)
+                        numbers=_numbers(verdict) | agreed.numbers | found.numbers)
+                    observation = rollout.StepJudged.of(verdict)
                 case rollout.Promote():
                     replicas = max(world.primary_replicas(),
                                    endpoint.spec.autoscaling.min_replicas)

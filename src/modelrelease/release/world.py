@@ -106,8 +106,6 @@ class ReleaseWorld:
         self.namespace = endpoint.namespace
         self.canary_fault: FaultSetting | None = None
         """A rollback drill's fault, injected into the canary Deployment only."""
-        self.live: live.LiveEvidence | None = None
-        """What live traffic showed in the last step ``analyse`` judged."""
         self.prometheus = Prometheus(settings.prometheus) if settings.prometheus.url else None
         """Where live traffic is read when configured; otherwise from the pods themselves."""
 
@@ -293,14 +291,16 @@ class ReleaseWorld:
         return result
 
     def analyse(self, hold: timedelta, files: ModelFiles, first_release: bool,
-                variants: tuple[Variant, ...]) -> tuple[analysis.Verdict, str | None]:
+                variants: tuple[Variant, ...]
+                ) -> tuple[analysis.Verdict, live.LiveEvidence, str | None]:
         """Load both arms at once for ``hold`` (in looks) and judge them sequentially.
 
         ``variants``: the slice mix ``preflight`` built.
         A first release has no primary: its samples stand for both arms, so only the
         absolute checks (error rate, p95/p99 SLOs) can fail it. The pods' own metrics,
-        read before the first look and after the last, add what real users sent meanwhile
-        (``domain.live``; kept in ``self.live``): a breach there fails the step too.
+        read before the first look and after the last, say what real users sent meanwhile
+        (``domain.live``). Returns the generated load's verdict, live traffic's evidence
+        (``domain.verdict.step_verdict`` combines them) and why the load lagged, if it did.
         """
         rate = self.settings.release.load_rate
         policy = analysis_policy(self.endpoint, hold, rate)
@@ -341,13 +341,13 @@ class ReleaseWorld:
         slices = self.endpoint.spec.canary.checks.slices
         key = None if slices is None else slices.key
         if self.prometheus is None:
-            self.live = live.evidence(before, self.scrape_tracks(first_release), sent, policy,
-                                      slice_key=key)
+            found = live.evidence(before, self.scrape_tracks(first_release), sent, policy,
+                                  slice_key=key)
         else:
             before, after = self.read_prometheus(first_release, began)
-            self.live = live.evidence(before, after, sent, policy, via=self.prometheus.via,
-                                      slice_key=key)
-        return live.apply(verdict, self.live), lag
+            found = live.evidence(before, after, sent, policy, via=self.prometheus.via,
+                                  slice_key=key)
+        return verdict, found, lag
 
     def _tracks(self, first_release: bool) -> list[tuple[Track, str]]:
         """The tracks a step compares, each with its pods' label selector."""
