@@ -37,7 +37,12 @@ from modelrelease.domain.fault import FaultSetting
 from modelrelease.domain.manifests import Track
 from modelrelease.domain.plan import model_uri, rollout_policy
 from modelrelease.domain.report import StepRecord, render_report
-from modelrelease.domain.status_record import Released, status_after, with_condition
+from modelrelease.domain.status_record import (
+    Released,
+    status_after,
+    verdict_record,
+    with_condition,
+)
 from modelrelease.domain.traffic import TrafficRouter
 from modelrelease.domain.verdict import step_verdict
 from modelrelease.errors import InvalidInput, MlflowError, ReleaseInProgress
@@ -61,7 +66,6 @@ from modelrelease.spec import (
     load_endpoint,
     spec_hash,
 )
-from modelrelease.spec import Outcome as StatusOutcome
 
 Say = Callable[[str], None]
 
@@ -273,12 +277,7 @@ def _release(world: ReleaseWorld, version: Any, release_id: str, status: ModelEn
                     steps.append(StepRecord(state.step + 1, state.weight, verdict.outcome.value,
                                             verdict.canary, verdict.primary, verdict.reasons,
                                             agreed, found, *_slice_table(verdict, endpoint)))
-                    last_verdict = Verdict(outcome={
-                        JudgeOutcome.PASS: StatusOutcome.PASSED,
-                        JudgeOutcome.FAIL: StatusOutcome.FAILED}.get(
-                            verdict.outcome, StatusOutcome.INCONCLUSIVE),
-                        reasons=list(verdict.reasons),
-                        numbers=_numbers(verdict) | agreed.numbers | found.numbers)
+                    last_verdict = verdict_record(verdict, agreed.numbers, found.numbers)
                     observation = rollout.StepJudged.of(verdict)
                 case rollout.Promote():
                     replicas = max(world.primary_replicas(),
@@ -475,14 +474,3 @@ def _slice_table(verdict: JudgeVerdict, endpoint: ModelEndpoint
     if check is None:
         return (), ""
     return rows, check.key
-
-
-def _numbers(verdict: Any) -> dict[str, float]:
-    out: dict[str, float] = {}
-    for arm, stats in (("canary", verdict.canary), ("primary", verdict.primary)):
-        for key in ("p50_ms", "p95_ms", "p99_ms", "error_rate"):
-            value = getattr(stats, key)
-            if value is not None:
-                out[f"{key}_{arm}"] = float(value)
-        out[f"requests_{arm}"] = float(stats.requests)
-    return out
