@@ -494,11 +494,10 @@ def _slo(canary: Traffic, policy: AnalysisPolicy, level: float) -> list[Check]:
         return []
     total = ordered[-1][1]
     out: list[Check] = []
-    for metric, limit_ms, share in ((Metric.LATENCY_P95, policy.p95_ms, 0.05),
-                                    (Metric.LATENCY_P99, policy.p99_ms, 0.01)):
+    for metric, name, limit_ms, share in ((Metric.LATENCY_P95, "p95", policy.p95_ms, 0.05),
+                                          (Metric.LATENCY_P99, "p99", policy.p99_ms, 0.01)):
         if limit_ms is None:
             continue
-        name = metric.value.removeprefix("latency_")
         limit = limit_ms / 1000.0
         slow = round(total - next(c for le, c in ordered if le >= limit))
         status, p = limit_test(slow, round(total), share, level)
@@ -507,7 +506,7 @@ def _slo(canary: Traffic, policy: AnalysisPolicy, level: float) -> list[Check]:
         out.append(Check(metric, status, None, None, limit_ms, p, level,
                          f"live {name} above {limit_ms:g} ms: {figures} <= {level:.2g})"
                          if status is CheckStatus.FAIL else
-                         f"live {name} {limit_ms:g} ms: {figures}, alpha {level:.2g})"))
+                         f"live {name} SLO {limit_ms:g} ms: {figures}, alpha {level:.2g})"))
     return out
 
 
