@@ -18,7 +18,6 @@ from modelrelease.domain.agreement import (
     OnFailure,
     Outcome,
     agreement_rate,
-    apply,
     category_psi,
     compare,
     detect_kind,
@@ -237,40 +236,29 @@ def test_judge(canary: Answer, primary: Answer, outcome: Outcome, words: str) ->
     assert verdict.on_failure is OnFailure.HOLD
 
 
-# -- folding into the step's verdict ----------------------------------------------------------
+# -- one check of the step's verdict -----------------------------------------------------------
 
-EMPTY = analysis.ArmStats(0, 0, None, None, None, None)
-
-
-def _step(outcome: analysis.Outcome) -> analysis.Verdict:
-    return analysis.Verdict(outcome, ("latency ok",), EMPTY, EMPTY)
-
-
-FAILED = AgreementVerdict(Outcome.FAIL, "outputs disagree")
 HELD = AgreementVerdict(Outcome.FAIL, "outputs disagree", on_failure=OnFailure.HOLD)
-P, F, U = analysis.Outcome.PASS, analysis.Outcome.FAIL, analysis.Outcome.INCONCLUSIVE
+S = analysis.CheckStatus
 
 
-@pytest.mark.parametrize(("step", "agreed", "outcome", "first"), [
-    pytest.param(P, AgreementVerdict(Outcome.PASS, "agree"), P, "latency ok", id="pass-pass"),
-    pytest.param(P, AgreementVerdict(Outcome.SKIPPED, "first release"), P, "latency ok",
-                 id="pass-skipped"),
-    pytest.param(P, AgreementVerdict(Outcome.INCONCLUSIVE, "3 rows"), P, "latency ok",
-                 id="pass-not-judged"),
-    pytest.param(U, AgreementVerdict(Outcome.PASS, "agree"), U, "latency ok",
-                 id="inconclusive-stays"),
-    pytest.param(P, FAILED, F, "output agreement fail: outputs disagree", id="rollback"),
-    pytest.param(U, FAILED, F, "output agreement fail", id="rollback-when-inconclusive"),
-    pytest.param(P, HELD, U, "output agreement fail", id="hold"),
-    pytest.param(F, HELD, F, "latency ok", id="failed-stays-failed"),
+@pytest.mark.parametrize(("agreed", "status", "line"), [
+    pytest.param(AgreementVerdict(Outcome.PASS, "agree"), S.PASS, "output agreement pass: agree",
+                 id="pass"),
+    pytest.param(AgreementVerdict(Outcome.FAIL, "outputs disagree"), S.FAIL,
+                 "output agreement fail: outputs disagree", id="rollback"),
+    pytest.param(HELD, S.HOLD, "output agreement fail: outputs disagree", id="hold"),
+    pytest.param(AgreementVerdict(Outcome.INCONCLUSIVE, "3 rows"), S.NO_DATA,
+                 "output agreement inconclusive: 3 rows", id="not-judged"),
+    pytest.param(AgreementVerdict(Outcome.SKIPPED, "first release"), S.NO_DATA,
+                 "output agreement skipped: first release", id="skipped"),
 ])
-def test_apply(step: analysis.Outcome, agreed: AgreementVerdict, outcome: analysis.Outcome,
-               first: str) -> None:
-    folded = apply(_step(step), agreed)
-    assert folded.outcome is outcome
-    assert folded.reasons[0].startswith(first)
-    assert f"output agreement {agreed.outcome}: {agreed.reason}" in folded.reasons
-    assert len(folded.reasons) == 2
+def test_the_agreement_is_one_check_of_the_step(agreed: AgreementVerdict,
+                                                status: analysis.CheckStatus,
+                                                line: str) -> None:
+    check = agreed.check
+    assert (check.metric, check.status, check.reason) == (analysis.Metric.AGREEMENT, status,
+                                                          line)
 
 
 # -- properties --------------------------------------------------------------------------------

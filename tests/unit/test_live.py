@@ -7,7 +7,7 @@ from collections.abc import Mapping
 
 import pytest
 
-from modelrelease.domain.analysis import AnalysisPolicy, ArmStats, Outcome, Verdict
+from modelrelease.domain.analysis import AnalysisPolicy, ArmStats, CheckStatus, Metric
 from modelrelease.domain.live import (
     LiveEvidence,
     LiveOutcome,
@@ -15,7 +15,6 @@ from modelrelease.domain.live import (
     SlicedTraffic,
     TrackScrape,
     Traffic,
-    apply,
     arm_stats,
     evidence,
     histogram_quantile,
@@ -246,19 +245,15 @@ def test_evidence_two_arms_and_first_release() -> None:
     assert first.numbers["live_requests_primary"] == 40.0 and first.numbers["live_used"] == 0.0
 
 
-@pytest.mark.parametrize(("judged", "live", "outcome", "first"), [
-    pytest.param(Outcome.PASS, LiveOutcome.FAIL, Outcome.FAIL, "live says no", id="live-fails"),
-    pytest.param(Outcome.FAIL, LiveOutcome.FAIL, Outcome.FAIL, "generated", id="both-fail"),
-    pytest.param(Outcome.PASS, LiveOutcome.PASS, Outcome.PASS, "generated", id="both-pass"),
-    pytest.param(Outcome.INCONCLUSIVE, LiveOutcome.THIN, Outcome.INCONCLUSIVE, "generated",
-                 id="thin-changes-nothing"),
+@pytest.mark.parametrize(("live", "status"), [
+    pytest.param(LiveOutcome.FAIL, CheckStatus.FAIL, id="a-breach-fails"),
+    pytest.param(LiveOutcome.PASS, CheckStatus.PASS, id="no-breach"),
+    pytest.param(LiveOutcome.THIN, CheckStatus.NO_DATA, id="thin"),
+    pytest.param(LiveOutcome.UNAVAILABLE, CheckStatus.NO_DATA, id="unreadable"),
 ])
-def test_apply(judged: Outcome, live: LiveOutcome, outcome: Outcome, first: str) -> None:
-    empty = ArmStats(0, 0, None, None, None, None)
-    verdict = Verdict(judged, ("generated",), empty, empty)
-    found = apply(verdict, LiveEvidence(live, "live says no"))
-    assert found.outcome is outcome and found.reasons[0] == first
-    assert set(found.reasons) == {"generated", "live says no"}
+def test_live_traffic_is_one_check_of_the_step(live: LiveOutcome, status: CheckStatus) -> None:
+    check = LiveEvidence(live, "live says no").check
+    assert (check.metric, check.status, check.reason) == (Metric.LIVE, status, "live says no")
 
 
 def test_thin_names_a_source_other_than_the_pods() -> None:

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from modelrelease.domain import rollout
+from modelrelease.domain.analysis import Outcome
 from modelrelease.domain.readiness import Readiness, RolloutState
 from modelrelease.domain.rollout import (
     UNDETECTED,
@@ -41,6 +42,7 @@ POLICY = RolloutPolicy(steps=(Step(10, timedelta(seconds=30)), Step(50, timedelt
 READY = Readiness(RolloutState.READY, "1 of 1 updated replicas available", 1, 1)
 SLOW = Readiness(RolloutState.PROGRESSING, "0 of 1 updated replicas available", 0, 1)
 BROKEN = Readiness(RolloutState.FAILED, "pod x container model CrashLoopBackOff: 3 restarts")
+PASSED, FAILED, UNSURE = Outcome.PASS, Outcome.FAIL, Outcome.INCONCLUSIVE
 
 
 def at(phase: Phase, **kw: object) -> State:
@@ -68,20 +70,20 @@ def at(phase: Phase, **kw: object) -> State:
         pytest.param(at(Phase.SMOKE), SmokeChecked(False, "expected 3 predictions, got 2"), 1,
                      Phase.ROLLING_BACK, (Rollback("smoke failed: expected 3 predictions, "
                                                    "got 2"),), "smoke failed", id="smoke-bad"),
-        pytest.param(at(Phase.ANALYSING, step=0, weight=10), StepJudged(True, "p95 ok"), 30,
+        pytest.param(at(Phase.ANALYSING, step=0, weight=10), StepJudged(PASSED, "p95 ok"), 30,
                      Phase.ANALYSING, (SetWeight(50), Analyse(timedelta(seconds=60))),
                      "step 2/2 weight 10→50", id="next-step"),
-        pytest.param(at(Phase.ANALYSING, step=1, weight=50), StepJudged(True, "p95 ok"), 60,
+        pytest.param(at(Phase.ANALYSING, step=1, weight=50), StepJudged(PASSED, "p95 ok"), 60,
                      Phase.PROMOTING, (Promote(),), "promoting", id="last-step-promotes"),
         pytest.param(at(Phase.ANALYSING, step=0, weight=10),
-                     StepJudged(False, "p95 61ms vs 48ms"), 30, Phase.ROLLING_BACK,
+                     StepJudged(FAILED, "p95 61ms vs 48ms"), 30, Phase.ROLLING_BACK,
                      (Rollback("step 1 failed at weight 10: p95 61ms vs 48ms"),),
                      "failed at weight 10", id="step-fails"),
-        pytest.param(at(Phase.ANALYSING, step=0, weight=10), StepJudged(None, "12 of 200"), 30,
+        pytest.param(at(Phase.ANALYSING, step=0, weight=10), StepJudged(UNSURE, "12 of 200"), 30,
                      Phase.ANALYSING, (Analyse(timedelta(seconds=30)),), "extending 1/1",
                      id="inconclusive-extends"),
         pytest.param(at(Phase.ANALYSING, step=0, weight=10, extensions=1),
-                     StepJudged(None, "12 of 200"), 30, Phase.ROLLING_BACK,
+                     StepJudged(UNSURE, "12 of 200"), 30, Phase.ROLLING_BACK,
                      (Rollback("step 1 still inconclusive after 1 extensions: 12 of 200"),),
                      "still inconclusive", id="inconclusive-gives-up"),
         pytest.param(at(Phase.PROMOTING), PrimaryHealth(READY), 5, Phase.PROMOTED, (),
@@ -124,7 +126,7 @@ def test_transitions_record_history_and_since() -> None:
 
 def test_history_is_bounded() -> None:
     state = State(phase=Phase.ANALYSING, history=tuple(f"line {i}" for i in range(40)))
-    moved = step(state, StepJudged(False, "bad"), POLICY, T0)
+    moved = step(state, StepJudged(FAILED, "bad"), POLICY, T0)
     assert len(moved.state.history) == 20
 
 
@@ -173,14 +175,14 @@ DRILL = RolloutPolicy(steps=POLICY.steps, drill=True)
 @pytest.mark.parametrize(
     ("state", "observation", "phase", "actions", "text"),
     [
-        pytest.param(at(Phase.ANALYSING, step=0, weight=10), StepJudged(True, "p95 ok"),
+        pytest.param(at(Phase.ANALYSING, step=0, weight=10), StepJudged(PASSED, "p95 ok"),
                      Phase.ANALYSING, (SetWeight(50), Analyse(timedelta(seconds=60))),
                      "step 2/2", id="drill-passes-a-step-and-goes-on"),
-        pytest.param(at(Phase.ANALYSING, step=1, weight=50), StepJudged(True, "p95 ok"),
+        pytest.param(at(Phase.ANALYSING, step=1, weight=50), StepJudged(PASSED, "p95 ok"),
                      Phase.ROLLING_BACK, (Rollback(UNDETECTED),),
                      "step 2 passed: p95 ok; drill: fault not detected",
                      id="drill-never-promotes"),
-        pytest.param(at(Phase.ANALYSING, step=0, weight=10), StepJudged(False, "p95 561ms"),
+        pytest.param(at(Phase.ANALYSING, step=0, weight=10), StepJudged(FAILED, "p95 561ms"),
                      Phase.ROLLING_BACK,
                      (Rollback("step 1 failed at weight 10: p95 561ms"),), "failed",
                      id="drill-fault-detected"),

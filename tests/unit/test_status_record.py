@@ -6,7 +6,13 @@ from datetime import UTC, datetime
 
 import pytest
 
-from modelrelease.domain.status_record import Released, status_after, with_condition
+from modelrelease.domain import analysis
+from modelrelease.domain.status_record import (
+    Released,
+    status_after,
+    verdict_record,
+    with_condition,
+)
 from modelrelease.spec import (
     Condition,
     HistoryEntry,
@@ -74,3 +80,27 @@ def test_a_tagging_condition_replaces_the_one_of_its_type() -> None:
     assert after.conditions == [Condition(type="Other", status="True"), tagged]
     assert _after(ReleasePhase.PROMOTED).conditions == BEFORE.conditions
     assert with_condition([], tagged) == [tagged]
+
+
+CANARY = analysis.ArmStats(400, 2, 0.005, 4.0, 9.5, None)
+PRIMARY = analysis.ArmStats(400, 0, 0.0, 3.9, 9.0, 11.5)
+
+
+@pytest.mark.parametrize(("judged", "recorded"), [
+    pytest.param(analysis.Outcome.PASS, Outcome.PASSED, id="passed"),
+    pytest.param(analysis.Outcome.FAIL, Outcome.FAILED, id="failed"),
+    pytest.param(analysis.Outcome.INCONCLUSIVE, Outcome.INCONCLUSIVE, id="inconclusive"),
+])
+def test_the_last_verdict_keeps_the_steps_outcome_reasons_and_numbers_in_order(
+        judged: analysis.Outcome, recorded: Outcome) -> None:
+    step = analysis.Verdict(judged, ("latency ok", "live traffic: no breach"), CANARY, PRIMARY)
+    kept = verdict_record(step, {"agreement_rows": 30.0, "agreement_rate": 1.0},
+                          {"live_used": 1.0, "live_requests_canary": 80.0})
+    assert kept.outcome is recorded
+    assert kept.reasons == ["latency ok", "live traffic: no breach"]
+    assert list(kept.numbers.items()) == [
+        ("p50_ms_canary", 4.0), ("p95_ms_canary", 9.5), ("error_rate_canary", 0.005),
+        ("requests_canary", 400.0), ("p50_ms_primary", 3.9), ("p95_ms_primary", 9.0),
+        ("p99_ms_primary", 11.5), ("error_rate_primary", 0.0), ("requests_primary", 400.0),
+        ("agreement_rows", 30.0), ("agreement_rate", 1.0), ("live_used", 1.0),
+        ("live_requests_canary", 80.0)]

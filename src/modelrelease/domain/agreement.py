@@ -24,6 +24,8 @@ cannot tell a retrain from a broken model) or the primary's answer is unusable: 
 then judged on latency and errors alone. SKIPPED when there is nothing to compare with (a
 first release) or the check is off. What a FAIL does to the step is ``on_failure``: roll it
 back, or hold it (inconclusive: the step is extended, then rolled back if it never passes).
+The verdict is one check of the step (``AgreementVerdict.check``), which
+``domain.verdict.step_verdict`` combines with the step's others.
 """
 
 from __future__ import annotations
@@ -47,7 +49,6 @@ __all__ = [
     "OnFailure",
     "Outcome",
     "agreement_rate",
-    "apply",
     "category_psi",
     "compare",
     "detect_kind",
@@ -113,6 +114,23 @@ class AgreementVerdict:
     psi: float | None = None
     ks: float | None = None
     on_failure: OnFailure = OnFailure.ROLLBACK
+
+    @property
+    def check(self) -> analysis.Check:
+        """The agreement as one check of the step (see ``domain.verdict``).
+
+        A FAIL fails the step (``on_failure: rollback``) or holds it (HOLD, ``hold``); a
+        PASS cannot pass a step on its own; INCONCLUSIVE and SKIPPED are NO_DATA, which
+        leaves the step to latency and errors.
+        """
+        status = analysis.CheckStatus.NO_DATA
+        if self.outcome is Outcome.PASS:
+            status = analysis.CheckStatus.PASS
+        elif self.outcome is Outcome.FAIL:
+            status = (analysis.CheckStatus.FAIL if self.on_failure is OnFailure.ROLLBACK
+                      else analysis.CheckStatus.HOLD)
+        return analysis.Check(analysis.Metric.AGREEMENT, status, None, None, None, None, None,
+                              f"output agreement {self.outcome}: {self.reason}")
 
     @property
     def numbers(self) -> dict[str, float]:
@@ -351,18 +369,3 @@ def judge(canary: Answer, primary: Answer, policy: AgreementPolicy) -> Agreement
         outcome = Outcome.INCONCLUSIVE if canary.status is None else Outcome.FAIL
         return AgreementVerdict(outcome, actual, on_failure=policy.on_failure)
     return compare(actual, expected, policy)
-
-
-def apply(verdict: analysis.Verdict, agreed: AgreementVerdict) -> analysis.Verdict:
-    """The step's verdict with the agreement check folded in.
-
-    Its line is always added to the reasons. An agreement FAIL turns a passing or
-    inconclusive step into FAIL (``on_failure: rollback``) or INCONCLUSIVE (``hold``), and
-    its line then comes first; every other agreement outcome leaves the outcome alone.
-    """
-    line = f"output agreement {agreed.outcome}: {agreed.reason}"
-    if agreed.outcome is not Outcome.FAIL or verdict.outcome is analysis.Outcome.FAIL:
-        return replace(verdict, reasons=(*verdict.reasons, line))
-    outcome = (analysis.Outcome.FAIL if agreed.on_failure is OnFailure.ROLLBACK
-               else analysis.Outcome.INCONCLUSIVE)
-    return replace(verdict, outcome=outcome, reasons=(line, *verdict.reasons))

@@ -3,7 +3,9 @@
 ``evaluate(samples, policy)`` judges once; ``look(state, new_samples, policy)`` judges a
 growing window sequentially, so a clear regression or a clear pass ends a step early
 without inflating false alarms. Pure: no clock, no I/O, no logging; every decision comes
-back with its reasons and numbers.
+back with its reasons and numbers. This is the generated load's verdict; the step's
+(``domain.verdict.step_verdict``) adds live traffic (``Metric.LIVE``) and output agreement
+(``Metric.AGREEMENT``) as checks of their own, which can fail or hold a step, never pass it.
 
 **Checks** (each a one-sided test, run at the looks of a group-sequential plan):
 
@@ -78,7 +80,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import lru_cache
-from typing import Annotated
+from typing import Annotated, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
@@ -92,6 +94,7 @@ __all__ = [
     "ArmStats",
     "Check",
     "CheckStatus",
+    "Counts",
     "Metric",
     "Outcome",
     "Samples",
@@ -100,8 +103,10 @@ __all__ = [
     "Spending",
     "Verdict",
     "error_rate",
+    "error_regression",
     "evaluate",
     "latency_regression",
+    "limit_test",
     "look",
 ]
 
@@ -125,6 +130,8 @@ class Metric(StrEnum):
     TAIL_P95 = "tail_p95"
     TAIL_P99 = "tail_p99"
     SLICES = "slices"
+    LIVE = "live"  # live traffic's evidence over the step (``domain.live``)
+    AGREEMENT = "agreement"  # output agreement (``domain.agreement``)
 
 
 TAILS = {Metric.TAIL_P95: 95, Metric.TAIL_P99: 99}
@@ -499,9 +506,9 @@ def _check(
     if metric is Metric.LATENCY_REGRESSION:
         return latency_regression(canary_ok, primary_ok, arms, level, policy)
     if metric is Metric.ERROR_RATE:
-        return error_rate(window, level, policy)
+        return error_rate(window.canary, window.primary, level, policy)
     if metric is Metric.ERROR_REGRESSION:
-        return _error_regression(window, level)
+        return error_regression(window.canary, window.primary, level)
     if metric is Metric.LATENCY_P95:
         assert policy.p95_ms is not None
         return _slo(metric, 95, policy.p95_ms, canary_ok, arms, level)
@@ -563,30 +570,54 @@ def _rate(errors: int, requests: int) -> str:
     return f"{errors / requests:.2%} ({errors}/{requests})"
 
 
-def error_rate(window: Samples, level: float, policy: AnalysisPolicy) -> Check:
+class Counts(Protocol):
+    """One arm's requests and how many failed: generated samples, or live traffic."""
+
+    @property
+    def requests(self) -> int:
+        """Requests, whatever their outcome."""
+
+    @property
+    def errors(self) -> int:
+        """Requests that failed."""
+
+
+def limit_test(count: int, n: int, share: float, level: float) -> tuple[CheckStatus, float]:
+    """Exact binomial test of ``count`` of ``n`` against a limit of ``share`` of them.
+
+    FAIL when significantly above the limit, PASS when significantly below, HOLD
+    otherwise; with the p-value of the side that decided (the upper one but for a PASS).
+    The error rate and the p95/p99 SLOs are this test, on generated load and on live
+    traffic alike.
+    """
+    above = stats.binomial_sf(count, n, share)
+    if above <= level:
+        return CheckStatus.FAIL, above
+    below = stats.binomial_cdf(count, n, share)
+    if below <= level:
+        return CheckStatus.PASS, below
+    return CheckStatus.HOLD, above
+
+
+def error_rate(canary: Counts, primary: Counts, level: float, policy: AnalysisPolicy) -> Check:
     """``ERROR_RATE``: the canary's error rate against ``max_error_rate``."""
-    canary, primary = window.canary, window.primary
     limit = policy.max_error_rate
     figures = (f"canary {_rate(canary.errors, canary.requests)} vs primary "
                f"{_rate(primary.errors, primary.requests)}")
     c_rate, p_rate = canary.errors / canary.requests, primary.errors / primary.requests
-    above = stats.binomial_sf(canary.errors, canary.requests, limit)
-    if above <= level:
-        return Check(Metric.ERROR_RATE, CheckStatus.FAIL, c_rate, p_rate, limit, above, level,
-                     f"error rate: {figures} > max {limit:.2%} (binomial p={_p(above)} <= "
-                     f"alpha {_p(level)})")
-    below = stats.binomial_cdf(canary.errors, canary.requests, limit)
-    if below <= level:
-        return Check(Metric.ERROR_RATE, CheckStatus.PASS, c_rate, p_rate, limit, below, level,
-                     f"error rate within max {limit:.2%}: {figures} (binomial p={_p(below)} "
-                     f"<= alpha {_p(level)})")
-    return Check(Metric.ERROR_RATE, CheckStatus.HOLD, c_rate, p_rate, limit, above, level,
-                 f"error rate: {figures}, max {limit:.2%}: not yet shown above or below "
-                 f"(binomial p={_p(above)}, alpha {_p(level)})")
+    status, p = limit_test(canary.errors, canary.requests, limit, level)
+    reason = {
+        CheckStatus.FAIL: f"error rate: {figures} > max {limit:.2%} (binomial p={_p(p)} <= "
+                          f"alpha {_p(level)})",
+        CheckStatus.PASS: f"error rate within max {limit:.2%}: {figures} (binomial p={_p(p)} "
+                          f"<= alpha {_p(level)})",
+        CheckStatus.HOLD: f"error rate: {figures}, max {limit:.2%}: not yet shown above or "
+                          f"below (binomial p={_p(p)}, alpha {_p(level)})"}[status]
+    return Check(Metric.ERROR_RATE, status, c_rate, p_rate, limit, p, level, reason)
 
 
-def _error_regression(window: Samples, level: float) -> Check:
-    canary, primary = window.canary, window.primary
+def error_regression(canary: Counts, primary: Counts, level: float) -> Check:
+    """``ERROR_REGRESSION``: the canary's errors against the primary's (it only fails)."""
     figures = (f"canary {_rate(canary.errors, canary.requests)} vs primary "
                f"{_rate(primary.errors, primary.requests)}")
     c_rate, p_rate = canary.errors / canary.requests, primary.errors / primary.requests
@@ -616,19 +647,15 @@ def _slo(
     figures = (f"canary {name} {c_value:.1f} ms vs primary {primary}, SLO {limit:g} ms: "
                f"{slow} of {len(canary)} canary requests slower ({slow / len(canary):.1%}, "
                f"{allowed:.0%} allowed)")
-    above = stats.binomial_sf(slow, len(canary), allowed)
-    if above <= level:
-        return Check(metric, CheckStatus.FAIL, c_value, p_value, limit, above, level,
-                     f"latency {name} SLO breached: {figures} (binomial p={_p(above)} <= "
-                     f"alpha {_p(level)})")
-    below = stats.binomial_cdf(slow, len(canary), allowed)
-    if below <= level:
-        return Check(metric, CheckStatus.PASS, c_value, p_value, limit, below, level,
-                     f"latency {name} within SLO: {figures} (binomial p={_p(below)} <= alpha "
-                     f"{_p(level)})")
-    return Check(metric, CheckStatus.HOLD, c_value, p_value, limit, above, level,
-                 f"latency {name} SLO: {figures}; not yet shown above or below (binomial "
-                 f"p={_p(above)}, alpha {_p(level)})")
+    status, p = limit_test(slow, len(canary), allowed, level)
+    reason = {
+        CheckStatus.FAIL: f"latency {name} SLO breached: {figures} (binomial p={_p(p)} <= "
+                          f"alpha {_p(level)})",
+        CheckStatus.PASS: f"latency {name} within SLO: {figures} (binomial p={_p(p)} <= alpha "
+                          f"{_p(level)})",
+        CheckStatus.HOLD: f"latency {name} SLO: {figures}; not yet shown above or below "
+                          f"(binomial p={_p(p)}, alpha {_p(level)})"}[status]
+    return Check(metric, status, c_value, p_value, limit, p, level, reason)
 
 
 def _tail(

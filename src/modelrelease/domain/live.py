@@ -16,15 +16,20 @@ load generator's known counts per status subtracted from the track's total inste
 histogram cannot be split, so such evidence has no latency.
 
 **How it is judged.** Once, at the end of the step, with the policy the generated load is
-judged by; ``alpha`` is split evenly (Bonferroni) over five checks:
+judged by; ``alpha`` is split evenly (Bonferroni) over five checks, each an
+``analysis.Check`` (a breach in live traffic's own words):
 
-* error rate: exact binomial test of ``H0: canary error rate <= max_error_rate``;
-* error regression: Fisher's exact test, canary errors vs primary errors;
+* error rate: the judge's own check (``analysis.error_rate``, exact binomial test of
+  ``H0: canary error rate <= max_error_rate``) on the live counts;
+* error regression: the judge's own check (``analysis.error_regression``, Fisher's exact
+  test, canary errors vs primary errors) on the live counts;
 * p95 / p99 SLO: the requests *certainly* slower than the limit (those in buckets whose
   lower bound is at or above it: a lower bound, so never a false breach from bucket
-  width), exact binomial test of ``H0: at most 5% (1%) are``;
+  width), the judge's binomial test (``analysis.limit_test``) of ``H0: at most 5% (1%)
+  are``;
 * latency regression: Mann-Whitney on bucket ranks, and the ratio of the interpolated
-  medians above ``1 + max_latency_regression``;
+  medians above ``1 + max_latency_regression`` (the judge's Hodges-Lehmann ratio needs
+  each request's latency, which a histogram does not keep);
 * tail regression (p95 and p99, half the share each): the judge's upper-tail rank test
   (``stats.tail_test``) on bucket ranks, and the interpolated p95 (p99) above the primary's
   times ``1 + max_latency_regression``: a canary that slows only its slowest requests
@@ -41,10 +46,12 @@ never sends are judged too: that is what live slices are for. Pods that slice by
 key, or not at all (a primary deployed before the spec's slices), leave live traffic judged
 whole, and the reason says so.
 
-A breach FAILS the step (``apply``); otherwise the evidence is reported but cannot pass a
-step on its own. Fewer than ``min_requests`` live requests in an arm is THIN: reported,
-and the step is judged on generated load only. Latency here is the pod's own (from
-request to response inside the server, failed requests included), not the client's.
+The evidence is one check of the step (``LiveEvidence.check``, combined by
+``domain.verdict.step_verdict``): a breach FAILS the step; otherwise the evidence is
+reported but cannot pass a step on its own. Fewer than ``min_requests`` live requests in
+an arm is THIN: reported, and the step is judged on generated load only. Latency here is
+the pod's own (from request to response inside the server, failed requests included), not
+the client's.
 """
 
 from __future__ import annotations
@@ -56,7 +63,18 @@ from enum import StrEnum
 from typing import TypeVar
 
 from modelrelease.domain import stats
-from modelrelease.domain.analysis import AnalysisPolicy, ArmStats, Outcome, SliceRow, Verdict
+from modelrelease.domain.analysis import (
+    TAILS,
+    AnalysisPolicy,
+    ArmStats,
+    Check,
+    CheckStatus,
+    Metric,
+    SliceRow,
+    error_rate,
+    error_regression,
+    limit_test,
+)
 from modelrelease.domain.exposition import Sample, parse, select
 from modelrelease.domain.stats import Alternative
 
@@ -78,7 +96,6 @@ SLICE_COLUMN_ENV = "MODELRELEASE_SLICE_COLUMN"
 PATH = "/invocations"
 CHECKS = 5  # error rate, error regression, SLO, latency and tail regression share alpha
 SLICE_CHECKS = 2  # per slice: error rate and latency regression
-TAILS = (95, 99)
 K = TypeVar("K", str, float)
 
 
@@ -275,6 +292,17 @@ class LiveEvidence:
                 f"{self.canary.requests + self.primary.requests} requests)")
 
     @property
+    def check(self) -> Check:
+        """Live traffic as one check of the step (see ``domain.verdict``).
+
+        FAIL on a breach; PASS when enough of it showed none (which cannot pass a step on
+        its own); NO_DATA when it was too thin or could not be read.
+        """
+        status = {LiveOutcome.FAIL: CheckStatus.FAIL, LiveOutcome.PASS: CheckStatus.PASS}.get(
+            self.outcome, CheckStatus.NO_DATA)
+        return Check(Metric.LIVE, status, None, None, None, None, None, self.reason)
+
+    @property
     def numbers(self) -> dict[str, float]:
         """The figures for the status's ``lastVerdict.numbers``."""
         out = {"live_used": 1.0 if self.used else 0.0}
@@ -369,13 +397,12 @@ def judge(canary: Traffic, primary: Traffic, policy: AnalysisPolicy, *, exact: b
     level = policy.alpha / (CHECKS + (slices is not None))
     rows, sliced_breaches, note = (((), [], "") if slices is None
                                    else _judge_slices(slices, policy, level, compare))
-    breaches = [b for b in (_error_rate(canary, policy, level),
-                            _error_regression(canary, primary, level) if compare else None,
-                            *_slo(canary, policy, level),
-                            _latency_regression(canary, primary, policy, level)
-                            if compare else None,
-                            *(_tail(canary, primary, policy, level / len(TAILS))
-                              if compare else []), *sliced_breaches) if b is not None]
+    checks = [_error_rate(canary, primary, policy, level),
+              *([_error_regression(canary, primary, level)] if compare else []),
+              *_slo(canary, policy, level),
+              *(_latency_regression(canary, primary, policy, level) if compare else []),
+              *(_tail(canary, primary, policy, level / len(TAILS)) if compare else [])]
+    breaches = [c.reason for c in checks if c.status is CheckStatus.FAIL] + sliced_breaches
     head = (f"live traffic ({via}, canary {canary.requests} / primary "
             f"{primary.requests} requests"
             + ("" if exact else "; generated load subtracted by its known counts, no latency")
@@ -392,7 +419,7 @@ def judge(canary: Traffic, primary: Traffic, policy: AnalysisPolicy, *, exact: b
 
 
 def _judge_slices(slices: SlicedTraffic, policy: AnalysisPolicy, level: float,
-                  compare: bool) -> tuple[tuple[SliceRow, ...], list[str | None], str]:
+                  compare: bool) -> tuple[tuple[SliceRow, ...], list[str], str]:
     """Each slice's rows, its breaches, and a line saying which slices were judged.
 
     The ``max_slices`` most frequent values are judged once both arms hold
@@ -405,7 +432,7 @@ def _judge_slices(slices: SlicedTraffic, policy: AnalysisPolicy, level: float,
     each = level / (max(1, policy.max_slices) * SLICE_CHECKS)
     ranked = sorted(slices.arms, key=lambda v: (-sum(t.requests for t in slices.arms[v]), v))
     rows: list[SliceRow] = []
-    breaches: list[str | None] = []
+    breaches: list[str] = []
     for rank, value in enumerate(ranked):
         canary, primary = slices.arms[value]
         if rank >= policy.max_slices:
@@ -413,11 +440,11 @@ def _judge_slices(slices: SlicedTraffic, policy: AnalysisPolicy, level: float,
         elif min(canary.requests, primary.requests) < policy.min_slice_requests:
             status = "too few requests"
         else:
-            found = [b for b in (_error_rate(canary, policy, each),
-                                 _latency_regression(canary, primary, policy, each)
-                                 if compare else None) if b is not None]
+            found = [c for c in (_error_rate(canary, primary, policy, each),
+                                 *(_latency_regression(canary, primary, policy, each)
+                                   if compare else [])) if c.status is CheckStatus.FAIL]
             breaches += [f"slice {value!r} ({canary.requests} / {primary.requests} requests): "
-                         f"{b}" for b in found]
+                         f"{c.reason}" for c in found]
             status = "failed" if found else "no breach"
         rows.append(SliceRow(value, arm_stats(canary), arm_stats(primary), status))
     judged = [r.value for r in rows if r.status in ("failed", "no breach")]
@@ -434,39 +461,52 @@ def _num(value: float | None) -> str:
     return "–" if value is None else f"{value:.1f}"
 
 
-def _error_rate(canary: Traffic, policy: AnalysisPolicy, level: float) -> str | None:
-    p = stats.binomial_sf(canary.errors, canary.requests, policy.max_error_rate)
-    if p > level:
-        return None
-    return (f"live error rate {_pct(canary.errors / canary.requests)} above "
-            f"{_pct(policy.max_error_rate)} ({canary.errors} of {canary.requests}, "
-            f"p={p:.2g} <= {level:.2g})")
+def _worded(check: Check, breach: str) -> Check:
+    """``check`` on live traffic: a breach in live traffic's own words."""
+    return replace(check, reason=breach) if check.status is CheckStatus.FAIL else check
 
 
-def _error_regression(canary: Traffic, primary: Traffic, level: float) -> str | None:
-    p = stats.fisher_greater(canary.errors, canary.requests, primary.errors, primary.requests)
-    if p > level:
-        return None
-    return (f"live errors regressed: canary {canary.errors} of {canary.requests}, primary "
-            f"{primary.errors} of {primary.requests} (Fisher p={p:.2g} <= {level:.2g})")
+def _error_rate(canary: Traffic, primary: Traffic, policy: AnalysisPolicy,
+                level: float) -> Check:
+    """The judge's error-rate check (``analysis.error_rate``) on live counts."""
+    check = error_rate(canary, primary, level, policy)
+    return _worded(check, f"live error rate {_pct(canary.errors / canary.requests)} above "
+                          f"{_pct(policy.max_error_rate)} ({canary.errors} of "
+                          f"{canary.requests}, p={check.p_value:.2g} <= {level:.2g})")
 
 
-def _slo(canary: Traffic, policy: AnalysisPolicy, level: float) -> list[str | None]:
-    """p95/p99 limits: requests certainly slower than the limit, against 5% (1%)."""
+def _error_regression(canary: Traffic, primary: Traffic, level: float) -> Check:
+    """The judge's error-regression check (``analysis.error_regression``) on live counts."""
+    check = error_regression(canary, primary, level)
+    return _worded(check, f"live errors regressed: canary {canary.errors} of "
+                          f"{canary.requests}, primary {primary.errors} of {primary.requests} "
+                          f"(Fisher p={check.p_value:.2g} <= {level:.2g})")
+
+
+def _slo(canary: Traffic, policy: AnalysisPolicy, level: float) -> list[Check]:
+    """p95/p99 limits: requests certainly slower than the limit, against 5% (1%).
+
+    The judge's binomial limit test (``analysis.limit_test``) on a lower bound of the slow
+    requests: those in buckets whose lower bound is at or above the limit.
+    """
     ordered = sorted(canary.buckets.items())
     if not ordered:
         return []
     total = ordered[-1][1]
-    out: list[str | None] = []
-    for name, limit_ms, share in (("p95", policy.p95_ms, 0.05), ("p99", policy.p99_ms, 0.01)):
+    out: list[Check] = []
+    for metric, name, limit_ms, share in ((Metric.LATENCY_P95, "p95", policy.p95_ms, 0.05),
+                                          (Metric.LATENCY_P99, "p99", policy.p99_ms, 0.01)):
         if limit_ms is None:
             continue
         limit = limit_ms / 1000.0
         slow = round(total - next(c for le, c in ordered if le >= limit))
-        p = stats.binomial_sf(slow, round(total), share)
-        out.append(None if p > level else (
-            f"live {name} above {limit_ms:g} ms: {slow} of {round(total)} requests slower "
-            f"(allowed {share:.0%}, p={p:.2g} <= {level:.2g})"))
+        status, p = limit_test(slow, round(total), share, level)
+        figures = (f"{slow} of {round(total)} requests slower (allowed {share:.0%}, "
+                   f"p={p:.2g}")
+        out.append(Check(metric, status, None, None, limit_ms, p, level,
+                         f"live {name} above {limit_ms:g} ms: {figures} <= {level:.2g})"
+                         if status is CheckStatus.FAIL else
+                         f"live {name} SLO {limit_ms:g} ms: {figures}, alpha {level:.2g})"))
     return out
 
 
@@ -482,47 +522,53 @@ def _ranks(buckets: Mapping[float, float]) -> list[float]:
 
 
 def _latency_regression(canary: Traffic, primary: Traffic, policy: AnalysisPolicy,
-                        level: float) -> str | None:
+                        level: float) -> list[Check]:
+    """Mann-Whitney on bucket ranks, and the ratio of the interpolated medians.
+
+    Not the judge's check: its effect size, the Hodges-Lehmann ratio, needs each request's
+    latency, which a histogram does not keep. None without histograms.
+    """
     x, y = _ranks(canary.buckets), _ranks(primary.buckets)
     c50, p50 = _ms(0.5, canary.buckets), _ms(0.5, primary.buckets)
     if not x or not y or c50 is None or p50 is None:
-        return None
+        return []
     test = stats.mann_whitney(x, y, Alternative.GREATER)
-    ratio = c50 / p50
-    if test.p_value > level or ratio <= 1.0 + policy.max_latency_regression:
-        return None
-    return (f"live latency regression: canary p50 {c50:.1f} ms vs primary {p50:.1f} ms "
-            f"(x{ratio:.2f} > x{1.0 + policy.max_latency_regression:.2f}, Mann-Whitney "
-            f"p={test.p_value:.2g} <= {level:.2g})")
+    ratio, limit = c50 / p50, 1.0 + policy.max_latency_regression
+    failed = test.p_value <= level and ratio > limit
+    figures = f"canary p50 {c50:.1f} ms vs primary {p50:.1f} ms"
+    return [Check(Metric.LATENCY_REGRESSION, CheckStatus.FAIL if failed else CheckStatus.PASS,
+                  c50, p50, policy.max_latency_regression, test.p_value, level,
+                  f"live latency regression: {figures} (x{ratio:.2f} > x{limit:.2f}, "
+                  f"Mann-Whitney p={test.p_value:.2g} <= {level:.2g})" if failed else
+                  f"live latency: {figures} (x{ratio:.2f}, tolerance x{limit:.2f}, "
+                  f"Mann-Whitney p={test.p_value:.2g}, alpha {level:.2g})")]
 
 
 def _tail(canary: Traffic, primary: Traffic, policy: AnalysisPolicy,
-          level: float) -> list[str | None]:
-    """p95 and p99 tails: heavier in the canary (rank test) and beyond the tolerance."""
+          level: float) -> list[Check]:
+    """p95 and p99 tails: heavier in the canary (rank test) and beyond the tolerance.
+
+    The judge's upper-tail rank test (``stats.tail_test``) on bucket ranks; the quantiles
+    are interpolated within their buckets. None without histograms.
+    """
     x, y = _ranks(canary.buckets), _ranks(primary.buckets)
     if not x or not y:
         return []
     limit = 1.0 + policy.max_latency_regression
-    out: list[str | None] = []
-    for q in TAILS:
+    out: list[Check] = []
+    for metric, q in TAILS.items():
         c, p = _ms(q / 100, canary.buckets), _ms(q / 100, primary.buckets)
         test = stats.tail_test(x, y, q)
         if c is None or p is None or test.p_value > level or c <= p * limit:
-            out.append(None)
+            out.append(Check(metric, CheckStatus.PASS, c, p, policy.max_latency_regression,
+                             test.p_value, level,
+                             f"live p{q} tail: canary p{q} {_num(c)} ms vs primary {_num(p)} "
+                             f"ms, tolerance x{limit:.2f} (tail rank test on the histogram's "
+                             f"buckets p={test.p_value:.2g}, alpha {level:.2g})"))
             continue
-        out.append(f"live p{q} tail regression: canary p{q} {c:.1f} ms vs primary {p:.1f} ms "
-                   f"(x{c / p:.2f} > x{limit:.2f}; tail rank test on the histogram's "
-                   f"buckets p={test.p_value:.2g} <= {level:.2g})")
+        out.append(Check(metric, CheckStatus.FAIL, c, p, policy.max_latency_regression,
+                         test.p_value, level,
+                         f"live p{q} tail regression: canary p{q} {c:.1f} ms vs primary "
+                         f"{p:.1f} ms (x{c / p:.2f} > x{limit:.2f}; tail rank test on the "
+                         f"histogram's buckets p={test.p_value:.2g} <= {level:.2g})"))
     return out
-
-
-def apply(verdict: Verdict, live: LiveEvidence) -> Verdict:
-    """The step's verdict with live traffic folded in.
-
-    Its line is always added to the reasons. A live FAIL turns the step into FAIL, its
-    line first; anything else leaves the outcome alone (live traffic never passes a step
-    on its own: generated load is what the sequential judge's error control covers).
-    """
-    if live.outcome is not LiveOutcome.FAIL or verdict.outcome is Outcome.FAIL:
-        return replace(verdict, reasons=(*verdict.reasons, live.reason))
-    return replace(verdict, outcome=Outcome.FAIL, reasons=(live.reason, *verdict.reasons))

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import TypeAlias
 
+from modelrelease.domain.analysis import Outcome, Verdict
 from modelrelease.domain.manifests import Track
 from modelrelease.domain.readiness import Readiness, RolloutState
 from modelrelease.spec.status import ReleasePhase
@@ -98,10 +99,15 @@ class SmokeChecked:
 
 @dataclass(frozen=True)
 class StepJudged:
-    """The judge's verdict on the current step: True pass, False fail, None inconclusive."""
+    """The judge's verdict on the current step: its outcome and why."""
 
-    passed: bool | None
+    outcome: Outcome
     reason: str
+
+    @classmethod
+    def of(cls, verdict: Verdict) -> StepJudged:
+        """The step's verdict (``domain.verdict.step_verdict``), its reasons on one line."""
+        return cls(verdict.outcome, "; ".join(verdict.reasons))
 
 
 @dataclass(frozen=True)
@@ -265,9 +271,9 @@ def step(state: State, observation: Observation, policy: RolloutPolicy,
         case Phase.SMOKE, SmokeChecked(reason=why):
             return _to(state, Phase.ROLLING_BACK, now, f"smoke failed: {why}",
                        Rollback(f"smoke failed: {why}"))
-        case Phase.ANALYSING, StepJudged(passed=True, reason=why):
+        case Phase.ANALYSING, StepJudged(outcome=Outcome.PASS, reason=why):
             return _next_step(state, policy, now, f"step {state.step + 1} passed: {why}")
-        case Phase.ANALYSING, StepJudged(passed=False, reason=why):
+        case Phase.ANALYSING, StepJudged(outcome=Outcome.FAIL, reason=why):
             text = f"step {state.step + 1} failed at weight {state.weight}: {why}"
             return _to(state, Phase.ROLLING_BACK, now, text, Rollback(text))
         case Phase.ANALYSING, StepJudged(reason=why):

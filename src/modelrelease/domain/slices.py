@@ -82,28 +82,26 @@ def slice_check(window: Samples, level: float, policy: AnalysisPolicy) -> Check:
     each = level / (policy.max_slices * CHECKS_PER_SLICE)
     failed: list[str] = []
     unclear: list[str] = []
-    status: dict[str, str] = {}
+    rows: list[SliceRow] = []
     for value in counts.tested:
         part = _part(window, value)
         canary_ok, primary_ok = part.canary.ok_latencies(), part.primary.ok_latencies()
-        arms = _arms(part)
+        arms = ArmStats.of(part.canary, canary_ok), ArmStats.of(part.primary, primary_ok)
         requests = min(part.canary.requests, part.primary.requests)
         found = [latency_regression(canary_ok, primary_ok, arms, each, policy),
-                 error_rate(part, each, policy)]
+                 error_rate(part.canary, part.primary, each, policy)]
         for check in found:
             if check.status is CheckStatus.FAIL:
                 failed.append(f"slice {value!r} ({requests} requests per arm): {check.reason}")
             elif check.status is not CheckStatus.PASS:
                 unclear.append(f"{value!r} {check.metric.value.replace('_', ' ')}")
         statuses = {check.status for check in found}
-        status[value] = ("failed" if CheckStatus.FAIL in statuses else "within limits"
-                         if statuses == {CheckStatus.PASS} else "not clear yet")
+        rows.append(SliceRow(value, *arms, "failed" if CheckStatus.FAIL in statuses
+                             else "within limits" if statuses == {CheckStatus.PASS}
+                             else "not clear yet"))
     for label, values in (("filling", counts.filling), ("too small", counts.too_small),
                           ("not judged", counts.beyond)):
-        status.update(dict.fromkeys(values, label))
-    rows = tuple(SliceRow(value, *_arms(_part(window, value)), status[value])
-                 for value in (*counts.tested, *counts.filling, *counts.too_small,
-                               *counts.beyond))
+        rows += [SliceRow(value, *_arms(_part(window, value)), label) for value in values]
     told = _counts(counts, policy)
     if failed:
         result, reason = CheckStatus.FAIL, f"{'; '.join(failed)} ({told})"
@@ -115,7 +113,7 @@ def slice_check(window: Samples, level: float, policy: AnalysisPolicy) -> Check:
                                             f"({told})")
     else:
         result, reason = CheckStatus.PASS, f"slices: every tested slice within limits ({told})"
-    return Check(Metric.SLICES, result, None, None, None, None, each, reason, rows)
+    return Check(Metric.SLICES, result, None, None, None, None, each, reason, tuple(rows))
 
 
 def _part(window: Samples, value: str) -> Samples:

@@ -3,24 +3,28 @@
 The custom resource's status is the durable record of a release: the phase it is in,
 the reason, the step and weight, which version and image each track serves, the last
 verdict, what the endpoint costs now, and, once the release is over, one more history
-entry. The driver writes what this returns after every transition.
+entry. The driver writes what this returns after every transition; ``verdict_record`` is
+the last verdict as the record keeps it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
+from modelrelease.domain import analysis
 from modelrelease.spec import (
     Condition,
     HistoryEntry,
     ModelEndpointStatus,
+    Outcome,
     ReleasePhase,
     TrackStatus,
     Verdict,
 )
 
-__all__ = ["Released", "status_after", "with_condition"]
+__all__ = ["Released", "status_after", "verdict_record", "with_condition"]
 
 REASON_LIMIT = 1000
 """Characters of the reason the status keeps (the report has all of it)."""
@@ -73,3 +77,28 @@ def status_after(status: ModelEndpointStatus, phase: ReleasePhase, released: Rel
 def with_condition(conditions: list[Condition], condition: Condition) -> list[Condition]:
     """``conditions`` with ``condition`` in place of any of its type."""
     return [*(c for c in conditions if c.type != condition.type), condition]
+
+
+RECORDED = {analysis.Outcome.PASS: Outcome.PASSED, analysis.Outcome.FAIL: Outcome.FAILED,
+            analysis.Outcome.INCONCLUSIVE: Outcome.INCONCLUSIVE}
+"""A step's outcome as the record writes it."""
+
+
+def verdict_record(verdict: analysis.Verdict, *figures: Mapping[str, float]) -> Verdict:
+    """A step's verdict as the status's ``lastVerdict``: outcome, reasons and numbers.
+
+    The numbers are both arms' under generated load (``p50_ms_canary``, ...,
+    ``requests_primary``), then each of ``figures`` in turn (the agreement's, live
+    traffic's).
+    """
+    numbers: dict[str, float] = {}
+    for arm, stats in (("canary", verdict.canary), ("primary", verdict.primary)):
+        for key in ("p50_ms", "p95_ms", "p99_ms", "error_rate"):
+            value = getattr(stats, key)
+            if value is not None:
+                numbers[f"{key}_{arm}"] = float(value)
+        numbers[f"requests_{arm}"] = float(stats.requests)
+    for more in figures:
+        numbers |= more
+    return Verdict(outcome=RECORDED[verdict.outcome], reasons=list(verdict.reasons),
+                   numbers=numbers)

@@ -21,12 +21,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from modelrelease.adapters.kube import KubeCluster
+from modelrelease.adapters.loadgen import Variant
 from modelrelease.adapters.mlflow_registry import MlflowRegistry
 from modelrelease.adapters.oci_registry import PushStats
 from modelrelease.adapters.prefect_secrets import with_secret_blocks
 from modelrelease.build.builder import BuildRequest, BuildResult, ImageBuilder
 from modelrelease.costs import prices as price_table
-from modelrelease.domain import agreement, rollout
+from modelrelease.domain import rollout
 from modelrelease.domain.analysis import Metric, SliceRow
 from modelrelease.domain.analysis import Outcome as JudgeOutcome
 from modelrelease.domain.analysis import Verdict as JudgeVerdict
@@ -36,8 +37,14 @@ from modelrelease.domain.fault import FaultSetting
 from modelrelease.domain.manifests import Track
 from modelrelease.domain.plan import model_uri, rollout_policy
 from modelrelease.domain.report import StepRecord, render_report
-from modelrelease.domain.status_record import Released, status_after, with_condition
+from modelrelease.domain.status_record import (
+    Released,
+    status_after,
+    verdict_record,
+    with_condition,
+)
 from modelrelease.domain.traffic import TrafficRouter
+from modelrelease.domain.verdict import step_verdict
 from modelrelease.errors import InvalidInput, MlflowError, ReleaseInProgress
 from modelrelease.release.world import (
     Call,
@@ -59,7 +66,6 @@ from modelrelease.spec import (
     load_endpoint,
     spec_hash,
 )
-from modelrelease.spec import Outcome as StatusOutcome
 
 Say = Callable[[str], None]
 
@@ -87,11 +93,6 @@ class ReleaseResult:
                            "version": self.version, "image": self.image,
                            "release_id": self.release_id, "seconds": round(self.seconds, 2),
                            "reason": self.reason})
-
-
-def _judged(verdict: Any) -> rollout.StepJudged:
-    passed = {JudgeOutcome.PASS: True, JudgeOutcome.FAIL: False}.get(verdict.outcome)
-    return rollout.StepJudged(passed, "; ".join(verdict.reasons))
 
 
 def run_release(request: ReleaseRequest, settings: PipelineSettings | None = None, *,
@@ -150,7 +151,8 @@ def run_release(request: ReleaseRequest, settings: PipelineSettings | None = Non
 
         if (done := already_released(status)) is not None:
             return done
-        world.preflight(version)  # permissions, input example: refuse before any change
+        # permissions, input example, slices: refuse before any change
+        variants = world.preflight(version)
         release_id = uuid.uuid4().hex[:12]
         holder = f"{release_id}-{version.version}"
         with cluster.lease(endpoint.namespace, f"modelrelease-{endpoint.name}", holder,
@@ -165,14 +167,15 @@ def run_release(request: ReleaseRequest, settings: PipelineSettings | None = Non
             if (done := already_released(status)) is not None:
                 return done
             return _release(world, version, release_id, status, digest_hash, note, timeline,
-                            started, settings, fault)
+                            started, settings, variants, fault)
     finally:
         cluster.close()
 
 
 def _release(world: ReleaseWorld, version: Any, release_id: str, status: ModelEndpointStatus,
              digest_hash: str, note: Say, timeline: list[tuple[float, str]], started: float,
-             settings: PipelineSettings, fault: FaultSetting | None = None) -> ReleaseResult:
+             settings: PipelineSettings, variants: tuple[Variant, ...],
+             fault: FaultSetting | None = None) -> ReleaseResult:
     endpoint = world.endpoint
     where = f"{endpoint.namespace}/{endpoint.name}"
     if fault is not None:  # a drill: the primary's own image, as the record has it now
@@ -262,27 +265,20 @@ def _release(world: ReleaseWorld, version: Any, release_id: str, status: ModelEn
                     ready = _wait_ready(world, Track.CANARY,
                                         policy.deploy_timeout.total_seconds())
                     if ready is not None:
-                        observation = rollout.StepJudged(False, ready)
+                        observation = rollout.StepJudged(JudgeOutcome.FAIL, ready)
                         continue
                     began = time.monotonic()
-                    verdict, lag = world.analyse(hold, files, first)
+                    judged, found, lag = world.analyse(hold, files, first, variants)
                     hold_seconds += time.monotonic() - began
                     if lag:
                         note(f"{where}: load generator: {lag}")
                     agreed = world.agreement(version, files, first)
-                    verdict = agreement.apply(verdict, agreed)
+                    verdict = step_verdict(judged, (found.check, agreed.check))
                     steps.append(StepRecord(state.step + 1, state.weight, verdict.outcome.value,
                                             verdict.canary, verdict.primary, verdict.reasons,
-                                            agreed, world.live,
-                                            *_slice_table(verdict, endpoint)))
-                    last_verdict = Verdict(outcome={
-                        JudgeOutcome.PASS: StatusOutcome.PASSED,
-                        JudgeOutcome.FAIL: StatusOutcome.FAILED}.get(
-                            verdict.outcome, StatusOutcome.INCONCLUSIVE),
-                        reasons=list(verdict.reasons),
-                        numbers=_numbers(verdict) | agreed.numbers
-                        | (world.live.numbers if world.live else {}))
-                    observation = _judged(verdict)
+                                            agreed, found, *_slice_table(verdict, endpoint)))
+                    last_verdict = verdict_record(verdict, agreed.numbers, found.numbers)
+                    observation = rollout.StepJudged.of(verdict)
                 case rollout.Promote():
                     replicas = max(world.primary_replicas(),
                                    endpoint.spec.autoscaling.min_replicas)
@@ -478,14 +474,3 @@ def _slice_table(verdict: JudgeVerdict, endpoint: ModelEndpoint
     if check is None:
         return (), ""
     return rows, check.key
-
-
-def _numbers(verdict: Any) -> dict[str, float]:
-    out: dict[str, float] = {}
-    for arm, stats in (("canary", verdict.canary), ("primary", verdict.primary)):
-        for key in ("p50_ms", "p95_ms", "p99_ms", "error_rate"):
-            value = getattr(stats, key)
-            if value is not None:
-                out[f"{key}_{arm}"] = float(value)
-        out[f"requests_{arm}"] = float(stats.requests)
-    return out

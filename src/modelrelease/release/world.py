@@ -106,8 +106,6 @@ class ReleaseWorld:
         self.namespace = endpoint.namespace
         self.canary_fault: FaultSetting | None = None
         """A rollback drill's fault, injected into the canary Deployment only."""
-        self.live: live.LiveEvidence | None = None
-        """What live traffic showed in the last step ``analyse`` judged."""
         self.prometheus = Prometheus(settings.prometheus) if settings.prometheus.url else None
         """Where live traffic is read when configured; otherwise from the pods themselves."""
 
@@ -143,8 +141,11 @@ class ReleaseWorld:
         if found:
             self.cluster.event(found, reason, message, warning)
 
-    def preflight(self, version: ModelVersion) -> None:
+    def preflight(self, version: ModelVersion) -> tuple[Variant, ...]:
         """Refuse now, before anything changes, what would otherwise fail halfway.
+
+        Returns:
+            The generated load's slice mix, built once here for every step's ``analyse``.
 
         Raises:
             KubeApiError: the identity lacks a permission the release needs (403).
@@ -159,16 +160,16 @@ class ReleaseWorld:
                 f"{', '.join(missing)} in namespace {self.namespace}; grant it in the "
                 "pipeline's Role (deployments/kubernetes/rbac.yaml) or release as an identity "
                 "that has it", status=403)
-        if (self.endpoint.spec.smoke.require_input_example
-                and self.model_files(version).serving_example is None):
+        files = self.model_files(version)
+        if self.endpoint.spec.smoke.require_input_example and files.serving_example is None:
             raise InvalidInput(
                 f"release endpoint {where}: model {version.name} version {version.version} "
                 "has no input example, so the smoke test has nothing to send; log the model "
                 "with one (input_example=...) or set spec.smoke.requireInputExample: false "
                 "to smoke-test /ping alone")
-        self.slice_variants(self.model_files(version), where)
+        return self.slice_variants(files, where)
 
-    def slice_variants(self, files: ModelFiles, where: str = "") -> tuple[Variant, ...]:
+    def slice_variants(self, files: ModelFiles, where: str) -> tuple[Variant, ...]:
         """The generated load's slice mix (``spec.canary.checks.slices``; none: ``()``).
 
         Raises:
@@ -180,7 +181,7 @@ class ReleaseWorld:
         try:
             shapes = slice_requests(check, files.serving_example)
         except ValueError as exc:
-            raise InvalidInput(f"release endpoint {where or self.endpoint.name}: "
+            raise InvalidInput(f"release endpoint {where}: "
                                f"spec.canary.checks.slices: {exc}") from None
         return tuple(Variant(s.value, s.weight,
                              None if s.payload is None else json.dumps(s.payload).encode(),
@@ -289,14 +290,17 @@ class ReleaseWorld:
             return SmokeResult(False, f"smoke request failed: {type(exc).__name__}: {exc}")
         return result
 
-    def analyse(self, hold: timedelta, files: ModelFiles, first_release: bool
-                ) -> tuple[analysis.Verdict, str | None]:
+    def analyse(self, hold: timedelta, files: ModelFiles, first_release: bool,
+                variants: tuple[Variant, ...]
+                ) -> tuple[analysis.Verdict, live.LiveEvidence, str | None]:
         """Load both arms at once for ``hold`` (in looks) and judge them sequentially.
 
+        ``variants``: the slice mix ``preflight`` built.
         A first release has no primary: its samples stand for both arms, so only the
         absolute checks (error rate, p95/p99 SLOs) can fail it. The pods' own metrics,
-        read before the first look and after the last, add what real users sent meanwhile
-        (``domain.live``; kept in ``self.live``): a breach there fails the step too.
+        read before the first look and after the last, say what real users sent meanwhile
+        (``domain.live``). Returns the generated load's verdict, live traffic's evidence
+        (``domain.verdict.step_verdict`` combines them) and why the load lagged, if it did.
         """
         rate = self.settings.release.load_rate
         policy = analysis_policy(self.endpoint, hold, rate)
@@ -304,7 +308,6 @@ class ReleaseWorld:
         method = "POST" if files.serving_example else "GET"
         path = "invocations" if files.serving_example else "ping"
         headers = {"Content-Type": "application/json", live.GENERATED_HEADER: "judge"}
-        variants = self.slice_variants(files)
         arms = [Target("canary", self.access.url(self.namespace, service_name(
             self.endpoint, Track.CANARY), path), method, body if method == "POST" else None,
             headers, variants)]
@@ -338,13 +341,13 @@ class ReleaseWorld:
         slices = self.endpoint.spec.canary.checks.slices
         key = None if slices is None else slices.key
         if self.prometheus is None:
-            self.live = live.evidence(before, self.scrape_tracks(first_release), sent, policy,
-                                      slice_key=key)
+            found = live.evidence(before, self.scrape_tracks(first_release), sent, policy,
+                                  slice_key=key)
         else:
             before, after = self.read_prometheus(first_release, began)
-            self.live = live.evidence(before, after, sent, policy, via=self.prometheus.via,
-                                      slice_key=key)
-        return live.apply(verdict, self.live), lag
+            found = live.evidence(before, after, sent, policy, via=self.prometheus.via,
+                                  slice_key=key)
+        return verdict, found, lag
 
     def _tracks(self, first_release: bool) -> list[tuple[Track, str]]:
         """The tracks a step compares, each with its pods' label selector."""

@@ -35,9 +35,9 @@ from modelrelease.spec.values import (
     Quantity,
     SpecModel,
     Weight,
-    _cpu,
-    _error,
-    _memory,
+    invalid,
+    valid_cpu,
+    valid_memory,
 )
 
 
@@ -80,12 +80,12 @@ class ModelRef(SpecModel):
         if len(chosen) == 1:
             return self
         if not chosen:
-            raise _error("model_selector",
-                         "names no version: add exactly one of alias (e.g. alias: champion), "
-                         "version (e.g. version: 3) or stage (e.g. stage: Production)")
-        raise _error("model_selector",
-                     "sets {chosen}: keep exactly one of alias, version or stage",
-                     chosen=" and ".join(chosen))
+            raise invalid("model_selector",
+                          "names no version: add exactly one of alias (e.g. alias: champion), "
+                          "version (e.g. version: 3) or stage (e.g. stage: Production)")
+        raise invalid("model_selector",
+                      "sets {chosen}: keep exactly one of alias, version or stage",
+                      chosen=" and ".join(chosen))
 
 
 class ImageSpec(SpecModel):
@@ -113,9 +113,9 @@ Accelerators = dict[ExtendedResource, Annotated[int, Field(ge=1, le=64)]]
 class Resources(SpecModel):
     """What one serving replica requests; accelerators are requested and limited alike."""
 
-    cpu: Annotated[Quantity, AfterValidator(_cpu)] = Field(examples=["500m"])
+    cpu: Annotated[Quantity, AfterValidator(valid_cpu)] = Field(examples=["500m"])
     """CPU request in cores (``1``, ``0.5``) or millicores (``500m``)."""
-    memory: Annotated[Quantity, AfterValidator(_memory)] = Field(examples=["512Mi"])
+    memory: Annotated[Quantity, AfterValidator(valid_memory)] = Field(examples=["512Mi"])
     """Memory request and limit, e.g. ``512Mi`` or ``2Gi``."""
     accelerators: Accelerators = Field(default_factory=dict,
                                        examples=[{"nvidia.com/gpu": 1}])
@@ -145,7 +145,7 @@ class Autoscaling(SpecModel):
     @model_validator(mode="after")
     def _ordered(self) -> Autoscaling:
         if self.min_replicas > self.max_replicas:
-            raise _error(
+            raise invalid(
                 "replicas_order",
                 "must be at most maxReplicas ({max}): raise maxReplicas or lower minReplicas",
                 max=self.max_replicas, at=("minReplicas",),
@@ -155,8 +155,8 @@ class Autoscaling(SpecModel):
 
 def _step_weight(value: int) -> int:
     if value == 0:
-        raise _error("step_weight_zero",
-                     "a step at weight 0 sends the canary no traffic: start at 1 or more")
+        raise invalid("step_weight_zero",
+                      "a step at weight 0 sends the canary no traffic: start at 1 or more")
     return value
 
 
@@ -188,9 +188,9 @@ class LatencyCheck(SpecModel):
     @model_validator(mode="after")
     def _ordered(self) -> LatencyCheck:
         if self.p95_ms is not None and self.p99_ms is not None and self.p95_ms > self.p99_ms:
-            raise _error("percentile_order",
-                         "must be at most p99Ms ({p99}): a 95th percentile cannot exceed "
-                         "the 99th", p99=f"{self.p99_ms:g}", at=("p95Ms",))
+            raise invalid("percentile_order",
+                          "must be at most p99Ms ({p99}): a 95th percentile cannot exceed "
+                          "the 99th", p99=f"{self.p99_ms:g}", at=("p95Ms",))
         return self
 
 
@@ -239,9 +239,9 @@ class AgreementCheck(SpecModel):
     @model_validator(mode="after")
     def _ordered(self) -> AgreementCheck:
         if self.min_samples > self.max_samples:
-            raise _error("samples_order",
-                         "must be at most maxSamples ({max}): raise maxSamples or lower "
-                         "minSamples", max=self.max_samples, at=("minSamples",))
+            raise invalid("samples_order",
+                          "must be at most maxSamples ({max}): raise maxSamples or lower "
+                          "minSamples", max=self.max_samples, at=("minSamples",))
         return self
 
 
@@ -292,12 +292,12 @@ class SliceCheck(SpecModel):
     @model_validator(mode="after")
     def _one_key(self) -> SliceCheck:
         if (self.header is None) == (self.column is None):
-            raise _error("slice_key", "set exactly one of header (a request header) and "
-                         "column (an input column) to say where the slice value is")
+            raise invalid("slice_key", "set exactly one of header (a request header) and "
+                          "column (an input column) to say where the slice value is")
         if len(self.mix) > self.max_slices:
-            raise _error("slice_mix", "names {count} slice values but maxSlices is {max}: "
-                         "raise maxSlices or drop values from the mix",
-                         count=len(self.mix), max=self.max_slices, at=("mix",))
+            raise invalid("slice_mix", "names {count} slice values but maxSlices is {max}: "
+                          "raise maxSlices or drop values from the mix",
+                          count=len(self.mix), max=self.max_slices, at=("mix",))
         return self
 
 
@@ -341,10 +341,10 @@ class CanaryPolicy(SpecModel):
     def _increasing(cls, steps: list[CanaryStep]) -> list[CanaryStep]:
         for index in range(1, len(steps)):
             if steps[index].weight <= steps[index - 1].weight:
-                raise _error("steps_order",
-                             "must be greater than step {prev}'s weight ({weight})",
-                             prev=index - 1, weight=steps[index - 1].weight,
-                             at=(index, "weight"))
+                raise invalid("steps_order",
+                              "must be greater than step {prev}'s weight ({weight})",
+                              prev=index - 1, weight=steps[index - 1].weight,
+                              at=(index, "weight"))
         return steps
 
 

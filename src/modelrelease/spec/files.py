@@ -17,7 +17,7 @@ from pydantic import (
 from modelrelease.errors import InvalidInput
 from modelrelease.spec.endpoint import ModelEndpoint
 from modelrelease.spec.messages import describe_errors
-from modelrelease.spec.values import _show
+from modelrelease.spec.values import shown
 
 # ----------------------------------------------------------------------------------------------
 # Loading, dumping, hashing
@@ -121,7 +121,7 @@ def parse_endpoint(data: object, *, source: str = "<input>") -> ModelEndpoint:
         raise InvalidInput(f"{source}: empty: expected a ModelEndpoint document "
                            "(apiVersion, kind, metadata, spec)")
     if not isinstance(data, Mapping):
-        raise InvalidInput(f"{source}: is {_show(data)}, expected a ModelEndpoint mapping "
+        raise InvalidInput(f"{source}: is {shown(data)}, expected a ModelEndpoint mapping "
                            "(apiVersion, kind, metadata, spec)")
     try:
         return ModelEndpoint.model_validate(data)

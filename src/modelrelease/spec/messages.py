@@ -16,7 +16,7 @@ from pydantic import (
 from pydantic.fields import FieldInfo
 
 from modelrelease.spec.endpoint import ModelEndpoint
-from modelrelease.spec.values import _show
+from modelrelease.spec.values import shown
 
 # --- error messages ---------------------------------------------------------------------------
 
@@ -112,19 +112,19 @@ def _message(error: Mapping[str, Any]) -> tuple[Loc, str]:
         return loc, f"unknown field{hint} (allowed: {', '.join(allowed)})" if allowed \
             else f"unknown field{hint}"
     if kind in _PLAIN:
-        return loc, f"{_PLAIN[kind]}, got {_show(value)}{_example(loc, info)}"
+        return loc, f"{_PLAIN[kind]}, got {shown(value)}{_example(loc, info)}"
     bounds = {
         "greater_than": "greater than {gt}", "greater_than_equal": "at least {ge}",
         "less_than": "less than {lt}", "less_than_equal": "at most {le}",
     }
     if kind in bounds:
-        return loc, "must be " + bounds[kind].format(**ctx) + f", got {_show(value)}"
+        return loc, "must be " + bounds[kind].format(**ctx) + f", got {shown(value)}"
     if kind == "too_short":
         return loc, f"needs at least {ctx['min_length']} item(s){_example(loc, info)}"
     if kind == "too_long":
         return loc, f"has {ctx['actual_length']} items; at most {ctx['max_length']} allowed"
     if kind in ("literal_error", "enum"):
-        return loc, f"must be {ctx['expected']}, got {_show(value)}"
+        return loc, f"must be {ctx['expected']}, got {shown(value)}"
     message = str(error["msg"])
     return loc, message[:1].lower() + message[1:]
 

@@ -13,7 +13,7 @@ from pydantic import (
 )
 
 from modelrelease.spec.endpoint import CanaryPolicy, ModelEndpoint, ModelRef
-from modelrelease.spec.values import Alias, SpecModel, _endpoint_name, _error
+from modelrelease.spec.values import Alias, SpecModel, invalid, valid_endpoint_name
 
 # --- flow parameters --------------------------------------------------------------------------
 
@@ -43,12 +43,12 @@ class ReleaseRequest(SpecModel):
     def _endpoint(cls, value: str) -> str:
         if _is_path(value):
             return value
-        return _endpoint_name(value)
+        return valid_endpoint_name(value)
 
     @model_validator(mode="after")
     def _one_override(self) -> ReleaseRequest:
         if self.version is not None and self.alias is not None:
-            raise _error("override", "sets version and alias: keep one of them", at=("alias",))
+            raise invalid("override", "sets version and alias: keep one of them", at=("alias",))
         return self
 
     def endpoint_file(self, endpoints_dir: Path) -> Path:

@@ -48,7 +48,7 @@ _MAX_HOLD: Final = timedelta(hours=24)
 # ----------------------------------------------------------------------------------------------
 
 
-def _error(kind: str, message: str, **context: Any) -> PydanticCustomError:
+def invalid(kind: str, message: str, **context: Any) -> PydanticCustomError:
     """A validation error whose message already says what is wrong and how to fix it.
 
     ``at`` in ``context`` (a tuple of keys and indexes) names a field below the one being
@@ -57,7 +57,7 @@ def _error(kind: str, message: str, **context: Any) -> PydanticCustomError:
     return PydanticCustomError(kind, message, context or None)
 
 
-def _show(value: object) -> str:
+def shown(value: object) -> str:
     """A short rendering of a user's value for an error message."""
     if isinstance(value, str):
         text = value if len(value) <= 60 else value[:57] + "..."
@@ -78,20 +78,21 @@ _DNS1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 _DNS1123 = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 
-def _endpoint_name(value: str) -> str:
+def valid_endpoint_name(value: str) -> str:
+    """``value`` if it can name an endpoint (DNS-1035, short enough for its Deployments)."""
     if not _DNS1035.match(value):
-        raise _error(
+        raise invalid(
             "endpoint_name",
             "{value} is not a valid Kubernetes name: use lowercase letters, digits and '-', "
             "starting with a letter and ending with a letter or digit, e.g. {fix}",
-            value=_show(value), fix=json.dumps(_suggest_name(value, MAX_ENDPOINT_NAME)),
+            value=shown(value), fix=json.dumps(_suggest_name(value, MAX_ENDPOINT_NAME)),
         )
     if len(value) > MAX_ENDPOINT_NAME:
-        raise _error(
+        raise invalid(
             "endpoint_name_length",
             "{value} is {length} characters; at most {limit} fit, since the Deployments are "
             "named NAME-primary and NAME-canary (63 at most): shorten it, e.g. {fix}",
-            value=_show(value), length=len(value), limit=MAX_ENDPOINT_NAME,
+            value=shown(value), length=len(value), limit=MAX_ENDPOINT_NAME,
             fix=json.dumps(_suggest_name(value, MAX_ENDPOINT_NAME)),
         )
     return value
@@ -101,18 +102,18 @@ def _namespace(value: str) -> str:
     if not _DNS1123.match(value) or len(value) > _MAX_NAME:
         fix = re.sub(r"-{2,}", "-", re.sub(r"[^a-z0-9-]+", "-", value.lower()))
         fix = fix[:_MAX_NAME].strip("-") or "default"
-        raise _error(
+        raise invalid(
             "namespace",
             "{value} is not a valid namespace: at most 63 lowercase letters, digits and '-', "
             "starting and ending with a letter or digit, e.g. {fix}",
-            value=_show(value), fix=json.dumps(fix),
+            value=shown(value), fix=json.dumps(fix),
         )
     return value
 
 
 EndpointName = Annotated[
     str,
-    AfterValidator(_endpoint_name),
+    AfterValidator(valid_endpoint_name),
     Field(json_schema_extra={"pattern": _DNS1035.pattern, "maxLength": MAX_ENDPOINT_NAME}),
 ]
 """An endpoint name: a DNS-1035 label (a Service needs one) short enough for its suffixes."""
@@ -158,14 +159,14 @@ def parse_duration(value: object) -> timedelta:
     if isinstance(value, timedelta):
         result = value
     elif isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise _error("duration", "{value} is not a duration: " + _DURATION_HINT,
-                     value=_show(value))
+        raise invalid("duration", "{value} is not a duration: " + _DURATION_HINT,
+                      value=shown(value))
     elif isinstance(value, int | float):
         try:
             result = _micros(Decimal(repr(value)) * _UNIT_US["s"])
         except (InvalidOperation, OverflowError, ValueError):
-            raise _error("duration", "{value} is not a duration: " + _DURATION_HINT,
-                         value=_show(value)) from None
+            raise invalid("duration", "{value} is not a duration: " + _DURATION_HINT,
+                          value=shown(value)) from None
     else:
         text = value.strip()
         try:
@@ -183,11 +184,11 @@ def parse_duration(value: object) -> timedelta:
                 if not text[:1].isdigit() and not text.startswith("-"):
                     raise ValueError(text)
         except (InvalidOperation, OverflowError, ValueError):
-            raise _error("duration", "{value} is not a duration: " + _DURATION_HINT,
-                         value=_show(value)) from None
+            raise invalid("duration", "{value} is not a duration: " + _DURATION_HINT,
+                          value=shown(value)) from None
     if result < timedelta(0):
-        raise _error("duration_negative", "{value} is negative: durations count forward",
-                     value=_show(value))
+        raise invalid("duration_negative", "{value} is negative: durations count forward",
+                      value=shown(value))
     return result
 
 
@@ -210,11 +211,11 @@ def format_duration(value: timedelta) -> str:
 
 def _hold(value: timedelta) -> timedelta:
     if value <= timedelta(0):
-        raise _error("hold_zero",
-                     "a hold of 0s collects no requests to judge: use e.g. 30s")
+        raise invalid("hold_zero",
+                      "a hold of 0s collects no requests to judge: use e.g. 30s")
     if value > _MAX_HOLD:
-        raise _error("hold_long", "{value} is longer than 24h: use e.g. 30m",
-                     value=json.dumps(format_duration(value)))
+        raise invalid("hold_long", "{value} is longer than 24h: use e.g. 30m",
+                      value=json.dumps(format_duration(value)))
     return value
 
 
@@ -277,37 +278,39 @@ def _quantity(value: str) -> str:
     try:
         amount = quantity_value(text)
     except ValueError:
-        raise _error(
+        raise invalid(
             "quantity",
             "{value} is not a Kubernetes quantity: write a number with an optional unit, "
             "e.g. 500m or 2 for cpu, 512Mi or 2Gi for memory",
-            value=_show(value),
+            value=shown(value),
         ) from None
     if amount <= 0:
-        raise _error("quantity_zero", "{value} must be greater than zero", value=_show(value))
+        raise invalid("quantity_zero", "{value} must be greater than zero", value=shown(value))
     return text
 
 
-def _cpu(value: str) -> str:
+def valid_cpu(value: str) -> str:
+    """``value`` if it is a CPU quantity between 1m and 1024 cores."""
     amount = quantity_value(value)
     if amount < Decimal("0.001") or amount > 1024:
-        raise _error(
+        raise invalid(
             "cpu",
             "{value} is {cores} cores: cpu counts cores (1, 0.5) or millicores (500m), "
             "between 1m and 1024",
-            value=_show(value), cores=f"{amount.normalize():f}",
+            value=shown(value), cores=f"{amount.normalize():f}",
         )
     return value
 
 
-def _memory(value: str) -> str:
+def valid_memory(value: str) -> str:
+    """``value`` if it is a memory quantity of at least 1Mi (less: the unit was forgotten)."""
     amount = quantity_value(value)
     if amount < 2**20:
         number = _QUANTITY.match(value).group("number")  # type: ignore[union-attr]
-        raise _error(
+        raise invalid(
             "memory",
             "{value} is only {amount} bytes: write the unit, e.g. {fix}",
-            value=_show(value), amount=f"{amount.normalize():f}", fix=json.dumps(f"{number}Mi"),
+            value=shown(value), amount=f"{amount.normalize():f}", fix=json.dumps(f"{number}Mi"),
         )
     return value
 
@@ -331,21 +334,21 @@ _EXTENDED = re.compile(
 def _extended_resource(value: str) -> str:
     match = _EXTENDED.match(value)
     if value in ("cpu", "memory", "ephemeral-storage"):
-        raise _error("extended_resource",
-                     "{value} is not an accelerator: set it as resources.{name} instead",
-                     value=_show(value), name=value)
+        raise invalid("extended_resource",
+                      "{value} is not an accelerator: set it as resources.{name} instead",
+                      value=shown(value), name=value)
     if not match or len(value) > 253:
-        raise _error(
+        raise invalid(
             "extended_resource",
             "{value} is not an extended resource name: use DOMAIN/NAME, e.g. nvidia.com/gpu",
-            value=_show(value),
+            value=shown(value),
         )
     domain = match.group("domain")
     if domain == "kubernetes.io" or domain.endswith(".kubernetes.io"):
-        raise _error(
+        raise invalid(
             "extended_resource",
             "{value} is in the reserved kubernetes.io domain: use a vendor's, e.g. nvidia.com/gpu",
-            value=_show(value),
+            value=shown(value),
         )
     return value
 
@@ -361,24 +364,24 @@ _VERSION_LIKE = re.compile(r"^[vV]\d+$")
 
 def _model_name(value: str) -> str:
     if not _MODEL_NAME.match(value):
-        raise _error(
+        raise invalid(
             "model_name",
             "{value} is not a registered model name the pipeline can address: no spaces, "
             "'/' or '@' (models:/NAME@ALIAS), e.g. iris-clf",
-            value=_show(value),
+            value=shown(value),
         )
     return value
 
 
 def _alias(value: str) -> str:
     if not _ALIAS.match(value):
-        raise _error("alias",
-                     "{value} is not an MLflow alias: use letters, digits, '_' and '-', "
-                     "e.g. champion", value=_show(value))
+        raise invalid("alias",
+                      "{value} is not an MLflow alias: use letters, digits, '_' and '-', "
+                      "e.g. champion", value=shown(value))
     if value.lower() == "latest" or _VERSION_LIKE.match(value):
-        raise _error("alias",
-                     "{value} is reserved by MLflow (latest, v<number>): pick another alias, "
-                     "e.g. champion", value=_show(value))
+        raise invalid("alias",
+                      "{value} is reserved by MLflow (latest, v<number>): pick another alias, "
+                      "e.g. champion", value=shown(value))
     return value
 
 
@@ -395,8 +398,8 @@ def _image_ref(value: str) -> ImageRef:
         return ImageRef.parse(value)
     except InvalidInput as exc:
         cause = exc.message.split(": ", 1)[-1]
-        raise _error("image_reference", "{value} is not an image reference: {cause}",
-                     value=_show(value), cause=cause) from None
+        raise invalid("image_reference", "{value} is not an image reference: {cause}",
+                      value=shown(value), cause=cause) from None
 
 
 def _repository(value: str) -> str:
@@ -404,11 +407,11 @@ def _repository(value: str) -> str:
     ref = _image_ref(text)
     if ref.tag or ref.digest:
         bare = f"{ref.registry}/{ref.repository}"
-        raise _error(
+        raise invalid(
             "image_repository",
             "{value} carries a tag or digest, but the release tags and pins each image itself: "
             "write the repository alone, e.g. {fix}",
-            value=_show(value), fix=json.dumps(bare),
+            value=shown(value), fix=json.dumps(bare),
         )
     return text
 
@@ -417,11 +420,11 @@ def _base(value: str) -> str:
     text = value.strip()
     ref = _image_ref(text)
     if not (ref.tag or ref.digest):
-        raise _error(
+        raise invalid(
             "image_base",
             "{value} names no tag or digest, so the base could change under a release: "
             "pin it, e.g. {fix}",
-            value=_show(value), fix=json.dumps(f"{text}@sha256:<digest>"),
+            value=shown(value), fix=json.dumps(f"{text}@sha256:<digest>"),
         )
     return text
 
@@ -446,23 +449,23 @@ def _cron(value: str) -> str:
     fields = text.split(" ")
     hint = "e.g. '0 3 * * 1' (Mondays 03:00) or @daily"
     if len(fields) != 5:
-        raise _error(
+        raise invalid(
             "cron",
             "{value} has {count} fields; a cron schedule has 5 (minute hour day-of-month "
             "month day-of-week), " + hint,
-            value=_show(value), count=len(fields) if text else 0,
+            value=shown(value), count=len(fields) if text else 0,
         )
     for position, (field, (low, high)) in enumerate(zip(fields, _CRON_RANGES, strict=True)):
         for item in field.split(","):
             if not _CRON_ITEM.match(item):
-                raise _error("cron", "{value}: {name} field {field} is not cron syntax, " + hint,
-                             value=_show(value), name=_CRON_FIELDS[position],
-                             field=json.dumps(field))
+                raise invalid("cron", "{value}: {name} field {field} is not cron syntax, " + hint,
+                              value=shown(value), name=_CRON_FIELDS[position],
+                              field=json.dumps(field))
             for number in re.findall(r"(?<![/0-9])[0-9]+", item):
                 if not low <= int(number) <= high:
-                    raise _error(
+                    raise invalid(
                         "cron", "{value}: {name} {number} is outside {low}-{high}, " + hint,
-                        value=_show(value), name=_CRON_FIELDS[position], number=number,
+                        value=shown(value), name=_CRON_FIELDS[position], number=number,
                         low=low, high=high,
                     )
     return text
@@ -476,15 +479,15 @@ CronSchedule = Annotated[str, AfterValidator(_cron)]
 def _artifact_path(value: str) -> str:
     parts = value.split("/")
     if value.startswith("/") or "\\" in value or any(p in ("", ".", "..") for p in parts):
-        raise _error(
+        raise invalid(
             "artifact_path",
             "{value} is not a path inside the run's artifacts: use a relative path without "
-            "'..', e.g. \"agreement/samples.json\"", value=_show(value))
+            "'..', e.g. \"agreement/samples.json\"", value=shown(value))
     if not value.lower().endswith((".json", ".csv")):
-        raise _error(
+        raise invalid(
             "artifact_path",
             "{value} must be a .json or .csv file of inputs, e.g. \"agreement/samples.csv\"",
-            value=_show(value))
+            value=shown(value))
     return value
 
 
