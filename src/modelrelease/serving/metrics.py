@@ -188,20 +188,15 @@ class MetricsMiddleware:
                 request_body.extend(message.get("body", b""))
             return message
 
-        async def recording_send(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = int(message["status"])
-            elif message["type"] == "http.response.body" and label == "/invocations":
-                chunks.append(bytes(message.get("body", b"")))
-            await send(message)
-
         start = time.perf_counter()
-        self.in_flight.inc()
-        try:
-            await self.app(scope, recording_receive if keep_body else receive, recording_send)
-        finally:
-            self.in_flight.dec()
+        counted = False
+
+        def count() -> None:
+            """Count the request once: as its answer ends, or as the app gives up."""
+            nonlocal counted
+            if counted:
+                return
+            counted = True
             took = time.perf_counter() - start
             self.latency.labels(label).observe(took)
             self.requests.labels(label, str(status)).inc()
@@ -210,8 +205,28 @@ class MetricsMiddleware:
                 self.generated.labels(label, str(status)).inc()
             if label == "/invocations":
                 self._count_slice(headers, bytes(request_body), generated, status, took)
-        if label == "/invocations" and status == 200:
-            self._summarise(b"".join(chunks))
+                if status == 200:
+                    self._summarise(b"".join(chunks))
+
+        async def recording_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            elif message["type"] == "http.response.body":
+                if label == "/invocations":
+                    chunks.append(bytes(message.get("body", b"")))
+                if not message.get("more_body", False):
+                    # before the client has the whole answer, so a scrape that follows
+                    # it always counts it (the app may still log for a while after)
+                    count()
+            await send(message)
+
+        self.in_flight.inc()
+        try:
+            await self.app(scope, recording_receive if keep_body else receive, recording_send)
+        finally:
+            self.in_flight.dec()
+            count()
 
     def slice_of(self, headers: Any, body: bytes) -> str | None:
         """The request's slice value (module doc), or None: not sliced."""
