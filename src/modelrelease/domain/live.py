@@ -91,6 +91,8 @@ SLICE_REQUESTS = "modelrelease_slice_requests_total"
 SLICE_LATENCY = "modelrelease_slice_request_seconds_bucket"
 GENERATED_SLICE_REQUESTS = "modelrelease_generated_slice_requests_total"
 GENERATED_SLICE_LATENCY = "modelrelease_generated_slice_request_seconds_bucket"
+_SLICE_SERIES = frozenset((SLICE_REQUESTS, SLICE_LATENCY, GENERATED_SLICE_REQUESTS,
+                           GENERATED_SLICE_LATENCY))
 SLICE_HEADER_ENV = "MODELRELEASE_SLICE_HEADER"
 SLICE_COLUMN_ENV = "MODELRELEASE_SLICE_COLUMN"
 PATH = "/invocations"
@@ -138,11 +140,10 @@ def _sum(a: Mapping[K, float], b: Mapping[K, float]) -> dict[K, float]:
     return out
 
 
-def _traffic(samples: Iterable[Sample], requests: str, latency: str,
-             **labels: str) -> Traffic | None:
+def _traffic(samples: Iterable[Sample], requests: str, latency: str) -> Traffic | None:
     samples = tuple(samples)
-    counted = select(samples, requests, path=PATH, **labels)
-    buckets = select(samples, latency, path=PATH, **labels)
+    counted = select(samples, requests, path=PATH)
+    buckets = select(samples, latency, path=PATH)
     if not counted and not buckets:
         return None
     return Traffic({s.label("status") or "": s.value for s in counted},
@@ -172,15 +173,17 @@ class PodTraffic:
         """From one pod's samples (a scrape, or Prometheus' values at one moment)."""
         samples = tuple(samples)
         key = next((s.label("key") for s in select(samples, SLICE_KEY) if s.value), None)
-        values = sorted({s.label("slice") or "" for s in samples
-                         if s.name in (SLICE_REQUESTS, SLICE_LATENCY)} - {""})
+        by_value: dict[str, list[Sample]] = {}  # one pass: a pod may count 100 values
+        for sample in samples:
+            if sample.name in _SLICE_SERIES and (value := sample.label("slice")):
+                by_value.setdefault(value, []).append(sample)
         return cls(_traffic(samples, REQUESTS, LATENCY) or Traffic(),
                    _traffic(samples, GENERATED_REQUESTS, GENERATED_LATENCY), key,
-                   {value: cls(_traffic(samples, SLICE_REQUESTS, SLICE_LATENCY,
-                                        slice=value) or Traffic(),
-                               _traffic(samples, GENERATED_SLICE_REQUESTS,
-                                        GENERATED_SLICE_LATENCY, slice=value) or Traffic())
-                    for value in values})
+                   {value: cls(_traffic(group, SLICE_REQUESTS, SLICE_LATENCY) or Traffic(),
+                               _traffic(group, GENERATED_SLICE_REQUESTS,
+                                        GENERATED_SLICE_LATENCY) or Traffic())
+                    for value, group in sorted(by_value.items())
+                    if any(s.name in (SLICE_REQUESTS, SLICE_LATENCY) for s in group)})
 
     def since(self, earlier: PodTraffic | None) -> PodTraffic:
         """The change since ``earlier`` (all of it for a new or restarted pod)."""
