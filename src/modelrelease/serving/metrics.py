@@ -205,8 +205,6 @@ class MetricsMiddleware:
                 self.generated.labels(label, str(status)).inc()
             if label == "/invocations":
                 self._count_slice(headers, bytes(request_body), generated, status, took)
-                if status == 200:
-                    self._summarise(b"".join(chunks))
 
         async def recording_send(message: Message) -> None:
             nonlocal status
@@ -227,6 +225,8 @@ class MetricsMiddleware:
         finally:
             self.in_flight.dec()
             count()
+        if label == "/invocations" and status == 200:
+            self._summarise(b"".join(chunks))  # after the answer: off the client's path
 
     def slice_of(self, headers: Any, body: bytes) -> str | None:
         """The request's slice value (module doc), or None: not sliced."""
