@@ -606,13 +606,15 @@ def error_rate(canary: Counts, primary: Counts, level: float, policy: AnalysisPo
                f"{_rate(primary.errors, primary.requests)}")
     c_rate, p_rate = canary.errors / canary.requests, primary.errors / primary.requests
     status, p = limit_test(canary.errors, canary.requests, limit, level)
-    reason = {
-        CheckStatus.FAIL: f"error rate: {figures} > max {limit:.2%} (binomial p={_p(p)} <= "
-                          f"alpha {_p(level)})",
-        CheckStatus.PASS: f"error rate within max {limit:.2%}: {figures} (binomial p={_p(p)} "
-                          f"<= alpha {_p(level)})",
-        CheckStatus.HOLD: f"error rate: {figures}, max {limit:.2%}: not yet shown above or "
-                          f"below (binomial p={_p(p)}, alpha {_p(level)})"}[status]
+    if status is CheckStatus.FAIL:
+        reason = (f"error rate: {figures} > max {limit:.2%} (binomial p={_p(p)} <= "
+                  f"alpha {_p(level)})")
+    elif status is CheckStatus.PASS:
+        reason = (f"error rate within max {limit:.2%}: {figures} (binomial p={_p(p)} "
+                  f"<= alpha {_p(level)})")
+    else:
+        reason = (f"error rate: {figures}, max {limit:.2%}: not yet shown above or "
+                  f"below (binomial p={_p(p)}, alpha {_p(level)})")
     return Check(Metric.ERROR_RATE, status, c_rate, p_rate, limit, p, level, reason)
 
 
@@ -648,13 +650,15 @@ def _slo(
                f"{slow} of {len(canary)} canary requests slower ({slow / len(canary):.1%}, "
                f"{allowed:.0%} allowed)")
     status, p = limit_test(slow, len(canary), allowed, level)
-    reason = {
-        CheckStatus.FAIL: f"latency {name} SLO breached: {figures} (binomial p={_p(p)} <= "
-                          f"alpha {_p(level)})",
-        CheckStatus.PASS: f"latency {name} within SLO: {figures} (binomial p={_p(p)} <= alpha "
-                          f"{_p(level)})",
-        CheckStatus.HOLD: f"latency {name} SLO: {figures}; not yet shown above or below "
-                          f"(binomial p={_p(p)}, alpha {_p(level)})"}[status]
+    if status is CheckStatus.FAIL:
+        reason = (f"latency {name} SLO breached: {figures} (binomial p={_p(p)} <= "
+                  f"alpha {_p(level)})")
+    elif status is CheckStatus.PASS:
+        reason = (f"latency {name} within SLO: {figures} (binomial p={_p(p)} <= alpha "
+                  f"{_p(level)})")
+    else:
+        reason = (f"latency {name} SLO: {figures}; not yet shown above or below "
+                  f"(binomial p={_p(p)}, alpha {_p(level)})")
     return Check(metric, status, c_value, p_value, limit, p, level, reason)
 
 
