@@ -71,6 +71,18 @@ class LocalPostgres:
         self.databases = tuple(databases)
         self.detached = detached
         self.service: Service | None = None
+        self._bindir: Path | None = None
+
+    @property
+    def bindir(self) -> Path:
+        """Where PostgreSQL's programs are (looked up once).
+
+        Raises:
+            StackError: PostgreSQL is not installed, with the command that installs it.
+        """
+        if self._bindir is None:
+            self._bindir = postgres_bindir()
+        return self._bindir
 
     @property
     def data(self) -> Path:
@@ -100,9 +112,8 @@ class LocalPostgres:
         return done.stdout
 
     def _ready(self) -> bool:
-        bindir = postgres_bindir()
         return subprocess.run(
-            [str(bindir / "pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(self.port),
+            [str(self.bindir / "pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(self.port),
              "-U", USER, "-d", "postgres"], timeout=10, check=False).returncode == 0
 
     def start(self, timeout: float = 60) -> None:
@@ -111,7 +122,7 @@ class LocalPostgres:
         Raises:
             StackError: PostgreSQL is missing, or the server did not start (with its log).
         """
-        bindir = postgres_bindir()
+        bindir = self.bindir
         self.workdir.mkdir(parents=True, exist_ok=True)
         if not (self.data / "PG_VERSION").is_file():
             self._run(self._as_server_user([
@@ -129,7 +140,7 @@ class LocalPostgres:
 
     def create(self, database: str) -> None:
         """Create ``database`` unless it exists."""
-        psql = [str(postgres_bindir() / "psql"), "-h", "127.0.0.1", "-p", str(self.port),
+        psql = [str(self.bindir / "psql"), "-h", "127.0.0.1", "-p", str(self.port),
                 "-U", USER, "-d", "postgres", "-tAc"]
         quoted = database.replace("'", "''")
         if not self._run([*psql, f"SELECT 1 FROM pg_database WHERE datname = '{quoted}'"],

@@ -2,8 +2,9 @@
 
 Everything Prefect keeps is isolated under ``workdir``: ``PREFECT_HOME`` (``home/``, with its
 own empty profiles file, so a user's profile cannot point the server elsewhere) and, unless
-a ``database_url`` names a PostgreSQL database (the stack's, ``localstack.postgres``), the
-sqlite database ``prefect.db``. Telemetry and analytics are off.
+a ``database_url`` names a PostgreSQL database (the stack's,
+``modelrelease_localstack.postgres``), the sqlite database ``prefect.db``. Telemetry and
+analytics are off.
 
 Measured here (2 vCPUs, Prefect 3.9): ready in ~10 s on a fresh database (about 5 s of it
 is the Alembic migrations, 1 s block registration), ~4 s on an existing one; ~225 MiB RSS

@@ -9,7 +9,7 @@ with alias ``champion``) unless MLflow already has it::
     -> demo model
 
 Prefect's server and MLflow keep their data in the stack's PostgreSQL (Debian's, see
-``localstack.postgres``), as production installs do; ``database="sqlite"`` (the demo's
+``modelrelease_localstack.postgres``), as production installs do; ``database="sqlite"`` (the demo's
 choice) keeps it in sqlite files instead, with one process less.
 
 The node is a real one (``localstack.kubenode``): containerd, kubelet, kube-proxy, the CNI
@@ -34,8 +34,8 @@ recycled PID is never signalled. Each child leads its own session, so a process 
 behind by a stopped child (its workers) is swept by the same PID.
 
 Layout of ``ROOT``: ``postgres/``, ``controlplane/``, ``node/``, ``registry/``, ``mlflow/``,
-``prefect/``
-(state and logs of each part), ``cache/`` (build cache of the serving base), ``stack.json``.
+``prefect/`` (state and logs of each part), ``cache/`` (build cache of the serving base),
+``stack.json``.
 """
 
 from __future__ import annotations
