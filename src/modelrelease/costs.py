@@ -25,7 +25,13 @@ from modelrelease.domain.cost import (
     usage_of,
     utilisation_of,
 )
-from modelrelease.domain.manifests import Track, deployment_name, label_selector
+from modelrelease.domain.manifests import (
+    Track,
+    deployment_name,
+    label_selector,
+    service_name,
+    slots_of,
+)
 from modelrelease.errors import PipelineError
 from modelrelease.settings import PipelineSettings
 from modelrelease.spec import ModelEndpoint, parse_resource
@@ -75,8 +81,11 @@ def endpoint_costs(cluster: KubeCluster, settings: PipelineSettings,
         resources = endpoint.spec.resources
         accelerators = dict(resources.accelerators)
         replicas = {}
+        slots = slots_of(cluster.get("v1", "Service", service_name(endpoint, Track.PRIMARY),
+                                     endpoint.namespace))
         for track in (Track.PRIMARY, Track.CANARY):
-            deployment = cluster.get("apps/v1", "Deployment", deployment_name(endpoint, track),
+            deployment = cluster.get("apps/v1", "Deployment",
+                                     deployment_name(endpoint, slots.of(track)),
                                      endpoint.namespace) or {}
             replicas[track] = int((deployment.get("spec") or {}).get("replicas") or 0)
         out.append(EndpointCost(

@@ -13,13 +13,13 @@ from typing import Any, Final
 import yaml
 
 from modelrelease.domain.manifests import (
+    Slot,
+    Slots,
     Track,
     pinned_image,
     render_crd,
-    render_deployment,
     render_endpoint_resource,
-    render_primary_extras,
-    render_services,
+    render_release,
 )
 from modelrelease.spec import load_endpoint
 
@@ -62,9 +62,11 @@ def render_file(
 ) -> str:
     """Every object a first release of the endpoint in ``path`` would apply, as YAML.
 
-    In apply order: the ModelEndpoint resource, the three Services, the canary Deployment
-    (1 replica: a first release verifies it alone), then what promotion applies: the primary
-    Deployment at ``autoscaling.minReplicas``, its autoscaler and disruption budget.
+    In apply order, as the first release leaves them: the ModelEndpoint resource, the
+    three Services, the primary's Deployment ``E-blue`` at ``autoscaling.minReplicas``, its
+    autoscaler and disruption budget. (The release runs ``E-blue`` as a canary first, with
+    ``E-primary`` selecting the empty slot ``green``; promotion switches the Services to
+    it, restarting no pod.)
 
     Args:
         path: A ModelEndpoint YAML file.
@@ -88,17 +90,12 @@ def render_file(
     if model_version.startswith("<"):
         header.append(f"# Model version {model_version}: resolved from MLflow "
                       f"({endpoint.spec.model.name}) when the release starts.")
-    deployments = [
-        render_deployment(endpoint, image=image, model_version=model_version,
-                          release_id=release_id, track=track, replicas=replicas)
-        for track, replicas in ((Track.CANARY, 1),
-                                (Track.PRIMARY, endpoint.spec.autoscaling.min_replicas))
-    ]
     objects = [
         render_endpoint_resource(endpoint),
-        *render_services(endpoint),
-        *deployments,
-        *render_primary_extras(endpoint),
+        *render_release(endpoint, image=image, model_version=model_version,
+                        release_id=release_id, track=Track.PRIMARY,
+                        slots=Slots(Slot.BLUE),
+                        replicas=endpoint.spec.autoscaling.min_replicas),
     ]
     return dump_documents(objects, "\n".join(header) + "\n")
 

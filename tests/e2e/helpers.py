@@ -15,6 +15,7 @@ from kubernetes import client
 from modelrelease.adapters.kube import KubeCluster
 from modelrelease.adapters.pod_access import PodAccess
 from modelrelease.adapters.probe import ServiceProxy, SteadyClient
+from modelrelease.domain.manifests import LABEL_SLOT, Track, slots_of
 from modelrelease.domain.pod_access import AccessMode
 from modelrelease.release.driver import ReleaseResult, run_release
 from modelrelease.settings import PipelineSettings
@@ -49,9 +50,26 @@ class Endpoint:
             "modelrelease.io", "v1alpha1", self.namespace, "modelendpoints", self.name)
         return dict(found.get("status") or {})
 
-    def image(self, track: str) -> str | None:
+    def slot(self, track: str) -> str:
+        """The slot (``blue`` / ``green``) holding ``track``, as Service E-primary selects."""
         try:
-            dep = self.apps.read_namespaced_deployment(f"{self.name}-{track}", self.namespace)
+            found = self.core.read_namespaced_service(f"{self.name}-primary", self.namespace)
+            service = {"spec": {"selector": dict(found.spec.selector or {})}}
+        except client.ApiException as exc:
+            if exc.status != 404:
+                raise
+            service = None
+        return slots_of(service).of(Track(track)).value
+
+    def pod_selector(self, track: str) -> str:
+        """The label selector of ``track``'s pods now."""
+        return f"app.kubernetes.io/name={self.name},{LABEL_SLOT}={self.slot(track)}"
+
+    def image(self, track: str) -> str | None:
+        """The image of ``track``'s Deployment, or None when its slot has none."""
+        try:
+            dep = self.apps.read_namespaced_deployment(f"{self.name}-{self.slot(track)}",
+                                                       self.namespace)
         except client.ApiException as exc:
             if exc.status == 404:
                 return None

@@ -70,8 +70,10 @@ def test_a_dry_run_plans_the_release_and_changes_nothing(
                       "**Serving now**: version 1", "**Permissions**: passed",
                       "requests/s on the primary", "| 1 | 25% | 50% | 1 | 10s |",
                       "| 2 | 50% | 50% | 1 | 10s |",
-                      f"Deployment {made.namespace}/{made.name}-canary (1 replica(s))",
-                      f"Deployment {made.namespace}/{made.name}-primary (1 replica(s))",
+                      # the canary in the slot the primary is not in; promotion makes
+                      # that same Deployment the primary
+                      f"Deployment {made.namespace}/{made.name}-green (canary, 1 replica(s))",
+                      f"Deployment {made.namespace}/{made.name}-green (primary, 1 replica(s))",
                       f"HorizontalPodAutoscaler {made.namespace}/{made.name}",
                       "PLACEHOLDER image digest", "kind: Deployment"):
             assert words in text, (words, text)

@@ -50,9 +50,9 @@ def test_a_release_on_the_real_node_reaches_pods_through_the_cluster_ip(
     assert "- checks reached the pods through the Service's ClusterIP and pod IPs" in \
         first.report, first.report
     assert "not the default route" in first.report
-    pods = made.core.list_namespaced_pod(made.namespace).items
-    (pod,) = [p for p in pods if p.metadata.labels.get("track") == "primary"
-              and p.metadata.deletion_timestamp is None]
+    pods = made.core.list_namespaced_pod(made.namespace,
+                                         label_selector=made.pod_selector("primary")).items
+    (pod,) = [p for p in pods if p.metadata.deletion_timestamp is None]
     status = pod.status.container_statuses[0]
     assert status.ready and first.image.split("@")[1] in status.image_id, status
     assert stack.node is not None and pod.spec.node_name == stack.node.name

@@ -256,8 +256,7 @@ def test_canary_pod_deleted_mid_step(live: Endpoint) -> None:
         future = pool.submit(live.release)
         wait_phase(live, {"Analysing"})
         pods = live.core.list_namespaced_pod(
-            live.namespace, label_selector=f"app.kubernetes.io/name={live.name},"
-                                           "track=canary").items
+            live.namespace, label_selector=live.pod_selector("canary")).items
         assert pods
         for pod in pods:
             live.core.delete_namespaced_pod(pod.metadata.name, live.namespace)

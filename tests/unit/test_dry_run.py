@@ -111,14 +111,14 @@ def _dry(plan: CanaryPlan, image: str | None, primary: str | None) -> DryRun:
                   run_id="abc" if image else None, image=image,
                   image_note="already built" if image else "would be built",
                   primary=primary, preflight="passed", live_note="2.00 requests/s",
-                  objects=("Deployment ml/iris-canary (1 replica(s))",), plan=plan)
+                  objects=("Deployment ml/iris-blue (canary, 1 replica(s))",), plan=plan)
 
 
 @pytest.mark.parametrize(("first", "image", "primary", "present", "absent"), [
     pytest.param(False, "r/iris@sha256:" + "a" * 64, "version 2 (r/iris@sha256:b)",
                  ["version 3 (run abc)", "r/iris@sha256:aaa", "**Serving now**: version 2",
                   "| 1 | 25% | 50% | 1 | 20s |", "NOT reached", "**Warnings**",
-                  "Deployment ml/iris-canary (1 replica(s))", "```yaml\nkind: X\n```"],
+                  "Deployment ml/iris-blue (canary, 1 replica(s))", "```yaml\nkind: X\n```"],
                  ["A first release"], id="canary-beside-primary"),
     pytest.param(True, None, None, None, None, id="first-release"),
 ])

@@ -16,8 +16,11 @@ from modelrelease.domain.manifests import (
     ANNOTATION_RELEASE_ID,
     ANNOTATION_SPEC_HASH,
     FIELD_MANAGER,
+    LABEL_SLOT,
     LABEL_TRACK,
     SERVING_PORT,
+    Slot,
+    Slots,
     Track,
     deployment_name,
     label_selector,
@@ -30,6 +33,7 @@ from modelrelease.domain.manifests import (
     render_services,
     selector,
     service_name,
+    slots_of,
 )
 from modelrelease.errors import InvalidInput
 from modelrelease.spec import Fault, ModelEndpoint, parse_endpoint, spec_hash
@@ -48,8 +52,10 @@ def endpoint() -> ModelEndpoint:
 
 def deployment(endpoint: ModelEndpoint, track: Track = Track.CANARY,
                **kwargs: Any) -> dict[str, Any]:
+    """``track``'s Deployment in the slot a first release gives it (canary: blue)."""
     args: dict[str, Any] = {"image": IMAGE, "model_version": "3", "release_id": "r-1",
-                            "track": track, "replicas": 1, **kwargs}
+                            "track": track, "slot": Slots().of(track), "replicas": 1,
+                            **kwargs}
     return render_deployment(endpoint, **args)
 
 
@@ -57,25 +63,57 @@ def matches(selector_labels: dict[str, str], labels: dict[str, str]) -> bool:
     return all(labels.get(k) == v for k, v in selector_labels.items())
 
 
+@pytest.mark.parametrize("slot", [pytest.param(s, id=s.value) for s in Slot])
 @pytest.mark.parametrize("track", [pytest.param(t, id=t.value) for t in Track])
-def test_deployment_names_labels_and_selector(endpoint: ModelEndpoint, track: Track) -> None:
-    obj = deployment(endpoint, track)
+def test_deployment_names_labels_and_selector(endpoint: ModelEndpoint, track: Track,
+                                              slot: Slot) -> None:
+    obj = deployment(endpoint, track, slot=slot)
     assert obj["apiVersion"] == "apps/v1" and obj["kind"] == "Deployment"
-    assert obj["metadata"]["name"] == f"iris-{track.value}" == deployment_name(endpoint, track)
+    assert obj["metadata"]["name"] == f"iris-{slot.value}" == deployment_name(endpoint, slot)
     assert obj["metadata"]["namespace"] == "ml"
     labels = obj["spec"]["template"]["metadata"]["labels"]
     assert labels == {
         "app.kubernetes.io/name": "iris",
-        "app.kubernetes.io/instance": f"iris-{track.value}",
+        "app.kubernetes.io/instance": f"iris-{slot.value}",
         "app.kubernetes.io/component": "model-server",
         "app.kubernetes.io/managed-by": "modelrelease",
         "app.kubernetes.io/version": "3",
-        LABEL_TRACK: track.value,
+        LABEL_SLOT: slot.value,
     }
-    assert obj["metadata"]["labels"] == labels
+    assert obj["metadata"]["labels"] == {**labels, LABEL_TRACK: track.value}
     assert obj["spec"]["selector"] == {"matchLabels": {"app.kubernetes.io/name": "iris",
-                                                       "track": track.value}}
+                                                       "modelrelease.io/slot": slot.value}}
     assert matches(obj["spec"]["selector"]["matchLabels"], labels)
+
+
+@pytest.mark.parametrize("slot", [pytest.param(s, id=s.value) for s in Slot])
+def test_promoting_a_canary_changes_its_deployment_but_not_its_pods(
+        endpoint: ModelEndpoint, slot: Slot) -> None:
+    canary = deployment(endpoint, Track.CANARY, slot=slot, replicas=1, release_id="r-1")
+    primary = deployment(endpoint, Track.PRIMARY, slot=slot, replicas=3, release_id="r-1")
+    assert primary["spec"]["template"] == canary["spec"]["template"]  # no pod restarts
+    assert primary["spec"]["selector"] == canary["spec"]["selector"]
+    assert (canary["metadata"]["labels"][LABEL_TRACK],
+            primary["metadata"]["labels"][LABEL_TRACK]) == ("canary", "primary")
+    assert (canary["spec"]["replicas"], primary["spec"]["replicas"]) == (1, 3)
+
+
+@pytest.mark.parametrize(("service", "primary", "canary"), [
+    pytest.param(None, Slot.GREEN, Slot.BLUE, id="no-service-yet"),
+    pytest.param({"spec": {}}, Slot.GREEN, Slot.BLUE, id="no-selector"),
+    pytest.param({"spec": {"selector": {LABEL_SLOT: "blue"}}}, Slot.BLUE, Slot.GREEN,
+                 id="blue"),
+    pytest.param({"spec": {"selector": {LABEL_SLOT: "green"}}}, Slot.GREEN, Slot.BLUE,
+                 id="green"),
+    pytest.param({"spec": {"selector": {"track": "primary"}}}, Slot.GREEN, Slot.BLUE,
+                 id="other-selector"),
+])
+def test_slots_are_read_from_the_primary_services_selector(
+        service: dict[str, Any] | None, primary: Slot, canary: Slot) -> None:
+    slots = slots_of(service)
+    assert (slots.primary, slots.canary) == (primary, canary)
+    assert (slots.of(Track.PRIMARY), slots.of(Track.CANARY)) == (primary, canary)
+    assert primary.other is canary and canary.other is primary
 
 
 def test_image_is_always_by_digest(endpoint: ModelEndpoint) -> None:
@@ -94,7 +132,7 @@ def test_image_is_always_by_digest(endpoint: ModelEndpoint) -> None:
 def test_unpinned_images_are_refused(endpoint: ModelEndpoint, image: str, words: str) -> None:
     with pytest.raises(InvalidInput, match=re.escape(words)) as caught:
         deployment(endpoint, image=image)
-    assert caught.value.message.startswith("render deployment ml/iris-canary: ")
+    assert caught.value.message.startswith("render deployment ml/iris-blue: ")
 
 
 def test_pinned_image_returns_the_reference() -> None:
@@ -182,7 +220,7 @@ def test_pods_are_told_the_slice_key_so_live_traffic_is_sliced(
 def test_a_drill_fault_is_set_on_the_track_it_is_given_to(
         endpoint: ModelEndpoint, fault: FaultSetting, env: str) -> None:
     objects = render_release(endpoint, image=IMAGE, model_version="3", release_id="r1",
-                             track=Track.CANARY, replicas=1, fault=fault)
+                             track=Track.CANARY, slots=Slots(), replicas=1, fault=fault)
     (canary,) = [o for o in objects if o["kind"] == "Deployment"]
     (container,) = canary["spec"]["template"]["spec"]["containers"]
     assert container["env"][-1] == {"name": "MODELRELEASE_FAULT", "value": env}
@@ -247,9 +285,11 @@ def test_version_label_is_dropped_when_nothing_valid_is_left(endpoint: ModelEndp
     assert "app.kubernetes.io/version" not in labels
 
 
-def test_services_select_both_tracks_or_one(endpoint: ModelEndpoint) -> None:
-    live, primary, canary = render_services(endpoint)
-    pods = {t: deployment(endpoint, t)["spec"]["template"]["metadata"]["labels"] for t in Track}
+@pytest.mark.parametrize("slots", [pytest.param(Slots(s), id=f"primary-{s}") for s in Slot])
+def test_services_select_both_slots_or_a_tracks(endpoint: ModelEndpoint, slots: Slots) -> None:
+    live, primary, canary = render_services(endpoint, slots)
+    pods = {t: deployment(endpoint, t, slot=slots.of(t))["spec"]["template"]["metadata"][
+        "labels"] for t in Track}
     assert [s["metadata"]["name"] for s in (live, primary, canary)] == [
         "iris", "iris-primary", "iris-canary"]
     assert [service_name(endpoint, t) for t in (None, *Track)] == [
@@ -259,6 +299,8 @@ def test_services_select_both_tracks_or_one(endpoint: ModelEndpoint) -> None:
     assert not matches(primary["spec"]["selector"], pods[Track.CANARY])
     assert matches(canary["spec"]["selector"], pods[Track.CANARY])
     assert not matches(canary["spec"]["selector"], pods[Track.PRIMARY])
+    assert primary["spec"]["selector"][LABEL_SLOT] == slots.primary.value
+    assert slots_of(primary) == slots  # the selector is where the slots are read back
     for service in (live, primary, canary):
         assert service["apiVersion"] == "v1" and service["kind"] == "Service"
         assert service["spec"]["ports"] == [{"name": "http", "port": 80, "targetPort": "http",
@@ -266,19 +308,20 @@ def test_services_select_both_tracks_or_one(endpoint: ModelEndpoint) -> None:
     assert selector(endpoint) == {"app.kubernetes.io/name": "iris"}
 
 
-def test_primary_autoscaler_and_disruption_budget(endpoint: ModelEndpoint) -> None:
-    hpa, pdb = render_primary_extras(endpoint)
+@pytest.mark.parametrize("slot", [pytest.param(s, id=s.value) for s in Slot])
+def test_primary_autoscaler_and_disruption_budget(endpoint: ModelEndpoint, slot: Slot) -> None:
+    hpa, pdb = render_primary_extras(endpoint, Slots(slot))
     assert hpa["apiVersion"] == "autoscaling/v2" and hpa["kind"] == "HorizontalPodAutoscaler"
-    assert hpa["metadata"]["name"] == "iris-primary"
+    assert hpa["metadata"]["name"] == pdb["metadata"]["name"] == "iris-primary"
     assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment",
-                                             "name": "iris-primary"}
+                                             "name": f"iris-{slot.value}"}
     assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (2, 10)
     assert hpa["spec"]["metrics"][0]["resource"] == {
         "name": "cpu", "target": {"type": "Utilization", "averageUtilization": 70}}
     assert pdb["apiVersion"] == "policy/v1" and pdb["kind"] == "PodDisruptionBudget"
     assert pdb["spec"]["maxUnavailable"] == 1
     assert pdb["spec"]["selector"] == {"matchLabels": {"app.kubernetes.io/name": "iris",
-                                                       "track": "primary"}}
+                                                       LABEL_SLOT: slot.value}}
 
 
 @pytest.mark.parametrize(("track", "kinds"), [
@@ -288,10 +331,13 @@ def test_primary_autoscaler_and_disruption_budget(endpoint: ModelEndpoint) -> No
 ])
 def test_render_release(endpoint: ModelEndpoint, track: Track, kinds: list[str]) -> None:
     objects = render_release(endpoint, image=IMAGE, model_version="3", release_id="r-1",
-                             track=track, replicas=1)
+                             track=track, slots=Slots(Slot.BLUE), replicas=1)
     assert [o["kind"] for o in objects] == kinds
+    (applied,) = [o for o in objects if o["kind"] == "Deployment"]
+    assert applied["metadata"]["name"] == ("iris-blue" if track is Track.PRIMARY
+                                           else "iris-green")
     again = render_release(endpoint, image=IMAGE, model_version="3", release_id="r-1",
-                           track=track, replicas=1)
+                           track=track, slots=Slots(Slot.BLUE), replicas=1)
     assert json.dumps(objects, sort_keys=True) == json.dumps(again, sort_keys=True)
 
 
@@ -299,7 +345,7 @@ def test_longest_name_fits_every_object() -> None:
     longest = parse_endpoint(doc(**{"metadata.name": "a" * 55}))
     for track in Track:
         for obj in render_release(longest, image=IMAGE, model_version="3", release_id="r",
-                                  track=track, replicas=1):
+                                  track=track, slots=Slots(), replicas=1):
             name = obj["metadata"]["name"]
             assert len(name) <= 63 and DNS1123.match(name)
             for value in obj["metadata"]["labels"].values():
@@ -320,4 +366,5 @@ def test_endpoint_resource(endpoint: ModelEndpoint) -> None:
 
 def test_label_selector_is_the_selector_as_a_string(endpoint: ModelEndpoint) -> None:
     assert label_selector(endpoint) == "app.kubernetes.io/name=iris"
-    assert label_selector(endpoint, Track.CANARY) == "app.kubernetes.io/name=iris,track=canary"
+    assert (label_selector(endpoint, Slot.BLUE)
+            == "app.kubernetes.io/name=iris,modelrelease.io/slot=blue")

@@ -24,14 +24,18 @@ def test_dry_run_of_the_demo_endpoint() -> None:
     assert [(d["kind"], d["metadata"]["name"]) for d in documents] == [
         ("ModelEndpoint", "iris"),
         ("Service", "iris"), ("Service", "iris-primary"), ("Service", "iris-canary"),
-        ("Deployment", "iris-canary"), ("Deployment", "iris-primary"),
+        ("Deployment", "iris-blue"),
         ("HorizontalPodAutoscaler", "iris-primary"), ("PodDisruptionBudget", "iris-primary"),
     ]
-    canary, primary = documents[4], documents[5]
-    assert canary["spec"]["replicas"] == 1 and primary["spec"]["replicas"] == 1
-    image = canary["spec"]["template"]["spec"]["containers"][0]["image"]
+    # as a first release leaves them: the slot its canary ran in is the primary
+    primary_service, primary, hpa = documents[2], documents[4], documents[5]
+    assert primary_service["spec"]["selector"]["modelrelease.io/slot"] == "blue"
+    assert hpa["spec"]["scaleTargetRef"]["name"] == "iris-blue"
+    assert primary["metadata"]["labels"]["track"] == "primary"
+    assert primary["spec"]["replicas"] == 1  # autoscaling.minReplicas of the demo
+    image = primary["spec"]["template"]["spec"]["containers"][0]["image"]
     assert image == f"127.0.0.1:5000/ml/iris@{PLACEHOLDER_DIGEST}"
-    assert canary["metadata"]["annotations"]["modelrelease.io/release-id"] == "dry-run"
+    assert primary["metadata"]["annotations"]["modelrelease.io/release-id"] == "dry-run"
     assert render_file(IRIS) == text  # deterministic
 
 

@@ -4,15 +4,21 @@ Pure functions of the validated :class:`~modelrelease.spec.ModelEndpoint` and a 
 release facts (pinned image, model version, release id): the same input gives the same
 objects, byte for byte, with no clock and no randomness.
 
-- ``Deployment E-primary`` / ``E-canary``: label ``track=primary|canary``, both
-  ``app.kubernetes.io/name=E``; hardened pods (non-root 1000:1000, read-only root
-  filesystem, no capabilities, seccomp RuntimeDefault, no service-account token); images
-  only by digest; readiness and liveness ``GET /ping`` on the ``http`` port (8080).
-- ``Service E`` selects both tracks (live traffic follows ready replicas, see
-  :mod:`modelrelease.domain.traffic`); ``Service E-primary`` / ``E-canary`` one track each
-  (what the checks probe).
-- ``HorizontalPodAutoscaler E-primary`` (autoscaling/v2) and ``PodDisruptionBudget
-  E-primary`` for the primary.
+- Two slots, ``Deployment E-blue`` and ``E-green``, pods labelled
+  ``modelrelease.io/slot=blue|green`` and ``app.kubernetes.io/name=E``. One slot holds the
+  primary, the other the canary; promotion does not roll the primary to the canary's
+  image but makes the verified canary's slot the primary (its pods keep serving), and
+  removes the other. The Deployment's own ``track=primary|canary`` label says which it
+  is now (changing it restarts no pod: pod templates never carry the track). Hardened
+  pods (non-root 1000:1000, read-only root filesystem, no capabilities, seccomp
+  RuntimeDefault, no service-account token); images only by digest; readiness and
+  liveness ``GET /ping`` on the ``http`` port (8080).
+- ``Service E`` selects both slots (live traffic follows ready replicas, see
+  :mod:`modelrelease.domain.traffic`); ``Service E-primary`` / ``E-canary`` the slot of
+  each track (what the checks probe). Their selectors are what promotion switches; their
+  names never change.
+- ``HorizontalPodAutoscaler E-primary`` (autoscaling/v2, scaling the primary's slot) and
+  ``PodDisruptionBudget E-primary`` (its pods).
 - The ``ModelEndpoint`` custom resource itself, and the CustomResourceDefinition whose
   ``openAPIV3Schema`` is generated from the pydantic models (:func:`render_crd`).
 """
@@ -21,6 +27,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Final
 
@@ -50,6 +57,7 @@ __all__ = [
     "LABEL_INSTANCE",
     "LABEL_MANAGED_BY",
     "LABEL_NAME",
+    "LABEL_SLOT",
     "LABEL_TRACK",
     "LABEL_VERSION",
     "MANAGED_BY",
@@ -57,6 +65,8 @@ __all__ = [
     "PORT_NAME",
     "SERVICE_PORT",
     "SERVING_PORT",
+    "Slot",
+    "Slots",
     "Track",
     "crd_name",
     "deployment_name",
@@ -71,6 +81,7 @@ __all__ = [
     "render_services",
     "selector",
     "service_name",
+    "slots_of",
     "structural_schema",
 ]
 
@@ -85,6 +96,7 @@ LABEL_VERSION: Final = "app.kubernetes.io/version"
 LABEL_MANAGED_BY: Final = "app.kubernetes.io/managed-by"
 LABEL_COMPONENT: Final = "app.kubernetes.io/component"
 LABEL_TRACK: Final = "track"
+LABEL_SLOT: Final = f"{GROUP}/slot"
 PRE_STOP_SLEEP_S: Final = 2
 # The common scrape convention on pods, so a standard Prometheus finds their /metrics.
 SCRAPE: Final = {"prometheus.io/scrape": "true", "prometheus.io/port": "8080",
@@ -111,33 +123,73 @@ TMP_SIZE: Final = "1Gi"
 
 
 class Track(StrEnum):
-    """The two Deployments of an endpoint."""
+    """The two roles of an endpoint's Deployments: serving, and under test."""
 
     PRIMARY = "primary"
     CANARY = "canary"
 
 
-def deployment_name(endpoint: ModelEndpoint, track: Track) -> str:
-    """``E-primary`` or ``E-canary``."""
-    return f"{endpoint.name}-{track.value}"
+class Slot(StrEnum):
+    """The two Deployments of an endpoint, ``E-blue`` and ``E-green``: each holds a track."""
+
+    BLUE = "blue"
+    GREEN = "green"
+
+    @property
+    def other(self) -> Slot:
+        """The slot that is not this one."""
+        return Slot.GREEN if self is Slot.BLUE else Slot.BLUE
+
+
+@dataclass(frozen=True)
+class Slots:
+    """Which slot holds the primary now; the canary goes to the other one."""
+
+    primary: Slot = Slot.GREEN
+    """A first release finds no primary: green is empty, so its canary goes to blue."""
+
+    @property
+    def canary(self) -> Slot:
+        """The slot that is not the primary's."""
+        return self.primary.other
+
+    def of(self, track: Track) -> Slot:
+        """The slot holding ``track``."""
+        return self.primary if track is Track.PRIMARY else self.canary
+
+
+def slots_of(primary_service: Mapping[str, Any] | None) -> Slots:
+    """Where the tracks are, read from ``Service E-primary``'s selector (none yet: the default).
+
+    The Service's selector is what promotion switches, so it is the truth of which slot
+    the primary is in.
+    """
+    selected = ((primary_service or {}).get("spec") or {}).get("selector") or {}
+    slot = selected.get(LABEL_SLOT)
+    return Slots(Slot(slot)) if slot in (Slot.BLUE.value, Slot.GREEN.value) else Slots()
+
+
+def deployment_name(endpoint: ModelEndpoint, slot: Slot) -> str:
+    """``E-blue`` or ``E-green``."""
+    return f"{endpoint.name}-{slot.value}"
 
 
 def service_name(endpoint: ModelEndpoint, track: Track | None = None) -> str:
     """``E`` (both tracks) or ``E-primary`` / ``E-canary``."""
-    return endpoint.name if track is None else deployment_name(endpoint, track)
+    return endpoint.name if track is None else f"{endpoint.name}-{track.value}"
 
 
-def selector(endpoint: ModelEndpoint, track: Track | None = None) -> dict[str, str]:
-    """Labels selecting the endpoint's pods, of one track or of both."""
+def selector(endpoint: ModelEndpoint, slot: Slot | None = None) -> dict[str, str]:
+    """Labels selecting the endpoint's pods, of one slot or of both."""
     labels = {LABEL_NAME: endpoint.name}
-    if track is not None:
-        labels[LABEL_TRACK] = track.value
+    if slot is not None:
+        labels[LABEL_SLOT] = slot.value
     return labels
 
 
-def label_selector(endpoint: ModelEndpoint, track: Track | None = None) -> str:
+def label_selector(endpoint: ModelEndpoint, slot: Slot | None = None) -> str:
     """``selector`` as the API's ``labelSelector`` string (``k=v,k=v``)."""
-    return ",".join(f"{k}={v}" for k, v in selector(endpoint, track).items())
+    return ",".join(f"{k}={v}" for k, v in selector(endpoint, slot).items())
 
 
 def label_value(text: str) -> str:
@@ -169,18 +221,30 @@ def pinned_image(image: str, *, what: str) -> ImageRef:
     return ref
 
 
-def _labels(endpoint: ModelEndpoint, track: Track | None,
-            model_version: str | None = None) -> dict[str, str]:
+def _labels(endpoint: ModelEndpoint, track: Track | None) -> dict[str, str]:
+    """A Service's labels (and the autoscaler's and disruption budget's): its track, if one."""
     labels = {
         LABEL_NAME: endpoint.name,
         LABEL_INSTANCE: service_name(endpoint, track),
         LABEL_COMPONENT: COMPONENT,
         LABEL_MANAGED_BY: MANAGED_BY,
     }
-    if model_version is not None and (version := label_value(model_version)):
-        labels[LABEL_VERSION] = version
     if track is not None:
         labels[LABEL_TRACK] = track.value
+    return labels
+
+
+def _pod_labels(endpoint: ModelEndpoint, slot: Slot, model_version: str) -> dict[str, str]:
+    """A slot's pod labels: never the track, which promotion changes without a restart."""
+    labels = {
+        LABEL_NAME: endpoint.name,
+        LABEL_INSTANCE: deployment_name(endpoint, slot),
+        LABEL_COMPONENT: COMPONENT,
+        LABEL_MANAGED_BY: MANAGED_BY,
+    }
+    if version := label_value(model_version):
+        labels[LABEL_VERSION] = version
+    labels[LABEL_SLOT] = slot.value
     return labels
 
 
@@ -246,12 +310,13 @@ def render_deployment(
     image: str,
     model_version: str,
     release_id: str,
+    slot: Slot,
     track: Track,
     replicas: int | None,
     progress_deadline_seconds: int = DEFAULT_PROGRESS_DEADLINE_S,
     fault: FaultSetting | None = None,
 ) -> dict[str, Any]:
-    """``Deployment E-<track>`` serving ``image`` (which must be pinned by digest).
+    """``Deployment E-<slot>`` serving ``image`` (which must be pinned by digest) as ``track``.
 
     Args:
         endpoint: The validated endpoint.
@@ -259,7 +324,9 @@ def render_deployment(
         model_version: The MLflow version the image holds.
         release_id: The release applying it (Deployment annotation only, so re-applying
             the same image under another release id restarts no pod).
-        track: Primary or canary.
+        slot: The Deployment (``E-blue`` or ``E-green``).
+        track: What it is now, primary or canary: a label of the Deployment alone, so
+            promoting a canary re-applies it with no change to its pods.
         replicas: Replica count, or None to leave it to the HorizontalPodAutoscaler
             (the primary once its autoscaler exists).
         progress_deadline_seconds: When the Deployment reports ProgressDeadlineExceeded.
@@ -269,7 +336,7 @@ def render_deployment(
     Raises:
         InvalidInput: The image is not pinned by digest, or a count is out of range.
     """
-    name = deployment_name(endpoint, track)
+    name = deployment_name(endpoint, slot)
     what = f"deployment {endpoint.namespace}/{name}"
     ref = pinned_image(image, what=what)
     if replicas is not None and replicas < 0:
@@ -285,7 +352,7 @@ def render_deployment(
     }
     annotations = {**pod_annotations, ANNOTATION_RELEASE_ID: release_id,
                    ANNOTATION_SPEC_HASH: spec_hash(endpoint)}
-    labels = _labels(endpoint, track, model_version)
+    labels = _pod_labels(endpoint, slot, model_version)
     container: dict[str, Any] = {
         "name": CONTAINER_NAME,
         "image": f"{ref.registry}/{ref.repository}@{ref.digest}",
@@ -335,7 +402,7 @@ def render_deployment(
     spec.update({
         "revisionHistoryLimit": 3,
         "progressDeadlineSeconds": progress_deadline_seconds,
-        "selector": {"matchLabels": selector(endpoint, track)},
+        "selector": {"matchLabels": selector(endpoint, slot)},
         # Never below the current ready count while rolling: traffic keeps being served.
         "strategy": {"type": "RollingUpdate",
                      "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
@@ -347,13 +414,18 @@ def render_deployment(
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": _metadata(endpoint, name, labels, annotations),
+        "metadata": _metadata(endpoint, name, {**labels, LABEL_TRACK: track.value},
+                              annotations),
         "spec": spec,
     }
 
 
-def render_services(endpoint: ModelEndpoint) -> list[dict[str, Any]]:
-    """``Service E`` (both tracks: the live endpoint) and ``E-primary`` / ``E-canary``."""
+def render_services(endpoint: ModelEndpoint, slots: Slots) -> list[dict[str, Any]]:
+    """``Service E`` (both slots: the live endpoint) and ``E-primary`` / ``E-canary``.
+
+    ``E-primary`` selects the primary's slot and ``E-canary`` the other; promotion is
+    applying them again with the slots swapped.
+    """
     services = []
     for track in (None, Track.PRIMARY, Track.CANARY):
         services.append({
@@ -363,7 +435,7 @@ def render_services(endpoint: ModelEndpoint) -> list[dict[str, Any]]:
                                   _labels(endpoint, track)),
             "spec": {
                 "type": "ClusterIP",
-                "selector": selector(endpoint, track),
+                "selector": selector(endpoint, None if track is None else slots.of(track)),
                 "ports": [{"name": PORT_NAME, "port": SERVICE_PORT, "targetPort": PORT_NAME,
                            "protocol": "TCP"}],
             },
@@ -371,9 +443,12 @@ def render_services(endpoint: ModelEndpoint) -> list[dict[str, Any]]:
     return services
 
 
-def render_primary_extras(endpoint: ModelEndpoint) -> list[dict[str, Any]]:
-    """The primary's HorizontalPodAutoscaler (autoscaling/v2) and PodDisruptionBudget."""
-    name = deployment_name(endpoint, Track.PRIMARY)
+def render_primary_extras(endpoint: ModelEndpoint, slots: Slots) -> list[dict[str, Any]]:
+    """The primary's HorizontalPodAutoscaler (autoscaling/v2) and PodDisruptionBudget.
+
+    Both are named ``E-primary`` and point at the primary's slot.
+    """
+    name = service_name(endpoint, Track.PRIMARY)
     labels = _labels(endpoint, Track.PRIMARY)
     scaling = endpoint.spec.autoscaling
     hpa = {
@@ -381,7 +456,8 @@ def render_primary_extras(endpoint: ModelEndpoint) -> list[dict[str, Any]]:
         "kind": "HorizontalPodAutoscaler",
         "metadata": _metadata(endpoint, name, labels),
         "spec": {
-            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment",
+                               "name": deployment_name(endpoint, slots.primary)},
             "minReplicas": scaling.min_replicas,
             "maxReplicas": scaling.max_replicas,
             "metrics": [{
@@ -399,7 +475,7 @@ def render_primary_extras(endpoint: ModelEndpoint) -> list[dict[str, Any]]:
         "spec": {
             # One at a time, never none: minAvailable would block every drain at 1 replica.
             "maxUnavailable": 1,
-            "selector": {"matchLabels": selector(endpoint, Track.PRIMARY)},
+            "selector": {"matchLabels": selector(endpoint, slots.primary)},
             "unhealthyPodEvictionPolicy": "AlwaysAllow",
         },
     }
@@ -413,22 +489,24 @@ def render_release(
     model_version: str,
     release_id: str,
     track: Track,
+    slots: Slots,
     replicas: int | None,
     progress_deadline_seconds: int = DEFAULT_PROGRESS_DEADLINE_S,
     fault: FaultSetting | None = None,
 ) -> list[dict[str, Any]]:
-    """What to apply for ``track``: Services, Deployment, and the primary's extras.
+    """What to apply for ``track`` in its slot: Services, Deployment, the primary's extras.
 
-    The three Services, the track's Deployment and, for the primary, its autoscaler and
-    disruption budget. Arguments as in :func:`render_deployment`.
+    The three Services (selecting ``slots``), the Deployment of ``track``'s slot and, for
+    the primary, its autoscaler and disruption budget. Other arguments as in
+    :func:`render_deployment`.
     """
     deployment = render_deployment(
         endpoint, image=image, model_version=model_version, release_id=release_id,
-        track=track, replicas=replicas, progress_deadline_seconds=progress_deadline_seconds,
-        fault=fault,
+        slot=slots.of(track), track=track, replicas=replicas,
+        progress_deadline_seconds=progress_deadline_seconds, fault=fault,
     )
-    extras = render_primary_extras(endpoint) if track is Track.PRIMARY else []
-    return [*render_services(endpoint), deployment, *extras]
+    extras = render_primary_extras(endpoint, slots) if track is Track.PRIMARY else []
+    return [*render_services(endpoint, slots), deployment, *extras]
 
 
 def render_endpoint_resource(endpoint: ModelEndpoint) -> dict[str, Any]:

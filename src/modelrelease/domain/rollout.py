@@ -112,7 +112,7 @@ class StepJudged:
 
 @dataclass(frozen=True)
 class PrimaryHealth:
-    """The primary Deployment's readiness after it took the canary's image."""
+    """The primary's readiness once promotion made the canary's slot the primary."""
 
     readiness: Readiness
 
@@ -168,7 +168,7 @@ class Analyse:
 
 @dataclass(frozen=True)
 class Promote:
-    """Give the primary the canary's image, wait for it, then remove the canary."""
+    """Make the verified canary's slot the primary (no pod restarts), then remove the old one."""
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,7 @@ from modelrelease.domain.drill import drill_blocker
 from modelrelease.domain.fault import FaultSetting
 from modelrelease.domain.manifests import Track
 from modelrelease.domain.plan import model_uri, rollout_policy
+from modelrelease.domain.readiness import RolloutState
 from modelrelease.domain.report import StepRecord, render_report
 from modelrelease.domain.status_record import (
     Released,
@@ -45,7 +46,7 @@ from modelrelease.domain.status_record import (
 )
 from modelrelease.domain.traffic import TrafficRouter
 from modelrelease.domain.verdict import step_verdict
-from modelrelease.errors import InvalidInput, MlflowError, ReleaseInProgress
+from modelrelease.errors import InvalidInput, KubeApiError, MlflowError, ReleaseInProgress
 from modelrelease.release.world import (
     Call,
     ReleaseWorld,
@@ -213,7 +214,8 @@ def _release(world: ReleaseWorld, version: Any, release_id: str, status: ModelEn
         same = status.canary.digest == built.digest
         transition = rollout.resume(state, same, policy, datetime.now(UTC))
         if not same:  # another version's release: undo it, then release this one
-            status = _supersede(world, status, transition, version, note)
+            status = _supersede(world, status, transition, version, note,
+                                    policy.promote_timeout.total_seconds())
             state = rollout.State()
             transition = rollout.step(state, rollout.Begin(), policy, datetime.now(UTC))
     else:
@@ -262,8 +264,8 @@ def _release(world: ReleaseWorld, version: Any, release_id: str, status: ModelEn
                     note(f"{where}: canary at {canary_replicas} replica(s) = "
                          f"{effective:.0f}% of live traffic (asked {weight}%)")
                 case rollout.Analyse(hold=hold):
-                    ready = _wait_ready(world, Track.CANARY,
-                                        policy.deploy_timeout.total_seconds())
+                    ready = world.wait_ready(Track.CANARY,
+                                             policy.deploy_timeout.total_seconds())
                     if ready is not None:
                         observation = rollout.StepJudged(JudgeOutcome.FAIL, ready)
                         continue
@@ -279,13 +281,16 @@ def _release(world: ReleaseWorld, version: Any, release_id: str, status: ModelEn
                                             agreed, found, *_slice_table(verdict, endpoint)))
                     last_verdict = verdict_record(verdict, agreed.numbers, found.numbers)
                     observation = rollout.StepJudged.of(verdict)
-                case rollout.Promote():
+                case rollout.Promote():  # the verified canary's pods become the primary
                     replicas = max(world.primary_replicas(),
                                    endpoint.spec.autoscaling.min_replicas)
-                    world.apply_track(Track.PRIMARY, image, version.version, release_id,
-                                      replicas)
+                    observation = rollout.PrimaryHealth(world.promote(
+                        image, version.version, release_id, replicas,
+                        policy.promote_timeout.total_seconds()))
+                    canary_replicas = 0
                 case rollout.Rollback(reason=reason, restore_primary=restore):
-                    _undo_canary(world, reason, previous if restore else None, release_id)
+                    _undo_canary(world, reason, previous if restore else None, release_id,
+                                 policy.promote_timeout.total_seconds())
                     canary_replicas = 0
                     if fault is None:  # a drill's version is the primary's: not rolled back
                         tagged = _tag(world, version, note, {
@@ -305,7 +310,7 @@ def _release(world: ReleaseWorld, version: Any, release_id: str, status: ModelEn
 
     promoted = state.phase == rollout.Phase.PROMOTED
     if promoted:
-        world.remove_canary()  # it serves the promoted image too: no need to wait it out
+        world.remove_canary()  # the previous primary's slot: its pods drain, unrouted
         tagged = _tag(world, version, note, {"modelrelease.status":
                                              rollout.ReleaseOutcome.PROMOTED,
                                              "modelrelease.release_id": release_id,
@@ -328,18 +333,29 @@ def _release(world: ReleaseWorld, version: Any, release_id: str, status: ModelEn
 
 
 def _undo_canary(world: ReleaseWorld, reason: str, restore: TrackStatus | None,
-                 release_id: str) -> None:
-    """Remove the canary (waiting until its pods are gone); put ``restore`` back as primary."""
+                 release_id: str, timeout: float) -> None:
+    """Remove the canary (waiting until its pods are gone); ``restore`` as primary, if not.
+
+    A promotion interrupted after its switch left the new version in the primary's slot:
+    the previous image is promoted back (into the other slot, where its pods may still
+    run) before the canary's slot is removed.
+    """
+    if (restore is not None and restore.image and restore.digest
+            and not world.serves(Track.PRIMARY, restore.digest)):
+        restored = world.promote(restore.image, restore.version, release_id,
+                                 max(world.primary_replicas(), 1), timeout)
+        if restored.state != RolloutState.READY:
+            raise KubeApiError(f"roll back {world.namespace}/{world.endpoint.name}: the "
+                               f"previous primary {restore.image} did not come back: "
+                               f"{restored.reason}; the new version keeps serving")
     world.remove_canary()
     world.wait_gone(Track.CANARY)
-    if restore is not None and restore.image:
-        world.apply_track(Track.PRIMARY, restore.image, restore.version, release_id,
-                          max(world.primary_replicas(), 1))
     world.event("RolledBack", reason, warning=True)
 
 
 def _supersede(world: ReleaseWorld, status: ModelEndpointStatus,
-               transition: rollout.Transition, version: Any, note: Say) -> ModelEndpointStatus:
+               transition: rollout.Transition, version: Any, note: Say,
+               timeout: float) -> ModelEndpointStatus:
     """Roll back the unfinished release of another version that the record shows.
 
     A run killed mid-release leaves its canary (and its phase) behind; a later run for a
@@ -355,7 +371,7 @@ def _supersede(world: ReleaseWorld, status: ModelEndpointStatus,
     note(f"{world.namespace}/{world.endpoint.name}: version {other.version}'s release was "
          f"left unfinished ({status.phase}): rolling it back first")
     _undo_canary(world, reason, status.primary if undo.restore_primary else None,
-                 status.release_id or "")
+                 status.release_id or "", timeout)
     tagged = _tag(world, replace(version, version=other.version), note, {
         "modelrelease.status": rollout.ReleaseOutcome.ROLLED_BACK, "modelrelease.reason": reason,
         "modelrelease.release_id": status.release_id or "",
@@ -448,22 +464,6 @@ def _primary_image(status: ModelEndpointStatus, version: str, where: str) -> _Pi
     if blocker is not None or status.primary is None:
         raise InvalidInput(f"drill endpoint {where}: {blocker}")
     return _Pinned(status.primary.image or "", status.primary.digest or "")
-
-
-def _wait_ready(world: ReleaseWorld, track: Track, timeout: float) -> str | None:
-    """Wait for a track to be ready; the failure reason if it fails or times out."""
-    from modelrelease.domain.readiness import RolloutState
-
-    deadline = time.monotonic() + timeout
-    while True:
-        readiness = world.health(track)
-        if readiness.state == RolloutState.READY:
-            return None
-        if readiness.state == RolloutState.FAILED:
-            return f"{track} failed: {readiness.reason}"
-        if time.monotonic() > deadline:
-            return f"{track} not ready after {timeout:.0f}s: {readiness.reason}"
-        time.sleep(0.5)
 
 
 def _slice_table(verdict: JudgeVerdict, endpoint: ModelEndpoint

@@ -23,12 +23,12 @@ from modelrelease.build.builder import BuildRequest, ImageBuilder
 from modelrelease.domain import live
 from modelrelease.domain.dry_run import DryRun, canary_plan, render_dry_run
 from modelrelease.domain.manifests import (
+    LABEL_TRACK,
+    Slots,
     Track,
     label_selector,
-    render_deployment,
     render_endpoint_resource,
-    render_primary_extras,
-    render_services,
+    render_release,
 )
 from modelrelease.domain.plan import model_uri
 from modelrelease.domain.rollout import ReleaseOutcome
@@ -121,7 +121,8 @@ def plan_release(request: ReleaseRequest, settings: PipelineSettings | None = No
         plan = canary_plan(endpoint, first_release=first, primary_replicas=replicas,
                            load_rate=settings.release.load_rate, live_rps=live_rps)
         pinned = image or f"{endpoint.spec.image.repository}@{PLACEHOLDER_DIGEST}"
-        objects = _objects(endpoint, pinned, version.version, plan.steps[0].canary_replicas,
+        objects = _objects(endpoint, world.slots(), pinned, version.version,
+                           plan.steps[0].canary_replicas,
                            max(replicas, endpoint.spec.autoscaling.min_replicas))
     finally:
         cluster.close()
@@ -136,30 +137,36 @@ def plan_release(request: ReleaseRequest, settings: PipelineSettings | None = No
     return PlannedRelease(dry, render_dry_run(dry, dump_documents(objects, header)))
 
 
-def _objects(endpoint: ModelEndpoint, image: str, version: str, canary_replicas: int,
-             primary_replicas: int) -> list[dict[str, Any]]:
-    """In apply order: the record, the Services, the canary, then what promotion applies."""
-    def deployment(track: Track, replicas: int) -> dict[str, Any]:
-        return render_deployment(endpoint, image=image, model_version=version,
-                                 release_id=RELEASE_ID, track=track, replicas=replicas)
+def _objects(endpoint: ModelEndpoint, slots: Slots, image: str, version: str,
+             canary_replicas: int, primary_replicas: int) -> list[dict[str, Any]]:
+    """In apply order: the record, the Services and the canary, then what promotion applies.
 
-    return [render_endpoint_resource(endpoint), *render_services(endpoint),
-            deployment(Track.CANARY, canary_replicas), deployment(Track.PRIMARY,
-                                                                  primary_replicas),
-            *render_primary_extras(endpoint)]
+    Promotion re-applies the canary's own slot as the primary (its pods are not restarted)
+    and switches the Services, autoscaler and disruption budget to it.
+    """
+    def release(track: Track, slots: Slots, replicas: int) -> list[dict[str, Any]]:
+        return render_release(endpoint, image=image, model_version=version,
+                              release_id=RELEASE_ID, track=track, slots=slots,
+                              replicas=replicas)
+
+    return [render_endpoint_resource(endpoint),
+            *release(Track.CANARY, slots, canary_replicas),
+            *release(Track.PRIMARY, Slots(slots.canary), primary_replicas)]
 
 
 def _describe(obj: dict[str, Any]) -> str:
     meta = obj.get("metadata") or {}
     line = f"{obj.get('kind')} {meta.get('namespace')}/{meta.get('name')}"
     replicas = (obj.get("spec") or {}).get("replicas")
-    return line + (f" ({replicas} replica(s))" if obj.get("kind") == "Deployment" else "")
+    track = (meta.get("labels") or {}).get(LABEL_TRACK)
+    return line + (f" ({track}, {replicas} replica(s))" if obj.get("kind") == "Deployment"
+                   else "")
 
 
 def _live_rate(world: ReleaseWorld) -> tuple[float | None, str]:
     """Live requests per second the primary's pods served, averaged since each started."""
-    pods = running(world.cluster.pods(world.namespace,
-                                      label_selector(world.endpoint, Track.PRIMARY)))
+    pods = running(world.cluster.pods(world.namespace, label_selector(
+        world.endpoint, world.slots().primary)))
     texts, failures = scrape(world.access, world.namespace, pods)
     now = datetime.now(UTC)
     rate, counted = 0.0, 0

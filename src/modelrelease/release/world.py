@@ -30,13 +30,19 @@ from modelrelease.adapters.prometheus import Prometheus
 from modelrelease.domain import agreement, analysis, live, sample_set
 from modelrelease.domain.fault import FaultSetting
 from modelrelease.domain.manifests import (
+    ANNOTATION_IMAGE_DIGEST,
+    ANNOTATION_SPEC_HASH,
+    Slot,
+    Slots,
     Track,
     deployment_name,
     label_selector,
+    pinned_image,
     render_deployment,
     render_endpoint_resource,
     render_release,
     service_name,
+    slots_of,
 )
 from modelrelease.domain.model import ModelVersion
 from modelrelease.domain.plan import agreement_policy, analysis_policy
@@ -46,7 +52,7 @@ from modelrelease.domain.smoke import SmokeResult, check_response
 from modelrelease.domain.traffic import split_by_replicas
 from modelrelease.errors import InvalidInput, KubeApiError, PipelineError
 from modelrelease.settings import PipelineSettings
-from modelrelease.spec import Condition, ModelEndpoint, ModelEndpointStatus
+from modelrelease.spec import Condition, ModelEndpoint, ModelEndpointStatus, spec_hash
 
 T = TypeVar("T")
 Call = Callable[[str, Callable[[], Any]], Any]
@@ -189,48 +195,113 @@ class ReleaseWorld:
 
     # -- deployments ----------------------------------------------------------------------
 
-    def deployment(self, track: Track) -> dict[str, Any] | None:
-        """A track's Deployment, or None."""
-        return self.cluster.get("apps/v1", "Deployment", deployment_name(self.endpoint, track),
+    def slots(self) -> Slots:
+        """Which slot holds the primary now (``Service E-primary``'s selector says)."""
+        return slots_of(self.cluster.get("v1", "Service",
+                                          service_name(self.endpoint, Track.PRIMARY),
+                                          self.namespace))
+
+    def deployment(self, track: Track, slots: Slots | None = None) -> dict[str, Any] | None:
+        """The Deployment of a track's slot, or None."""
+        slot = (slots or self.slots()).of(track)
+        return self.cluster.get("apps/v1", "Deployment", deployment_name(self.endpoint, slot),
                                 self.namespace)
 
     def health(self, track: Track) -> Readiness:
         """A track's rollout: ready, progressing, or failed with the reason."""
-        deployment = self.deployment(track)
+        slots = self.slots()
+        deployment = self.deployment(track, slots)
         if deployment is None:
             return Readiness(RolloutState.PROGRESSING, f"{track} deployment not created yet")
-        pods = self.cluster.pods(self.namespace, label_selector(self.endpoint, track))
+        pods = self.cluster.pods(self.namespace,
+                                 label_selector(self.endpoint, slots.of(track)))
         return assess(deployment, pods)
+
+    def wait_ready(self, track: Track, timeout: float) -> str | None:
+        """Wait for a track to be ready; the failure reason if it fails or times out."""
+        deadline = time.monotonic() + timeout
+        while True:
+            readiness = self.health(track)
+            if readiness.state == RolloutState.READY:
+                return None
+            if readiness.state == RolloutState.FAILED:
+                return f"{track} failed: {readiness.reason}"
+            if time.monotonic() > deadline:
+                return f"{track} not ready after {timeout:.0f}s: {readiness.reason}"
+            time.sleep(0.5)
 
     def primary_replicas(self) -> int:
         """Replicas the primary runs now (0 when there is none)."""
         primary = self.deployment(Track.PRIMARY)
         return int((primary or {}).get("spec", {}).get("replicas") or 0)
 
-    def apply_track(self, track: Track, image: str, version: str, release_id: str,
-                    replicas: int) -> None:
-        """Apply a track's Deployment and the Services (and for the primary, HPA and PDB).
+    def serves(self, track: Track, digest: str, same_spec: bool = False) -> bool:
+        """Whether a track's Deployment runs the image ``digest`` (and this endpoint spec)."""
+        found = self.deployment(track) or {}
+        template = ((found.get("spec") or {}).get("template") or {}).get("metadata") or {}
+        applied = (found.get("metadata") or {}).get("annotations") or {}
+        return ((template.get("annotations") or {}).get(ANNOTATION_IMAGE_DIGEST) == digest
+                and (not same_spec
+                     or applied.get(ANNOTATION_SPEC_HASH) == spec_hash(self.endpoint)))
 
-        A Deployment of that track still being deleted (an earlier canary) is waited out
+    def apply_track(self, track: Track, image: str, version: str, release_id: str,
+                    replicas: int, slots: Slots | None = None) -> None:
+        """Apply a track's Deployment in its slot, and the Services (primary: HPA and PDB too).
+
+        A Deployment of that slot still being deleted (an earlier release's) is waited out
         first: applying to it would only update an object about to vanish.
         """
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            existing = self.deployment(track)
-            if not existing or not existing.get("metadata", {}).get("deletionTimestamp"):
-                break
-            time.sleep(0.5)
+        slots = slots or self.slots()
+        self._wait_deleted(slots.of(track))
         objects = render_release(self.endpoint, image=image, model_version=version,
-                                 release_id=release_id, track=track, replicas=replicas,
+                                 release_id=release_id, track=track, slots=slots,
+                                 replicas=replicas,
                                  fault=self.canary_fault if track is Track.CANARY else None)
         self.call(f"apply-{track}", lambda: [self.cluster.apply(o) for o in objects])
+
+    def _wait_deleted(self, slot: Slot, timeout: float = 120.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            existing = self.cluster.get("apps/v1", "Deployment",
+                                        deployment_name(self.endpoint, slot), self.namespace)
+            if not existing or not existing.get("metadata", {}).get("deletionTimestamp"):
+                return
+            time.sleep(0.5)
 
     def scale_canary(self, image: str, version: str, release_id: str, replicas: int) -> None:
         """Change the canary's replica count (the traffic weight, by replica ratio)."""
         obj = render_deployment(self.endpoint, image=image, model_version=version,
-                                release_id=release_id, track=Track.CANARY, replicas=replicas,
+                                release_id=release_id, slot=self.slots().canary,
+                                track=Track.CANARY, replicas=replicas,
                                 fault=self.canary_fault)
         self.call("scale-canary", lambda: self.cluster.apply(obj))
+
+    def promote(self, image: str, version: str, release_id: str, replicas: int,
+                timeout: float) -> Readiness:
+        """Make the canary's slot the primary, with no second rollout of the model.
+
+        The canary's Deployment is scaled to ``replicas`` (pods it already runs keep
+        serving), and once all are ready the Services ``E-primary`` / ``E-canary``, the
+        autoscaler and the disruption budget switch slots: the verified pods are the
+        primary. Until then nothing routes differently, so a canary that cannot grow
+        leaves the primary as it was. A promotion resumed after its switch (the primary
+        already serves this image with this spec) finds it done.
+
+        Returns:
+            The new primary's readiness; FAILED (nothing switched) when the canary's slot
+            is not ready within ``timeout`` seconds.
+        """
+        digest = pinned_image(image, what=f"promote {self.namespace}/{self.endpoint.name}")
+        if self.serves(Track.PRIMARY, str(digest.digest), same_spec=True):
+            return self.health(Track.PRIMARY)  # switched before a restart: done
+        self.scale_canary(image, version, release_id, replicas)
+        failure = self.wait_ready(Track.CANARY, timeout)
+        if failure is not None:
+            return Readiness(RolloutState.FAILED, f"canary could not grow to {replicas} "
+                             f"replica(s) for promotion: {failure}")
+        self.apply_track(Track.PRIMARY, image, version, release_id, replicas,
+                         Slots(self.slots().canary))
+        return self.health(Track.PRIMARY)
 
     def canary_replicas_for(self, weight: int, first_release: bool) -> tuple[int, float]:
         """Canary replicas for ``weight`` beside the primary, and the weight they give."""
@@ -241,17 +312,23 @@ class ReleaseWorld:
         return split.canary, split.effective
 
     def remove_canary(self) -> None:
-        """Delete the canary Deployment (its pods drain through their preStop hook)."""
+        """Delete the canary's slot Deployment (its pods drain through their preStop hook).
+
+        After a promotion that is the previous primary's slot.
+        """
+        slot = self.slots().canary
         self.call("remove-canary", lambda: self.cluster.delete(
-            "apps/v1", "Deployment", deployment_name(self.endpoint, Track.CANARY),
-            self.namespace))
+            "apps/v1", "Deployment", deployment_name(self.endpoint, slot), self.namespace))
 
     def wait_gone(self, track: Track, timeout: float = 60.0) -> None:
-        """Wait until a track has neither pods nor a Deployment left."""
-        label = label_selector(self.endpoint, track)
+        """Wait until a track's slot has neither pods nor a Deployment left."""
+        slot = self.slots().of(track)
+        label = label_selector(self.endpoint, slot)
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and (self.cluster.pods(self.namespace, label)
-                                               or self.deployment(track) is not None):
+        while time.monotonic() < deadline and (
+                self.cluster.pods(self.namespace, label)
+                or self.cluster.get("apps/v1", "Deployment",
+                                    deployment_name(self.endpoint, slot), self.namespace)):
             time.sleep(0.25)
 
     # -- checks -----------------------------------------------------------------------------
@@ -351,7 +428,8 @@ class ReleaseWorld:
 
     def _tracks(self, first_release: bool) -> list[tuple[Track, str]]:
         """The tracks a step compares, each with its pods' label selector."""
-        return [(track, label_selector(self.endpoint, track))
+        slots = self.slots()
+        return [(track, label_selector(self.endpoint, slots.of(track)))
                 for track in ((Track.CANARY,) if first_release
                               else (Track.CANARY, Track.PRIMARY))]
 
@@ -457,8 +535,8 @@ class ReleaseWorld:
 class ReplicaRatioRouter:
     """The default ``TrafficRouter``: the canary's share of ready replicas is its weight.
 
-    ``Service E`` selects both tracks, so live traffic follows ready replicas; setting a
-    weight scales ``E-canary`` beside the primary (see ``domain.traffic``).
+    ``Service E`` selects both slots, so live traffic follows ready replicas; setting a
+    weight scales the canary's slot beside the primary (see ``domain.traffic``).
     """
 
     def __init__(self, world: ReleaseWorld, image: str, version: str, release_id: str,
