@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -64,6 +65,12 @@ class Endpoint:
     def pod_selector(self, track: str) -> str:
         """The label selector of ``track``'s pods now."""
         return f"app.kubernetes.io/name={self.name},{LABEL_SLOT}={self.slot(track)}"
+
+    def pod_uids(self, track: str) -> set[str]:
+        """The UIDs of ``track``'s pods that are not terminating."""
+        pods = self.core.list_namespaced_pod(self.namespace,
+                                             label_selector=self.pod_selector(track)).items
+        return {str(p.metadata.uid) for p in pods if p.metadata.deletion_timestamp is None}
 
     def image(self, track: str) -> str | None:
         """The image of ``track``'s Deployment, or None when its slot has none."""
@@ -159,3 +166,22 @@ def cli_env(endpoint: Endpoint) -> dict[str, str]:
             "MODELRELEASE_BUILD__CACHE_DIR": str(settings.build.cache_dir),
             "MODELRELEASE_RELEASE__LOAD_RATE": str(settings.release.load_rate),
             "MODELRELEASE_RELEASE__LOCK_TTL_S": str(settings.release.lock_ttl_s)}
+
+
+@contextmanager
+def pods_seen(endpoint: Endpoint, track: str) -> Iterator[set[str]]:
+    """The UIDs of every pod seen in ``track`` meanwhile, sampled from a thread."""
+    seen: set[str] = set()
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.wait(0.2):
+            seen.update(endpoint.pod_uids(track))
+
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    try:
+        yield seen
+    finally:
+        stop.set()
+        thread.join(timeout=10)

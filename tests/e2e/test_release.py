@@ -18,7 +18,7 @@ from modelrelease.release.driver import run_release
 from modelrelease.spec import ReleaseRequest
 from modelrelease_localstack.demo_model import register_faulty_model, register_iris_model
 from modelrelease_localstack.stack import Stack
-from tests.e2e.helpers import Endpoint, background_client, make_endpoint
+from tests.e2e.helpers import Endpoint, background_client, make_endpoint, pods_seen
 from tests.kube import eventually
 
 pytestmark = pytest.mark.e2e
@@ -50,10 +50,21 @@ def test_good_version_is_promoted_without_dropping_traffic(endpoint: Endpoint) -
     assert first.outcome == "promoted", first.reason
     assert (endpoint.image("primary") or "").endswith(first.image.split("@")[1])
     register_iris_model(tracking, endpoint.model, alias="champion", c=0.3)
-    with background_client(endpoint) as background:
+    first_slot = endpoint.slot("primary")
+    with background_client(endpoint) as background, pods_seen(endpoint, "canary") as canary:
         second = endpoint.release()
     assert second.outcome == "promoted", second.reason
     assert background.failed == [] and background.ok > 50, (background.ok, background.failed[:5])
+    # no second rollout: the primary's pods are the very pods verified as the canary
+    assert endpoint.slot("primary") != first_slot
+    assert canary and endpoint.pod_uids("primary") <= canary, (endpoint.pod_uids("primary"),
+                                                               canary)
+    from kubernetes import client
+
+    scaling = client.AutoscalingV2Api(endpoint.apps.api_client)
+    hpa = scaling.read_namespaced_horizontal_pod_autoscaler(f"{endpoint.name}-primary",
+                                                            endpoint.namespace)
+    assert hpa.spec.scale_target_ref.name == f"{endpoint.name}-{endpoint.slot('primary')}"
     digest = second.image.split("@")[1]
     assert (endpoint.image("primary") or "").endswith(digest)
     eventually(lambda: endpoint.image("canary") is None, 60, "canary removed")
