@@ -1,7 +1,7 @@
 # Two commands do everything; each sets up what is missing first (scripts/bootstrap).
 #   make demo   a real model from MLflow to a pushed, reproducible serving image
 #   make test   every test tier: unit, integration (real registry, MLflow, ...)
-.PHONY: setup kube-assets prometheus-assets demo test lint bench
+.PHONY: setup kube-assets prometheus-assets demo test test-fast lint bench
 
 PY := .venv/bin/python
 
@@ -22,7 +22,10 @@ lint: setup
 	@.venv/bin/mypy
 
 test: setup lint kube-assets prometheus-assets
-	@.venv/bin/pytest -m "" --cov=modelrelease.domain --cov-branch --cov-report=term --cov-fail-under=100 tests
+	@.venv/bin/pytest -m "" --cov=modelrelease.domain --cov=modelrelease.release.driver --cov=modelrelease.release.steps --cov-branch --cov-report=term --cov-fail-under=100 tests
+
+test-fast: setup
+	@.venv/bin/pytest tests/unit tests/fast
 
 bench: setup kube-assets
 	@$(PY) benchmarks/image_build.py

@@ -17,14 +17,15 @@ from prefect.artifacts import create_markdown_artifact
 from modelrelease.errors import DrillFailed
 from modelrelease.release.drill import run_drill
 from modelrelease.spec import Fault
-from tasks.steps import as_task
+from tasks.steps import as_step_task, as_task
 
 
 @flow(name="rollback_drill", log_prints=False)
 def rollback_drill(endpoint: str, fault: Fault | None = None) -> dict[str, Any]:
     """Drill ``endpoint`` with ``fault`` (default: the spec's ``drill.fault``)."""
     logger = get_run_logger()
-    result = run_drill(endpoint, fault, say=logger.info, call=as_task)
+    result = run_drill(endpoint, fault, say=logger.info, call=as_task,
+                       execute=as_step_task)
     create_markdown_artifact(result.report, key=f"drill-{result.name}",
                              description=f"{result.endpoint}: rollback drill "
                                          f"{'passed' if result.passed else 'failed'}")

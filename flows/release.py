@@ -16,7 +16,7 @@ from modelrelease.domain.rollout import ReleaseOutcome
 from modelrelease.release.driver import run_release
 from modelrelease.release.dry_run import plan_release
 from modelrelease.spec import ReleaseRequest
-from tasks.steps import as_task
+from tasks.steps import as_step_task, as_task
 
 
 @flow(name="release_model", log_prints=False)
@@ -35,7 +35,7 @@ def release_model(request: ReleaseRequest) -> dict[str, Any]:
         return {"endpoint": planned.dry_run.endpoint, "outcome": ReleaseOutcome.PLANNED.value,
                 "version": planned.dry_run.version, "image": planned.dry_run.image or "",
                 "release_id": "", "reason": planned.dry_run.image_note}
-    result = run_release(request, say=logger.info, call=as_task)
+    result = run_release(request, say=logger.info, call=as_task, execute=as_step_task)
     if result.report:
         create_markdown_artifact(result.report, key=f"release-{result.release_id}",
                                  description=f"{result.endpoint}: {result.outcome}")

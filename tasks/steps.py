@@ -1,4 +1,10 @@
-"""Each side effect of a release as its own Prefect task run, named after the step.
+"""The pipeline's steps as named Prefect tasks, so the Prefect UI shows a release as it runs.
+
+Each rollout action's executor (``modelrelease.release.steps``) is one task, named after
+it: ``deploy_canary``, ``smoke``, ``set_weight``, ``analyse_step``, ``promote``,
+``roll_back``, ``wait`` and ``check_health``; the calls around the loop (``resolve-model``,
+``build-image``, a drill's ``check-restorable``) run through ``as_task``. The CLI calls
+the same functions directly.
 
 No Prefect retries: the adapters retry what a server may not repeat, once per call
 (``modelrelease.adapters.retry``), and a give-up from them is final; retrying the whole
@@ -12,6 +18,35 @@ from typing import Any
 
 from prefect import Task, task
 from prefect.cache_policies import NONE
+
+from modelrelease.release import steps
+from modelrelease.release.steps import Executor, Observed, ReleaseRun
+
+
+def _named(executor: Executor) -> Task[[ReleaseRun, Any], Observed]:
+    return task(name=executor.__name__, cache_policy=NONE, retries=0)(executor)
+
+
+deploy_canary = _named(steps.deploy_canary)
+smoke = _named(steps.smoke)
+set_weight = _named(steps.set_weight)
+analyse_step = _named(steps.analyse_step)
+promote = _named(steps.promote)
+roll_back = _named(steps.roll_back)
+wait = _named(steps.wait)
+check_health = _named(steps.check_health)
+
+TASKS: dict[Executor, Task[[ReleaseRun, Any], Observed]] = {
+    steps.deploy_canary: deploy_canary, steps.smoke: smoke, steps.set_weight: set_weight,
+    steps.analyse_step: analyse_step, steps.promote: promote, steps.roll_back: roll_back,
+    steps.wait: wait, steps.check_health: check_health,
+}
+"""The task of each executor."""
+
+
+def as_step_task(executor: Executor, run: ReleaseRun, action: Any) -> Observed:
+    """Run an executor as its named task; the release driver's ``execute`` hook."""
+    return TASKS[executor](run, action)
 
 
 def as_task(name: str, fn: Callable[[], Any]) -> Any:

@@ -147,6 +147,11 @@ def test_policy_needs_steps() -> None:
                      (Rollback("superseded while Promoting: rolling back the unfinished "
                                "release", restore_primary=True),), "superseded",
                      id="other-release-promoting"),
+        # a rollback may have been cut off after a promotion's switch: restore the primary
+        pytest.param(at(Phase.ROLLING_BACK), False, Phase.ROLLING_BACK,
+                     (Rollback("superseded while RollingBack: rolling back the unfinished "
+                               "release", restore_primary=True),), "superseded",
+                     id="other-release-rolling-back"),
         pytest.param(at(Phase.DEPLOYING), True, Phase.DEPLOYING, (DeployCanary(),), "canary",
                      id="deploying"),
         pytest.param(at(Phase.SMOKE), True, Phase.SMOKE, (RunSmoke(),), "smoke", id="smoke"),
@@ -156,9 +161,11 @@ def test_policy_needs_steps() -> None:
         pytest.param(at(Phase.PROMOTING), True, Phase.PROMOTING, (Promote(),), "promotion",
                      id="promoting"),
         pytest.param(at(Phase.ROLLING_BACK, reason="smoke failed"), True, Phase.ROLLING_BACK,
-                     (Rollback("smoke failed"),), "rollback", id="rolling-back"),
+                     (Rollback("smoke failed", restore_primary=True),), "rollback",
+                     id="rolling-back"),
         pytest.param(at(Phase.ROLLING_BACK), True, Phase.ROLLING_BACK,
-                     (Rollback("resumed rollback"),), "rollback", id="rolling-back-no-reason"),
+                     (Rollback("resumed rollback", restore_primary=True),), "rollback",
+                     id="rolling-back-no-reason"),
     ],
 )
 def test_resume(state: State, same: bool, phase: Phase, actions: tuple[object, ...],

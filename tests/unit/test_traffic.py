@@ -6,10 +6,8 @@ from fractions import Fraction
 
 import pytest
 
-from modelrelease.domain.traffic import ReplicaSplit, TrafficRouter, split_by_replicas
+from modelrelease.domain.traffic import ReplicaSplit, split_by_replicas
 from modelrelease.errors import InvalidInput
-from modelrelease.spec import ModelEndpoint, parse_endpoint
-from tests.unit.test_spec import VALID
 
 
 @pytest.mark.parametrize(("primary", "weight", "cap", "canary", "effective"), [
@@ -62,24 +60,3 @@ def test_effective_share_and_description() -> None:
 def test_split_refuses(primary: int, weight: int, cap: int | None, words: str) -> None:
     with pytest.raises(InvalidInput, match=words):
         split_by_replicas(primary, weight, max_canary=cap)
-
-
-class _ReplicaRouter:
-    """A fake router: the Protocol is satisfied by any object with set_weight."""
-
-    def __init__(self, primary: int) -> None:
-        self.primary = primary
-        self.canary = 0
-
-    def set_weight(self, endpoint: ModelEndpoint, weight: int) -> float:
-        split = split_by_replicas(self.primary, weight,
-                                  max_canary=endpoint.spec.autoscaling.max_replicas)
-        self.canary = split.canary
-        return split.effective
-
-
-def test_a_router_implements_the_protocol() -> None:
-    router: TrafficRouter = _ReplicaRouter(primary=2)
-    endpoint = parse_endpoint(VALID)
-    assert router.set_weight(endpoint, 50) == 50.0
-    assert router.set_weight(endpoint, 0) == 0.0

@@ -314,9 +314,12 @@ def resume(state: State, same_release: bool, policy: RolloutPolicy,
     """
     if state.phase.terminal or state.phase == Phase.PENDING:
         return _stay(state, "nothing in flight")
+    # From PROMOTING or ROLLING_BACK the primary may already serve the new version (the
+    # promotion's switch was made): the rollback restores the previous one. Where it
+    # still serves that one, restoring changes nothing.
+    restore = state.phase in (Phase.PROMOTING, Phase.ROLLING_BACK)
     if not same_release:
         text = f"superseded while {state.phase}: rolling back the unfinished release"
-        restore = state.phase == Phase.PROMOTING
         return _to(state, Phase.ROLLING_BACK, now, text, Rollback(text, restore_primary=restore))
     match state.phase:
         case Phase.DEPLOYING:  # killed before or after creating it: apply it (again)
@@ -331,7 +334,7 @@ def resume(state: State, same_release: bool, policy: RolloutPolicy,
             return _stay(state, "resuming: promotion", Promote())
         case _:
             return _stay(state, f"resuming: rollback ({state.reason})",
-                         Rollback(state.reason or "resumed rollback"))
+                         Rollback(state.reason or "resumed rollback", restore_primary=restore))
 
 
 @dataclass(frozen=True)

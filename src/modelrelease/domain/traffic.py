@@ -9,19 +9,17 @@ replicas: 33%, 50%, 60%, ...), so :func:`split_by_replicas` reports the *effecti
 and that is what a release records and reports.
 
 Other routers (Gateway API ``HTTPRoute`` weights, a service mesh) reach any weight exactly;
-they implement :class:`TrafficRouter` elsewhere. This module is pure: numbers in, numbers out.
+they implement ``release.ports.Traffic``. This module is pure: numbers in, numbers out.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Protocol
 
 from modelrelease.errors import InvalidInput
-from modelrelease.spec import ModelEndpoint
 
-__all__ = ["ReplicaSplit", "TrafficRouter", "split_by_replicas"]
+__all__ = ["ReplicaSplit", "split_by_replicas"]
 
 
 @dataclass(frozen=True)
@@ -110,15 +108,3 @@ def split_by_replicas(
 
     best = min(candidates, key=lambda count: (error(count), count))
     return ReplicaSplit(primary_replicas, best, weight)
-
-
-class TrafficRouter(Protocol):
-    """Sends a share of an endpoint's live traffic to its canary.
-
-    The replica-ratio router (scale ``E-canary`` per :func:`split_by_replicas`) is the
-    default; a Gateway API or service-mesh router can implement the same method.
-    """
-
-    def set_weight(self, endpoint: ModelEndpoint, weight: int) -> float:
-        """Route about ``weight`` percent to the canary; return the percent actually routed."""
-        ...

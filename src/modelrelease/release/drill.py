@@ -18,6 +18,7 @@ from typing import Any
 from modelrelease.adapters.kube import KubeCluster
 from modelrelease.adapters.mlflow_registry import MlflowRegistry
 from modelrelease.adapters.oci_registry import RegistryClient
+from modelrelease.adapters.pod_access import PodAccess
 from modelrelease.adapters.probe import SteadyClient
 from modelrelease.domain.drill import (
     Check,
@@ -35,7 +36,10 @@ from modelrelease.domain.reference import ImageRef
 from modelrelease.domain.rollout import Milestones, ReleaseOutcome, milestones
 from modelrelease.errors import InvalidInput, PipelineError
 from modelrelease.release.driver import ReleaseResult, Say, run_release
-from modelrelease.release.world import Call, ReleaseWorld, direct
+from modelrelease.release.kube_endpoint import KubeEndpoint
+from modelrelease.release.models import ReleaseModels
+from modelrelease.release.ports import Call, direct
+from modelrelease.release.steps import Execute, direct_step
 from modelrelease.settings import PipelineSettings
 from modelrelease.spec import (
     DrillRecord,
@@ -107,7 +111,7 @@ def restorable(settings: PipelineSettings, endpoint: ModelEndpoint,
 
 def run_drill(endpoint_ref: str, fault: Fault | None = None,
               settings: PipelineSettings | None = None, *, say: Say = print,
-              call: Call = direct) -> DrillResult:
+              call: Call = direct, execute: Execute = direct_step) -> DrillResult:
     """Drill ``endpoint_ref`` (a name or a ModelEndpoint file) with ``fault``; see the doc.
 
     ``fault`` defaults to the spec's ``drill.fault``, else latency. The result says whether
@@ -125,7 +129,10 @@ def run_drill(endpoint_ref: str, fault: Fault | None = None,
     where = f"{endpoint.namespace}/{endpoint.name}"
     cluster = KubeCluster(settings.kube)
     try:
-        world = ReleaseWorld(endpoint, settings, cluster, MlflowRegistry(settings.mlflow), call)
+        world = KubeEndpoint(endpoint, cluster)
+        models = ReleaseModels(MlflowRegistry(settings.mlflow), settings.build.cache_dir)
+        access = PodAccess(cluster, settings.kube.pod_access, endpoint.namespace,
+                           service_name(endpoint))
         before = world.read_status()
         blocker = drill_blocker(before)
         if blocker is not None or before is None or before.primary is None:
@@ -135,15 +142,16 @@ def run_drill(endpoint_ref: str, fault: Fault | None = None,
         say(f"{where}: drill with fault {setting.env_value()} on a canary of version "
             f"{primary.version} ({primary.image}); previous version "
             f"{previous.version if previous else '-'}")
-        version = call("resolve-model", lambda: world.models.resolve(
+        version = call("resolve-model", lambda: models.resolve(
             ModelUri(endpoint.spec.model.name, version=primary.version)))
-        body = world.model_files(version).serving_example or {}
-        url = world.access.url(endpoint.namespace, service_name(endpoint, Track.PRIMARY),
-                              "invocations")
+        body = models.files(version).serving_example or {}
+        url = access.url(endpoint.namespace, service_name(endpoint, Track.PRIMARY),
+                         "invocations")
         release = ReleaseRequest(endpoint=endpoint_ref, version=int(primary.version))
-        with SteadyClient(world.access, url, body) as background:
+        with SteadyClient(access, url, body) as background:
             try:
-                result = run_release(release, settings, say=say, call=call, fault=setting)
+                result = run_release(release, settings, say=say, call=call, execute=execute,
+                                     fault=setting)
             except PipelineError as exc:
                 say(f"{where}: the drill's release failed: {exc.message}")
                 result = ReleaseResult(where, ReleaseOutcome.FAILED, "the drill's release failed: "
@@ -173,7 +181,7 @@ def run_drill(endpoint_ref: str, fault: Fault | None = None,
         cluster.close()
 
 
-def _record(world: ReleaseWorld, phase: ReleasePhase | None, record: DrillRecord) -> None:
+def _record(world: KubeEndpoint, phase: ReleasePhase | None, record: DrillRecord) -> None:
     """Write ``status.lastDrill``, an Event, and the phase the drill found once it is over.
 
     The drill's rollback stays in the history; the endpoint's own phase goes back to what

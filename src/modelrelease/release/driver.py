@@ -1,9 +1,12 @@
 """``run_release``: resolve, lock, build, then drive the rollout state machine to its end.
 
-The loop only executes the actions ``domain.rollout.step`` returns and feeds back what it
-observed; every decision, and its reason, comes from the domain. The ModelEndpoint's
-status is written after every transition, so a re-run resumes (same version) or rolls
-back (another version) what it finds, and never leaves a canary behind.
+The loop is short: record the transition, carry out its actions (one executor each, in
+``release.steps``), observe, and ask ``domain.rollout.step`` what comes next. Every
+decision, and its reason, comes from the domain; the world is reached only through the
+interfaces of ``release.ports`` (``release_with`` takes them, so the fast tier runs whole
+releases on fakes). The ModelEndpoint's status is written after every transition, so a
+re-run resumes (same version) or rolls back (another version) what it finds, and never
+leaves a canary behind.
 
 A rollback drill (``fault=``) re-releases the primary's own image as a canary carrying
 that fault: no build, no "already released" shortcut, no MLflow tags, and never a
@@ -18,52 +21,44 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any
 
 from modelrelease.adapters.kube import KubeCluster
-from modelrelease.adapters.loadgen import Variant
 from modelrelease.adapters.mlflow_registry import MlflowRegistry
-from modelrelease.adapters.oci_registry import PushStats
 from modelrelease.adapters.prefect_secrets import with_secret_blocks
-from modelrelease.build.builder import BuildRequest, BuildResult, ImageBuilder
 from modelrelease.costs import prices as price_table
 from modelrelease.domain import rollout
-from modelrelease.domain.analysis import Metric, SliceRow
-from modelrelease.domain.analysis import Outcome as JudgeOutcome
-from modelrelease.domain.analysis import Verdict as JudgeVerdict
-from modelrelease.domain.cost import hourly_cost
+from modelrelease.domain.cost import PriceTable, hourly_cost
 from modelrelease.domain.drill import drill_blocker
 from modelrelease.domain.fault import FaultSetting
-from modelrelease.domain.manifests import Track
+from modelrelease.domain.model import ModelVersion
 from modelrelease.domain.plan import model_uri, rollout_policy
-from modelrelease.domain.readiness import RolloutState
-from modelrelease.domain.report import StepRecord, render_report
-from modelrelease.domain.status_record import (
-    Released,
-    status_after,
-    verdict_record,
-    with_condition,
+from modelrelease.domain.report import render_report
+from modelrelease.domain.status_record import Released, status_after, with_condition
+from modelrelease.errors import InvalidInput, MlflowError, ReleaseInProgress
+from modelrelease.release.images import RegistryImages
+from modelrelease.release.kube_endpoint import KubeEndpoint, require_namespace
+from modelrelease.release.models import ReleaseModels
+from modelrelease.release.pod_evidence import PodEvidence
+from modelrelease.release.ports import Call, Image, Ports, direct
+from modelrelease.release.preflight import preflight
+from modelrelease.release.replica_router import ReplicaRatioRouter
+from modelrelease.release.steps import (
+    EXECUTORS,
+    TAGGED,
+    Execute,
+    ReleaseRun,
+    check_health,
+    direct_step,
+    tag,
+    undo_canary,
 )
-from modelrelease.domain.traffic import TrafficRouter
-from modelrelease.domain.verdict import step_verdict
-from modelrelease.errors import InvalidInput, KubeApiError, MlflowError, ReleaseInProgress
-from modelrelease.release.world import (
-    Call,
-    ReleaseWorld,
-    ReplicaRatioRouter,
-    direct,
-    require_namespace,
-)
-from modelrelease.settings import PipelineSettings
+from modelrelease.settings import PipelineSettings, ReleaseConfig
 from modelrelease.spec import (
-    Condition,
     HistoryEntry,
     ModelEndpoint,
     ModelEndpointStatus,
     ReleasePhase,
     ReleaseRequest,
-    TrackStatus,
-    Verdict,
     load_endpoint,
     spec_hash,
 )
@@ -96,13 +91,35 @@ class ReleaseResult:
                            "reason": self.reason})
 
 
+class Timeline:
+    """What a release said, and when (seconds since it started)."""
+
+    def __init__(self, say: Say) -> None:
+        self.say = say
+        self.started = time.monotonic()
+        self.lines: list[tuple[float, str]] = []
+
+    def elapsed(self) -> float:
+        """Seconds since the release started."""
+        return time.monotonic() - self.started
+
+    def note(self, line: str) -> None:
+        """Say ``line`` and keep it (the same "waiting for ..." line again is dropped)."""
+        if self.lines and self.lines[-1][1] == line:
+            return
+        self.lines.append((self.elapsed(), line))
+        self.say(line)
+
+
 def run_release(request: ReleaseRequest, settings: PipelineSettings | None = None, *,
-                say: Say = print, call: Call = direct,
+                say: Say = print, call: Call = direct, execute: Execute = direct_step,
                 fault: FaultSetting | None = None) -> ReleaseResult:
     """Release the model version ``request`` names to its endpoint; see the module doc.
 
     With ``fault``, run a rollback drill instead: ``request`` must name the primary's
     version, which is released again as a canary with that fault and always rolled back.
+    ``call`` runs the outside calls around the loop (resolve, build), ``execute`` each
+    step's executor: the flow makes them Prefect task runs.
 
     Raises:
         InvalidInput: bad endpoint file, missing namespace, unknown model (as ModelNotFound).
@@ -113,249 +130,176 @@ def run_release(request: ReleaseRequest, settings: PipelineSettings | None = Non
                            "changes nothing: plan it with release.dry_run.plan_release "
                            "(modelrelease release --dry-run)")
     settings = with_secret_blocks(settings or PipelineSettings())
-    started = time.monotonic()
-    timeline: list[tuple[float, str]] = []
-
-    def note(line: str) -> None:
-        if timeline and timeline[-1][1] == line:
-            return  # the same "waiting for ..." line again says nothing new
-        timeline.append((time.monotonic() - started, line))
-        say(line)
-
+    timeline = Timeline(say)
     loaded = load_endpoint(request.endpoint_file(settings.release.endpoints_dir))
     endpoint = request.applied_to(loaded)
-    where = f"{endpoint.namespace}/{endpoint.name}"
-    models = MlflowRegistry(settings.mlflow)
+    registry = MlflowRegistry(settings.mlflow)
+    models = ReleaseModels(registry, settings.build.cache_dir)
     version = call("resolve-model", lambda: models.resolve(model_uri(endpoint)))
-    note(f"{where}: {model_uri(endpoint)} is version {version.version} (run {version.run_id})")
+    timeline.note(f"{endpoint.namespace}/{endpoint.name}: {model_uri(endpoint)} is version "
+                  f"{version.version} (run {version.run_id})")
     endpoint = loaded if fault is not None else endpoint  # a drill leaves the spec as it is
     cluster = KubeCluster(settings.kube)
     try:
         require_namespace(cluster, endpoint)
-        world = ReleaseWorld(endpoint, settings, cluster, models, call)
-        status = world.read_status() or ModelEndpointStatus()
-        status = _apply_pending_tags(world, status, version, note)
-        digest_hash = spec_hash(endpoint)
+        kube = KubeEndpoint(endpoint, cluster, canary_fault=fault)
 
-        def already_released(status: ModelEndpointStatus) -> ReleaseResult | None:
-            if (fault is None and status.phase == ReleasePhase.PROMOTED
-                    and status.primary is not None
-                    and status.primary.version == version.version
-                    and status.spec_hash == digest_hash and world.deployment(Track.PRIMARY)):
-                note(f"{where}: version {version.version} with this spec is already primary")
-                return ReleaseResult(where, rollout.ReleaseOutcome.ALREADY_RELEASED,
-                                     "already primary",
-                                     version.version, status.primary.image or "",
-                                     status.release_id or "", time.monotonic() - started,
-                                     timeline=timeline)
-            return None
+        def router(image: str, version: str, release_id: str, first: bool
+                   ) -> ReplicaRatioRouter:
+            return ReplicaRatioRouter(kube, endpoint, image, version, release_id, first)
 
-        if (done := already_released(status)) is not None:
-            return done
-        # permissions, input example, slices: refuse before any change
-        variants = world.preflight(version)
-        release_id = uuid.uuid4().hex[:12]
-        holder = f"{release_id}-{version.version}"
-        with cluster.lease(endpoint.namespace, f"modelrelease-{endpoint.name}", holder,
-                           ttl_seconds=settings.release.lock_ttl_s,
-                           wait_seconds=settings.release.wait_for_lock_s) as got:
-            if not got:
-                raise ReleaseInProgress(
-                    f"release endpoint {where}: another release holds its lock; wait for it "
-                    "or allow waiting with MODELRELEASE_RELEASE__WAIT_FOR_LOCK_S")
-            # the release that held the lock meanwhile may have released this very version
-            status = world.read_status() or status
-            if (done := already_released(status)) is not None:
-                return done
-            return _release(world, version, release_id, status, digest_hash, note, timeline,
-                            started, settings, variants, fault)
+        ports = Ports(kube, models, RegistryImages(endpoint, settings, registry),
+                      PodEvidence(kube, settings, registry), router)
+        return release_with(ports, endpoint, version, settings.release, price_table(settings),
+                            timeline, call=call, execute=execute, fault=fault)
     finally:
         cluster.close()
 
 
-def _release(world: ReleaseWorld, version: Any, release_id: str, status: ModelEndpointStatus,
-             digest_hash: str, note: Say, timeline: list[tuple[float, str]], started: float,
-             settings: PipelineSettings, variants: tuple[Variant, ...],
-             fault: FaultSetting | None = None) -> ReleaseResult:
-    endpoint = world.endpoint
+def release_with(ports: Ports, endpoint: ModelEndpoint, version: ModelVersion,
+                 options: ReleaseConfig, prices: PriceTable, timeline: Timeline, *,
+                 call: Call = direct, execute: Execute = direct_step,
+                 fault: FaultSetting | None = None) -> ReleaseResult:
+    """Release ``version`` to ``endpoint`` through ``ports``: everything after resolving it.
+
+    Pending MLflow tags first, "already released", the preflight, the lock, the image,
+    then the rollout to its end. The fast tier calls it with fakes.
+
+    Raises:
+        ReleaseInProgress: another release holds the endpoint's lock.
+        MlflowError: the last release's pending tags still cannot be applied.
+    """
     where = f"{endpoint.namespace}/{endpoint.name}"
-    if fault is not None:  # a drill: the primary's own image, as the record has it now
-        status = world.read_status() or status
-        built: BuildResult | _Pinned = _primary_image(status, version.version, where)
-        world.canary_fault = fault
-    else:
-        builder = ImageBuilder(settings, models=world.models, progress=lambda line: None)
-        try:
-            built = world.call("build-image", lambda: builder.build(BuildRequest(
-                model=version.uri, base=endpoint.spec.image.base,
-                to=endpoint.spec.image.repository)))
-        finally:
-            builder.registry.close()
-    image = built.image
-    note(f"{where}: image {image} ({'re-used' if built.reused else 'built'} in "
-         f"{built.seconds:.1f}s, {built.stats.bytes_uploaded} bytes uploaded)")
-    world.ensure_record()
-    previous = status.primary
-    first = world.deployment(Track.PRIMARY) is None
-    policy = replace(rollout_policy(endpoint, first_release=first), drill=fault is not None)
-    files = world.model_files(version)
-    prices = price_table(settings)
-    steps: list[StepRecord] = []
-    hold_seconds = 0.0
-    last_verdict: Verdict | None = None
-    canary_replicas = 0
+    cluster = ports.cluster
+    status = cluster.read_status() or ModelEndpointStatus()
+    status = _apply_pending_tags(ports, endpoint, status, version, timeline.note)
+    digest_hash = spec_hash(endpoint)
+
+    def already_released(status: ModelEndpointStatus) -> ReleaseResult | None:
+        if (fault is None and status.phase == ReleasePhase.PROMOTED
+                and status.primary is not None and status.primary.version == version.version
+                and status.spec_hash == digest_hash and cluster.has_primary()):
+            timeline.note(f"{where}: version {version.version} with this spec is already "
+                          "primary")
+            return ReleaseResult(where, rollout.ReleaseOutcome.ALREADY_RELEASED,
+                                 "already primary", version.version,
+                                 status.primary.image or "", status.release_id or "",
+                                 timeline.elapsed(), timeline=timeline.lines)
+        return None
+
+    if (done := already_released(status)) is not None:
+        return done
+    files, variants = preflight(cluster, ports.models, endpoint, version)
+    release_id = uuid.uuid4().hex[:12]
+    with cluster.lock(f"{release_id}-{version.version}", options.lock_ttl_s,
+                      options.wait_for_lock_s) as got:
+        if not got:
+            raise ReleaseInProgress(
+                f"release endpoint {where}: another release holds its lock; wait for it "
+                "or allow waiting with MODELRELEASE_RELEASE__WAIT_FOR_LOCK_S")
+        # the release that held the lock meanwhile may have released this very version
+        status = cluster.read_status() or status
+        if (done := already_released(status)) is not None:
+            return done
+        if fault is not None:  # a drill: the primary's own image, as the record has it now
+            image = _primary_image(status, version.version, where)
+        else:
+            image = call("build-image", lambda: ports.images.image_for(version))
+        timeline.note(f"{where}: image {image.image} ({'re-used' if image.reused else 'built'}"
+                      f" in {image.seconds:.1f}s, {image.bytes_uploaded} bytes uploaded)")
+        cluster.ensure_record()
+        first = not cluster.has_primary()
+        policy = replace(rollout_policy(endpoint, first_release=first), drill=fault is not None)
+        run = ReleaseRun(ports, ports.traffic(image.image, version.version, release_id, first),
+                         endpoint, version, image, release_id, first, policy, files, variants,
+                         status.primary, timeline.note)
+        return _drive(run, status, prices, timeline, execute)
+
+
+def _drive(run: ReleaseRun, status: ModelEndpointStatus, prices: PriceTable,
+           timeline: Timeline, execute: Execute) -> ReleaseResult:
+    """Observe, step, execute, until the rollout ends; then promote's last words and report."""
+    cluster, endpoint = run.ports.cluster, run.endpoint
+    status, transition = _start(run, status)
+    released = Released(run.release_id, run.version.version, run.image.digest, run.image.image,
+                        spec_hash(endpoint))
     phases: list[tuple[float, rollout.Phase]] = []
-    tagged: Condition | None = None  # how tagging the version in MLflow went, once tried
 
-    state = rollout.State()
-    if status.phase is not None and status.phase.in_flight and status.canary is not None:
-        state = rollout.State(phase=status.phase, step=status.step or 0, weight=status.weight,
-                              since=datetime.now(UTC), reason=status.reason or "")
-        same = status.canary.digest == built.digest
-        transition = rollout.resume(state, same, policy, datetime.now(UTC))
-        if not same:  # another version's release: undo it, then release this one
-            status = _supersede(world, status, transition, version, note,
-                                    policy.promote_timeout.total_seconds())
-            state = rollout.State()
-            transition = rollout.step(state, rollout.Begin(), policy, datetime.now(UTC))
-    else:
-        transition = rollout.step(state, rollout.Begin(), policy, datetime.now(UTC))
-
-    router = ReplicaRatioRouter(world, image, version.version, release_id, first)
-    _router: TrafficRouter = router  # the replica-ratio router is one TrafficRouter
-
-    released = Released(release_id, version.version, built.digest, image, digest_hash)
-
-    def record(phase: rollout.Phase) -> None:
+    def record(state: rollout.State) -> None:
         # what the endpoint costs now: primary and canary replicas together
         cost = hourly_cost(endpoint.spec.resources.cpu, endpoint.spec.resources.memory,
                            dict(endpoint.spec.resources.accelerators),
-                           world.primary_replicas() + canary_replicas, prices)
-        world.write_status(status_after(
-            status, phase, released, reason=transition.state.reason,
-            step=transition.state.step, weight=transition.state.weight, previous=previous,
-            last_verdict=last_verdict, cost_per_hour=cost, tagged=tagged,
-            now=datetime.now(UTC)))
+                           cluster.primary_replicas() + run.canary_replicas, prices)
+        cluster.write_status(status_after(
+            status, state.phase, released, reason=state.reason, step=state.step,
+            weight=state.weight, previous=run.previous, last_verdict=run.last_verdict,
+            cost_per_hour=cost, tagged=run.tagged, now=datetime.now(UTC)))
 
     while True:
-        note(f"{where}: {transition.reason}")
-        phases.append((time.monotonic() - started, transition.state.phase))
-        record(transition.state.phase)
-        state = transition.state
-        if state.phase.terminal:
+        timeline.note(f"{run.where}: {transition.reason}")
+        phases.append((timeline.elapsed(), transition.state.phase))
+        record(transition.state)
+        run.state = transition.state
+        if run.state.phase.terminal:
             break
-        observation: rollout.Observation | None = None
+        observed: rollout.Observation | None = None
         for action in transition.actions:
-            match action:
-                case rollout.DeployCanary():
-                    canary_replicas, effective = world.canary_replicas_for(
-                        policy.steps[0].weight, first)
-                    world.apply_track(Track.CANARY, image, version.version, release_id,
-                                      canary_replicas)
-                    world.event("CanaryCreated", f"canary {image} with {canary_replicas} "
-                                                 f"replica(s), {effective:.0f}% of traffic")
-                case rollout.RunSmoke():
-                    result = world.smoke(files)
-                    note(f"{where}: checks reach the pods through {world.access.via}")
-                    observation = rollout.SmokeChecked(result.passed, result.reason)
-                case rollout.SetWeight(weight=weight):
-                    effective = router.set_weight(endpoint, weight)
-                    canary_replicas = router.replicas
-                    note(f"{where}: canary at {canary_replicas} replica(s) = "
-                         f"{effective:.0f}% of live traffic (asked {weight}%)")
-                case rollout.Analyse(hold=hold):
-                    ready = world.wait_ready(Track.CANARY,
-                                             policy.deploy_timeout.total_seconds())
-                    if ready is not None:
-                        observation = rollout.StepJudged(JudgeOutcome.FAIL, ready)
-                        continue
-                    began = time.monotonic()
-                    judged, found, lag = world.analyse(hold, files, first, variants)
-                    hold_seconds += time.monotonic() - began
-                    if lag:
-                        note(f"{where}: load generator: {lag}")
-                    agreed = world.agreement(version, files, first)
-                    verdict = step_verdict(judged, (found.check, agreed.check))
-                    steps.append(StepRecord(state.step + 1, state.weight, verdict.outcome.value,
-                                            verdict.canary, verdict.primary, verdict.reasons,
-                                            agreed, found, *_slice_table(verdict, endpoint)))
-                    last_verdict = verdict_record(verdict, agreed.numbers, found.numbers)
-                    observation = rollout.StepJudged.of(verdict)
-                case rollout.Promote():  # the verified canary's pods become the primary
-                    replicas = max(world.primary_replicas(),
-                                   endpoint.spec.autoscaling.min_replicas)
-                    observation = rollout.PrimaryHealth(world.promote(
-                        image, version.version, release_id, replicas,
-                        policy.promote_timeout.total_seconds()))
-                    canary_replicas = 0
-                case rollout.Rollback(reason=reason, restore_primary=restore):
-                    _undo_canary(world, reason, previous if restore else None, release_id,
-                                 policy.promote_timeout.total_seconds())
-                    canary_replicas = 0
-                    if fault is None:  # a drill's version is the primary's: not rolled back
-                        tagged = _tag(world, version, note, {
-                            "modelrelease.status": rollout.ReleaseOutcome.ROLLED_BACK,
-                            "modelrelease.reason": reason,
-                            "modelrelease.release_id": release_id,
-                            "modelrelease.image_digest": built.digest})
-                    observation = rollout.CleanedUp()
-                case rollout.Wait(seconds=seconds):
-                    time.sleep(seconds)
-        if observation is None:
-            observation = rollout.health_observation(state.phase, world.health)
-        if observation is None:
-            raise InvalidInput(f"release endpoint {where}: nothing to observe in phase "
-                               f"{state.phase} after {transition.actions}")
-        transition = rollout.step(state, observation, policy, datetime.now(UTC))
+            observed = execute(EXECUTORS[type(action)], run, action) or observed
+        observed = observed or execute(check_health, run, run.state.phase)
+        if observed is None:
+            raise InvalidInput(f"release endpoint {run.where}: nothing to observe in phase "
+                               f"{run.state.phase} after {transition.actions}")
+        transition = rollout.step(run.state, observed, run.policy, datetime.now(UTC))
 
-    promoted = state.phase == rollout.Phase.PROMOTED
+    promoted = run.state.phase == rollout.Phase.PROMOTED
     if promoted:
-        world.remove_canary()  # the previous primary's slot: its pods drain, unrouted
-        tagged = _tag(world, version, note, {"modelrelease.status":
-                                             rollout.ReleaseOutcome.PROMOTED,
-                                             "modelrelease.release_id": release_id,
-                                             "modelrelease.image_digest": built.digest},
-                      alias=endpoint.spec.promotion.alias)
-        world.event("Promoted", f"version {version.version} ({image}) is primary")
-        canary_replicas = 0
-        record(state.phase)
+        cluster.remove_canary()  # the previous primary's slot: its pods drain, unrouted
+        run.tagged = tag(run.ports.models, run.version, run.note, run.where, {
+            "modelrelease.status": rollout.ReleaseOutcome.PROMOTED,
+            "modelrelease.release_id": run.release_id,
+            "modelrelease.image_digest": run.image.digest},
+            alias=endpoint.spec.promotion.alias)
+        cluster.event("Promoted", f"version {run.version.version} ({run.image.image}) is "
+                                  "primary")
+        run.canary_replicas = 0
+        record(run.state)
     outcome = (rollout.ReleaseOutcome.PROMOTED if promoted
                else rollout.ReleaseOutcome.ROLLED_BACK)
     cost = hourly_cost(endpoint.spec.resources.cpu, endpoint.spec.resources.memory,
                        dict(endpoint.spec.resources.accelerators),
                        max(1, endpoint.spec.autoscaling.min_replicas), prices)
-    report = render_report(endpoint=where, version=version.version, image=image,
-                           outcome=state.phase.value, reason=state.reason, timeline=timeline,
-                           steps=steps, canary_cost_per_hour=cost,
-                           reached=world.access.via if world.access.path else None)
-    return ReleaseResult(where, outcome, state.reason, version.version, image, release_id,
-                         time.monotonic() - started, hold_seconds, report, timeline, phases)
+    report = render_report(endpoint=run.where, version=run.version.version,
+                           image=run.image.image, outcome=run.state.phase.value,
+                           reason=run.state.reason, timeline=timeline.lines, steps=run.steps,
+                           canary_cost_per_hour=cost, reached=run.ports.evidence.via)
+    return ReleaseResult(run.where, outcome, run.state.reason, run.version.version,
+                         run.image.image, run.release_id, timeline.elapsed(),
+                         run.hold_seconds, report, timeline.lines, phases)
 
 
-def _undo_canary(world: ReleaseWorld, reason: str, restore: TrackStatus | None,
-                 release_id: str, timeout: float) -> None:
-    """Remove the canary (waiting until its pods are gone); ``restore`` as primary, if not.
+def _start(run: ReleaseRun, status: ModelEndpointStatus
+           ) -> tuple[ModelEndpointStatus, rollout.Transition]:
+    """The first transition: resume the release in flight, supersede it, or begin.
 
-    A promotion interrupted after its switch left the new version in the primary's slot:
-    the previous image is promoted back (into the other slot, where its pods may still
-    run) before the canary's slot is removed.
+    ``domain.rollout.resume`` decides from the record; another version's unfinished
+    release is rolled back first (``_supersede``). Returns the record as it is then.
     """
-    if (restore is not None and restore.image and restore.digest
-            and not world.serves(Track.PRIMARY, restore.digest)):
-        restored = world.promote(restore.image, restore.version, release_id,
-                                 max(world.primary_replicas(), 1), timeout)
-        if restored.state != RolloutState.READY:
-            raise KubeApiError(f"roll back {world.namespace}/{world.endpoint.name}: the "
-                               f"previous primary {restore.image} did not come back: "
-                               f"{restored.reason}; the new version keeps serving")
-    world.remove_canary()
-    world.wait_gone(Track.CANARY)
-    world.event("RolledBack", reason, warning=True)
+    now = datetime.now(UTC)
+    if status.phase is None or not status.phase.in_flight or status.canary is None:
+        return status, rollout.step(rollout.State(), rollout.Begin(), run.policy, now)
+    state = rollout.State(phase=status.phase, step=status.step or 0, weight=status.weight,
+                          since=now, reason=status.reason or "")
+    same = status.canary.digest == run.image.digest
+    transition = rollout.resume(state, same, run.policy, now)
+    if same:
+        return status, transition
+    status = _supersede(run, status, transition)  # another version's: undo it first
+    return status, rollout.step(rollout.State(), rollout.Begin(), run.policy,
+                                datetime.now(UTC))
 
 
-def _supersede(world: ReleaseWorld, status: ModelEndpointStatus,
-               transition: rollout.Transition, version: Any, note: Say,
-               timeout: float) -> ModelEndpointStatus:
+def _supersede(run: ReleaseRun, status: ModelEndpointStatus,
+               transition: rollout.Transition) -> ModelEndpointStatus:
     """Roll back the unfinished release of another version that the record shows.
 
     A run killed mid-release leaves its canary (and its phase) behind; a later run for a
@@ -363,19 +307,26 @@ def _supersede(world: ReleaseWorld, status: ModelEndpointStatus,
     the primary gets its previous image back, the other version is tagged rolled back in
     MLflow and gets its history entry. The release asked for then starts from the
     beginning. Returns the record as it is now.
+
+    Raises:
+        MlflowError: the other version's tags could not be applied; they stay pending (so
+            this release's own tags cannot overwrite that), and the next run applies them.
     """
     assert status.canary is not None
     other = status.canary
     (undo,) = [a for a in transition.actions if isinstance(a, rollout.Rollback)]
-    reason = f"{undo.reason}; version {version.version} is released instead"
-    note(f"{world.namespace}/{world.endpoint.name}: version {other.version}'s release was "
-         f"left unfinished ({status.phase}): rolling it back first")
-    _undo_canary(world, reason, status.primary if undo.restore_primary else None,
-                 status.release_id or "", timeout)
-    tagged = _tag(world, replace(version, version=other.version), note, {
-        "modelrelease.status": rollout.ReleaseOutcome.ROLLED_BACK, "modelrelease.reason": reason,
-        "modelrelease.release_id": status.release_id or "",
-        "modelrelease.image_digest": other.digest or ""})
+    reason = f"{undo.reason}; version {run.version.version} is released instead"
+    run.note(f"{run.where}: version {other.version}'s release was left unfinished "
+             f"({status.phase}): rolling it back first")
+    undo_canary(run.ports.cluster, reason, previous=status.primary,
+                restore=undo.restore_primary, undone=other.digest or "",
+                release_id=status.release_id or "",
+                timeout=run.policy.promote_timeout.total_seconds())
+    tagged = tag(run.ports.models, replace(run.version, version=other.version), run.note,
+                 run.where, {"modelrelease.status": rollout.ReleaseOutcome.ROLLED_BACK,
+                             "modelrelease.reason": reason,
+                             "modelrelease.release_id": status.release_id or "",
+                             "modelrelease.image_digest": other.digest or ""})
     updated = status.model_copy(update={
         "phase": ReleasePhase.ROLLED_BACK, "reason": reason[:1000], "canary": None,
         "weight": 0, "step": None,
@@ -383,38 +334,16 @@ def _supersede(world: ReleaseWorld, status: ModelEndpointStatus,
             release_id=status.release_id or "", version=other.version,
             phase=ReleasePhase.ROLLED_BACK, digest=other.digest, reason=reason[:500],
             finished_at=datetime.now(UTC)))
-    world.write_status(updated)
+    run.ports.cluster.write_status(updated)
+    if tagged.status == "False":  # kept pending: the next run applies it before releasing
+        raise MlflowError(f"supersede version {other.version} of {run.where}: rolled back, "
+                          f"but its MLflow tags are pending: {tagged.message}; release again "
+                          "once MLflow answers", retriable=True)
     return updated
 
 
-TAGGED = "MlflowTagged"
-"""The status condition saying whether the last release's MLflow tags are applied."""
-
-
-def _tag(world: ReleaseWorld, version: Any, note: Say, tags: dict[str, str],
-         alias: str | None = None) -> Condition:
-    """Tag ``version`` in MLflow; when MLflow stays down, a pending condition, not a failure.
-
-    The cluster already holds the outcome: MLflow being down must not turn a finished
-    promotion or rollback into a crash. The next run applies the pending tags.
-    """
-    now = datetime.now(UTC)
-    try:
-        world.tag(version, tags, alias=alias)
-    except MlflowError as exc:
-        note(f"{world.namespace}/{world.endpoint.name}: MLflow tags of version "
-             f"{version.version} pending: {exc.message}")
-        return Condition(type=TAGGED, status="False", reason="MlflowUnavailable",
-                         message=f"tags of version {version.version} not applied; the next "
-                         f"release of the endpoint applies them: {exc.message}"[:1000],
-                         last_transition_time=now)
-    return Condition(type=TAGGED, status="True", reason="Tagged",
-                     message=f"version {version.version} tagged "
-                     f"{tags['modelrelease.status']}", last_transition_time=now)
-
-
-def _apply_pending_tags(world: ReleaseWorld, status: ModelEndpointStatus, version: Any,
-                        note: Say) -> ModelEndpointStatus:
+def _apply_pending_tags(ports: Ports, endpoint: ModelEndpoint, status: ModelEndpointStatus,
+                        version: ModelVersion, note: Say) -> ModelEndpointStatus:
     """Apply the MLflow tags the last release could not (MLflow was down); the new status.
 
     Raises:
@@ -425,52 +354,32 @@ def _apply_pending_tags(world: ReleaseWorld, status: ModelEndpointStatus, versio
                  None)
     if not pending or entry is None:
         return status
+    where = f"{endpoint.namespace}/{endpoint.name}"
     tags = {"modelrelease.release_id": entry.release_id,
             "modelrelease.image_digest": entry.digest or ""}
     alias = None
     if entry.phase == ReleasePhase.PROMOTED:
         tags["modelrelease.status"] = rollout.ReleaseOutcome.PROMOTED
-        alias = world.endpoint.spec.promotion.alias
+        alias = endpoint.spec.promotion.alias
     else:
         tags |= {"modelrelease.status": rollout.ReleaseOutcome.ROLLED_BACK,
                  "modelrelease.reason": entry.reason or ""}
-    condition = _tag(world, replace(version, version=entry.version), note, tags, alias)
+    condition = tag(ports.models, replace(version, version=entry.version), note, where, tags,
+                    alias)
     if condition.status == "False":
         raise MlflowError(f"apply pending tags of model {version.name} version "
                           f"{entry.version}: {condition.message}", retriable=True)
-    note(f"{world.namespace}/{world.endpoint.name}: applied the pending MLflow tags of "
-         f"version {entry.version}")
+    note(f"{where}: applied the pending MLflow tags of version {entry.version}")
     updated = status.model_copy(update={"conditions": with_condition(status.conditions, condition)})
-    world.write_conditions(updated.conditions)
+    ports.cluster.write_conditions(updated.conditions)
     return updated
 
 
-@dataclass(frozen=True)
-class _Pinned:
-    """An image already in the registry, released as it is (a drill's canary)."""
-
-    image: str
-    digest: str
-    reused: bool = True
-    seconds: float = 0.0
-    stats: PushStats = field(default_factory=PushStats)
-
-
-def _primary_image(status: ModelEndpointStatus, version: str, where: str) -> _Pinned:
+def _primary_image(status: ModelEndpointStatus, version: str, where: str) -> Image:
     """The primary's image for a drill of ``version``, or why the endpoint cannot be drilled."""
     blocker = drill_blocker(status)
     if blocker is None and status.primary is not None and status.primary.version != version:
         blocker = f"its primary is version {status.primary.version}, not {version}"
     if blocker is not None or status.primary is None:
         raise InvalidInput(f"drill endpoint {where}: {blocker}")
-    return _Pinned(status.primary.image or "", status.primary.digest or "")
-
-
-def _slice_table(verdict: JudgeVerdict, endpoint: ModelEndpoint
-                 ) -> tuple[tuple[SliceRow, ...], str]:
-    """The verdict's slice table and where the slice value is (no slices: ``((), "")``)."""
-    check = endpoint.spec.canary.checks.slices
-    rows = next((c.slices for c in verdict.checks if c.metric is Metric.SLICES), ())
-    if check is None:
-        return (), ""
-    return rows, check.key
+    return Image(status.primary.image or "", status.primary.digest or "", reused=True)

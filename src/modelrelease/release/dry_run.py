@@ -26,13 +26,15 @@ from modelrelease.domain.manifests import (
     LABEL_TRACK,
     Slots,
     Track,
-    label_selector,
     render_endpoint_resource,
     render_release,
 )
 from modelrelease.domain.plan import model_uri
 from modelrelease.domain.rollout import ReleaseOutcome
-from modelrelease.release.world import NEEDS, ReleaseWorld, require_namespace
+from modelrelease.release.kube_endpoint import NEEDS, KubeEndpoint, require_namespace
+from modelrelease.release.models import ReleaseModels
+from modelrelease.release.pod_evidence import PodEvidence
+from modelrelease.release.preflight import preflight as check_first
 from modelrelease.render import PLACEHOLDER_DIGEST, dump_documents
 from modelrelease.settings import PipelineSettings
 from modelrelease.spec import (
@@ -84,8 +86,8 @@ def plan_release(request: ReleaseRequest, settings: PipelineSettings | None = No
     cluster = KubeCluster(settings.kube)
     try:
         require_namespace(cluster, endpoint)
-        world = ReleaseWorld(endpoint, settings, cluster, models)
-        world.preflight(version)
+        world = KubeEndpoint(endpoint, cluster)
+        check_first(world, ReleaseModels(models, settings.build.cache_dir), endpoint, version)
         preflight = (f"passed: this identity may do all {len(NEEDS)} things a release does "
                      f"in namespace {endpoint.namespace}")
         say(f"{where}: preflight {preflight}")
@@ -117,7 +119,8 @@ def plan_release(request: ReleaseRequest, settings: PipelineSettings | None = No
             serving = (f"{serving or 'nothing'}; a release of version {status.canary.version} "
                        f"is in flight ({status.phase.value}): a "
                        "release would resume it if it is this image, else roll it back first")
-        live_rps, live_note = (None, "none yet (no primary)") if first else _live_rate(world)
+        live_rps, live_note = ((None, "none yet (no primary)") if first else
+                               _live_rate(PodEvidence(world, settings, models)))
         plan = canary_plan(endpoint, first_release=first, primary_replicas=replicas,
                            load_rate=settings.release.load_rate, live_rps=live_rps)
         pinned = image or f"{endpoint.spec.image.repository}@{PLACEHOLDER_DIGEST}"
@@ -163,10 +166,10 @@ def _describe(obj: dict[str, Any]) -> str:
                    else "")
 
 
-def _live_rate(world: ReleaseWorld) -> tuple[float | None, str]:
+def _live_rate(world: PodEvidence) -> tuple[float | None, str]:
     """Live requests per second the primary's pods served, averaged since each started."""
-    pods = running(world.cluster.pods(world.namespace, label_selector(
-        world.endpoint, world.slots().primary)))
+    pods = running(world.kube.cluster.pods(world.namespace,
+                                           world.kube.pod_selector(Track.PRIMARY)))
     texts, failures = scrape(world.access, world.namespace, pods)
     now = datetime.now(UTC)
     rate, counted = 0.0, 0

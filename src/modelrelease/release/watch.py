@@ -17,7 +17,7 @@ from modelrelease.adapters.prefect_events import PrefectEvents
 from modelrelease.domain.plan import model_uri
 from modelrelease.domain.triggers import ReleaseTrigger, watch_decision
 from modelrelease.errors import ModelNotFound
-from modelrelease.release.world import endpoint_status
+from modelrelease.release.kube_endpoint import endpoint_status
 from modelrelease.settings import PipelineSettings
 from modelrelease.spec import load_endpoints, spec_hash
 

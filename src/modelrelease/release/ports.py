@@ -1,0 +1,196 @@
+"""The small interfaces a release works through: what it needs of the world, nothing more.
+
+The adapters implement them (``release.kube_endpoint.KubeEndpoint``,
+``release.pod_evidence.PodEvidence``, ``release.models.ReleaseModels``,
+``release.images.RegistryImages``, ``release.traffic.ReplicaRatioRouter``); the fast
+tier's in-memory fakes implement them too (``tests/fakes.py``), and one contract test per
+interface runs against both, so a fake cannot drift from the real adapter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Protocol, TypeVar
+
+from modelrelease.adapters.loadgen import Variant
+from modelrelease.adapters.model_files import ModelFiles
+from modelrelease.domain import agreement, analysis, live
+from modelrelease.domain.manifests import Track
+from modelrelease.domain.model import ModelUri, ModelVersion
+from modelrelease.domain.readiness import Readiness
+from modelrelease.domain.smoke import SmokeResult
+from modelrelease.spec import Condition, ModelEndpointStatus
+
+T = TypeVar("T")
+Call = Callable[[str, Callable[[], Any]], Any]
+"""How a release runs one outside call: ``call(name, fn)`` (the flow makes it a task run)."""
+
+
+def direct(name: str, fn: Callable[[], T]) -> T:
+    """Run ``fn`` as it is (the CLI's way; the flow wraps each call in a Prefect task)."""
+    return fn()
+
+
+class Cluster(Protocol):
+    """One endpoint's objects in Kubernetes: its record, its two slots and its lock."""
+
+    def read_status(self) -> ModelEndpointStatus | None:
+        """The ModelEndpoint's status, or None when it has none yet."""
+        ...
+
+    def write_status(self, status: ModelEndpointStatus) -> None:
+        """Replace the recorded status."""
+        ...
+
+    def write_conditions(self, conditions: list[Condition]) -> None:
+        """Replace the status's conditions alone."""
+        ...
+
+    def ensure_record(self) -> None:
+        """Apply the ModelEndpoint resource (its spec)."""
+        ...
+
+    def event(self, reason: str, message: str, warning: bool = False) -> None:
+        """An event on the ModelEndpoint."""
+        ...
+
+    def check_permissions(self) -> None:
+        """Refuse (``KubeApiError`` 403) an identity that lacks what a release does."""
+        ...
+
+    def lock(self, holder: str, ttl_seconds: int, wait_seconds: float
+             ) -> AbstractContextManager[bool]:
+        """Hold the endpoint's lock while inside; yields False if another holder has it."""
+        ...
+
+    def has_primary(self) -> bool:
+        """Whether the endpoint has a primary Deployment."""
+        ...
+
+    def health(self, track: Track) -> Readiness:
+        """A track's rollout: ready, progressing, or failed with the reason."""
+        ...
+
+    def wait_ready(self, track: Track, timeout: float) -> str | None:
+        """Wait for a track to be ready; why not, if it fails or times out."""
+        ...
+
+    def primary_replicas(self) -> int:
+        """Replicas the primary runs now (0 when there is none)."""
+        ...
+
+    def serves(self, track: Track, digest: str, same_spec: bool = False) -> bool:
+        """Whether a track runs the image ``digest`` (and this endpoint's spec)."""
+        ...
+
+    def deploy_canary(self, image: str, version: str, release_id: str, replicas: int) -> None:
+        """Create (or re-apply) the canary beside the primary, and the Services."""
+        ...
+
+    def scale_canary(self, image: str, version: str, release_id: str, replicas: int) -> None:
+        """Change the canary's replica count."""
+        ...
+
+    def promote(self, image: str, version: str, release_id: str, replicas: int,
+                timeout: float) -> Readiness:
+        """Make the canary (serving ``image``) the primary; the new primary's readiness."""
+        ...
+
+    def step_down(self) -> None:
+        """The primary's slot stops being the primary; ``remove_canary`` then removes it."""
+        ...
+
+    def remove_canary(self) -> None:
+        """Delete the canary's Deployment (after a promotion: the previous primary's)."""
+        ...
+
+    def wait_gone(self, track: Track) -> None:
+        """Wait until a track has neither pods nor a Deployment left."""
+        ...
+
+
+class Traffic(Protocol):
+    """How much live traffic the canary gets (``TrafficRouter``)."""
+
+    def canary_replicas_for(self, weight: int) -> tuple[int, float]:
+        """Canary replicas for ``weight`` percent, and the percent they give."""
+        ...
+
+    def set_weight(self, weight: int) -> tuple[int, float]:
+        """Give the canary ``weight`` percent: its replicas and the percent it really gets."""
+        ...
+
+
+class Evidence(Protocol):
+    """What the judge is fed: smoke answers, generated load, live traffic, agreement."""
+
+    @property
+    def via(self) -> str | None:
+        """How the checks reached the pods, once they have (for the report)."""
+        ...
+
+    def smoke(self, files: ModelFiles) -> SmokeResult:
+        """``/ping``, then ``/invocations`` with the model's input example, on the canary."""
+        ...
+
+    def analyse(self, hold: timedelta, files: ModelFiles, first_release: bool,
+                variants: tuple[Variant, ...]
+                ) -> tuple[analysis.Verdict, live.LiveEvidence, str | None]:
+        """Generated load's verdict, live traffic's evidence, and why the load lagged."""
+        ...
+
+    def agreement(self, version: ModelVersion, files: ModelFiles,
+                  first_release: bool) -> agreement.AgreementVerdict:
+        """The same inputs to both tracks, their answers compared."""
+        ...
+
+
+class ModelRegistry(Protocol):
+    """Registered model versions: resolved, read, tagged (MLflow)."""
+
+    def resolve(self, uri: ModelUri) -> ModelVersion:
+        """The version ``uri`` names (a version, alias or stage)."""
+        ...
+
+    def files(self, version: ModelVersion) -> ModelFiles:
+        """The version's signature and input example."""
+        ...
+
+    def tag(self, version: ModelVersion, tags: Mapping[str, str],
+            alias: str | None = None) -> None:
+        """Tag the version (and move ``alias`` to it); ``MlflowError`` when that fails."""
+        ...
+
+
+@dataclass(frozen=True)
+class Image:
+    """An image a release deploys, pinned by digest, and how it came to be."""
+
+    image: str
+    digest: str
+    reused: bool
+    seconds: float = 0.0
+    bytes_uploaded: int = 0
+
+
+class ImageStore(Protocol):
+    """Where a version's serving image comes from (built and pushed, or already there)."""
+
+    def image_for(self, version: ModelVersion) -> Image:
+        """The version's image, built and pushed when it is not there yet."""
+        ...
+
+
+@dataclass(frozen=True)
+class Ports:
+    """Everything a release touches, behind the interfaces above."""
+
+    cluster: Cluster
+    models: ModelRegistry
+    images: ImageStore
+    evidence: Evidence
+    traffic: Callable[[str, str, str, bool], Traffic]
+    """The router for ``(image, version, release_id, first_release)``."""

@@ -1,0 +1,236 @@
+"""One executor per action of the rollout state machine; each returns what it observed.
+
+``deploy_canary``, ``smoke``, ``set_weight``, ``analyse_step``, ``promote``, ``roll_back``
+and ``wait`` carry out the actions ``domain.rollout.step`` returns, and ``check_health``
+observes when an action gave nothing to observe. They work only through the interfaces
+of ``release.ports``, so the same functions run against the cluster (the CLI calls them
+as they are, the flow as the named Prefect tasks of ``tasks/steps.py``) and against the
+fast tier's fakes. Every decision stays in ``domain/``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from modelrelease.adapters.loadgen import Variant
+from modelrelease.adapters.model_files import ModelFiles
+from modelrelease.domain import rollout
+from modelrelease.domain.analysis import Metric, SliceRow
+from modelrelease.domain.analysis import Outcome as JudgeOutcome
+from modelrelease.domain.analysis import Verdict as JudgeVerdict
+from modelrelease.domain.manifests import Track
+from modelrelease.domain.model import ModelVersion
+from modelrelease.domain.readiness import RolloutState
+from modelrelease.domain.report import StepRecord
+from modelrelease.domain.status_record import verdict_record
+from modelrelease.domain.verdict import step_verdict
+from modelrelease.errors import KubeApiError, MlflowError
+from modelrelease.release.ports import Cluster, Image, ModelRegistry, Ports, Traffic
+from modelrelease.spec import Condition, ModelEndpoint, TrackStatus, Verdict
+
+Say = Callable[[str], None]
+TAGGED = "MlflowTagged"
+"""The status condition saying whether the last release's MLflow tags are applied."""
+
+
+@dataclass
+class ReleaseRun:
+    """One release under way: what it releases, where, under which policy, what it saw."""
+
+    ports: Ports
+    traffic: Traffic
+    endpoint: ModelEndpoint
+    version: ModelVersion
+    image: Image
+    release_id: str
+    first_release: bool
+    policy: rollout.RolloutPolicy
+    files: ModelFiles
+    variants: tuple[Variant, ...]
+    previous: TrackStatus | None
+    """The primary before this release: what a rollback mid-promotion restores."""
+    note: Say
+    state: rollout.State = field(default_factory=rollout.State)
+    """Where the state machine is: the transition whose actions are being carried out."""
+    steps: list[StepRecord] = field(default_factory=list)
+    hold_seconds: float = 0.0
+    last_verdict: Verdict | None = None
+    canary_replicas: int = 0
+    tagged: Condition | None = None
+    """How tagging the version in MLflow went, once tried."""
+
+    @property
+    def where(self) -> str:
+        """``namespace/name`` of the endpoint."""
+        return f"{self.endpoint.namespace}/{self.endpoint.name}"
+
+
+Observed = rollout.Observation | None
+Executor = Callable[[ReleaseRun, Any], Observed]
+Execute = Callable[[Executor, ReleaseRun, Any], Observed]
+"""How the driver runs an executor: as it is (``direct_step``) or as a Prefect task."""
+
+
+def direct_step(executor: Executor, run: ReleaseRun, action: Any) -> Observed:
+    """Run ``executor`` as it is (the CLI's way)."""
+    return executor(run, action)
+
+
+def deploy_canary(run: ReleaseRun, action: rollout.DeployCanary) -> Observed:
+    """Start the canary beside the primary at the first step's weight."""
+    replicas, effective = run.traffic.canary_replicas_for(run.policy.steps[0].weight)
+    run.ports.cluster.deploy_canary(run.image.image, run.version.version, run.release_id,
+                                    replicas)
+    run.canary_replicas = replicas
+    run.ports.cluster.event("CanaryCreated", f"canary {run.image.image} with {replicas} "
+                                             f"replica(s), {effective:.0f}% of traffic")
+    return None
+
+
+def smoke(run: ReleaseRun, action: rollout.RunSmoke) -> Observed:
+    """``/ping`` and the model's input example on the canary."""
+    result = run.ports.evidence.smoke(run.files)
+    run.note(f"{run.where}: checks reach the pods through {run.ports.evidence.via}")
+    return rollout.SmokeChecked(result.passed, result.reason)
+
+
+def set_weight(run: ReleaseRun, action: rollout.SetWeight) -> Observed:
+    """Give the canary the step's share of live traffic."""
+    replicas, effective = run.traffic.set_weight(action.weight)
+    run.canary_replicas = replicas
+    run.note(f"{run.where}: canary at {replicas} replica(s) = {effective:.0f}% of live "
+             f"traffic (asked {action.weight}%)")
+    return None
+
+
+def analyse_step(run: ReleaseRun, action: rollout.Analyse) -> Observed:
+    """Judge one step: generated load, live traffic and agreement, combined into a verdict."""
+    unready = run.ports.cluster.wait_ready(Track.CANARY,
+                                           run.policy.deploy_timeout.total_seconds())
+    if unready is not None:
+        return rollout.StepJudged(JudgeOutcome.FAIL, unready)
+    evidence = run.ports.evidence
+    began = time.monotonic()
+    judged, found, lag = evidence.analyse(action.hold, run.files, run.first_release,
+                                          run.variants)
+    run.hold_seconds += time.monotonic() - began
+    if lag:
+        run.note(f"{run.where}: load generator: {lag}")
+    agreed = evidence.agreement(run.version, run.files, run.first_release)
+    verdict = step_verdict(judged, (found.check, agreed.check))
+    run.steps.append(StepRecord(run.state.step + 1, run.state.weight, verdict.outcome.value,
+                                verdict.canary, verdict.primary, verdict.reasons, agreed,
+                                found, *slice_table(verdict, run.endpoint)))
+    run.last_verdict = verdict_record(verdict, agreed.numbers, found.numbers)
+    return rollout.StepJudged.of(verdict)
+
+
+def promote(run: ReleaseRun, action: rollout.Promote) -> Observed:
+    """The verified canary's pods become the primary (at the primary's replica count)."""
+    cluster = run.ports.cluster
+    replicas = max(cluster.primary_replicas(), run.endpoint.spec.autoscaling.min_replicas)
+    readiness = cluster.promote(run.image.image, run.version.version, run.release_id,
+                                replicas, run.policy.promote_timeout.total_seconds())
+    run.canary_replicas = 0
+    return rollout.PrimaryHealth(readiness)
+
+
+def roll_back(run: ReleaseRun, action: rollout.Rollback) -> Observed:
+    """Remove the canary (restoring the previous primary if promotion had switched)."""
+    undo_canary(run.ports.cluster, action.reason, previous=run.previous,
+                restore=action.restore_primary, undone=run.image.digest,
+                release_id=run.release_id, timeout=run.policy.promote_timeout.total_seconds())
+    run.canary_replicas = 0
+    if not run.policy.drill:  # a drill's version is the primary's: not rolled back
+        run.tagged = tag(run.ports.models, run.version, run.note, run.where, {
+            "modelrelease.status": rollout.ReleaseOutcome.ROLLED_BACK,
+            "modelrelease.reason": action.reason,
+            "modelrelease.release_id": run.release_id,
+            "modelrelease.image_digest": run.image.digest})
+    return rollout.CleanedUp()
+
+
+def wait(run: ReleaseRun, action: rollout.Wait) -> Observed:
+    """Let time pass before the next observation."""
+    time.sleep(action.seconds)
+    return None
+
+
+def check_health(run: ReleaseRun, phase: rollout.Phase) -> Observed:
+    """The readiness the phase waits on, when its actions observed nothing."""
+    return rollout.health_observation(phase, run.ports.cluster.health)
+
+
+EXECUTORS: dict[type, Executor] = {
+    rollout.DeployCanary: deploy_canary,
+    rollout.RunSmoke: smoke,
+    rollout.SetWeight: set_weight,
+    rollout.Analyse: analyse_step,
+    rollout.Promote: promote,
+    rollout.Rollback: roll_back,
+    rollout.Wait: wait,
+}
+"""The executor of each action."""
+
+
+def undo_canary(cluster: Cluster, reason: str, *, previous: TrackStatus | None,
+                restore: bool, undone: str, release_id: str, timeout: float) -> None:
+    """Remove the canary (waiting until its pods are gone); with ``restore``, fix the primary.
+
+    A promotion cut off after its switch left the undone version (image ``undone``) in
+    the primary's slot. With ``restore``, the ``previous`` primary's image is promoted
+    back (into the other slot, where its pods may still run); an endpoint that had no
+    primary before has its primary stepped down, so the undone version goes entirely.
+    Where the primary still serves the previous image, restoring changes nothing.
+
+    Raises:
+        KubeApiError: the previous primary does not come back (the new one keeps serving).
+    """
+    if restore and previous is not None and previous.image and previous.digest:
+        if not cluster.serves(Track.PRIMARY, previous.digest):
+            restored = cluster.promote(previous.image, previous.version, release_id,
+                                       max(cluster.primary_replicas(), 1), timeout)
+            if restored.state != RolloutState.READY:
+                raise KubeApiError(f"roll back: the previous primary {previous.image} did "
+                                   f"not come back: {restored.reason}; the new version "
+                                   "keeps serving")
+    elif restore and previous is None and cluster.serves(Track.PRIMARY, undone):
+        cluster.step_down()  # a first release had become primary: nothing to go back to
+    cluster.remove_canary()
+    cluster.wait_gone(Track.CANARY)
+    cluster.event("RolledBack", reason, warning=True)
+
+
+def tag(models: ModelRegistry, version: ModelVersion, note: Say, where: str,
+        tags: dict[str, str], alias: str | None = None) -> Condition:
+    """Tag ``version`` in MLflow; when MLflow stays down, a pending condition, not a failure.
+
+    The cluster already holds the outcome: MLflow being down must not turn a finished
+    promotion or rollback into a crash. The next run applies the pending tags.
+    """
+    now = datetime.now(UTC)
+    try:
+        models.tag(version, tags, alias=alias)
+    except MlflowError as exc:
+        note(f"{where}: MLflow tags of version {version.version} pending: {exc.message}")
+        return Condition(type=TAGGED, status="False", reason="MlflowUnavailable",
+                         message=f"tags of version {version.version} not applied; the next "
+                         f"release of the endpoint applies them: {exc.message}"[:1000],
+                         last_transition_time=now)
+    return Condition(type=TAGGED, status="True", reason="Tagged",
+                     message=f"version {version.version} tagged "
+                     f"{tags['modelrelease.status']}", last_transition_time=now)
+
+
+def slice_table(verdict: JudgeVerdict, endpoint: ModelEndpoint
+                ) -> tuple[tuple[SliceRow, ...], str]:
+    """The verdict's slice table and where the slice value is (no slices: ``((), "")``)."""
+    check = endpoint.spec.canary.checks.slices
+    rows = next((c.slices for c in verdict.checks if c.metric is Metric.SLICES), ())
+    if check is None:
+        return (), ""
+    return rows, check.key
