@@ -152,10 +152,14 @@ class KubeCluster:
         return None if found is None else dict(found.to_dict())
 
     def delete(self, api_version: str, kind: str, name: str, namespace: str | None = None,
-               grace_seconds: int | None = None) -> bool:
-        """Delete an object; False if it was already gone."""
+               grace_seconds: int | None = None, propagation: str = "Foreground") -> bool:
+        """Delete an object; False if it was already gone.
+
+        ``Foreground`` (the default) keeps the object until its dependents are gone (a
+        Deployment until its pods are); ``Background`` removes it at once.
+        """
         resource = self._resource(api_version, kind)
-        body = {"propagationPolicy": "Foreground"}
+        body = {"propagationPolicy": propagation}
         if grace_seconds is not None:
             body["gracePeriodSeconds"] = grace_seconds  # type: ignore[assignment]
         what = f"delete {_describe(kind, namespace, name)}"
@@ -305,4 +309,7 @@ class KubeCluster:
     def _release_lease(self, namespace: str, name: str, holder: str) -> None:
         current = self.get("coordination.k8s.io/v1", "Lease", name, namespace)
         if current and (current.get("spec") or {}).get("holderIdentity") == holder:
-            self.delete("coordination.k8s.io/v1", "Lease", name, namespace)
+            # at once: a foreground delete would leave it held (finalizer) for a moment,
+            # refusing the next release of the endpoint that comes right after
+            self.delete("coordination.k8s.io/v1", "Lease", name, namespace,
+                        propagation="Background")
