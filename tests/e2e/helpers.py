@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -169,14 +169,14 @@ def cli_env(endpoint: Endpoint) -> dict[str, str]:
 
 
 @contextmanager
-def pods_seen(endpoint: Endpoint, track: str) -> Iterator[set[str]]:
-    """The UIDs of every pod seen in ``track`` meanwhile, sampled from a thread."""
+def sampled(read: Callable[[], Iterable[str]], every_s: float = 0.2) -> Iterator[set[str]]:
+    """Every value ``read()`` returns meanwhile, sampled from a thread (empty strings dropped)."""
     seen: set[str] = set()
     stop = threading.Event()
 
     def sample() -> None:
-        while not stop.wait(0.2):
-            seen.update(endpoint.pod_uids(track))
+        while not stop.wait(every_s):
+            seen.update(read())
 
     thread = threading.Thread(target=sample, daemon=True)
     thread.start()
@@ -185,3 +185,9 @@ def pods_seen(endpoint: Endpoint, track: str) -> Iterator[set[str]]:
     finally:
         stop.set()
         thread.join(timeout=10)
+        seen.discard("")
+
+
+def pods_seen(endpoint: Endpoint, track: str) -> AbstractContextManager[set[str]]:
+    """The UIDs of every pod seen in ``track`` meanwhile."""
+    return sampled(lambda: endpoint.pod_uids(track))

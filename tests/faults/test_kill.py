@@ -18,7 +18,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,7 +26,7 @@ import pytest
 
 from modelrelease_localstack.demo_model import register_faulty_model, register_iris_model
 from modelrelease_localstack.stack import Stack
-from tests.e2e.helpers import Endpoint, background_client, cli_env, make_endpoint
+from tests.e2e.helpers import Endpoint, background_client, cli_env, make_endpoint, sampled
 from tests.kube import eventually
 
 pytestmark = pytest.mark.faults
@@ -106,24 +106,9 @@ def live(stack: Stack, crd: None, tmp_path_factory: pytest.TempPathFactory
     made.core.delete_namespace(made.namespace)
 
 
-@contextmanager
-def primary_images(endpoint: Endpoint) -> Iterator[set[str]]:
-    """Every image the primary Deployment is seen with meanwhile, sampled from a thread."""
-    seen: set[str] = set()
-    stop = threading.Event()
-
-    def sample() -> None:
-        while not stop.wait(0.2):
-            seen.add(endpoint.image("primary") or "")
-
-    thread = threading.Thread(target=sample, daemon=True)
-    thread.start()
-    try:
-        yield seen
-    finally:
-        stop.set()
-        thread.join(timeout=10)
-        seen.discard("")
+def primary_images(endpoint: Endpoint) -> AbstractContextManager[set[str]]:
+    """Every image the primary Deployment is seen with meanwhile."""
+    return sampled(lambda: [endpoint.image("primary") or ""])
 
 
 def _kill_at(endpoint: Endpoint, version: str, point: KillPoint) -> list[str]:

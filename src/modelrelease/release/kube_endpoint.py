@@ -150,9 +150,9 @@ class KubeEndpoint:
         """The label selector of a track's pods now."""
         return label_selector(self.endpoint, self.slots().of(track))
 
-    def health(self, track: Track) -> Readiness:
+    def health(self, track: Track, slots: Slots | None = None) -> Readiness:
         """A track's rollout: ready, progressing, or failed with the reason."""
-        slots = self.slots()
+        slots = slots or self.slots()
         deployment = self.deployment(track, slots)
         if deployment is None:
             return Readiness(RolloutState.PROGRESSING, f"{track} deployment not created yet")
@@ -160,11 +160,16 @@ class KubeEndpoint:
                                  label_selector(self.endpoint, slots.of(track)))
         return assess(deployment, pods)
 
-    def wait_ready(self, track: Track, timeout: float) -> str | None:
-        """Wait for a track to be ready; the failure reason if it fails or times out."""
+    def wait_ready(self, track: Track, timeout: float, slots: Slots | None = None
+                   ) -> str | None:
+        """Wait for a track to be ready; the failure reason if it fails or times out.
+
+        The slots are read once (the track's slot does not move while we wait on it).
+        """
+        slots = slots or self.slots()
         deadline = time.monotonic() + timeout
         while True:
-            readiness = self.health(track)
+            readiness = self.health(track, slots)
             if readiness.state == RolloutState.READY:
                 return None
             if readiness.state == RolloutState.FAILED:
@@ -178,9 +183,10 @@ class KubeEndpoint:
         primary = self.deployment(Track.PRIMARY)
         return int((primary or {}).get("spec", {}).get("replicas") or 0)
 
-    def serves(self, track: Track, digest: str, same_spec: bool = False) -> bool:
+    def serves(self, track: Track, digest: str, same_spec: bool = False,
+               slots: Slots | None = None) -> bool:
         """Whether a track's Deployment runs the image ``digest`` (and this endpoint spec)."""
-        found = self.deployment(track) or {}
+        found = self.deployment(track, slots) or {}
         template = ((found.get("spec") or {}).get("template") or {}).get("metadata") or {}
         applied = (found.get("metadata") or {}).get("annotations") or {}
         return ((template.get("annotations") or {}).get(ANNOTATION_IMAGE_DIGEST) == digest
@@ -214,11 +220,12 @@ class KubeEndpoint:
         """Apply the canary's Deployment in the slot the primary is not in, and the Services."""
         self._apply(Track.CANARY, image, version, release_id, replicas, self.slots())
 
-    def scale_canary(self, image: str, version: str, release_id: str, replicas: int) -> None:
+    def scale_canary(self, image: str, version: str, release_id: str, replicas: int,
+                     slots: Slots | None = None) -> None:
         """Change the canary's replica count (the traffic weight, by replica ratio)."""
         self.cluster.apply(render_deployment(
             self.endpoint, image=image, model_version=version, release_id=release_id,
-            slot=self.slots().canary, track=Track.CANARY, replicas=replicas,
+            slot=(slots or self.slots()).canary, track=Track.CANARY, replicas=replicas,
             fault=self.canary_fault))
 
     def promote(self, image: str, version: str, release_id: str, replicas: int,
@@ -237,16 +244,17 @@ class KubeEndpoint:
             is not ready within ``timeout`` seconds.
         """
         digest = pinned_image(image, what=f"promote {self.namespace}/{self.endpoint.name}")
-        if self.serves(Track.PRIMARY, str(digest.digest), same_spec=True):
-            return self.health(Track.PRIMARY)  # switched before a restart: done
-        self.scale_canary(image, version, release_id, replicas)
-        failure = self.wait_ready(Track.CANARY, timeout)
+        slots = self.slots()
+        if self.serves(Track.PRIMARY, str(digest.digest), same_spec=True, slots=slots):
+            return self.health(Track.PRIMARY, slots)  # switched before a restart: done
+        self.scale_canary(image, version, release_id, replicas, slots)
+        failure = self.wait_ready(Track.CANARY, timeout, slots)
         if failure is not None:
             return Readiness(RolloutState.FAILED, f"canary could not grow to {replicas} "
                              f"replica(s) for promotion: {failure}")
-        self._apply(Track.PRIMARY, image, version, release_id, replicas,
-                    Slots(self.slots().canary))
-        return self.health(Track.PRIMARY)
+        switched = Slots(slots.canary)
+        self._apply(Track.PRIMARY, image, version, release_id, replicas, switched)
+        return self.health(Track.PRIMARY, switched)
 
     def step_down(self) -> None:
         """The Services, autoscaler and disruption budget select the other (empty) slot.
