@@ -30,19 +30,16 @@ import threading
 import time
 from pathlib import Path
 
-import yaml
-from _common import sigterm_as_exit
+from _common import bench_endpoint, sigterm_as_exit
 
 from modelrelease.adapters.kube import KubeCluster
 from modelrelease.domain.manifests import LABEL_SLOT, slots_of
 from modelrelease.release.driver import ReleaseResult, run_release
-from modelrelease.settings import KubeConfig, PipelineSettings
+from modelrelease.settings import PipelineSettings
 from modelrelease.spec import ReleaseRequest
 from modelrelease_localstack.demo import demo_endpoint
 from modelrelease_localstack.demo_model import register_faulty_model, register_iris_model
 from modelrelease_localstack.stack import Stack
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def log(line: str) -> None:
@@ -106,13 +103,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="release-bench-") as tmp, \
             Stack(Path(tmp) / "stack", progress=log) as stack:
         env = stack.env()
-        cluster = KubeCluster(KubeConfig(kubeconfig=stack.kubeconfig))
-        cluster.apply(yaml.safe_load((REPO / "deployments/kubernetes/crd.yaml").read_text()))
-        cluster.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "bench"}})
-        time.sleep(1.0)
-        document = demo_endpoint(env, name="iris", namespace="bench", model="bench-iris")
         spec_file = Path(tmp) / "iris.yaml"
-        spec_file.write_text(yaml.safe_dump(document))
+        cluster = bench_endpoint(
+            stack.kubeconfig,
+            demo_endpoint(env, name="iris", namespace="bench", model="bench-iris"), spec_file)
         settings = PipelineSettings(mlflow={"tracking_uri": env["MLFLOW_TRACKING_URI"]},
                                     kube={"kubeconfig": stack.kubeconfig},
                                     build={"cache_dir": Path(tmp) / "cache"},

@@ -32,7 +32,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 from collections import Counter
 from pathlib import Path
 from types import FrameType
@@ -123,12 +122,11 @@ class PathTrace:
 
 def trace(ref: str) -> None:
     """Release twice on a stack of our own; print the second release's path as JSON."""
-    import yaml
+    from _common import bench_endpoint
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    from modelrelease.adapters.kube import KubeCluster
     from modelrelease.release.driver import run_release
-    from modelrelease.settings import KubeConfig, PipelineSettings
+    from modelrelease.settings import PipelineSettings
     from modelrelease.spec import ReleaseRequest
 
     try:  # a tree from before the local stack became its own distribution (--baseline)
@@ -143,13 +141,10 @@ def trace(ref: str) -> None:
     with tempfile.TemporaryDirectory(prefix="release-path-") as tmp, \
             Stack(Path(tmp) / "stack", progress=log) as stack:
         env = stack.env()
-        cluster = KubeCluster(KubeConfig(kubeconfig=stack.kubeconfig))
-        cluster.apply(yaml.safe_load((REPO / "deployments/kubernetes/crd.yaml").read_text()))
-        cluster.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "bench"}})
-        time.sleep(1.0)
         spec_file = Path(tmp) / "iris.yaml"
-        spec_file.write_text(yaml.safe_dump(
-            demo_endpoint(env, name="iris", namespace="bench", model="bench-iris")))
+        cluster = bench_endpoint(
+            stack.kubeconfig,
+            demo_endpoint(env, name="iris", namespace="bench", model="bench-iris"), spec_file)
         tracking = env["MLFLOW_TRACKING_URI"]
         os.environ.update({"MODELRELEASE_KUBE__KUBECONFIG": str(stack.kubeconfig),
                            "MODELRELEASE_MLFLOW__TRACKING_URI": tracking,
@@ -177,7 +172,9 @@ def baseline(ref: str) -> None:
         subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", "-q",
                         str(tree), ref], check=True)
         try:
-            (tree / "benchmarks" / "release_path.py").write_text(Path(__file__).read_text())
+            for name in ("release_path.py", "_common.py"):  # this trace, on that code
+                (tree / "benchmarks" / name).write_text((Path(__file__).parent / name)
+                                                        .read_text())
             paths = [tree / "src", tree, tree / "localstack" / "src"]
             env = {**os.environ, "PYTHONPATH": os.pathsep.join(map(str, paths))}
             subprocess.run([sys.executable, str(tree / "benchmarks" / "release_path.py"),
