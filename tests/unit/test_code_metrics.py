@@ -1,4 +1,4 @@
-"""benchmarks/release_path.py counts module entries and calls back up a layer correctly."""
+"""benchmarks/release_path.py and code_size.py measure what they say they measure."""
 
 from __future__ import annotations
 
@@ -80,3 +80,14 @@ def test_trace_counts_entries_and_callbacks_up_a_layer(bench: ModuleType,
     assert summary["up_edges"] == {"adapters/port.py -> release/driver.py": 1}
     assert summary["up_layer_calls"] == 1
     assert sys.getprofile() is None
+
+
+def test_code_size_counts_modules_and_functions_over_80_lines() -> None:
+    sizes = _load("code_size_bench", BENCH.with_name("code_size.py")).sizes
+    body = "\n".join(f"    x{i} = {i}" for i in range(79))
+    files = {f"m{i}.py": "pass\n" * i for i in range(1, 12)}
+    files["long.py"] = f"def long():\n{body}\n    return 1\n\nasync def edge():\n{body}\n"
+    got = sizes(files)
+    assert got["modules"] == 12 and got["lines"] == sum(range(1, 12)) + 162
+    assert got["long_functions"] == {"long.py:long": 81}  # edge() is 80 lines: not over
+    assert list(got["largest"]) == ["long.py", *(f"m{i}.py" for i in range(11, 2, -1))]
