@@ -33,3 +33,5 @@ bench: setup kube-assets
 	@$(PY) benchmarks/release.py
 	@$(PY) benchmarks/judge.py
 	@$(PY) benchmarks/loadgen.py
+	@$(PY) benchmarks/release_path.py
+	@$(PY) benchmarks/code_size.py
