@@ -4,6 +4,8 @@
 .PHONY: setup kube-assets prometheus-assets demo test test-fast lint bench
 
 PY := .venv/bin/python
+# the code before the architecture issue (#13): the code benchmarks' baseline
+CODE_BASELINE := 24d22bc
 
 setup:
 	@bash scripts/bootstrap
@@ -33,5 +35,5 @@ bench: setup kube-assets
 	@$(PY) benchmarks/release.py
 	@$(PY) benchmarks/judge.py
 	@$(PY) benchmarks/loadgen.py
-	@$(PY) benchmarks/release_path.py
-	@$(PY) benchmarks/code_size.py
+	@$(PY) benchmarks/release_path.py --baseline $(CODE_BASELINE)
+	@$(PY) benchmarks/code_size.py --baseline $(CODE_BASELINE)
