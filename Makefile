@@ -23,7 +23,9 @@ lint: setup
 	@.venv/bin/ruff check src localstack/src tests flows tasks $(wildcard benchmarks)
 	@.venv/bin/mypy
 
-test: setup lint kube-assets prometheus-assets
+# prepare: setup, lint and the Kubernetes/Prometheus builds, the builds in the background
+test:
+	@bash scripts/prepare
 	@.venv/bin/pytest -m "" --cov=modelrelease.domain --cov=modelrelease.release.driver --cov=modelrelease.release.steps --cov-branch --cov-report=term --cov-fail-under=100 tests
 
 test-fast: setup

@@ -33,6 +33,26 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: item.get_closest_marker("own_node") is None)  # stable
 
 
+_TIER_SECONDS: dict[str, float] = {}
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Add each test's setup, call and teardown time to its tier (``tests/TIER/...``)."""
+    parts = report.nodeid.split("/")
+    tier = parts[1] if len(parts) > 2 else "tests"
+    _TIER_SECONDS[tier] = _TIER_SECONDS.get(tier, 0.0) + report.duration
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Wall time per tier, slowest first. A session fixture (the stack) counts in the tier
+    of the first test that asked for it."""
+    if _TIER_SECONDS:
+        terminalreporter.write_line("time per tier: " + ", ".join(
+            f"{tier} {seconds:.0f} s" if seconds < 60 else f"{tier} {seconds / 60:.1f} min"
+            for tier, seconds
+            in sorted(_TIER_SECONDS.items(), key=lambda item: -item[1])))
+
+
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """The one local stack of the test session: control plane, a real node (containerd,
