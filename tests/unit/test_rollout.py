@@ -243,16 +243,9 @@ def test_health_observation_watches_the_track_the_phase_waits_on(
         phase: rollout.Phase, expected: str | None) -> None:
     from modelrelease.domain.manifests import Track
 
-    asked: list[Track] = []
-
-    def readiness(track: Track) -> Readiness:
-        asked.append(track)
-        return Readiness(RolloutState.READY, f"{track} ready")
-
-    found = rollout.health_observation(phase, readiness)
-    if expected is None:
-        assert found is None and asked == []
-    else:
-        assert asked == [Track(expected)]
-        assert found == (rollout.CanaryHealth if expected == "canary" else rollout.PrimaryHealth)(
-            Readiness(RolloutState.READY, f"{expected} ready"))
+    track = rollout.health_track(phase)
+    assert track == (None if expected is None else Track(expected))
+    if track is not None:
+        ready = Readiness(RolloutState.READY, f"{track} ready")
+        assert rollout.health_of(track, ready) == (
+            rollout.CanaryHealth if expected == "canary" else rollout.PrimaryHealth)(ready)

@@ -10,7 +10,7 @@ actions it is given and reports what it observed.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -125,18 +125,18 @@ class CleanedUp:
 Observation = Begin | CanaryHealth | SmokeChecked | StepJudged | PrimaryHealth | CleanedUp
 
 
-def health_observation(phase: Phase, readiness: Callable[[Track], Readiness]
-                       ) -> Observation | None:
-    """What to observe next when a transition's actions gave nothing to observe.
+def health_track(phase: Phase) -> Track | None:
+    """Whose readiness to read when a transition's actions gave nothing to observe.
 
-    Deploying waits on the canary's rollout, promoting on the primary's (``readiness``
-    reads a track's); every other phase is observed by its actions' results (None).
+    Deploying waits on the canary's rollout, promoting on the primary's; every other
+    phase is observed by its actions' results (None).
     """
-    if phase is Phase.DEPLOYING:
-        return CanaryHealth(readiness(Track.CANARY))
-    if phase is Phase.PROMOTING:
-        return PrimaryHealth(readiness(Track.PRIMARY))
-    return None
+    return {Phase.DEPLOYING: Track.CANARY, Phase.PROMOTING: Track.PRIMARY}.get(phase)
+
+
+def health_of(track: Track, readiness: Readiness) -> Observation:
+    """A track's readiness as the observation the state machine takes."""
+    return CanaryHealth(readiness) if track is Track.CANARY else PrimaryHealth(readiness)
 
 
 # -- what the flow must do -------------------------------------------------------------------

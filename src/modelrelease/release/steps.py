@@ -162,7 +162,8 @@ def wait(run: ReleaseRun, action: rollout.Wait) -> Observed:
 
 def check_health(run: ReleaseRun, phase: rollout.Phase) -> Observed:
     """The readiness the phase waits on, when its actions observed nothing."""
-    return rollout.health_observation(phase, run.ports.cluster.health)
+    track = rollout.health_track(phase)
+    return None if track is None else rollout.health_of(track, run.ports.cluster.health(track))
 
 
 EXECUTORS: dict[type, Executor] = {
