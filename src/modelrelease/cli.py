@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from pydantic import SecretStr, ValidationError
 
     from modelrelease.settings import PipelineSettings
+    from modelrelease.spec import ModelEndpointStatus
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
                   help="Release MLflow models to Kubernetes: build, canary, verify, promote.")
@@ -376,6 +377,105 @@ def cost(
     if not as_json:
         total = sum(c.per_hour for c in costs)
         typer.echo(f"total: {total:.4f}/h ({total * 730:.2f}/month) for {len(costs)} endpoint(s)")
+
+
+def _endpoint_record(what: str, file: str) -> tuple[str, str, ModelEndpointStatus | None]:
+    """The endpoint a FILE or name argument means, and its status in the cluster.
+
+    Raises:
+        typer.Exit: (code 2) the file is missing or invalid, or the cluster cannot be read.
+    """
+    from modelrelease.adapters.kube import KubeCluster
+    from modelrelease.errors import InvalidInput
+    from modelrelease.release.kube_endpoint import endpoint_status
+    from modelrelease.settings import PipelineSettings
+    from modelrelease.spec import ReleaseRequest, load_endpoint
+
+    settings = PipelineSettings()
+    path = ReleaseRequest(endpoint=file).endpoint_file(settings.release.endpoints_dir)
+    try:
+        if not path.is_file():
+            raise InvalidInput(f"{what} {file}: no endpoint file {path}; give a ModelEndpoint "
+                               "file or the name of one in MODELRELEASE_RELEASE__ENDPOINTS_DIR "
+                               f"({settings.release.endpoints_dir})")
+        endpoint = load_endpoint(path)
+        cluster = KubeCluster(settings.kube)
+        try:
+            return endpoint.namespace, endpoint.name, endpoint_status(cluster, endpoint)
+        finally:
+            cluster.close()
+    except PipelineError as exc:
+        raise _fail(exc) from None
+
+
+@app.command("status")
+def status(
+    file: Annotated[str | None, typer.Argument(
+        help="a ModelEndpoint file or an endpoint name (default: every endpoint)")] = None,
+    namespace: Annotated[str | None, typer.Option(
+        "--namespace", "-n", help="without FILE: one namespace (default: all)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON lines, fields in full")
+                       ] = False,
+) -> None:
+    """Where each endpoint's release stands.
+
+    Phase, primary and canary (version @digest), canary weight, last verdict (outcome and
+    first reason), cost per hour.
+    """
+    from modelrelease.adapters.kube import KubeCluster
+    from modelrelease.domain.status_view import (
+        STATUS_COLUMNS,
+        status_json,
+        status_row,
+        text_table,
+    )
+    from modelrelease.release.kube_endpoint import endpoint_statuses
+    from modelrelease.settings import PipelineSettings
+
+    if file is not None and namespace is not None:
+        typer.echo("error: status: give FILE or --namespace, not both (FILE names its own "
+                   "namespace)", err=True)
+        raise typer.Exit(code=2)
+    if file is not None:
+        records = [_endpoint_record("status", file)]
+    else:
+        settings = PipelineSettings()
+        try:
+            cluster = KubeCluster(settings.kube)
+            try:
+                records = endpoint_statuses(cluster, namespace)
+            finally:
+                cluster.close()
+        except PipelineError as exc:
+            raise _fail(exc) from None
+    if as_json:
+        for record in records:
+            typer.echo(json.dumps(status_json(*record)))
+        return
+    if not records:
+        typer.echo(f"no ModelEndpoint in {namespace or 'any namespace'} yet")
+        return
+    typer.echo(text_table(STATUS_COLUMNS, [status_row(*record) for record in records]))
+
+
+@app.command("history")
+def history(
+    file: Annotated[str, typer.Argument(help="a ModelEndpoint file or an endpoint name")],
+    as_json: Annotated[bool, typer.Option("--json", help="JSON lines")] = False,
+) -> None:
+    """An endpoint's past releases, newest first: id, version, outcome, digest, when, why."""
+    from modelrelease.domain.status_view import HISTORY_COLUMNS, history_rows, text_table
+
+    namespace, name, record = _endpoint_record("history", file)
+    rows = history_rows(record)
+    if as_json:
+        for row in rows:
+            typer.echo(json.dumps(row))
+        return
+    if not rows:
+        typer.echo(f"{namespace}/{name}: no release yet")
+        return
+    typer.echo(text_table(HISTORY_COLUMNS, rows))
 
 
 def _webhook_settings(what: str) -> tuple[PipelineSettings, SecretStr]:

@@ -170,7 +170,9 @@ def test_killed_release_converges_when_run_again(stack: Stack, crd: None,
         env = {**os.environ, "MODELRELEASE_KUBE__KUBECONFIG": str(stack.kubeconfig),
                "MODELRELEASE_MLFLOW__TRACKING_URI": tracking,
                "MODELRELEASE_BUILD__CACHE_DIR": str(tmp_path / "cache"),
-               "MODELRELEASE_RELEASE__LOAD_RATE": "30"}
+               "MODELRELEASE_RELEASE__LOAD_RATE": "30",
+               # the killed holder's Lease keeps the rerun waiting this long at most
+               "MODELRELEASE_RELEASE__LOCK_TTL_S": "10"}
         proc = subprocess.Popen([sys.executable, "-m", "modelrelease.cli", "release",
                                  str(made.file)], env=env, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT)
@@ -190,8 +192,34 @@ def test_killed_release_converges_when_run_again(stack: Stack, crd: None,
                              timeout=120)
         assert cli.returncode == 0, cli.stderr
         assert json.loads(cli.stdout.strip().splitlines()[-1])["outcome"] == "already_released"
+        _status_and_history_say_the_same(made, env, status)
     finally:
         made.core.delete_namespace(made.namespace)
+
+
+def _status_and_history_say_the_same(made: Endpoint, env: dict[str, str],
+                                     status: dict[str, Any]) -> None:
+    """`modelrelease status` and `history` print what the ModelEndpoint's status holds."""
+    def cli(*args: str) -> list[str]:
+        done = subprocess.run([sys.executable, "-m", "modelrelease.cli", *args], env=env,
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip().splitlines()
+
+    where = f"{made.namespace}/{made.name}"
+    shown = json.loads(cli("status", str(made.file), "--json")[0])
+    assert (shown["phase"], shown["primary"]["digest"], shown["canary"]) == (
+        "Promoted", status["primary"]["digest"], None)
+    table = cli("status", "-n", made.namespace)
+    assert table[0].split()[:3] == ["ENDPOINT", "PHASE", "PRIMARY"]
+    assert table[1].split()[:4] == [where, "Promoted", "v2",
+                                    "@" + status["primary"]["digest"][7:19]]
+    assert any(line.startswith(where) for line in cli("status"))  # every namespace
+    past = [json.loads(line) for line in cli("history", str(made.file), "--json")]
+    assert [(row["version"], row["phase"]) for row in past][:2] == [
+        ("2", "Promoted"), ("1", "Promoted")]
+    assert past[0]["digest"] == status["primary"]["digest"]
+    assert cli("history", str(made.file))[1].split()[1:3] == ["2", "Promoted"]
 
 
 def test_a_second_release_of_a_busy_endpoint_is_refused(stack: Stack, crd: None,

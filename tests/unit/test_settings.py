@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,15 +17,7 @@ from modelrelease.settings import (
     RegistryConfig,
 )
 
-
-@pytest.fixture(autouse=True)
-def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.MonkeyPatch:
-    """No MODELRELEASE_* variables from outside, and a working directory without a .env."""
-    for name in list(os.environ):
-        if name.upper().startswith("MODELRELEASE_"):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
-    return monkeypatch
+pytestmark = pytest.mark.usefixtures("env")  # tests/unit/conftest.py
 
 
 def test_defaults() -> None:

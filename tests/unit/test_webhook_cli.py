@@ -6,7 +6,6 @@ tests/integration/test_webhook.py.
 
 from __future__ import annotations
 
-import os
 import socket
 from pathlib import Path
 
@@ -18,13 +17,7 @@ from modelrelease.cli import app
 SECRET = "cli-test-secret"
 
 
-@pytest.fixture(autouse=True)
-def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.MonkeyPatch:
-    for name in list(os.environ):
-        if name.upper().startswith(("MODELRELEASE_", "MLFLOW_TRACKING")):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
-    return monkeypatch
+pytestmark = pytest.mark.usefixtures("env")  # tests/unit/conftest.py
 
 
 def _closed_port() -> int:

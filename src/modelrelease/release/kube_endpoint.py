@@ -58,6 +58,18 @@ def endpoint_status(cluster: KubeCluster, endpoint: ModelEndpoint) -> ModelEndpo
     return ModelEndpointStatus.model_validate(found["status"])
 
 
+def endpoint_statuses(cluster: KubeCluster, namespace: str | None = None
+                      ) -> list[tuple[str, str, ModelEndpointStatus | None]]:
+    """``(namespace, name, status)`` of every ModelEndpoint (in ``namespace``, or in all)."""
+    found = []
+    for item in cluster.list_objects(CR_API, CR_KIND, namespace):
+        meta = item.get("metadata") or {}
+        status = item.get("status")
+        found.append((str(meta.get("namespace")), str(meta.get("name")),
+                      ModelEndpointStatus.model_validate(status) if status else None))
+    return sorted(found, key=lambda entry: (entry[0], entry[1]))
+
+
 def require_namespace(cluster: KubeCluster, endpoint: ModelEndpoint) -> None:
     """Refuse an endpoint whose namespace does not exist (the release creates none).
 

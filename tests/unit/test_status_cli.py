@@ -1,0 +1,40 @@
+"""`modelrelease status|history`: the plain errors before the cluster is read.
+
+Reading real ModelEndpoints is in tests/e2e/test_release.py
+(test_killed_release_converges_when_run_again).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from modelrelease.cli import app
+
+pytestmark = pytest.mark.usefixtures("env")  # tests/unit/conftest.py
+
+
+@pytest.mark.parametrize(("args", "said"), [
+    pytest.param(["status", "iris", "-n", "prod"],
+                 "status: give FILE or --namespace, not both", id="file-and-namespace"),
+    pytest.param(["status", "iris"], "status iris: no endpoint file "
+                 "deployments/endpoints/iris.yaml; give a ModelEndpoint file or the name of "
+                 "one in MODELRELEASE_RELEASE__ENDPOINTS_DIR", id="status-unknown-name"),
+    pytest.param(["history", "gone/iris.yaml"], "history gone/iris.yaml: no endpoint file "
+                 "gone/iris.yaml", id="history-missing-file"),
+])
+def test_bad_arguments_are_plain_errors(args: list[str], said: str) -> None:
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert said in " ".join(result.output.split())
+
+
+def test_names_are_looked_up_in_the_endpoints_dir(env: pytest.MonkeyPatch,
+                                                  tmp_path: Path) -> None:
+    env.setenv("MODELRELEASE_RELEASE__ENDPOINTS_DIR", str(tmp_path / "mine"))
+    result = CliRunner().invoke(app, ["history", "iris"])
+    assert result.exit_code == 2
+    assert f"no endpoint file {tmp_path / 'mine' / 'iris.yaml'}" in " ".join(
+        result.output.split())
