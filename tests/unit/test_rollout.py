@@ -249,3 +249,31 @@ def test_health_observation_watches_the_track_the_phase_waits_on(
         ready = Readiness(RolloutState.READY, f"{track} ready")
         assert rollout.health_of(track, ready) == (
             rollout.CanaryHealth if expected == "canary" else rollout.PrimaryHealth)(ready)
+
+
+@pytest.mark.parametrize(("phase", "restore"), [
+    pytest.param(Phase.DEPLOYING, False, id="deploying"),
+    pytest.param(Phase.SMOKE, False, id="smoke"),
+    pytest.param(Phase.ANALYSING, False, id="analysing"),
+    pytest.param(Phase.PROMOTING, True, id="promoting-restores-the-primary"),
+])
+def test_an_abort_rolls_back_from_any_phase_in_flight(phase: Phase, restore: bool) -> None:
+    moved = step(at(phase, step=1, weight=50), rollout.Aborted("ana@laptop"), POLICY,
+                 T0 + timedelta(seconds=3))
+    text = f"aborted by ana@laptop in phase {phase}"
+    assert moved.state.phase is Phase.ROLLING_BACK and moved.state.reason == text
+    assert moved.actions == (Rollback(text, restore_primary=restore),)
+
+
+@pytest.mark.parametrize(("state", "said"), [
+    pytest.param(at(Phase.ROLLING_BACK, reason="step 1 failed"),
+                 "already rolling back (step 1 failed); abort changes nothing",
+                 id="rolling-back"),
+    pytest.param(at(Phase.PROMOTED), "release already Promoted", id="promoted"),
+    pytest.param(at(Phase.ROLLED_BACK), "release already RolledBack", id="rolled-back"),
+    pytest.param(State(), "ignored Aborted in phase Pending", id="pending"),
+])
+def test_an_abort_changes_nothing_outside_a_release_in_flight(state: State, said: str) -> None:
+    moved = step(state, rollout.Aborted("ana@laptop"), POLICY, T0)
+    assert moved.state == state and moved.actions == ()
+    assert said in moved.reason

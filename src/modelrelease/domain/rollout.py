@@ -122,7 +122,15 @@ class CleanedUp:
     """The rollback finished: the canary is gone (and the primary restored if needed)."""
 
 
-Observation = Begin | CanaryHealth | SmokeChecked | StepJudged | PrimaryHealth | CleanedUp
+@dataclass(frozen=True)
+class Aborted:
+    """Someone stopped the release from outside (``modelrelease abort``, a Prefect cancel)."""
+
+    by: str
+
+
+Observation = (Begin | CanaryHealth | SmokeChecked | StepJudged | PrimaryHealth | CleanedUp
+               | Aborted)
 
 
 def health_track(phase: Phase) -> Track | None:
@@ -252,6 +260,13 @@ def step(state: State, observation: Observation, policy: RolloutPolicy,
     match state.phase, observation:
         case phase, _ if phase.terminal:
             return _stay(state, f"release already {phase}; nothing to do")
+        case Phase.ROLLING_BACK, Aborted():
+            return _stay(state, f"already rolling back ({state.reason}); abort changes nothing")
+        case phase, Aborted(by=who) if phase.in_flight:
+            # mid-promotion the switch may be made: the previous primary is restored
+            text = f"aborted by {who} in phase {phase}"
+            return _to(state, Phase.ROLLING_BACK, now, text,
+                       Rollback(text, restore_primary=phase is Phase.PROMOTING))
         case Phase.PENDING, Begin():
             return _to(state, Phase.DEPLOYING, now, "deploying the canary", DeployCanary())
         case Phase.DEPLOYING, CanaryHealth(readiness=r) if r.state == RolloutState.READY:
