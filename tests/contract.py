@@ -199,6 +199,19 @@ def cluster_contract_lock_is_exclusive(cluster: Cluster, a: Image, b: Image) -> 
         assert third
 
 
+
+def cluster_contract_an_abort_names_its_release(cluster: Cluster, a: Image, b: Image) -> None:
+    """An ask to stop reaches the release it names, and no other; a newer ask replaces it."""
+    cluster.ensure_record()
+    assert cluster.abort_requested("release-1") is None
+    cluster.request_abort("release-1", "ana@laptop")
+    assert cluster.abort_requested("release-1") == "ana@laptop"
+    assert cluster.abort_requested("release-2") is None
+    cluster.request_abort("release-2", "bo@ci")
+    assert cluster.abort_requested("release-2") == "bo@ci"
+    assert cluster.abort_requested("release-1") is None
+
+
 CLUSTER_CONTRACT: tuple[ClusterContract, ...] = (
     cluster_contract_fresh_endpoint_has_no_tracks,
     cluster_contract_canary_becomes_ready,
@@ -211,5 +224,6 @@ CLUSTER_CONTRACT: tuple[ClusterContract, ...] = (
     cluster_contract_status_round_trips,
     cluster_contract_write_conditions_keeps_the_rest,
     cluster_contract_lock_is_exclusive,
+    cluster_contract_an_abort_names_its_release,
 )
 """Every case of the contract, in order."""

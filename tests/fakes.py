@@ -34,6 +34,7 @@ from datetime import UTC, datetime, timedelta
 from modelrelease.adapters.loadgen import Variant
 from modelrelease.adapters.model_files import ModelFiles
 from modelrelease.domain import agreement, analysis, live
+from modelrelease.domain.abort import abort_request, asked_by
 from modelrelease.domain.analysis import ArmStats, Check, CheckStatus, Metric, Outcome, SliceRow
 from modelrelease.domain.fault import FaultSetting
 from modelrelease.domain.manifests import Slot, Slots, Track, pinned_image
@@ -43,7 +44,13 @@ from modelrelease.domain.smoke import SmokeResult
 from modelrelease.errors import KubeApiError, MlflowError, ModelNotFound
 from modelrelease.release.ports import Image, Ports, Traffic
 from modelrelease.release.replica_router import ReplicaRatioRouter
-from modelrelease.spec import Condition, ModelEndpoint, ModelEndpointStatus, spec_hash
+from modelrelease.spec import (
+    Condition,
+    ModelEndpoint,
+    ModelEndpointStatus,
+    ReleasePhase,
+    spec_hash,
+)
 
 REPOSITORY = "127.0.0.1:5000/ml/iris"
 """The image repository of ``tests.unit.test_spec.VALID`` (where ``FakeImages`` pushes)."""
@@ -114,6 +121,10 @@ class FakeCluster:
         self.as_primary: dict[str, Readiness] = {}
         self.not_ready_polls: dict[Track, int] = {}
         self.grow_fails: str | None = None
+        self.abort_annotation: str | None = None
+        """The ModelEndpoint's ``modelrelease.io/abort`` annotation."""
+        self.abort_when: tuple[ReleasePhase, str] | None = None
+        """(phase, who): ``who`` runs ``modelrelease abort`` once the status shows it."""
         self.calls: list[str] = []
 
     # -- for tests ---------------------------------------------------------------------------
@@ -153,9 +164,21 @@ class FakeCluster:
         return None if self.status is None else _stored(self.status)
 
     def write_status(self, status: ModelEndpointStatus) -> None:
-        """Replace the recorded status."""
+        """Replace the recorded status (and abort, if ``abort_when`` says so)."""
         self.calls.append("write_status")
         self.status = _stored(status)
+        if self.abort_when and status.phase == self.abort_when[0] and status.release_id:
+            self.request_abort(status.release_id, self.abort_when[1])
+            self.abort_when = None
+
+    def request_abort(self, release_id: str, by: str) -> None:
+        """Ask the release ``release_id`` to stop (the annotation, as the real one writes)."""
+        self.calls.append(f"request_abort {by}")
+        self.abort_annotation = abort_request(release_id, by)
+
+    def abort_requested(self, release_id: str) -> str | None:
+        """Who asked the release ``release_id`` to stop, or None."""
+        return asked_by(self.abort_annotation, release_id)
 
     def write_conditions(self, conditions: list[Condition]) -> None:
         """Replace the status's conditions alone (a merge patch: the rest stays)."""

@@ -479,6 +479,36 @@ class TestRollback:
         assert_primary_untouched(world)  # a promotion that cannot grow switches nothing
         assert_consistent(world)
 
+    @pytest.mark.parametrize(("phase", "entered"), [
+        pytest.param(Phase.DEPLOYING, [Phase.DEPLOYING], id="while-deploying"),
+        pytest.param(Phase.SMOKE, [Phase.DEPLOYING, Phase.SMOKE], id="while-smoke-testing"),
+        pytest.param(Phase.ANALYSING, [Phase.DEPLOYING, Phase.SMOKE, Phase.ANALYSING],
+                     id="while-analysing"),
+        pytest.param(Phase.PROMOTING, FULL_RELEASE[:-1], id="while-promoting"),
+    ])
+    def test_an_abort_rolls_back_and_says_who(self, world: World, phase: Phase,
+                                              entered: list[Phase]) -> None:
+        promoted(world)
+        world.cluster.abort_when = (phase, "ana@laptop")
+        result = world.release("2")
+
+        reason = f"aborted by ana@laptop in phase {phase}"
+        assert result.outcome is ReleaseOutcome.ROLLED_BACK and reason in result.reason
+        assert phases(result) == [*entered, Phase.ROLLING_BACK, Phase.ROLLED_BACK]
+        status = world.status
+        assert (status.phase, status.primary, status.canary) == (ROLLED_BACK, track("1"), None)
+        assert reason in (status.reason or "")
+        assert history(status) == [("1", PROMOTED), ("2", ROLLED_BACK)]
+        assert reason in world.models.tags("2")["modelrelease.reason"]
+        assert world.cluster.holder is None  # the lock is released
+        assert world.cluster.primary_slot is Slot.GREEN  # mid-promotion: switched back
+        assert_consistent(world)
+
+    def test_an_abort_of_another_release_changes_nothing(self, world: World) -> None:
+        promoted(world)
+        world.cluster.request_abort("an-earlier-release", "ana@laptop")
+        assert world.release("2").outcome is ReleaseOutcome.PROMOTED
+
     def test_a_primary_failing_after_the_switch_gets_the_previous_image_back(
             self, world: World) -> None:
         promoted(world)

@@ -277,3 +277,13 @@ def test_an_abort_changes_nothing_outside_a_release_in_flight(state: State, said
     moved = step(state, rollout.Aborted("ana@laptop"), POLICY, T0)
     assert moved.state == state and moved.actions == ()
     assert said in moved.reason
+
+
+@pytest.mark.parametrize(("phase", "expected"), [
+    *(pytest.param(p, True, id=str(p)) for p in
+      (Phase.DEPLOYING, Phase.SMOKE, Phase.ANALYSING, Phase.PROMOTING)),
+    *(pytest.param(p, False, id=str(p)) for p in
+      (Phase.PENDING, Phase.ROLLING_BACK, Phase.PROMOTED, Phase.ROLLED_BACK)),
+])
+def test_abortable(phase: Phase, expected: bool) -> None:
+    assert rollout.abortable(phase) is expected

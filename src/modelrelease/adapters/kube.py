@@ -176,6 +176,15 @@ class KubeCluster:
             resource, namespace=namespace, label_selector=selector))
         return [dict(item.to_dict()) for item in found.items]
 
+    def merge_patch(self, api_version: str, kind: str, name: str, namespace: str,
+                    body: Mapping[str, Any]) -> None:
+        """JSON-merge-patch an object (only the fields in ``body`` change; no field owner)."""
+        resource = self._resource(api_version, kind)
+        self._call(f"patch {_describe(kind, namespace, name)}",
+                   lambda: self.dynamic.patch(resource, name=name, namespace=namespace,
+                                              body=dict(body),
+                                              content_type="application/merge-patch+json"))
+
     def patch_status(self, api_version: str, kind: str, name: str, namespace: str,
                      status: Mapping[str, Any]) -> None:
         """Merge-patch an object's ``status`` subresource."""

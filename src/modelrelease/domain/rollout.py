@@ -129,6 +129,11 @@ class Aborted:
     by: str
 
 
+def abortable(phase: Phase) -> bool:
+    """Whether an abort changes anything in ``phase`` (in flight, not rolling back yet)."""
+    return phase.in_flight and phase is not Phase.ROLLING_BACK
+
+
 Observation = (Begin | CanaryHealth | SmokeChecked | StepJudged | PrimaryHealth | CleanedUp
                | Aborted)
 

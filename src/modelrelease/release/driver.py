@@ -246,6 +246,9 @@ def _drive(run: ReleaseRun, status: ModelEndpointStatus, prices: PriceTable,
         for action in transition.actions:
             observed = execute(EXECUTORS[type(action)], run, action) or observed
         observed = observed or execute(check_health, run, run.state.phase)
+        if rollout.abortable(run.state.phase) and (
+                asked := cluster.abort_requested(run.release_id)) is not None:
+            observed = rollout.Aborted(asked)  # what was observed meanwhile no longer counts
         if observed is None:
             raise InvalidInput(f"release endpoint {run.where}: nothing to observe in phase "
                                f"{run.state.phase} after {transition.actions}")

@@ -13,6 +13,7 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 from modelrelease.adapters.kube import KubeCluster
+from modelrelease.domain.abort import ANNOTATION_ABORT, abort_request, asked_by
 from modelrelease.domain.fault import FaultSetting
 from modelrelease.domain.manifests import (
     ANNOTATION_IMAGE_DIGEST,
@@ -102,6 +103,17 @@ class KubeEndpoint:
     def ensure_record(self) -> None:
         """Apply the ModelEndpoint custom resource (its spec; the status is ours)."""
         self.cluster.apply(render_endpoint_resource(self.endpoint))
+
+    def request_abort(self, release_id: str, by: str) -> None:
+        """Ask the release ``release_id`` to stop: annotation ``modelrelease.io/abort``."""
+        self.cluster.merge_patch(CR_API, CR_KIND, self.endpoint.name, self.namespace, {
+            "metadata": {"annotations": {ANNOTATION_ABORT: abort_request(release_id, by)}}})
+
+    def abort_requested(self, release_id: str) -> str | None:
+        """Who asked the release ``release_id`` to stop, or None."""
+        found = self.cluster.get(CR_API, CR_KIND, self.endpoint.name, self.namespace) or {}
+        annotations = (found.get("metadata") or {}).get("annotations") or {}
+        return asked_by(annotations.get(ANNOTATION_ABORT), release_id)
 
     def write_status(self, status: ModelEndpointStatus) -> None:
         """Replace the recorded status."""

@@ -49,6 +49,14 @@ class Cluster(Protocol):
         """Replace the status's conditions alone."""
         ...
 
+    def request_abort(self, release_id: str, by: str) -> None:
+        """Ask the release ``release_id`` to stop (``modelrelease abort``)."""
+        ...
+
+    def abort_requested(self, release_id: str) -> str | None:
+        """Who asked the release ``release_id`` to stop, or None."""
+        ...
+
     def ensure_record(self) -> None:
         """Apply the ModelEndpoint resource (its spec)."""
         ...
