@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from pydantic import SecretStr, ValidationError
 
     from modelrelease.settings import PipelineSettings
-    from modelrelease.spec import ModelEndpointStatus
+    from modelrelease.spec import ModelEndpoint, ModelEndpointStatus
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
                   help="Release MLflow models to Kubernetes: build, canary, verify, promote.")
@@ -379,15 +379,13 @@ def cost(
         typer.echo(f"total: {total:.4f}/h ({total * 730:.2f}/month) for {len(costs)} endpoint(s)")
 
 
-def _endpoint_record(what: str, file: str) -> tuple[str, str, ModelEndpointStatus | None]:
-    """The endpoint a FILE or name argument means, and its status in the cluster.
+def _endpoint_file(what: str, file: str) -> ModelEndpoint:
+    """The endpoint a FILE or name argument means (a name: NAME.yaml in the endpoints dir).
 
     Raises:
-        typer.Exit: (code 2) the file is missing or invalid, or the cluster cannot be read.
+        typer.Exit: (code 2) the file is missing or invalid.
     """
-    from modelrelease.adapters.kube import KubeCluster
     from modelrelease.errors import InvalidInput
-    from modelrelease.release.kube_endpoint import endpoint_status
     from modelrelease.settings import PipelineSettings
     from modelrelease.spec import ReleaseRequest, load_endpoint
 
@@ -398,14 +396,101 @@ def _endpoint_record(what: str, file: str) -> tuple[str, str, ModelEndpointStatu
             raise InvalidInput(f"{what} {file}: no endpoint file {path}; give a ModelEndpoint "
                                "file or the name of one in MODELRELEASE_RELEASE__ENDPOINTS_DIR "
                                f"({settings.release.endpoints_dir})")
-        endpoint = load_endpoint(path)
-        cluster = KubeCluster(settings.kube)
+        return load_endpoint(path)
+    except PipelineError as exc:
+        raise _fail(exc) from None
+
+
+def _endpoint_record(what: str, file: str) -> tuple[str, str, ModelEndpointStatus | None]:
+    """The endpoint a FILE or name argument means, and its status in the cluster.
+
+    Raises:
+        typer.Exit: (code 2) the file is missing or invalid, or the cluster cannot be read.
+    """
+    from modelrelease.adapters.kube import KubeCluster
+    from modelrelease.release.kube_endpoint import endpoint_status
+    from modelrelease.settings import PipelineSettings
+
+    endpoint = _endpoint_file(what, file)
+    try:
+        cluster = KubeCluster(PipelineSettings().kube)
         try:
             return endpoint.namespace, endpoint.name, endpoint_status(cluster, endpoint)
         finally:
             cluster.close()
     except PipelineError as exc:
         raise _fail(exc) from None
+
+
+@app.command("abort")
+def abort(
+    file: Annotated[str, typer.Argument(help="a ModelEndpoint file or an endpoint name")],
+    by: Annotated[str | None, typer.Option(
+        help="who aborts, recorded in the status (default: USER@HOST)")] = None,
+    wait: Annotated[float, typer.Option(
+        min=0, help="seconds to wait for the release to roll back (0: ask and return)")
+                    ] = 120.0,
+) -> None:
+    """Stop the endpoint's release in flight: its canary goes, the primary stays as it is.
+
+    The release rolls back at its next action (the status's reason says who aborted) and
+    releases the endpoint's lock. Exits 0 once it has rolled back (or, with --wait 0, once
+    asked), 1 if it ended otherwise or did not answer in time, 2 when nothing is in flight.
+    """
+    import getpass
+    import socket
+    import time
+
+    from modelrelease.adapters.kube import KubeCluster
+    from modelrelease.domain.rollout import abortable
+    from modelrelease.release.kube_endpoint import KubeEndpoint
+    from modelrelease.settings import PipelineSettings
+
+    endpoint = _endpoint_file("abort", file)
+    where = f"{endpoint.namespace}/{endpoint.name}"
+    who = by or f"{getpass.getuser()}@{socket.gethostname()}"
+    try:
+        cluster = KubeCluster(PipelineSettings().kube)
+        try:
+            record = KubeEndpoint(endpoint, cluster)
+            status = record.read_status()
+            if status is None or status.phase is None or not abortable(status.phase) \
+                    or not status.release_id:
+                phase = status.phase if status and status.phase else "never released"
+                typer.echo(f"error: abort {where}: nothing in flight (phase {phase}); "
+                           "nothing changed", err=True)
+                raise typer.Exit(code=2)
+            release_id = status.release_id
+            record.request_abort(release_id, who)
+            canary = status.canary.version if status.canary else "?"
+            _progress(f"{where}: asked release {release_id} (version {canary}, {status.phase})"
+                      f" to stop, as {who}")
+            deadline = time.monotonic() + wait
+            while wait > 0:
+                now = record.read_status()
+                if now is None or now.release_id != release_id or (
+                        now.phase is not None and now.phase.terminal):
+                    break
+                if time.monotonic() > deadline:
+                    typer.echo(f"error: abort {where}: release {release_id} did not answer "
+                               f"within {wait:.0f}s (still {now.phase}); if its process died, "
+                               f"the next `modelrelease release` of {where} rolls it back",
+                               err=True)
+                    raise typer.Exit(code=1)
+                time.sleep(0.5)
+        finally:
+            cluster.close()
+    except PipelineError as exc:
+        raise _fail(exc) from None
+    if wait == 0:
+        return
+    ended = now.phase if now else None
+    typer.echo(json.dumps({"endpoint": where, "release_id": release_id,
+                           "phase": str(ended) if ended else None,
+                           "reason": now.reason if now else None}))
+    if now is None or now.release_id != release_id or f"aborted by {who}" not in (
+            now.reason or ""):
+        raise typer.Exit(code=1)  # it ended another way (promoted before the ask, ...)
 
 
 @app.command("status")

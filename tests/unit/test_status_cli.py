@@ -1,4 +1,4 @@
-"""`modelrelease status|history`: the plain errors before the cluster is read.
+"""`modelrelease status|history|abort`: the plain errors before the cluster is read.
 
 Reading real ModelEndpoints is in tests/e2e/test_release.py
 (test_killed_release_converges_when_run_again).
@@ -38,3 +38,15 @@ def test_names_are_looked_up_in_the_endpoints_dir(env: pytest.MonkeyPatch,
     assert result.exit_code == 2
     assert f"no endpoint file {tmp_path / 'mine' / 'iris.yaml'}" in " ".join(
         result.output.split())
+
+
+def test_abort_of_a_missing_endpoint_file_is_a_plain_error() -> None:
+    result = CliRunner().invoke(app, ["abort", "gone/iris.yaml", "--by", "ana"])
+    assert result.exit_code == 2
+    assert "abort gone/iris.yaml: no endpoint file gone/iris.yaml" in " ".join(
+        result.output.split())
+
+
+def test_abort_refuses_a_negative_wait() -> None:
+    result = CliRunner().invoke(app, ["abort", "iris", "--wait", "-1"])
+    assert result.exit_code == 2 and "--wait" in result.output
