@@ -401,6 +401,8 @@ class Analysed:
     hold: timedelta
     first_release: bool
     variants: tuple[Variant, ...]
+    stopped: bool = False
+    """Whether ``stop()`` said True after its (one) look."""
 
 
 class FakeEvidence:
@@ -434,10 +436,10 @@ class FakeEvidence:
         return self.script[index] if index < len(self.script) else PASS
 
     def analyse(self, hold: timedelta, files: ModelFiles, first_release: bool,
-                variants: tuple[Variant, ...]
+                variants: tuple[Variant, ...], stop: Callable[[], bool] = lambda: False,
                 ) -> tuple[analysis.Verdict, live.LiveEvidence, str | None]:
         """The next scripted step's generated-load verdict and live evidence (no waiting)."""
-        self.analysed.append(Analysed(hold, first_release, variants))
+        self.analysed.append(Analysed(hold, first_release, variants, stop()))
         self._via = "fake service"
         step = self._current()
         return judged(step.outcome, step.slices), step.live, step.lag

@@ -502,6 +502,9 @@ class TestRollback:
         assert reason in world.models.tags("2")["modelrelease.reason"]
         assert world.cluster.holder is None  # the lock is released
         assert world.cluster.primary_slot is Slot.GREEN  # mid-promotion: switched back
+        # asked while analysing, the hold stops after its look (the fake looks once)
+        assert [a.stopped for a in world.evidence.analysed] == (
+            [True] if phase is Phase.ANALYSING else [False] * len(world.evidence.analysed))
         assert_consistent(world)
 
     def test_an_abort_of_another_release_changes_nothing(self, world: World) -> None:

@@ -92,11 +92,12 @@ class PodEvidence:
         return result
 
     def analyse(self, hold: timedelta, files: ModelFiles, first_release: bool,
-                variants: tuple[Variant, ...]
+                variants: tuple[Variant, ...], stop: Callable[[], bool] = lambda: False,
                 ) -> tuple[analysis.Verdict, live.LiveEvidence, str | None]:
         """Load both arms at once for ``hold`` (in looks) and judge them sequentially.
 
-        ``variants``: the slice mix ``preflight`` built.
+        ``variants``: the slice mix ``preflight`` built. ``stop()`` is asked after each
+        look: True ends the hold there, with the verdict so far (an abort).
         A first release has no primary: its samples stand for both arms, so only the
         absolute checks (error rate, p95/p99 SLOs) can fail it. The pods' own metrics,
         read before the first look and after the last, say what real users sent meanwhile
@@ -136,7 +137,7 @@ class PodEvidence:
             canary = report.arms["canary"].samples()
             primary = canary if first_release else report.arms["primary"].samples()
             judge, verdict = analysis.look(judge, analysis.Samples(canary, primary), policy)
-            if verdict.decided:
+            if verdict.decided or stop():
                 break
         assert verdict is not None
         slices = self.endpoint.spec.canary.checks.slices

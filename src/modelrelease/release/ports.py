@@ -145,9 +145,12 @@ class Evidence(Protocol):
         ...
 
     def analyse(self, hold: timedelta, files: ModelFiles, first_release: bool,
-                variants: tuple[Variant, ...]
+                variants: tuple[Variant, ...], stop: Callable[[], bool] = lambda: False,
                 ) -> tuple[analysis.Verdict, live.LiveEvidence, str | None]:
-        """Generated load's verdict, live traffic's evidence, and why the load lagged."""
+        """Generated load's verdict, live traffic's evidence, and why the load lagged.
+
+        ``stop()`` is asked after each look: True ends the hold there (an abort).
+        """
         ...
 
     def agreement(self, version: ModelVersion, files: ModelFiles,

@@ -115,8 +115,9 @@ def analyse_step(run: ReleaseRun, action: rollout.Analyse) -> Observed:
         return rollout.StepJudged(JudgeOutcome.FAIL, unready)
     evidence = run.ports.evidence
     began = time.monotonic()
-    judged, found, lag = evidence.analyse(action.hold, run.files, run.first_release,
-                                          run.variants)
+    judged, found, lag = evidence.analyse(
+        action.hold, run.files, run.first_release, run.variants,
+        stop=lambda: run.ports.cluster.abort_requested(run.release_id) is not None)
     run.hold_seconds += time.monotonic() - began
     if lag:
         run.note(f"{run.where}: load generator: {lag}")
