@@ -23,10 +23,11 @@ lint: setup
 	@.venv/bin/ruff check src localstack/src tests flows tasks $(wildcard benchmarks)
 	@.venv/bin/mypy
 
-# prepare: setup, lint and the Kubernetes/Prometheus builds, the builds in the background
+# prepare: setup, lint and the Kubernetes/Prometheus builds, the builds in the background;
+# suite: the tests that use the local stack and the rest, as two pytest runs at once
 test:
 	@bash scripts/prepare
-	@.venv/bin/pytest -m "" --cov=modelrelease.domain --cov=modelrelease.release.driver --cov=modelrelease.release.steps --cov-branch --cov-report=term --cov-fail-under=100 tests
+	@bash scripts/suite
 
 test-fast: setup
 	@.venv/bin/pytest tests/unit tests/fast

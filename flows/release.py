@@ -2,7 +2,8 @@
 
 Its parameter is one typed model (``ReleaseRequest``), so the Prefect UI shows a form.
 The report becomes a markdown artifact; the outcome is the flow's return value, and a
-rollback is a result, not a failure.
+rollback is a result, not a failure. Cancelling the flow run in Prefect aborts the release
+in flight: it rolls back within Prefect's grace period, and the status says who.
 """
 
 from __future__ import annotations
@@ -11,9 +12,11 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
+from prefect.exceptions import TerminationSignal
+from prefect.runtime import flow_run
 
 from modelrelease.domain.rollout import ReleaseOutcome
-from modelrelease.release.driver import run_release
+from modelrelease.release.driver import ctrl_c, run_release
 from modelrelease.release.dry_run import plan_release
 from modelrelease.spec import ReleaseRequest
 from tasks.steps import as_step_task, as_task
@@ -35,7 +38,8 @@ def release_model(request: ReleaseRequest) -> dict[str, Any]:
         return {"endpoint": planned.dry_run.endpoint, "outcome": ReleaseOutcome.PLANNED.value,
                 "version": planned.dry_run.version, "image": planned.dry_run.image or "",
                 "release_id": "", "reason": planned.dry_run.image_note}
-    result = run_release(request, say=logger.info, call=as_task, execute=as_step_task)
+    result = run_release(request, say=logger.info, call=as_task, execute=as_step_task,
+                         interrupted=cancelled_in_prefect)
     if result.report:
         create_markdown_artifact(result.report, key=f"release-{result.release_id}",
                                  description=f"{result.endpoint}: {result.outcome}")
@@ -43,6 +47,17 @@ def release_model(request: ReleaseRequest) -> dict[str, Any]:
     return {"endpoint": result.endpoint, "outcome": result.outcome.value,
             "version": result.version,
             "image": result.image, "release_id": result.release_id, "reason": result.reason}
+
+
+def cancelled_in_prefect(stop: BaseException) -> str | None:
+    """Who stopped the release, for ``run_release``'s ``interrupted``.
+
+    A cancel of this flow run reaches it as Prefect's SIGTERM (``TerminationSignal``);
+    Ctrl-C counts as the CLI's would.
+    """
+    if isinstance(stop, TerminationSignal):
+        return f"a Prefect cancel of flow run {flow_run.name} ({flow_run.id})"
+    return ctrl_c(stop)
 
 
 def _slug(text: str) -> str:

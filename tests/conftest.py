@@ -6,7 +6,9 @@ Everything binds to 127.0.0.1; every process is stopped by its PID at session en
 from __future__ import annotations
 
 import os
+import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -23,14 +25,56 @@ os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "0")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests marked ``own_node`` run first, before the session's stack starts.
+# The session fixtures that start or use the local stack; a test that asks for any of them
+# (directly or through another fixture) needs the stack.
+STACK_FIXTURES = frozenset({"stack", "services", "cluster", "crd", "deployed"})
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--part", choices=("all", "stack", "stackless"), default="all",
+        help="run only the tests that need the session's local stack (and those that start "
+             "a node of their own), or only the rest; `make test` runs both parts at once "
+             "(scripts/suite). Default: all.")
+
+
+def needs_stack(item: pytest.Item) -> bool:
+    """Whether a test uses the session's stack or starts a node of its own (one per host)."""
+    names = getattr(item, "fixturenames", ())
+    return (item.get_closest_marker("own_node") is not None
+            or not STACK_FIXTURES.isdisjoint(names))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Select the ``--part``, then order: ``own_node`` tests first, ``prometheus`` tests last.
 
     Only one node runs per host (see ``localstack.kubenode.hostlock``), and the session's
     stack keeps its node until the session ends: a test that starts a node of its own must
-    come before the first test that uses the ``stack`` fixture.
+    come before the first test that uses the ``stack`` fixture. The tests that run a real
+    Prometheus come last, so a Prometheus build still running in the background
+    (``scripts/prepare``) has the whole suite's time to finish.
     """
-    items.sort(key=lambda item: item.get_closest_marker("own_node") is None)  # stable
+    part = config.getoption("--part")
+    if part != "all":
+        keep = [item for item in items if needs_stack(item) == (part == "stack")]
+        dropped = [item for item in items if needs_stack(item) != (part == "stack")]
+        if dropped:
+            config.hook.pytest_deselected(items=dropped)
+        items[:] = keep
+    items.sort(key=lambda item: (item.get_closest_marker("own_node") is None,
+                                 item.get_closest_marker("prometheus") is not None))  # stable
+
+
+@pytest.fixture(scope="session")
+def prometheus_built() -> Path:
+    """The Prometheus binary, waiting for (or doing) its build: ``scripts/prometheus-assets``
+    is a no-op once built and waits on its lock while ``scripts/prepare`` builds it."""
+    script = Path(__file__).resolve().parents[1] / "scripts" / "prometheus-assets"
+    done = subprocess.run(["bash", str(script)], capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        pytest.fail(f"scripts/prometheus-assets failed (exit {done.returncode}):\n"
+                    f"{done.stderr[-3000:]}", pytrace=False)
+    return Path(done.stdout.strip().splitlines()[-1])
 
 
 _TIER_SECONDS: dict[str, float] = {}

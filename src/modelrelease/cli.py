@@ -288,7 +288,8 @@ def release(
     """Release a model version: canary, judge, then promote or roll back.
 
     Exits 0 when promoted (or already released, or planned with --dry-run), 1 when rolled
-    back, 2 on an error; the last line is a JSON summary.
+    back, 2 on an error, 130 on Ctrl-C (a release in flight rolls back first); the last
+    line is a JSON summary.
     """
     from pydantic import ValidationError
 
@@ -319,6 +320,13 @@ def release(
         typer.echo(json.dumps({"endpoint": file, "outcome": ReleaseOutcome.FAILED,
                                 "reason": exc.message}))
         raise typer.Exit(code=2) from None
+    except KeyboardInterrupt:  # a release in flight has rolled back by now (run_release)
+        reason = (f"release {file}: interrupted (Ctrl-C); a release in flight was rolled "
+                  f"back: `modelrelease status {file}` shows how it ended")
+        typer.echo(f"error: {reason}", err=True)
+        typer.echo(json.dumps({"endpoint": file, "outcome": ReleaseOutcome.FAILED,
+                                "reason": reason}))
+        raise typer.Exit(code=130) from None
     typer.echo(result.summary())
     if result.outcome is ReleaseOutcome.ROLLED_BACK:
         raise typer.Exit(code=1)

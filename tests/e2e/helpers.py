@@ -155,6 +155,46 @@ def background_client(endpoint: Endpoint, service: str | None = None, *,
         cluster.close()
 
 
+def version_2_pending(stack: Stack, tmp: Path, hold_s: int) -> tuple[Endpoint, dict[str, Any]]:
+    """An endpoint whose version 1 is primary and whose version 2 (``champion``) is yet to
+    release, with one step of ``hold_s``: a release of it stays in flight that long.
+
+    Returns the endpoint (the caller deletes its namespace) and the primary's status.
+    """
+    from modelrelease_localstack.demo_model import register_iris_model
+
+    made = make_endpoint(stack, tmp, steps=[{"weight": 50, "hold": f"{hold_s}s"}])
+    tracking = str(made.settings.mlflow.tracking_uri)
+    register_iris_model(tracking, made.model, alias="champion")
+    assert made.release().outcome == "promoted"
+    before = made.status()["primary"]
+    register_iris_model(tracking, made.model, alias="champion", c=0.3)
+    return made, before
+
+
+def assert_aborted(endpoint: Endpoint, primary: dict[str, Any], reason: str) -> None:
+    """Version 2's release was aborted with ``reason`` (in its status and MLflow tags): the
+    canary is gone, ``primary`` untouched and the endpoint's lock released."""
+    from tests.kube import eventually
+
+    status = endpoint.status()
+    assert status["phase"] == "RolledBack", status
+    assert reason in status["reason"], status["reason"]
+    assert status["primary"] == primary and not status.get("canary")
+    eventually(lambda: endpoint.image("canary") is None, 60, "the canary gone")
+    assert endpoint.image("primary") == primary["image"]
+    tags = endpoint.mlflow_tags("2")
+    assert tags["modelrelease.status"] == "rolled_back"
+    assert reason in tags["modelrelease.reason"]
+    cluster = KubeCluster(endpoint.settings.kube)
+    try:
+        eventually(lambda: cluster.get("coordination.k8s.io/v1", "Lease",
+                                       f"modelrelease-{endpoint.name}", endpoint.namespace)
+                   is None, 10, "the lock released")
+    finally:
+        cluster.close()
+
+
 def cli_env(endpoint: Endpoint) -> dict[str, str]:
     """The environment a ``modelrelease`` subprocess needs to release ``endpoint`` as tests do."""
     import os

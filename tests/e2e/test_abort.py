@@ -8,6 +8,7 @@ and the status, the MLflow tags and the release's own output say who aborted.
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 import time
@@ -15,10 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from modelrelease.adapters.kube import KubeCluster
-from modelrelease_localstack.demo_model import register_iris_model
 from modelrelease_localstack.stack import Stack
-from tests.e2e.helpers import background_client, cli_env, make_endpoint
+from tests.e2e.helpers import assert_aborted, background_client, cli_env, version_2_pending
 from tests.kube import eventually
 
 pytestmark = pytest.mark.e2e
@@ -29,15 +28,9 @@ HOLD_S = 90
 
 def test_an_abort_mid_hold_rolls_back_at_once_and_says_who(stack: Stack, crd: None,
                                                           tmp_path: Path) -> None:
-    made = make_endpoint(stack, tmp_path, steps=[{"weight": 50, "hold": f"{HOLD_S}s"}])
+    made, before = version_2_pending(stack, tmp_path, HOLD_S)
     env = cli_env(made)
     try:
-        tracking = str(made.settings.mlflow.tracking_uri)
-        register_iris_model(tracking, made.model, alias="champion")
-        assert made.release().outcome == "promoted"
-        before = made.status()["primary"]
-        register_iris_model(tracking, made.model, alias="champion", c=0.3)
-
         with background_client(made) as background:
             release = subprocess.Popen(
                 [sys.executable, "-m", "modelrelease.cli", "release", str(made.file)],
@@ -60,28 +53,37 @@ def test_an_abort_mid_hold_rolls_back_at_once_and_says_who(stack: Stack, crd: No
         assert "aborted by tester@e2e" in result["reason"]
         assert took < HOLD_S - 30, took  # one look of the hold at most, not the hold
         assert background.failed == [], background.failed[:5]
+        assert_aborted(made, before, "aborted by tester@e2e in phase Analysing")
 
         status = made.status()
-        assert status["phase"] == "RolledBack" and "aborted by tester@e2e" in status["reason"]
-        assert status["primary"] == before and not status.get("canary")
-        eventually(lambda: made.image("canary") is None, 60, "the canary gone")
-        assert made.image("primary") == before["image"]
-        tags = made.mlflow_tags("2")
-        assert tags["modelrelease.status"] == "rolled_back"
-        assert "aborted by tester@e2e" in tags["modelrelease.reason"]
-        cluster = KubeCluster(made.settings.kube)
-        try:
-            eventually(lambda: cluster.get("coordination.k8s.io/v1", "Lease",
-                                           f"modelrelease-{made.name}", made.namespace) is None,
-                       10, "the lock released")
-        finally:
-            cluster.close()
-
         again = subprocess.run([sys.executable, "-m", "modelrelease.cli", "abort",
                                 str(made.file)], env=env, capture_output=True, text=True,
                                timeout=60)
         assert again.returncode == 2
         assert "nothing in flight (phase RolledBack); nothing changed" in again.stderr
         assert made.status() == status  # the refused abort changed nothing
+    finally:
+        made.core.delete_namespace(made.namespace)
+
+
+def test_ctrl_c_on_a_release_rolls_it_back_before_exiting(stack: Stack, crd: None,
+                                                         tmp_path: Path) -> None:
+    made, before = version_2_pending(stack, tmp_path, HOLD_S)
+    try:
+        with background_client(made) as background:
+            release = subprocess.Popen(
+                [sys.executable, "-m", "modelrelease.cli", "release", str(made.file)],
+                env=cli_env(made), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            eventually(lambda: made.status().get("phase") == "Analysing", 120, "Analysing")
+            asked = time.monotonic()
+            release.send_signal(signal.SIGINT)
+            out, err = release.communicate(timeout=60)
+            took = time.monotonic() - asked
+        assert release.returncode == 130, err
+        assert "interrupted (Ctrl-C); a release in flight was rolled back" in err
+        assert json.loads(out.strip().splitlines()[-1])["outcome"] == "failed"
+        assert took < 30, took
+        assert background.failed == [], background.failed[:5]
+        assert_aborted(made, before, "aborted by an interrupt (Ctrl-C) in phase Analysing")
     finally:
         made.core.delete_namespace(made.namespace)

@@ -22,7 +22,10 @@ from modelrelease_localstack.prometheus_server import LocalPrometheus
 from modelrelease_localstack.stack import Stack
 from tests.e2e.helpers import IRIS_BODY, Endpoint, make_endpoint
 
-pytestmark = pytest.mark.e2e
+# The first test may wait for scripts/prepare's Prometheus build (prometheus_built), so the
+# module's tests get more than the suite's 600 s each.
+pytestmark = [pytest.mark.e2e, pytest.mark.prometheus, pytest.mark.usefixtures("prometheus_built"),
+              pytest.mark.timeout(1800)]
 MIN_REQUESTS = 30
 
 

@@ -39,7 +39,13 @@ from modelrelease.errors import (
     ReleaseInProgress,
 )
 from modelrelease.release import steps
-from modelrelease.release.driver import ReleaseResult, Timeline, release_with
+from modelrelease.release.driver import (
+    Interrupted,
+    ReleaseResult,
+    Timeline,
+    ctrl_c,
+    release_with,
+)
 from modelrelease.release.steps import TAGGED, Executor, Observed, ReleaseRun
 from modelrelease.settings import ReleaseConfig
 from modelrelease.spec import (
@@ -122,7 +128,7 @@ class World:
     calls: list[str] = field(default_factory=list)
 
     def release(self, version: str, *, fault: FaultSetting | None = None,
-                direct: bool = False) -> ReleaseResult:
+                direct: bool = False, interrupted: Interrupted = ctrl_c) -> ReleaseResult:
         """Release ``version`` as ``run_release`` would, once it has resolved it.
 
         ``direct``: run the executors the CLI's way (``direct_step``), not ``executed``.
@@ -136,7 +142,7 @@ class World:
         execute = steps.direct_step if direct else self.executed
         return release_with(ports, self.endpoint, self.models.version(version), ReleaseConfig(),
                             PriceTable(), Timeline(self.lines.append), call=call,
-                            execute=execute, fault=fault)
+                            execute=execute, fault=fault, interrupted=interrupted)
 
     @property
     def status(self) -> ModelEndpointStatus:
@@ -381,6 +387,15 @@ DISAGREE_HOLD = agreement.AgreementVerdict(agreement.Outcome.FAIL, "61.0% of 150
                                            on_failure=OnFailure.HOLD)
 
 
+def interrupt(stop: BaseException) -> Callable[[], None]:
+    """A hook for ``Executed.before`` that raises ``stop`` (Ctrl-C, a Prefect cancel)."""
+
+    def raise_it() -> None:
+        raise stop
+
+    return raise_it
+
+
 def crash_before(executor: str) -> Callable[[World], None]:
     """The canary starts crashing right before ``executor`` runs."""
 
@@ -506,6 +521,69 @@ class TestRollback:
         assert [a.stopped for a in world.evidence.analysed] == (
             [True] if phase is Phase.ANALYSING else [False] * len(world.evidence.analysed))
         assert_consistent(world)
+
+    @pytest.mark.parametrize(("executor", "phase"), [
+        pytest.param("deploy_canary", Phase.DEPLOYING, id="while-deploying"),
+        pytest.param("smoke", Phase.SMOKE, id="while-smoke-testing"),
+        pytest.param("analyse_step", Phase.ANALYSING, id="while-analysing"),
+        pytest.param("promote", Phase.PROMOTING, id="while-promoting"),
+    ])
+    def test_ctrl_c_in_flight_rolls_back_then_goes_on(self, world: World, executor: str,
+                                                     phase: Phase) -> None:
+        promoted(world)
+        world.executed.before[executor] = interrupt(KeyboardInterrupt())
+        with pytest.raises(KeyboardInterrupt):
+            world.release("2")
+
+        reason = f"aborted by an interrupt (Ctrl-C) in phase {phase}"
+        status = world.status
+        assert (status.phase, status.primary, status.canary) == (ROLLED_BACK, track("1"), None)
+        assert reason in (status.reason or "")
+        assert history(status) == [("1", PROMOTED), ("2", ROLLED_BACK)]
+        assert world.cluster.changed()[-1] == "remove_canary blue"
+        assert world.cluster.holder is None  # the lock is released on the way out
+        assert_primary_untouched(world)
+        assert_consistent(world)
+
+    def test_who_an_interrupt_came_from_is_the_callers_to_say(self, world: World) -> None:
+        class Cancelled(BaseException):
+            """What Prefect raises on a cancel (its TerminationSignal)."""
+
+        promoted(world)
+        world.executed.before["analyse_step"] = interrupt(Cancelled())
+        with pytest.raises(Cancelled):
+            world.release("2", interrupted=lambda stop: "a Prefect cancel of flow run x"
+                           if isinstance(stop, Cancelled) else None)
+        assert world.status.phase == ROLLED_BACK
+        assert "aborted by a Prefect cancel of flow run x in phase Analysing" in (
+            world.status.reason or "")
+
+    @pytest.mark.parametrize("stop", [SystemExit(1), GeneratorExit()],
+                             ids=["system-exit", "generator-exit"])
+    def test_an_interrupt_nobody_claims_goes_on_unhandled(self, world: World,
+                                                          stop: BaseException) -> None:
+        promoted(world)
+        world.executed.before["analyse_step"] = interrupt(stop)
+        with pytest.raises(type(stop)):
+            world.release("2")
+        # left in flight, as a killed process leaves it: the next release resumes it
+        assert world.status.phase == ReleasePhase.ANALYSING
+        assert world.status.canary == track("2")
+        assert world.cluster.holder is None
+
+    def test_ctrl_c_while_rolling_back_leaves_the_rollback_to_the_next_release(
+            self, world: World) -> None:
+        promoted(world)
+        world.evidence.smoke_result = SmokeResult(False, "POST /invocations answered 500")
+        world.executed.before["roll_back"] = interrupt(KeyboardInterrupt())
+        with pytest.raises(KeyboardInterrupt):
+            world.release("2")
+        assert world.status.phase == ReleasePhase.ROLLING_BACK
+        del world.executed.before["roll_back"]
+        world.evidence.smoke_result = SmokeResult(True, "")
+        assert world.release("2").outcome is ReleaseOutcome.ROLLED_BACK  # resumed, finished
+        assert world.status.canary is None
+        assert_primary_untouched(world)
 
     def test_an_abort_of_another_release_changes_nothing(self, world: World) -> None:
         promoted(world)

@@ -26,7 +26,10 @@ from modelrelease_localstack.process import free_ports
 from modelrelease_localstack.prometheus_server import LocalPrometheus
 from tests.support import serve_asgi
 
-pytestmark = pytest.mark.integration
+# The first test may wait for scripts/prepare's Prometheus build (prometheus_built), so the
+# module's tests get more than the suite's 600 s each.
+pytestmark = [pytest.mark.integration, pytest.mark.prometheus,
+              pytest.mark.usefixtures("prometheus_built"), pytest.mark.timeout(1800)]
 POLICY = AnalysisPolicy(min_requests=20, max_requests=400, p99_ms=1000, max_error_rate=0.2,
                         max_latency_regression=5.0, alpha=0.01)
 

@@ -64,6 +64,14 @@ from modelrelease.spec import (
 )
 
 Say = Callable[[str], None]
+Interrupted = Callable[[BaseException], str | None]
+"""Who stopped a release, given an interrupt that reached its loop (a ``BaseException``
+that is not an ``Exception``), or None to let that interrupt pass unhandled."""
+
+
+def ctrl_c(stop: BaseException) -> str | None:
+    """The default :data:`Interrupted`: Ctrl-C aborts the release in flight."""
+    return "an interrupt (Ctrl-C)" if isinstance(stop, KeyboardInterrupt) else None
 
 
 @dataclass
@@ -113,13 +121,16 @@ class Timeline:
 
 def run_release(request: ReleaseRequest, settings: PipelineSettings | None = None, *,
                 say: Say = print, call: Call = direct, execute: Execute = direct_step,
-                fault: FaultSetting | None = None) -> ReleaseResult:
+                fault: FaultSetting | None = None, interrupted: Interrupted = ctrl_c
+                ) -> ReleaseResult:
     """Release the model version ``request`` names to its endpoint; see the module doc.
 
     With ``fault``, run a rollback drill instead: ``request`` must name the primary's
     version, which is released again as a canary with that fault and always rolled back.
     ``call`` runs the outside calls around the loop (resolve, build), ``execute`` each
-    step's executor: the flow makes them Prefect task runs.
+    step's executor: the flow makes them Prefect task runs. An interrupt that
+    ``interrupted`` names someone for (Ctrl-C; the flow adds a Prefect cancel) aborts the
+    release in flight: it rolls back at once, then the interrupt goes on.
 
     Raises:
         InvalidInput: bad endpoint file, missing namespace, unknown model (as ModelNotFound).
@@ -151,7 +162,8 @@ def run_release(request: ReleaseRequest, settings: PipelineSettings | None = Non
         ports = Ports(kube, models, RegistryImages(endpoint, settings, registry),
                       PodEvidence(kube, settings, registry), router)
         return release_with(ports, endpoint, version, settings.release, price_table(settings),
-                            timeline, call=call, execute=execute, fault=fault)
+                            timeline, call=call, execute=execute, fault=fault,
+                            interrupted=interrupted)
     finally:
         cluster.close()
 
@@ -159,11 +171,13 @@ def run_release(request: ReleaseRequest, settings: PipelineSettings | None = Non
 def release_with(ports: Ports, endpoint: ModelEndpoint, version: ModelVersion,
                  options: ReleaseConfig, prices: PriceTable, timeline: Timeline, *,
                  call: Call = direct, execute: Execute = direct_step,
-                 fault: FaultSetting | None = None) -> ReleaseResult:
+                 fault: FaultSetting | None = None, interrupted: Interrupted = ctrl_c
+                 ) -> ReleaseResult:
     """Release ``version`` to ``endpoint`` through ``ports``: everything after resolving it.
 
     Pending MLflow tags first, "already released", the preflight, the lock, the image,
-    then the rollout to its end. The fast tier calls it with fakes.
+    then the rollout to its end. The fast tier calls it with fakes. See ``run_release``
+    for ``interrupted``.
 
     Raises:
         ReleaseInProgress: another release holds the endpoint's lock.
@@ -213,12 +227,17 @@ def release_with(ports: Ports, endpoint: ModelEndpoint, version: ModelVersion,
         run = ReleaseRun(ports, ports.traffic(image.image, version.version, release_id, first),
                          endpoint, version, image, release_id, first, policy, files, variants,
                          status.primary, timeline.note)
-        return _drive(run, status, prices, timeline, execute)
+        return _drive(run, status, prices, timeline, execute, interrupted)
 
 
 def _drive(run: ReleaseRun, status: ModelEndpointStatus, prices: PriceTable,
-           timeline: Timeline, execute: Execute) -> ReleaseResult:
-    """Observe, step, execute, until the rollout ends; then promote's last words and report."""
+           timeline: Timeline, execute: Execute, interrupted: Interrupted) -> ReleaseResult:
+    """Observe, step, execute, until the rollout ends; then promote's last words and report.
+
+    An interrupt in flight that ``interrupted`` names someone for is an abort: the rollback
+    runs here and now (its executors called directly: the flow run is being torn down),
+    then the interrupt is raised again, with the lock released on its way out.
+    """
     cluster, endpoint = run.ports.cluster, run.endpoint
     status, transition = _start(run, status)
     released = Released(run.release_id, run.version.version, run.image.digest, run.image.image,
@@ -235,24 +254,35 @@ def _drive(run: ReleaseRun, status: ModelEndpointStatus, prices: PriceTable,
             weight=state.weight, previous=run.previous, last_verdict=run.last_verdict,
             cost_per_hour=cost, tagged=run.tagged, now=datetime.now(UTC)))
 
-    while True:
-        timeline.note(f"{run.where}: {transition.reason}")
-        phases.append((timeline.elapsed(), transition.state.phase))
-        record(transition.state)
-        run.state = transition.state
-        if run.state.phase.terminal:
-            break
-        observed: rollout.Observation | None = None
-        for action in transition.actions:
-            observed = execute(EXECUTORS[type(action)], run, action) or observed
-        observed = observed or execute(check_health, run, run.state.phase)
-        if rollout.abortable(run.state.phase) and (
-                asked := cluster.abort_requested(run.release_id)) is not None:
-            observed = rollout.Aborted(asked)  # what was observed meanwhile no longer counts
-        if observed is None:
-            raise InvalidInput(f"release endpoint {run.where}: nothing to observe in phase "
-                               f"{run.state.phase} after {transition.actions}")
-        transition = rollout.step(run.state, observed, run.policy, datetime.now(UTC))
+    def drive(transition: rollout.Transition, execute: Execute) -> None:
+        while True:
+            timeline.note(f"{run.where}: {transition.reason}")
+            phases.append((timeline.elapsed(), transition.state.phase))
+            record(transition.state)
+            run.state = transition.state
+            if run.state.phase.terminal:
+                return
+            observed: rollout.Observation | None = None
+            for action in transition.actions:
+                observed = execute(EXECUTORS[type(action)], run, action) or observed
+            observed = observed or execute(check_health, run, run.state.phase)
+            if rollout.abortable(run.state.phase) and (
+                    asked := cluster.abort_requested(run.release_id)) is not None:
+                observed = rollout.Aborted(asked)  # what was observed meanwhile no longer counts
+            if observed is None:
+                raise InvalidInput(f"release endpoint {run.where}: nothing to observe in phase "
+                                   f"{run.state.phase} after {transition.actions}")
+            transition = rollout.step(run.state, observed, run.policy, datetime.now(UTC))
+
+    try:
+        drive(transition, execute)
+    except BaseException as stop:
+        who = None if isinstance(stop, Exception) else interrupted(stop)
+        if who is None or not rollout.abortable(run.state.phase):
+            raise
+        drive(rollout.step(run.state, rollout.Aborted(who), run.policy, datetime.now(UTC)),
+              direct_step)
+        raise
 
     promoted = run.state.phase == rollout.Phase.PROMOTED
     if promoted:
