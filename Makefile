@@ -36,6 +36,7 @@ bench: setup kube-assets
 	@$(PY) benchmarks/image_build.py
 	@$(PY) benchmarks/stack.py
 	@$(PY) benchmarks/release.py
+	@$(PY) benchmarks/rollback.py
 	@$(PY) benchmarks/judge.py
 	@$(PY) benchmarks/loadgen.py
 	@$(PY) benchmarks/release_path.py --baseline $(CODE_BASELINE)

@@ -501,6 +501,41 @@ def abort(
         raise typer.Exit(code=1)  # it ended another way (promoted before the ask, ...)
 
 
+@app.command("rollback")
+def rollback(
+    file: Annotated[str, typer.Argument(help="a ModelEndpoint file or an endpoint name")],
+    to: Annotated[int | None, typer.Option(
+        min=1, help="go back to this version (default: the last verified release)")] = None,
+    by: Annotated[str | None, typer.Option(
+        help="who rolls back, recorded in the status and tags (default: USER@HOST)")] = None,
+) -> None:
+    """Switch the endpoint's primary back to an earlier verified release, skipping analysis.
+
+    The target is the newest version this endpoint promoted that was not rolled back since
+    (or --to VERSION, one of those). Exits 0 once the primary serves it, 1 if it did not
+    become ready (nothing switched), 2 when refused (the message lists the valid targets;
+    nothing changed). The last line is a JSON summary.
+    """
+    import getpass
+    import socket
+
+    from modelrelease.errors import KubeApiError
+    from modelrelease.release.rollback import run_rollback
+    from modelrelease.settings import PipelineSettings
+
+    endpoint = _endpoint_file("rollback", file)
+    who = by or f"{getpass.getuser()}@{socket.gethostname()}"
+    try:
+        result = run_rollback(endpoint, str(to) if to is not None else None, who,
+                              PipelineSettings(), say=_progress)
+    except KubeApiError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(code=1) from None
+    except PipelineError as exc:
+        raise _fail(exc) from None
+    typer.echo(result.summary())
+
+
 @app.command("status")
 def status(
     file: Annotated[str | None, typer.Argument(

@@ -151,12 +151,6 @@ class World:
         return self.cluster.status
 
 
-@pytest.fixture
-def world(endpoint: ModelEndpoint) -> World:
-    """A fresh endpoint: no record, no Deployment, MLflow up, every check passing."""
-    return World(endpoint, FakeCluster(endpoint))
-
-
 def track(version: str) -> TrackStatus:
     """What the record says a track serves when it runs ``version``'s image."""
     image = image_of(version)

@@ -113,6 +113,39 @@ def test_a_custom_run_from_the_ui_call_releases_and_reports(deployed: Deployed,
     assert endpoint.status()["primary"]["version"] == "1"
 
 
+def test_a_rollback_run_from_the_ui_switches_back(deployed: Deployed,
+                                                   endpoint: Endpoint) -> None:
+    rollback = deployed.deployment("rollback")
+    assert rollback["enforce_parameter_schema"] is True
+    form = rollback["parameter_openapi_schema"]["definitions"]["RollbackRequest"]
+    assert set(form["properties"]) == {"endpoint", "toVersion", "by"}
+    refused = deployed.create_run("rollback", {"request": {"endpoint": endpoint.name,
+                                                           "toVersion": 0}})
+    assert refused.status_code == 409, refused.text
+
+    tracking = str(endpoint.settings.mlflow.tracking_uri)
+    register_iris_model(tracking, endpoint.model, alias="champion")
+    assert endpoint.release().outcome == "promoted"
+    one = endpoint.status()["primary"]
+    register_iris_model(tracking, endpoint.model, alias="champion", c=0.3)
+    assert endpoint.release().outcome == "promoted"
+
+    answer = deployed.create_run("rollback", {"request": {"endpoint": endpoint.name}})
+    assert answer.status_code == 201, answer.text
+    run = answer.json()
+    final = deployed.wait_final(run["id"], RELEASE_S)
+    assert final["state_type"] == "COMPLETED", final["state"]
+    status = endpoint.status()
+    assert status["phase"] == "RolledBack" and status["primary"] == one
+    assert (f"version 2 rolled back to version 1 by Prefect flow run {run['name']} "
+            f"({run['id']})") in status["reason"]
+
+    again = deployed.create_run("rollback", {"request": {"endpoint": endpoint.name}})
+    final = deployed.wait_final(again.json()["id"], RELEASE_S)
+    assert final["state_type"] == "FAILED", final["state"]  # nothing left to go back to
+    assert endpoint.status() == status
+
+
 def test_one_change_posted_twice_starts_one_run(deployed: Deployed, endpoint: Endpoint) -> None:
     register_iris_model(str(endpoint.settings.mlflow.tracking_uri), endpoint.model,
                         alias="champion")

@@ -23,6 +23,7 @@ from modelrelease.spec import (
     ModelRef,
     ReleasePhase,
     ReleaseRequest,
+    RollbackRequest,
     Stage,
     endpoint_document,
     endpoint_yaml,
@@ -658,6 +659,21 @@ def test_release_request_schema_is_a_form() -> None:
     schema = ReleaseRequest.model_json_schema(by_alias=True)
     assert set(schema["properties"]) == {"endpoint", "version", "alias", "canary", "dryRun"}
     assert schema["required"] == ["endpoint"]
+
+
+def test_rollback_request_is_a_form_with_the_same_endpoint_rules() -> None:
+    schema = RollbackRequest.model_json_schema(by_alias=True)
+    assert set(schema["properties"]) == {"endpoint", "toVersion", "by"}
+    assert schema["required"] == ["endpoint"]
+    request = RollbackRequest.model_validate({"endpoint": "iris", "toVersion": 2, "by": "ana"})
+    assert (request.to_version, request.by) == (2, "ana")
+    assert str(request.endpoint_file(Path("/endpoints"))) == "/endpoints/iris.yaml"
+    with pytest.raises(ValidationError, match="not a valid Kubernetes name"):
+        RollbackRequest(endpoint="Iris")
+    with pytest.raises(ValidationError, match="greater than or equal to 1"):
+        RollbackRequest.model_validate({"endpoint": "iris", "toVersion": 0})
+    with pytest.raises(ValidationError, match="at least 1 character"):
+        RollbackRequest.model_validate({"endpoint": "iris", "by": ""})
 
 
 def test_models_are_frozen_values() -> None:

@@ -1,4 +1,4 @@
-"""`modelrelease status|history|abort`: the plain errors before the cluster is read.
+"""`modelrelease status|history|abort|rollback`: the plain errors before the cluster is read.
 
 Reading real ModelEndpoints is in tests/e2e/test_release.py
 (test_killed_release_converges_when_run_again).
@@ -50,3 +50,14 @@ def test_abort_of_a_missing_endpoint_file_is_a_plain_error() -> None:
 def test_abort_refuses_a_negative_wait() -> None:
     result = CliRunner().invoke(app, ["abort", "iris", "--wait", "-1"])
     assert result.exit_code == 2 and "--wait" in result.output
+
+
+@pytest.mark.parametrize(("args", "said"), [
+    pytest.param(["rollback", "gone/iris.yaml"],
+                 "rollback gone/iris.yaml: no endpoint file gone/iris.yaml", id="missing-file"),
+    pytest.param(["rollback", "iris", "--to", "0"], "--to", id="version-zero"),
+])
+def test_rollback_bad_arguments_are_plain_errors(args: list[str], said: str) -> None:
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert said in " ".join(result.output.split())

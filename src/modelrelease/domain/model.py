@@ -65,6 +65,12 @@ class ModelVersion:
     stage: str | None = None
     tags: Mapping[str, str] = field(default_factory=dict)
 
+    @classmethod
+    def known(cls, name: str, version: str) -> ModelVersion:
+        """A version known by name and number alone (enough to tag it), without asking MLflow."""
+        return cls(name=name, version=version, source="", run_id=None,
+                   created=cls.created_from_ms(None))
+
     @property
     def uri(self) -> str:
         """The pinned ``models:/NAME/VERSION`` URI."""

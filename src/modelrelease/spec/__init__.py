@@ -67,7 +67,9 @@ from modelrelease.spec.messages import (
     describe_errors,
 )
 from modelrelease.spec.request import (
+    EndpointRequest,
     ReleaseRequest,
+    RollbackRequest,
 )
 from modelrelease.spec.status import (
     Condition,
@@ -129,6 +131,7 @@ __all__ = [
     "Duration",
     "EndpointMetadata",
     "EndpointName",
+    "EndpointRequest",
     "EndpointSpec",
     "ExtendedResource",
     "Fault",
@@ -151,6 +154,7 @@ __all__ = [
     "ReleasePhase",
     "ReleaseRequest",
     "Resources",
+    "RollbackRequest",
     "SliceCheck",
     "SliceValue",
     "SmokePolicy",

@@ -18,17 +18,38 @@ from modelrelease.spec.values import Alias, SpecModel, invalid, valid_endpoint_n
 # --- flow parameters --------------------------------------------------------------------------
 
 
-class ReleaseRequest(SpecModel):
-    """Parameters of one release (the Prefect flow's form).
+class EndpointRequest(SpecModel):
+    """A flow's parameters that name one endpoint.
 
     ``endpoint`` is an endpoint name (``deployments/endpoints/NAME.yaml``) or a path to a
-    ModelEndpoint file; ``version`` or ``alias`` overrides the file's model selector and
-    ``canary`` its canary policy.
+    ModelEndpoint file.
     """
 
     endpoint: Annotated[str, Field(min_length=1, max_length=253, title="Endpoint",
                                    examples=["iris"])]
     """Endpoint name, or path to its ModelEndpoint YAML file."""
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint(cls, value: str) -> str:
+        if _is_path(value):
+            return value
+        return valid_endpoint_name(value)
+
+    def endpoint_file(self, endpoints_dir: Path) -> Path:
+        """The file to load: ``endpoint`` itself if it is a path, else NAME.yaml in the dir."""
+        if _is_path(self.endpoint):
+            return Path(self.endpoint)
+        return endpoints_dir / f"{self.endpoint}.yaml"
+
+
+class ReleaseRequest(EndpointRequest):
+    """Parameters of one release (the Prefect flow's form).
+
+    ``version`` or ``alias`` overrides the file's model selector and ``canary`` its canary
+    policy.
+    """
+
     version: Annotated[int, Field(ge=1)] | None = Field(default=None, title="Model version")
     """Release this model version instead of the file's selector."""
     alias: Alias | None = Field(default=None, title="Model alias")
@@ -38,24 +59,11 @@ class ReleaseRequest(SpecModel):
     dry_run: bool = Field(default=False, title="Dry run")
     """Plan and render, change nothing."""
 
-    @field_validator("endpoint")
-    @classmethod
-    def _endpoint(cls, value: str) -> str:
-        if _is_path(value):
-            return value
-        return valid_endpoint_name(value)
-
     @model_validator(mode="after")
     def _one_override(self) -> ReleaseRequest:
         if self.version is not None and self.alias is not None:
             raise invalid("override", "sets version and alias: keep one of them", at=("alias",))
         return self
-
-    def endpoint_file(self, endpoints_dir: Path) -> Path:
-        """The file to load: ``endpoint`` itself if it is a path, else NAME.yaml in the dir."""
-        if _is_path(self.endpoint):
-            return Path(self.endpoint)
-        return endpoints_dir / f"{self.endpoint}.yaml"
 
     def applied_to(self, endpoint: ModelEndpoint) -> ModelEndpoint:
         """``endpoint`` with this request's overrides (model selector, canary policy)."""
@@ -66,6 +74,18 @@ class ReleaseRequest(SpecModel):
         if self.canary is not None:
             spec = spec.model_copy(update={"canary": self.canary})
         return endpoint.model_copy(update={"spec": spec})
+
+
+class RollbackRequest(EndpointRequest):
+    """Parameters of one rollback (the ``rollback`` deployment's form)."""
+
+    to_version: Annotated[int, Field(ge=1)] | None = Field(
+        default=None, title="Roll back to version",
+        description="a version this endpoint promoted before; default: the last one")
+    """Go back to this version instead of the last verified release."""
+    by: Annotated[str, Field(min_length=1, max_length=100)] | None = Field(
+        default=None, title="Who", description="recorded in the status and MLflow tags")
+    """Who rolls back (default: the flow run)."""
 
 
 def _is_path(value: str) -> bool:
