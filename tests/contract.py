@@ -113,6 +113,7 @@ def cluster_contract_remove_canary_leaves_the_primary(cluster: Cluster, a: Image
     cluster.deploy_canary(b.image, "2", "contract-2", REPLICAS)
     assert cluster.wait_ready(Track.CANARY, TIMEOUT) is None
     cluster.remove_canary()
+    assert not cluster.serves(Track.CANARY, b.digest)  # at once: its pods may still drain
     cluster.wait_gone(Track.CANARY)
     assert not cluster.serves(Track.CANARY, b.digest)
     assert "not created yet" in cluster.health(Track.CANARY).reason

@@ -209,8 +209,13 @@ class KubeEndpoint:
 
     def serves(self, track: Track, digest: str, same_spec: bool = False,
                slots: Slots | None = None) -> bool:
-        """Whether a track's Deployment runs the image ``digest`` (and this endpoint spec)."""
+        """Whether a track's Deployment runs the image ``digest`` (and this endpoint spec).
+
+        A Deployment being deleted (its pods draining) serves nothing any more.
+        """
         found = self.deployment(track, slots) or {}
+        if (found.get("metadata") or {}).get("deletionTimestamp"):
+            return False
         template = ((found.get("spec") or {}).get("template") or {}).get("metadata") or {}
         applied = (found.get("metadata") or {}).get("annotations") or {}
         return ((template.get("annotations") or {}).get(ANNOTATION_IMAGE_DIGEST) == digest
