@@ -91,6 +91,11 @@ class Endpoint:
         return dict(found.tags)
 
 
+DEFAULT_CHECKS: dict[str, Any] = {"latency": {"p99Ms": 1000, "maxRegression": 0.5},
+                                  "maxErrorRate": 0.01, "minRequests": 100}
+"""The checks of ``make_endpoint``'s endpoints unless a test gives its own."""
+
+
 def make_endpoint(stack: Stack, tmp: Path, *, steps: list[dict[str, Any]] | None = None,
               gpus: int = 0, checks: dict[str, Any] | None = None) -> Endpoint:
     from kubernetes import config
@@ -114,8 +119,7 @@ def make_endpoint(stack: Stack, tmp: Path, *, steps: list[dict[str, Any]] | None
             "resources": resources,
             "autoscaling": {"minReplicas": 1, "maxReplicas": 2},
             "canary": {"steps": steps or [{"weight": 50, "hold": "10s"}],
-                       "checks": checks or {"latency": {"p99Ms": 1000, "maxRegression": 0.5},
-                                            "maxErrorRate": 0.01, "minRequests": 100}},
+                       "checks": checks or DEFAULT_CHECKS},
         },
     }
     path = tmp / f"{name}.yaml"
@@ -166,7 +170,10 @@ def version_2_pending(stack: Stack, tmp: Path, hold_s: int) -> tuple[Endpoint, d
     made = make_endpoint(stack, tmp, steps=[{"weight": 50, "hold": f"{hold_s}s"}])
     tracking = str(made.settings.mlflow.tracking_uri)
     register_iris_model(tracking, made.model, alias="champion")
-    assert made.release().outcome == "promoted"
+    # a first release holds its longest step: give version 1 a short one (the file keeps
+    # hold_s for version 2)
+    short = {"steps": [{"weight": 50, "hold": "5s"}], "checks": DEFAULT_CHECKS}
+    assert made.release(canary=short).outcome == "promoted"
     before = made.status()["primary"]
     register_iris_model(tracking, made.model, alias="champion", c=0.3)
     return made, before
