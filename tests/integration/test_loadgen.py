@@ -171,9 +171,12 @@ def test_a_slice_mix_is_sent_exactly_and_each_request_carries_its_slice(
         assert slices[:4] == ["fast", "slow", "fast", "fast"]  # spread, not bunched
         slow = [r.latency_ms for r in arm.requests if r.slice == "slow"]
         fast = [r.latency_ms for r in arm.requests if r.slice == "fast"]
+        # the server's 30 ms for "slow" bounds its latency from below; medians are not
+        # compared: under load the queueing delay swamps 30 ms (a cold CI saw 1.5 s both)
         assert min(slow) >= 50.0 - 0.1 and min(fast) >= 20.0 - 0.1
-        assert sorted(slow)[len(slow) // 2] > sorted(fast)[len(fast) // 2] + 20.0
         assert arm.samples().slices == tuple(slices)
+    # what the server saw, counted: each request arrived as the slice it was sent as
+    assert sorted(app.slices) == ["fast"] * 30 + ["slow"] * 10
     plain = asyncio.run(generate_load([Target("x", f"{server}/fast")], 100.0, max_requests=3))
     assert plain.arms["x"].samples().slices == ()
 
