@@ -39,10 +39,21 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def needs_stack(item: pytest.Item) -> bool:
-    """Whether a test uses the session's stack or starts a node of its own (one per host)."""
-    names = getattr(item, "fixturenames", ())
-    return (item.get_closest_marker("own_node") is not None
-            or not STACK_FIXTURES.isdisjoint(names))
+    """Whether a test uses the session's stack or starts a node of its own (one per host).
+
+    A name counts only where it resolves to this file's fixture: a test parametrized with
+    an argument called ``deployed`` needs no stack.
+    """
+    if item.get_closest_marker("own_node") is not None:
+        return True
+    info = getattr(item, "_fixtureinfo", None)
+    if info is None:
+        return False
+    for name in STACK_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+        defs = info.name2fixturedefs.get(name) or ()
+        if defs and getattr(defs[-1].func, "__module__", None) == __name__:
+            return True
+    return False
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

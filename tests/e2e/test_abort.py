@@ -71,9 +71,12 @@ def test_ctrl_c_on_a_release_rolls_it_back_before_exiting(stack: Stack, crd: Non
     made, before = version_2_pending(stack, tmp_path, HOLD_S)
     try:
         with background_client(made) as background:
+            # as from a terminal: a suite started in the background by a script may have
+            # inherited SIGINT ignored, and a child keeps that
             release = subprocess.Popen(
                 [sys.executable, "-m", "modelrelease.cli", "release", str(made.file)],
-                env=cli_env(made), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                env=cli_env(made), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
             eventually(lambda: made.status().get("phase") == "Analysing", 120, "Analysing")
             asked = time.monotonic()
             release.send_signal(signal.SIGINT)

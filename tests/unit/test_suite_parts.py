@@ -11,10 +11,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 # one module of each kind: the stack's own (own_node), one that uses the session's stack,
-# one that starts its own services, one that runs Prometheus, and plain unit tests
+# one that starts its own services, one that runs Prometheus, plain unit tests, and fakes
 MODULES = ["tests/integration/test_stack.py", "tests/integration/test_webhook.py",
            "tests/integration/test_loadgen.py", "tests/integration/test_prometheus_source.py",
-           "tests/unit/test_stats.py"]
+           "tests/unit/test_stats.py", "tests/fast/test_release_loop.py"]
 
 
 def _collected(part: str) -> list[str]:
@@ -36,6 +36,8 @@ def parts() -> dict[str, list[str]]:
     ("tests/integration/test_loadgen.py", "stackless"),      # its own services
     ("tests/integration/test_prometheus_source.py", "stackless"),
     ("tests/unit/test_stats.py", "stackless"),
+    # parametrized with an argument called `deployed`, which is no stack fixture there
+    ("tests/fast/test_release_loop.py", "stackless"),
 ])
 def test_each_module_runs_in_its_part(parts: dict[str, list[str]], module: str,
                                       part: str) -> None:
