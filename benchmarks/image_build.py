@@ -60,7 +60,7 @@ os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "0")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "600")
 
-from _common import sigterm_as_exit
+from _common import log, sigterm_as_exit
 
 from modelrelease.adapters.oci_registry import RegistryClient
 from modelrelease.build.base import build_dev_base
@@ -84,10 +84,6 @@ flavors:
     python_version: 3.11.9
 utc_time_created: '2026-01-01 00:00:00.000000'
 """
-
-
-def log(message: str) -> None:
-    print(f"[bench] {message}", file=sys.stderr, flush=True)
 
 
 def emit(record: dict[str, Any]) -> None:

@@ -24,26 +24,16 @@ within 2 s of the verdict.
 from __future__ import annotations
 
 import json
-import sys
-import tempfile
 import threading
 import time
-from pathlib import Path
 
-from _common import bench_endpoint, sigterm_as_exit
+from _common import bench_stack, log, sigterm_as_exit
 
 from modelrelease.adapters.kube import KubeCluster
 from modelrelease.domain.manifests import LABEL_SLOT, slots_of
 from modelrelease.release.driver import ReleaseResult, run_release
-from modelrelease.settings import PipelineSettings
 from modelrelease.spec import ReleaseRequest
-from modelrelease_localstack.demo import demo_endpoint
 from modelrelease_localstack.demo_model import register_faulty_model, register_iris_model
-from modelrelease_localstack.stack import Stack
-
-
-def log(line: str) -> None:
-    print(f"[bench] {line}", file=sys.stderr, flush=True)
 
 
 def line(result: ReleaseResult, restore_s: float | None = None,
@@ -100,21 +90,11 @@ class Routed:
 
 
 def main() -> None:
-    with tempfile.TemporaryDirectory(prefix="release-bench-") as tmp, \
-            Stack(Path(tmp) / "stack", progress=log) as stack:
-        env = stack.env()
-        spec_file = Path(tmp) / "iris.yaml"
-        cluster = bench_endpoint(
-            stack.kubeconfig,
-            demo_endpoint(env, name="iris", namespace="bench", model="bench-iris"), spec_file)
-        settings = PipelineSettings(mlflow={"tracking_uri": env["MLFLOW_TRACKING_URI"]},
-                                    kube={"kubeconfig": stack.kubeconfig},
-                                    build={"cache_dir": Path(tmp) / "cache"},
-                                    release={"load_rate": 30})
-        tracking = env["MLFLOW_TRACKING_URI"]
+    with bench_stack("release-bench-") as bench:
+        cluster, settings, tracking = bench.cluster, bench.settings(), bench.tracking_uri
 
         def release(**kw: object) -> ReleaseResult:
-            return run_release(ReleaseRequest(endpoint=str(spec_file), **kw), settings,
+            return run_release(ReleaseRequest(endpoint=str(bench.spec_file), **kw), settings,
                                say=log)
 
         register_iris_model(tracking, "bench-iris", alias="champion")
@@ -135,7 +115,6 @@ def main() -> None:
         restore = time.monotonic() - decided
         unrouted = routed.unrouted_after(canary.value, decided)
         print(line(bad, restore, unrouted), flush=True)
-        cluster.close()
 
 
 if __name__ == "__main__":

@@ -42,10 +42,6 @@ TOP_LAYERS = {"errors": 0, "settings": 0, "costs": 0, "render": 0, "spec": 1, "d
               "adapters": 3, "serving": 3, "build": 4, "release": 5, "cli": 7}
 
 
-def log(line: str) -> None:
-    print(f"[bench] {line}", file=sys.stderr, flush=True)
-
-
 def module_of(path: str, root: Path) -> str | None:
     """A project file's module path (``release/driver.py``, ``flows/release.py``), or None."""
     try:
@@ -122,7 +118,7 @@ class PathTrace:
 
 def trace(ref: str) -> None:
     """Release twice on a stack of our own; print the second release's path as JSON."""
-    from _common import bench_endpoint
+    from _common import bench_stack, log
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     from modelrelease.release.driver import run_release
@@ -130,26 +126,13 @@ def trace(ref: str) -> None:
     from modelrelease.spec import ReleaseRequest
 
     try:  # a tree from before the local stack became its own distribution (--baseline)
-        from modelrelease.localstack.demo import demo_endpoint  # type: ignore
         from modelrelease.localstack.demo_model import register_iris_model  # type: ignore
-        from modelrelease.localstack.stack import Stack  # type: ignore
     except ImportError:
-        from modelrelease_localstack.demo import demo_endpoint
         from modelrelease_localstack.demo_model import register_iris_model
-        from modelrelease_localstack.stack import Stack
 
-    with tempfile.TemporaryDirectory(prefix="release-path-") as tmp, \
-            Stack(Path(tmp) / "stack", progress=log) as stack:
-        env = stack.env()
-        spec_file = Path(tmp) / "iris.yaml"
-        cluster = bench_endpoint(
-            stack.kubeconfig,
-            demo_endpoint(env, name="iris", namespace="bench", model="bench-iris"), spec_file)
-        tracking = env["MLFLOW_TRACKING_URI"]
-        os.environ.update({"MODELRELEASE_KUBE__KUBECONFIG": str(stack.kubeconfig),
-                           "MODELRELEASE_MLFLOW__TRACKING_URI": tracking,
-                           "MODELRELEASE_BUILD__CACHE_DIR": str(Path(tmp) / "cache"),
-                           "MODELRELEASE_RELEASE__LOAD_RATE": "30"})
+    with bench_stack("release-path-") as bench:
+        spec_file, tracking, env = bench.spec_file, bench.tracking_uri, bench.env
+        os.environ.update(bench.settings_env)
         register_iris_model(tracking, "bench-iris", alias="champion")
         first = run_release(ReleaseRequest(endpoint=str(spec_file)), PipelineSettings(),
                             say=log)
@@ -160,7 +143,6 @@ def trace(ref: str) -> None:
 
             with PathTrace(REPO) as path:
                 outcome = release_model(ReleaseRequest(endpoint=str(spec_file)))
-        cluster.close()
     print(json.dumps({"bench": "release_path", "ref": ref, "outcome": outcome["outcome"],
                       **path.summary()}), flush=True)
 

@@ -20,49 +20,29 @@ One JSON line each: ``{"bench":"rollback","kind":"manual","seconds":…,"request
 from __future__ import annotations
 
 import json
-import sys
-import tempfile
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-from _common import bench_endpoint, sigterm_as_exit
+from _common import bench_stack, log, sigterm_as_exit
 
 from modelrelease.adapters.pod_access import PodAccess
 from modelrelease.adapters.probe import SteadyClient
 from modelrelease.domain.pod_access import AccessMode
 from modelrelease.release.driver import run_release
 from modelrelease.release.rollback import run_rollback
-from modelrelease.settings import PipelineSettings
 from modelrelease.spec import ReleaseRequest, load_endpoint
-from modelrelease_localstack.demo import demo_endpoint
 from modelrelease_localstack.demo_model import register_iris_model
-from modelrelease_localstack.stack import Stack
 
 IRIS = {"dataframe_split": {
     "columns": ["sepal_length", "sepal_width", "petal_length", "petal_width"],
     "data": [[5.1, 3.5, 1.4, 0.2]]}}
 
 
-def log(line: str) -> None:
-    print(f"[bench] {line}", file=sys.stderr, flush=True)
-
-
 def main() -> None:
-    with tempfile.TemporaryDirectory(prefix="rollback-bench-") as tmp, \
-            Stack(Path(tmp) / "stack", progress=log) as stack:
-        env = stack.env()
-        spec_file = Path(tmp) / "iris.yaml"
-        cluster = bench_endpoint(
-            stack.kubeconfig,
-            demo_endpoint(env, name="iris", namespace="bench", model="bench-iris"), spec_file)
-        settings = PipelineSettings(mlflow={"tracking_uri": env["MLFLOW_TRACKING_URI"]},
-                                    kube={"kubeconfig": stack.kubeconfig},
-                                    build={"cache_dir": Path(tmp) / "cache"},
-                                    release={"load_rate": 30})
-        tracking = env["MLFLOW_TRACKING_URI"]
-        access = PodAccess(cluster, AccessMode.DIRECT, "bench", "iris")
+    with bench_stack("rollback-bench-") as bench:
+        spec_file, settings, tracking = bench.spec_file, bench.settings(), bench.tracking_uri
+        access = PodAccess(bench.cluster, AccessMode.DIRECT, "bench", "iris")
 
         def release(**kw: Any) -> str:
             done = run_release(ReleaseRequest(endpoint=str(spec_file), **kw), settings, say=log)
@@ -99,7 +79,6 @@ def main() -> None:
                           "warm": result.warm, "baseline": "release_previous",
                           "baseline_s": round(baseline_s, 2),
                           "baseline_requests_lost": baseline_lost}), flush=True)
-        cluster.close()
 
 
 if __name__ == "__main__":

@@ -45,7 +45,7 @@ from typing import Any
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "0")
 
-from _common import sigterm_as_exit
+from _common import log, sigterm_as_exit
 
 from modelrelease.build.builder import BuildRequest, ImageBuilder
 from modelrelease.domain.reference import ImageRef
@@ -62,10 +62,6 @@ from modelrelease_localstack.stack import (
 
 CLI = str(Path(sys.executable).parent / "modelrelease")
 MIB = 1024 * 1024
-
-
-def log(message: str) -> None:
-    print(f"[bench] {message}", file=sys.stderr, flush=True)
 
 
 def dev(*args: str) -> float:

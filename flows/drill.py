@@ -4,7 +4,9 @@ It releases the primary's own version as a canary with an injected fault and che
 the pipeline catches it and rolls back, that the primary served throughout, and that the
 previous version is still restorable. The report becomes a markdown artifact
 (``drill-<endpoint>``); the times go to the ModelEndpoint's status. When any part does not
-hold, the run fails (``DrillFailed``), so Prefect shows it and can alert on it.
+hold, the run fails (``DrillFailed``), so Prefect shows it and can alert on it; either way
+the result is a Prefect event (``modelrelease.drill.passed`` or ``.failed``) linked to the
+run, for the automations in ``deployments/notifications.yaml``.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from prefect.artifacts import create_markdown_artifact
 from modelrelease.errors import DrillFailed
 from modelrelease.release.drill import run_drill
 from modelrelease.spec import Fault
+from tasks.notices import telling
 from tasks.steps import as_step_task, as_task
 
 
@@ -30,6 +33,8 @@ def rollback_drill(endpoint: str, fault: Fault | None = None) -> dict[str, Any]:
                              description=f"{result.endpoint}: rollback drill "
                                          f"{'passed' if result.passed else 'failed'}")
     logger.info(result.line())
+    with telling(logger.warning) as notify:
+        notify(result.notification)
     if not result.passed:
         raise DrillFailed(f"drill endpoint {result.endpoint}: {result.verdict.reason}")
     return result.summary()

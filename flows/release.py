@@ -3,7 +3,9 @@
 Its parameter is one typed model (``ReleaseRequest``), so the Prefect UI shows a form.
 The report becomes a markdown artifact; the outcome is the flow's return value, and a
 rollback is a result, not a failure. Cancelling the flow run in Prefect aborts the release
-in flight: it rolls back within Prefect's grace period, and the status says who.
+in flight: it rolls back within Prefect's grace period, and the status says who. Each
+milestone (started, step passed, promoted, rolled back, aborted) is a Prefect event linked
+to this run, for the automations in ``deployments/notifications.yaml``.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from modelrelease.domain.rollout import ReleaseOutcome
 from modelrelease.release.driver import ctrl_c, run_release
 from modelrelease.release.dry_run import plan_release
 from modelrelease.spec import ReleaseRequest
+from tasks.notices import telling
 from tasks.steps import as_step_task, as_task
 
 
@@ -38,8 +41,9 @@ def release_model(request: ReleaseRequest) -> dict[str, Any]:
         return {"endpoint": planned.dry_run.endpoint, "outcome": ReleaseOutcome.PLANNED.value,
                 "version": planned.dry_run.version, "image": planned.dry_run.image or "",
                 "release_id": "", "reason": planned.dry_run.image_note}
-    result = run_release(request, say=logger.info, call=as_task, execute=as_step_task,
-                         interrupted=cancelled_in_prefect)
+    with telling(logger.warning) as notify:
+        result = run_release(request, say=logger.info, call=as_task, execute=as_step_task,
+                             interrupted=cancelled_in_prefect, notify=notify)
     if result.report:
         create_markdown_artifact(result.report, key=f"release-{result.release_id}",
                                  description=f"{result.endpoint}: {result.outcome}")

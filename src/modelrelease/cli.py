@@ -430,6 +430,14 @@ def _endpoint_record(what: str, file: str) -> tuple[str, str, ModelEndpointStatu
         raise _fail(exc) from None
 
 
+def _operator(by: str | None) -> str:
+    """Who acts, for the record: ``--by``, or USER@HOST."""
+    import getpass
+    import socket
+
+    return by or f"{getpass.getuser()}@{socket.gethostname()}"
+
+
 @app.command("abort")
 def abort(
     file: Annotated[str, typer.Argument(help="a ModelEndpoint file or an endpoint name")],
@@ -445,8 +453,6 @@ def abort(
     releases the endpoint's lock. Exits 0 once it has rolled back (or, with --wait 0, once
     asked), 1 if it ended otherwise or did not answer in time, 2 when nothing is in flight.
     """
-    import getpass
-    import socket
     import time
 
     from modelrelease.adapters.kube import KubeCluster
@@ -456,7 +462,7 @@ def abort(
 
     endpoint = _endpoint_file("abort", file)
     where = f"{endpoint.namespace}/{endpoint.name}"
-    who = by or f"{getpass.getuser()}@{socket.gethostname()}"
+    who = _operator(by)
     try:
         cluster = KubeCluster(PipelineSettings().kube)
         try:
@@ -516,15 +522,12 @@ def rollback(
     become ready (nothing switched), 2 when refused (the message lists the valid targets;
     nothing changed). The last line is a JSON summary.
     """
-    import getpass
-    import socket
-
     from modelrelease.errors import KubeApiError
     from modelrelease.release.rollback import run_rollback
     from modelrelease.settings import PipelineSettings
 
     endpoint = _endpoint_file("rollback", file)
-    who = by or f"{getpass.getuser()}@{socket.gethostname()}"
+    who = _operator(by)
     try:
         result = run_rollback(endpoint, str(to) if to is not None else None, who,
                               PipelineSettings(), say=_progress)

@@ -20,8 +20,8 @@ from modelrelease.domain.cost import (
     GPU_GAUGES,
     GpuUsage,
     PriceTable,
+    endpoint_cost,
     gpu_usage,
-    hourly_cost,
     usage_of,
     utilisation_of,
 )
@@ -91,10 +91,8 @@ def endpoint_costs(cluster: KubeCluster, settings: PipelineSettings,
         out.append(EndpointCost(
             namespace=endpoint.namespace, name=endpoint.name,
             primary_replicas=replicas[Track.PRIMARY], canary_replicas=replicas[Track.CANARY],
-            primary_per_hour=hourly_cost(resources.cpu, resources.memory, accelerators,
-                                         replicas[Track.PRIMARY], table),
-            canary_per_hour=hourly_cost(resources.cpu, resources.memory, accelerators,
-                                        replicas[Track.CANARY], table),
+            primary_per_hour=endpoint_cost(resources, replicas[Track.PRIMARY], table),
+            canary_per_hour=endpoint_cost(resources, replicas[Track.CANARY], table),
             gpus=(gpus := sum(accelerators.values()) * (replicas[Track.PRIMARY]
                                                          + replicas[Track.CANARY])),
             gpu_usage=_gpu_usage(cluster, endpoint, gpus, prometheus) if gpus else None,

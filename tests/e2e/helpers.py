@@ -179,6 +179,21 @@ def version_2_pending(stack: Stack, tmp: Path, hold_s: int) -> tuple[Endpoint, d
     return made, before
 
 
+def versions_1_and_2_promoted(made: Endpoint) -> dict[str, Any]:
+    """Release version 1 and then version 2 of ``made``'s model, both promoted (alias
+    ``champion``); returns version 1's primary record, what a rollback goes back to."""
+    from modelrelease_localstack.demo_model import register_iris_model
+
+    tracking = str(made.settings.mlflow.tracking_uri)
+    register_iris_model(tracking, made.model, alias="champion")
+    assert made.release().outcome == "promoted"
+    one: dict[str, Any] = made.status()["primary"]
+    register_iris_model(tracking, made.model, alias="champion", c=0.3)
+    assert made.release().outcome == "promoted"
+    assert made.status()["primary"]["version"] == "2"
+    return one
+
+
 def assert_aborted(endpoint: Endpoint, primary: dict[str, Any], reason: str) -> None:
     """Version 2's release was aborted with ``reason`` (in its status and MLflow tags): the
     canary is gone, ``primary`` untouched and the endpoint's lock released."""

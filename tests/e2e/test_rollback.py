@@ -16,9 +16,13 @@ from pathlib import Path
 
 import pytest
 
-from modelrelease_localstack.demo_model import register_iris_model
 from modelrelease_localstack.stack import Stack
-from tests.e2e.helpers import background_client, cli_env, make_endpoint
+from tests.e2e.helpers import (
+    background_client,
+    cli_env,
+    make_endpoint,
+    versions_1_and_2_promoted,
+)
 from tests.kube import eventually
 
 pytestmark = pytest.mark.e2e
@@ -34,14 +38,7 @@ def test_rollback_goes_back_to_the_last_verified_release(stack: Stack, crd: None
                               capture_output=True, text=True, timeout=300)
 
     try:
-        tracking = str(made.settings.mlflow.tracking_uri)
-        register_iris_model(tracking, made.model, alias="champion")
-        assert made.release().outcome == "promoted"
-        one = made.status()["primary"]
-        register_iris_model(tracking, made.model, alias="champion", c=0.3)
-        assert made.release().outcome == "promoted"
-        two = made.status()["primary"]
-        assert two["version"] == "2"
+        one = versions_1_and_2_promoted(made)
 
         with background_client(made, interval=0.05, new_connections=True) as background:
             done = cli("rollback", str(made.file), "--by", "tester@e2e")

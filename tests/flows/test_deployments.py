@@ -24,7 +24,7 @@ from modelrelease.domain.triggers import RELEASE_REQUESTED, ReleaseTrigger
 from modelrelease.spec import load_endpoint, spec_hash
 from modelrelease_localstack.demo_model import register_iris_model
 from modelrelease_localstack.stack import Stack
-from tests.e2e.helpers import Endpoint, make_endpoint
+from tests.e2e.helpers import Endpoint, make_endpoint, versions_1_and_2_promoted
 from tests.kube import eventually
 from tests.support import Deployed, deliver, webhook_receiver
 
@@ -123,12 +123,7 @@ def test_a_rollback_run_from_the_ui_switches_back(deployed: Deployed,
                                                            "toVersion": 0}})
     assert refused.status_code == 409, refused.text
 
-    tracking = str(endpoint.settings.mlflow.tracking_uri)
-    register_iris_model(tracking, endpoint.model, alias="champion")
-    assert endpoint.release().outcome == "promoted"
-    one = endpoint.status()["primary"]
-    register_iris_model(tracking, endpoint.model, alias="champion", c=0.3)
-    assert endpoint.release().outcome == "promoted"
+    one = versions_1_and_2_promoted(endpoint)
 
     answer = deployed.create_run("rollback", {"request": {"endpoint": endpoint.name}})
     assert answer.status_code == 201, answer.text

@@ -8,11 +8,13 @@ import pytest
 
 from modelrelease.domain.cost import (
     PriceTable,
+    endpoint_cost,
     gpu_usage,
     gpu_utilisation,
     hourly_cost,
     quantity,
 )
+from modelrelease.spec.endpoint import Resources
 
 
 @pytest.mark.parametrize(("text", "value"), [
@@ -74,3 +76,10 @@ def test_gpu_usage(allocated: int, scrapes: list[str], used: float | None, line:
     usage = gpu_usage(allocated, scrapes)
     assert usage.used == (None if used is None else pytest.approx(used))
     assert usage.describe() == line
+
+
+def test_an_endpoints_cost_is_its_resources_times_its_replicas() -> None:
+    prices = PriceTable(cpu_hour=1.0, gib_hour=0.5, accelerators_hour={"nvidia.com/gpu": 2.0})
+    resources = Resources(cpu="2", memory="8Gi", accelerators={"nvidia.com/gpu": 1})
+    assert endpoint_cost(resources, 3, prices) == pytest.approx(3 * (2 + 4 + 2))
+    assert endpoint_cost(resources, 0, prices) == 0

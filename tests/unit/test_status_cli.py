@@ -6,12 +6,14 @@ Reading real ModelEndpoints is in tests/e2e/test_release.py
 
 from __future__ import annotations
 
+import getpass
+import socket
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
-from modelrelease.cli import app
+from modelrelease.cli import _operator, app
 
 pytestmark = pytest.mark.usefixtures("env")  # tests/unit/conftest.py
 
@@ -61,3 +63,11 @@ def test_rollback_bad_arguments_are_plain_errors(args: list[str], said: str) -> 
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 2, result.output
     assert said in " ".join(result.output.split())
+
+
+@pytest.mark.parametrize(("by", "who"), [
+    pytest.param("ana@oncall", "ana@oncall", id="by-given"),
+    pytest.param(None, f"{getpass.getuser()}@{socket.gethostname()}", id="default-user-at-host"),
+])
+def test_who_acts_is_by_or_user_at_host(by: str | None, who: str) -> None:
+    assert _operator(by) == who

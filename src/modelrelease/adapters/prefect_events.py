@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 
+from modelrelease.domain.notifications import Notification
 from modelrelease.domain.triggers import ReleaseTrigger
 from modelrelease.errors import PrefectError
 
@@ -57,6 +58,11 @@ class PrefectEvents:
         """Emit one ``modelrelease.release.requested`` event per trigger."""
         now = datetime.now(UTC)
         self.emit([trigger.event(now) for trigger in triggers])
+
+    def tell(self, notification: Notification, run_id: str | None = None,
+             run_url: str | None = None) -> None:
+        """Emit ``notification``'s event, linked to the flow run ``run_id`` (``run_url``)."""
+        self.emit([notification.event(datetime.now(UTC), run_id, run_url)])
 
     def close(self) -> None:
         """Close the connection pool."""

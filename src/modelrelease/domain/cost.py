@@ -10,8 +10,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from modelrelease.domain.exposition import Sample, parse
+
+if TYPE_CHECKING:
+    from modelrelease.spec.endpoint import Resources
 
 _SUFFIX: dict[str, int | Decimal] = {
     "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "k": 10**3, "M": 10**6, "G": 10**9,
@@ -44,6 +48,12 @@ def hourly_cost(cpu: str, memory: str, accelerators: Mapping[str, int], replicas
                + sum(count * prices.accelerators_hour.get(name, 0.0)
                      for name, count in accelerators.items()))
     return round(per_pod * replicas, 6)
+
+
+def endpoint_cost(resources: Resources, replicas: int, prices: PriceTable) -> float:
+    """Cost per hour of ``replicas`` pods of an endpoint's ``spec.resources``."""
+    return hourly_cost(resources.cpu, resources.memory, dict(resources.accelerators), replicas,
+                       prices)
 
 
 GPU_GAUGES: Mapping[str, float] = {"DCGM_FI_DEV_GPU_UTIL": 0.01,

@@ -216,6 +216,7 @@ class State:
     since: datetime | None = None
     reason: str = ""
     history: tuple[str, ...] = field(default_factory=tuple)
+    aborted_by: str = ""  # who stopped the release in flight (``Aborted``), if anyone
 
 
 @dataclass(frozen=True)
@@ -228,10 +229,11 @@ class Transition:
 
 
 def _to(state: State, phase: Phase, now: datetime, reason: str,
-        *actions: Action, **changes: int) -> Transition:
+        *actions: Action, aborted_by: str = "", **changes: int) -> Transition:
     line = f"{state.phase}→{phase}: {reason}"
     moved = replace(state, phase=phase, since=now if phase != state.phase else state.since,
-                    reason=reason, history=(*state.history, line)[-20:], **changes)
+                    reason=reason, history=(*state.history, line)[-20:],
+                    aborted_by=aborted_by or state.aborted_by, **changes)
     return Transition(moved, tuple(actions), line)
 
 
@@ -271,7 +273,7 @@ def step(state: State, observation: Observation, policy: RolloutPolicy,
             # mid-promotion the switch may be made: the previous primary is restored
             text = f"aborted by {who} in phase {phase}"
             return _to(state, Phase.ROLLING_BACK, now, text,
-                       Rollback(text, restore_primary=phase is Phase.PROMOTING))
+                       Rollback(text, restore_primary=phase is Phase.PROMOTING), aborted_by=who)
         case Phase.PENDING, Begin():
             return _to(state, Phase.DEPLOYING, now, "deploying the canary", DeployCanary())
         case Phase.DEPLOYING, CanaryHealth(readiness=r) if r.state == RolloutState.READY:

@@ -32,6 +32,7 @@ from modelrelease.domain.drill import (
 from modelrelease.domain.fault import drill_fault
 from modelrelease.domain.manifests import Track, service_name
 from modelrelease.domain.model import ModelUri
+from modelrelease.domain.notifications import Notification, drill_notice
 from modelrelease.domain.reference import ImageRef
 from modelrelease.domain.rollout import Milestones, ReleaseOutcome, milestones
 from modelrelease.errors import InvalidInput, PipelineError
@@ -71,6 +72,12 @@ class DrillResult:
     def passed(self) -> bool:
         """Whether every part of the drill held."""
         return self.verdict.passed
+
+    @property
+    def notification(self) -> Notification:
+        """What the drill tells people: passed or failed, and why."""
+        return Notification(drill_notice(self.passed), self.endpoint, self.version,
+                            self.verdict.reason, self.release_id)
 
     def summary(self) -> dict[str, Any]:
         """The drill in one JSON-able mapping (the flow's return value)."""

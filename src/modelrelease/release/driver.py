@@ -27,16 +27,18 @@ from modelrelease.adapters.mlflow_registry import MlflowRegistry
 from modelrelease.adapters.prefect_secrets import with_secret_blocks
 from modelrelease.costs import prices as price_table
 from modelrelease.domain import rollout
-from modelrelease.domain.cost import PriceTable, hourly_cost
+from modelrelease.domain.cost import PriceTable, endpoint_cost
 from modelrelease.domain.drill import drill_blocker
 from modelrelease.domain.fault import FaultSetting
 from modelrelease.domain.model import ModelVersion
+from modelrelease.domain.notifications import Notice, Notification, notice_of
 from modelrelease.domain.plan import model_uri, rollout_policy
 from modelrelease.domain.report import render_report
 from modelrelease.domain.status_record import Released, status_after, with_condition
-from modelrelease.errors import InvalidInput, MlflowError, ReleaseInProgress
+from modelrelease.errors import InvalidInput, MlflowError, PipelineError
 from modelrelease.release.images import RegistryImages
 from modelrelease.release.kube_endpoint import KubeEndpoint, require_namespace
+from modelrelease.release.lock import holding_lock
 from modelrelease.release.models import ReleaseModels
 from modelrelease.release.pod_evidence import PodEvidence
 from modelrelease.release.ports import Call, Image, Ports, direct
@@ -64,6 +66,8 @@ from modelrelease.spec import (
 )
 
 Say = Callable[[str], None]
+Notify = Callable[[Notification], None]
+"""Tells people about a release's milestones (the flows post each as a Prefect event)."""
 Interrupted = Callable[[BaseException], str | None]
 """Who stopped a release, given an interrupt that reached its loop (a ``BaseException``
 that is not an ``Exception``), or None to let that interrupt pass unhandled."""
@@ -121,8 +125,8 @@ class Timeline:
 
 def run_release(request: ReleaseRequest, settings: PipelineSettings | None = None, *,
                 say: Say = print, call: Call = direct, execute: Execute = direct_step,
-                fault: FaultSetting | None = None, interrupted: Interrupted = ctrl_c
-                ) -> ReleaseResult:
+                fault: FaultSetting | None = None, interrupted: Interrupted = ctrl_c,
+                notify: Notify | None = None) -> ReleaseResult:
     """Release the model version ``request`` names to its endpoint; see the module doc.
 
     With ``fault``, run a rollback drill instead: ``request`` must name the primary's
@@ -130,7 +134,9 @@ def run_release(request: ReleaseRequest, settings: PipelineSettings | None = Non
     ``call`` runs the outside calls around the loop (resolve, build), ``execute`` each
     step's executor: the flow makes them Prefect task runs. An interrupt that
     ``interrupted`` names someone for (Ctrl-C; the flow adds a Prefect cancel) aborts the
-    release in flight: it rolls back at once, then the interrupt goes on.
+    release in flight: it rolls back at once, then the interrupt goes on. ``notify`` is
+    told each milestone (``domain.notifications``); one it cannot tell is a line in the
+    timeline, never a failed release.
 
     Raises:
         InvalidInput: bad endpoint file, missing namespace, unknown model (as ModelNotFound).
@@ -163,7 +169,7 @@ def run_release(request: ReleaseRequest, settings: PipelineSettings | None = Non
                       PodEvidence(kube, settings, registry), router)
         return release_with(ports, endpoint, version, settings.release, price_table(settings),
                             timeline, call=call, execute=execute, fault=fault,
-                            interrupted=interrupted)
+                            interrupted=interrupted, notify=notify)
     finally:
         cluster.close()
 
@@ -171,13 +177,13 @@ def run_release(request: ReleaseRequest, settings: PipelineSettings | None = Non
 def release_with(ports: Ports, endpoint: ModelEndpoint, version: ModelVersion,
                  options: ReleaseConfig, prices: PriceTable, timeline: Timeline, *,
                  call: Call = direct, execute: Execute = direct_step,
-                 fault: FaultSetting | None = None, interrupted: Interrupted = ctrl_c
-                 ) -> ReleaseResult:
+                 fault: FaultSetting | None = None, interrupted: Interrupted = ctrl_c,
+                 notify: Notify | None = None) -> ReleaseResult:
     """Release ``version`` to ``endpoint`` through ``ports``: everything after resolving it.
 
     Pending MLflow tags first, "already released", the preflight, the lock, the image,
     then the rollout to its end. The fast tier calls it with fakes. See ``run_release``
-    for ``interrupted``.
+    for ``interrupted`` and ``notify``.
 
     Raises:
         ReleaseInProgress: another release holds the endpoint's lock.
@@ -205,12 +211,8 @@ def release_with(ports: Ports, endpoint: ModelEndpoint, version: ModelVersion,
         return done
     files, variants = preflight(cluster, ports.models, endpoint, version)
     release_id = uuid.uuid4().hex[:12]
-    with cluster.lock(f"{release_id}-{version.version}", options.lock_ttl_s,
-                      options.wait_for_lock_s) as got:
-        if not got:
-            raise ReleaseInProgress(
-                f"release endpoint {where}: another release holds its lock; wait for it "
-                "or allow waiting with MODELRELEASE_RELEASE__WAIT_FOR_LOCK_S")
+    with holding_lock(cluster, f"{release_id}-{version.version}", options,
+                      f"release endpoint {where}"):
         # the release that held the lock meanwhile may have released this very version
         status = cluster.read_status() or status
         if (done := already_released(status)) is not None:
@@ -227,11 +229,12 @@ def release_with(ports: Ports, endpoint: ModelEndpoint, version: ModelVersion,
         run = ReleaseRun(ports, ports.traffic(image.image, version.version, release_id, first),
                          endpoint, version, image, release_id, first, policy, files, variants,
                          status.primary, timeline.note)
-        return _drive(run, status, prices, timeline, execute, interrupted)
+        return _drive(run, status, prices, timeline, execute, interrupted, notify)
 
 
 def _drive(run: ReleaseRun, status: ModelEndpointStatus, prices: PriceTable,
-           timeline: Timeline, execute: Execute, interrupted: Interrupted) -> ReleaseResult:
+           timeline: Timeline, execute: Execute, interrupted: Interrupted,
+           notify: Notify | None) -> ReleaseResult:
     """Observe, step, execute, until the rollout ends; then promote's last words and report.
 
     An interrupt in flight that ``interrupted`` names someone for is an abort: the rollback
@@ -246,19 +249,30 @@ def _drive(run: ReleaseRun, status: ModelEndpointStatus, prices: PriceTable,
 
     def record(state: rollout.State) -> None:
         # what the endpoint costs now: primary and canary replicas together
-        cost = hourly_cost(endpoint.spec.resources.cpu, endpoint.spec.resources.memory,
-                           dict(endpoint.spec.resources.accelerators),
-                           cluster.primary_replicas() + run.canary_replicas, prices)
+        cost = endpoint_cost(endpoint.spec.resources,
+                             cluster.primary_replicas() + run.canary_replicas, prices)
         cluster.write_status(status_after(
             status, state.phase, released, reason=state.reason, step=state.step,
             weight=state.weight, previous=run.previous, last_verdict=run.last_verdict,
             cost_per_hour=cost, tagged=run.tagged, now=datetime.now(UTC)))
+
+    def tell(before: rollout.State, after: rollout.State) -> None:
+        notice = notice_of(before, after, drill=run.policy.drill)
+        if notify is None or notice is None:
+            return
+        try:
+            notify(Notification(notice, run.where, run.version.version, after.reason,
+                                run.release_id,
+                                before.step + 1 if notice is Notice.STEP_PASSED else None))
+        except PipelineError as exc:  # telling is best effort: the release goes on
+            timeline.note(f"{run.where}: could not tell '{notice}': {exc.message}")
 
     def drive(transition: rollout.Transition, execute: Execute) -> None:
         while True:
             timeline.note(f"{run.where}: {transition.reason}")
             phases.append((timeline.elapsed(), transition.state.phase))
             record(transition.state)
+            tell(run.state, transition.state)
             run.state = transition.state
             if run.state.phase.terminal:
                 return
@@ -298,9 +312,8 @@ def _drive(run: ReleaseRun, status: ModelEndpointStatus, prices: PriceTable,
         record(run.state)
     outcome = (rollout.ReleaseOutcome.PROMOTED if promoted
                else rollout.ReleaseOutcome.ROLLED_BACK)
-    cost = hourly_cost(endpoint.spec.resources.cpu, endpoint.spec.resources.memory,
-                       dict(endpoint.spec.resources.accelerators),
-                       max(1, endpoint.spec.autoscaling.min_replicas), prices)
+    cost = endpoint_cost(endpoint.spec.resources, max(1, endpoint.spec.autoscaling.min_replicas),
+                         prices)
     report = render_report(endpoint=run.where, version=run.version.version,
                            image=run.image.image, outcome=run.state.phase.value,
                            reason=run.state.reason, timeline=timeline.lines, steps=run.steps,

@@ -22,9 +22,10 @@ from modelrelease.adapters.mlflow_registry import MlflowRegistry
 from modelrelease.adapters.prefect_secrets import with_secret_blocks
 from modelrelease.costs import prices as price_table
 from modelrelease.domain import rollout
-from modelrelease.domain.cost import PriceTable, hourly_cost
+from modelrelease.domain.cost import PriceTable, endpoint_cost
 from modelrelease.domain.manifests import Track
 from modelrelease.domain.model import ModelVersion
+from modelrelease.domain.notifications import Notice, Notification
 from modelrelease.domain.plan import rollout_policy
 from modelrelease.domain.readiness import RolloutState
 from modelrelease.domain.rollback import (
@@ -34,8 +35,9 @@ from modelrelease.domain.rollback import (
     status_after_rollback,
 )
 from modelrelease.domain.status_record import with_condition
-from modelrelease.errors import InvalidInput, KubeApiError, ReleaseInProgress
+from modelrelease.errors import InvalidInput, KubeApiError
 from modelrelease.release.kube_endpoint import KubeEndpoint, require_namespace
+from modelrelease.release.lock import holding_lock
 from modelrelease.release.models import ReleaseModels
 from modelrelease.release.ports import Cluster, ModelRegistry
 from modelrelease.release.steps import tag
@@ -60,6 +62,12 @@ class RollbackResult:
     seconds: float
     """From the start to the switch (the Services select the target's pods)."""
     reason: str
+
+    @property
+    def notification(self) -> Notification:
+        """What the rollback tells people: which version was rolled back, by whom."""
+        return Notification(Notice.ROLLED_BACK, self.endpoint, self.rolled_back, self.reason,
+                            self.release_id)
 
     def as_dict(self) -> dict[str, object]:
         """Every field, with ``outcome: rolled_back`` (the flow's return value)."""
@@ -100,13 +108,7 @@ def rollback_with(cluster: Cluster, models: ModelRegistry, endpoint: ModelEndpoi
     began = time.monotonic()
     _target(cluster, to, where)  # refuse before taking the lock
     release_id = uuid.uuid4().hex[:12]
-    with cluster.lock(f"{release_id}-rollback", options.lock_ttl_s,
-                      options.wait_for_lock_s) as got:
-        if not got:
-            raise ReleaseInProgress(
-                f"roll back {where}: another release holds its lock; wait for it, abort it "
-                "(modelrelease abort), or allow waiting with "
-                "MODELRELEASE_RELEASE__WAIT_FOR_LOCK_S")
+    with holding_lock(cluster, f"{release_id}-rollback", options, f"roll back {where}"):
         status, target = _target(cluster, to, where)  # again: what the lock holder left
         assert status.primary is not None  # rollback_refusal
         previous = status.primary
@@ -130,8 +132,7 @@ def rollback_with(cluster: Cluster, models: ModelRegistry, endpoint: ModelEndpoi
                   f"{by}")
         tagged = _tag(models, endpoint, previous.version, target.version, release_id, reason,
                       say, where)
-        cost = hourly_cost(endpoint.spec.resources.cpu, endpoint.spec.resources.memory,
-                           dict(endpoint.spec.resources.accelerators), replicas, prices)
+        cost = endpoint_cost(endpoint.spec.resources, replicas, prices)
         after = status_after_rollback(status, target, image=image, release_id=release_id,
                                       by=by, spec_hash=spec_hash(endpoint),
                                       cost_per_hour=cost, now=datetime.now(UTC))
