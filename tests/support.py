@@ -129,6 +129,15 @@ class Deployed:
                                      f"{timeout:.0f} s")
             time.sleep(0.5)
 
+    def told(self, run_id: str) -> list[str]:
+        """The modelrelease events (``domain.notifications``) a flow run posted, in order."""
+        found = self.call("POST", "/events/filter", {"filter": {
+            "event": {"prefix": ["modelrelease.release.", "modelrelease.drill."]},
+            "related": {"id": [f"prefect.flow-run.{run_id}"]},
+            "order": "ASC"}, "limit": 50})
+        found.raise_for_status()
+        return [event["event"] for event in found.json()["events"]]
+
     def artifacts(self, run_id: str) -> list[dict[str, Any]]:
         """The artifacts a flow run created."""
         found = self.call("POST", "/artifacts/filter",

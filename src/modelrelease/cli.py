@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from modelrelease.errors import PipelineError, StackError
+from modelrelease.errors import InvalidInput, PipelineError, StackError
 
 if TYPE_CHECKING:
     from pydantic import SecretStr, ValidationError
@@ -44,6 +44,10 @@ def _needs_the_local_stack(command: str) -> None:
 webhook_app = typer.Typer(no_args_is_help=True,
                           help="MLflow registry webhooks -> Prefect release events.")
 app.add_typer(webhook_app, name="webhook")
+notifications_app = typer.Typer(
+    no_args_is_help=True, help="Tell people about releases: Prefect automations to a "
+                               "webhook (Slack-compatible) and e-mail.")
+app.add_typer(notifications_app, name="notifications")
 
 
 def _progress(line: str) -> None:
@@ -70,7 +74,6 @@ def image_build(
 ) -> None:
     """Build and push a model version's serving image; print its pinned reference."""
     from modelrelease.build.builder import BuildRequest, build_image
-    from modelrelease.errors import InvalidInput
     from modelrelease.settings import PipelineSettings
 
     try:
@@ -393,7 +396,6 @@ def _endpoint_file(what: str, file: str) -> ModelEndpoint:
     Raises:
         typer.Exit: (code 2) the file is missing or invalid.
     """
-    from modelrelease.errors import InvalidInput
     from modelrelease.settings import PipelineSettings
     from modelrelease.spec import ReleaseRequest, load_endpoint
 
@@ -631,6 +633,84 @@ def _webhook_settings(what: str) -> tuple[PipelineSettings, SecretStr]:
                    "(the same value for `webhook serve` and `webhook register`)", err=True)
         raise typer.Exit(code=2)
     return settings, secret
+
+
+class SmtpSecurity(StrEnum):
+    """How ``notifications install``'s e-mail reaches its SMTP server."""
+
+    STARTTLS = "starttls"
+    NONE = "none"
+
+
+@notifications_app.command("install")
+def notifications_install(
+    webhook_url: Annotated[str | None, typer.Option(
+        help="a Slack (or compatible) incoming-webhook URL: each milestone is posted to it "
+             "as {\"text\": ...}")] = None,
+    email_to: Annotated[list[str] | None, typer.Option(
+        help="an e-mail recipient (repeatable); needs --smtp-host and --email-from")] = None,
+    email_from: Annotated[str | None, typer.Option(help="the e-mails' From address")] = None,
+    smtp_host: Annotated[str | None, typer.Option(help="the SMTP server")] = None,
+    smtp_port: Annotated[int, typer.Option(min=1, max=65535, help="its port")] = 587,
+    smtp_security: Annotated[SmtpSecurity, typer.Option(
+        help="starttls (refused if the server cannot) or none (plain: a relay on the same "
+             "host or network only)")] = SmtpSecurity.STARTTLS,
+    smtp_ca_file: Annotated[Path | None, typer.Option(
+        help="a CA bundle to trust for the SMTP server (default: the system's)")] = None,
+    smtp_user: Annotated[str | None, typer.Option(
+        help="SMTP login; the password is read from MODELRELEASE_SMTP_PASSWORD")] = None,
+    file: Annotated[Path, typer.Option(help="the automations to install")] = Path(
+        "deployments/notifications.yaml"),
+) -> None:
+    """Install the notification automations into the Prefect server in PREFECT_API_URL.
+
+    Saves a notification block per channel given (modelrelease-webhook,
+    modelrelease-email), then creates the file's automations for those channels, replacing
+    any of the same name. Each release milestone (started, step passed, promoted, rolled
+    back, aborted, drill passed or failed) then becomes one message per channel, with the
+    endpoint, version, reason and a link to the flow run. Prints one JSON line per
+    automation.
+    """
+    import os
+    from dataclasses import asdict
+
+    from pydantic import ValidationError
+
+    from modelrelease.adapters.email_block import SmtpEmail
+    from modelrelease.adapters.prefect_automations import install
+
+    email = None
+    if email_to:
+        missing = [flag for flag, value in (("--smtp-host", smtp_host),
+                                            ("--email-from", email_from)) if not value]
+        if missing:
+            raise _fail(InvalidInput(f"notifications install: --email-to needs "
+                                     f"{' and '.join(missing)}; nothing installed"))
+        password = os.environ.get("MODELRELEASE_SMTP_PASSWORD")
+        if smtp_user and not password:
+            raise _fail(InvalidInput("notifications install: --smtp-user needs its password "
+                                     "in MODELRELEASE_SMTP_PASSWORD; nothing installed"))
+        try:
+            email = SmtpEmail(host=smtp_host, port=smtp_port, security=smtp_security.value,
+                              ca_file=str(smtp_ca_file) if smtp_ca_file else None,
+                              username=smtp_user, password=password if smtp_user else None,
+                              sender=email_from, to=email_to)
+        except ValidationError as exc:
+            problem = exc.errors()[0]
+            raise _fail(InvalidInput(
+                f"notifications install: {'.'.join(map(str, problem['loc']))}: "
+                f"{problem['msg']}; nothing installed")) from None
+    elif any((email_from, smtp_host, smtp_user, smtp_ca_file)):
+        raise _fail(InvalidInput("notifications install: the SMTP options need --email-to; "
+                                 "nothing installed"))
+    try:
+        installed = install(file, webhook_url, email)
+    except PipelineError as exc:
+        raise _fail(exc) from None
+    for automation in installed:
+        _progress(f"automation {automation.name} ({automation.id}): every milestone to "
+                  f"block {automation.block}")
+        typer.echo(json.dumps(asdict(automation)))
 
 
 @webhook_app.command("serve")

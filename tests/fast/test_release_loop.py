@@ -28,6 +28,7 @@ from modelrelease.domain.analysis import SliceRow
 from modelrelease.domain.cost import PriceTable
 from modelrelease.domain.fault import FaultSetting, drill_fault
 from modelrelease.domain.manifests import Slot, Track
+from modelrelease.domain.notifications import Notification
 from modelrelease.domain.readiness import Readiness, RolloutState
 from modelrelease.domain.rollout import Phase, ReleaseOutcome
 from modelrelease.domain.smoke import SmokeResult
@@ -41,6 +42,7 @@ from modelrelease.errors import (
 from modelrelease.release import steps
 from modelrelease.release.driver import (
     Interrupted,
+    Notify,
     ReleaseResult,
     Timeline,
     ctrl_c,
@@ -126,12 +128,16 @@ class World:
     executed: Executed = field(default_factory=Executed)
     lines: list[str] = field(default_factory=list)
     calls: list[str] = field(default_factory=list)
+    told: list[Notification] = field(default_factory=list)
+    """What the release told people (``run_release``'s ``notify``), in order."""
 
     def release(self, version: str, *, fault: FaultSetting | None = None,
-                direct: bool = False, interrupted: Interrupted = ctrl_c) -> ReleaseResult:
+                direct: bool = False, interrupted: Interrupted = ctrl_c,
+                notify: Notify | None = None) -> ReleaseResult:
         """Release ``version`` as ``run_release`` would, once it has resolved it.
 
         ``direct``: run the executors the CLI's way (``direct_step``), not ``executed``.
+        ``notify``: instead of keeping what the release tells in ``told``.
         """
 
         def call(name: str, fn: Callable[[], Any]) -> Any:
@@ -142,7 +148,8 @@ class World:
         execute = steps.direct_step if direct else self.executed
         return release_with(ports, self.endpoint, self.models.version(version), ReleaseConfig(),
                             PriceTable(), Timeline(self.lines.append), call=call,
-                            execute=execute, fault=fault, interrupted=interrupted)
+                            execute=execute, fault=fault, interrupted=interrupted,
+                            notify=notify or self.told.append)
 
     @property
     def status(self) -> ModelEndpointStatus:

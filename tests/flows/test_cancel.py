@@ -14,6 +14,7 @@ import time
 
 import pytest
 
+from modelrelease.domain.notifications import EVENTS, Notice
 from modelrelease_localstack.stack import Stack
 from tests.e2e.helpers import assert_aborted, background_client, version_2_pending
 from tests.kube import eventually
@@ -45,6 +46,9 @@ def test_a_cancel_in_prefect_aborts_the_release_in_flight(stack: Stack,
         assert background.failed == [], background.failed[:5]
         who = f"a Prefect cancel of flow run {run['name']} ({run['id']})"
         assert_aborted(made, before, f"aborted by {who} in phase Analysing")
+        # and the run told so (deployments/notifications.yaml turns it into messages)
+        told = [EVENTS[Notice.STARTED], EVENTS[Notice.ABORTED]]
+        eventually(lambda: deployed.told(run["id"]) == told, 30, f"events {told}")
     finally:
         made.file.unlink(missing_ok=True)
         made.core.delete_namespace(made.namespace)

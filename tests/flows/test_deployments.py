@@ -20,6 +20,7 @@ import pytest
 import yaml
 
 from modelrelease.adapters.prefect_events import PrefectEvents
+from modelrelease.domain.notifications import EVENTS, Notice
 from modelrelease.domain.triggers import RELEASE_REQUESTED, ReleaseTrigger
 from modelrelease.spec import load_endpoint, spec_hash
 from modelrelease_localstack.demo_model import register_iris_model
@@ -44,14 +45,6 @@ def _finished_promoted(deployed: Deployed, made: Endpoint, run: dict[str, Any]) 
     assert "Promoted" in report["data"], report["data"][:500]
     assert made.status()["phase"] == "Promoted"
     return str(report["data"])
-
-
-@pytest.fixture
-def endpoint(stack: Stack, deployed: Deployed) -> Any:
-    made = make_endpoint(stack, deployed.endpoints_dir)
-    yield made
-    made.file.unlink(missing_ok=True)
-    made.core.delete_namespace(made.namespace)
 
 
 def test_the_deployments_carry_a_typed_form_a_trigger_and_schedules(deployed: Deployed) -> None:
@@ -134,6 +127,8 @@ def test_a_rollback_run_from_the_ui_switches_back(deployed: Deployed,
     assert status["phase"] == "RolledBack" and status["primary"] == one
     assert (f"version 2 rolled back to version 1 by Prefect flow run {run['name']} "
             f"({run['id']})") in status["reason"]
+    told = [EVENTS[Notice.ROLLED_BACK]]
+    eventually(lambda: deployed.told(run["id"]) == told, 30, f"events {told}")
 
     again = deployed.create_run("rollback", {"request": {"endpoint": endpoint.name}})
     final = deployed.wait_final(again.json()["id"], RELEASE_S)
