@@ -23,8 +23,8 @@ lint: setup
 	@.venv/bin/ruff check src localstack/src tests flows tasks $(wildcard benchmarks)
 	@.venv/bin/mypy
 
-# prepare: setup, lint and the Kubernetes/Prometheus builds, the builds in the background;
-# suite: the tests that use the local stack and the rest, as two pytest runs at once
+# prepare: setup and the Kubernetes/Prometheus builds, the builds in the background;
+# suite: the tests that use the local stack, and beside them lint and the rest
 test:
 	@bash scripts/prepare
 	@bash scripts/suite
