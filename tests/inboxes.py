@@ -8,8 +8,8 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from email import message_from_bytes
-from email.message import Message
+from email import message_from_bytes, policy
+from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -50,11 +50,16 @@ def webhook_inbox() -> Iterator[Inbox]:
 
 @dataclass
 class Mailbox:
-    """What an SMTP server received: each message, who sent it, and who logged in."""
+    """What an SMTP server received: each message, and who logged in."""
 
     port: int
-    messages: list[Message] = field(default_factory=list)
+    messages: list[EmailMessage] = field(default_factory=list)
     logins: list[str] = field(default_factory=list)
+
+    def bodies(self) -> list[tuple[str, str]]:
+        """Each message's subject and its text, decoded, with plain newlines."""
+        return [(str(m["Subject"]), str(m.get_content()).replace("\r\n", "\n"))
+                for m in self.messages]
 
 
 @contextmanager
@@ -75,7 +80,10 @@ def smtp_mailbox(*, tls: tuple[Path, Path] | None = None,
     class Handler:
         async def handle_DATA(self, server: SMTPServer, session: Session,
                               envelope: Envelope) -> str:
-            box.messages.append(message_from_bytes(envelope.original_content or b""))
+            message = message_from_bytes(envelope.original_content or b"",
+                                         policy=policy.default)
+            assert isinstance(message, EmailMessage)
+            box.messages.append(message)
             return "250 OK"
 
     def authenticate(server: SMTPServer, session: Session, envelope: Envelope,

@@ -32,7 +32,7 @@ def test_plain_smtp_delivers_one_message_to_every_recipient() -> None:
     assert message["Subject"] == "promoted"
     assert message["From"] == "releases@example.test"
     assert message["To"] == "oncall@example.test, ml@example.test"
-    assert "reason: all checks passed" in message.get_payload()
+    assert box.bodies()[0][1] == "prod/iris version 2: promoted\nreason: all checks passed\n"
     assert box.logins == []
 
 
