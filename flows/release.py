@@ -2,7 +2,8 @@
 
 Its parameter is one typed model (``ReleaseRequest``), so the Prefect UI shows a form.
 The report becomes a markdown artifact; the outcome is the flow's return value, and a
-rollback is a result, not a failure. Cancelling the flow run in Prefect aborts the release
+rollback is a result, not a failure. A step with an approval gate pauses the flow run
+until someone answers its form in the Prefect UI (approve or reject). Cancelling the flow run in Prefect aborts the release
 in flight: it rolls back within Prefect's grace period, and the status says who. Each
 milestone (started, step passed, promoted, rolled back, aborted) is a Prefect event linked
 to this run, for the automations in ``deployments/notifications.yaml``.
@@ -17,6 +18,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.exceptions import TerminationSignal
 from prefect.runtime import flow_run
 
+from modelrelease.adapters.prefect_approval import PrefectApprovals
 from modelrelease.domain.rollout import ReleaseOutcome
 from modelrelease.release.driver import ctrl_c, run_release
 from modelrelease.release.dry_run import plan_release
@@ -43,7 +45,8 @@ def release_model(request: ReleaseRequest) -> dict[str, Any]:
                 "release_id": "", "reason": planned.dry_run.image_note}
     with telling(logger.warning) as notify:
         result = run_release(request, say=logger.info, call=as_task, execute=as_step_task,
-                             interrupted=cancelled_in_prefect, notify=notify)
+                             interrupted=cancelled_in_prefect, notify=notify,
+                             approvals=PrefectApprovals())
     if result.report:
         create_markdown_artifact(result.report, key=f"release-{result.release_id}",
                                  description=f"{result.endpoint}: {result.outcome}")

@@ -1,7 +1,8 @@
 """The pipeline's steps as named Prefect tasks, so the Prefect UI shows a release as it runs.
 
 Each rollout action's executor (``modelrelease.release.steps``) is one task, named after
-it: ``deploy_canary``, ``smoke``, ``set_weight``, ``analyse_step``, ``promote``,
+it: ``deploy_canary``, ``smoke``, ``set_weight``, ``analyse_step``, ``await_approval``
+(which pauses the flow run while it waits: ``adapters.prefect_approval``), ``promote``,
 ``roll_back``, ``wait`` and ``check_health``; the calls around the loop (``resolve-model``,
 ``build-image``, a drill's ``check-restorable``) run through ``as_task``. The CLI calls
 the same functions directly.
@@ -31,6 +32,7 @@ deploy_canary = _named(steps.deploy_canary)
 smoke = _named(steps.smoke)
 set_weight = _named(steps.set_weight)
 analyse_step = _named(steps.analyse_step)
+await_approval = _named(steps.await_approval)
 promote = _named(steps.promote)
 roll_back = _named(steps.roll_back)
 wait = _named(steps.wait)
@@ -38,7 +40,8 @@ check_health = _named(steps.check_health)
 
 TASKS: dict[Executor, Task[[ReleaseRun, Any], Observed]] = {
     steps.deploy_canary: deploy_canary, steps.smoke: smoke, steps.set_weight: set_weight,
-    steps.analyse_step: analyse_step, steps.promote: promote, steps.roll_back: roll_back,
+    steps.analyse_step: analyse_step, steps.await_approval: await_approval,
+    steps.promote: promote, steps.roll_back: roll_back,
     steps.wait: wait, steps.check_health: check_health,
 }
 """The task of each executor."""

@@ -424,7 +424,7 @@ def test_unknown_field_without_a_close_match_lists_the_allowed_ones() -> None:
 def test_unknown_field_under_a_free_form_map_has_no_allowed_list() -> None:
     lines = errors_of(doc(**{"spec.canary.steps.0.extra": 1, "spec.canary.steps.1.weight": 70}))
     assert lines == ["f.yaml: spec.canary.steps[0].extra: unknown field "
-                     "(allowed: weight, hold)"]
+                     "(allowed: weight, hold, approval)"]
     # a non-string key cannot match a field: the path renders it anyway
     lines = errors_of({**VALID, 5: "x"})
     assert lines[0].startswith("f.yaml: ")

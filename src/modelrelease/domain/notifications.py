@@ -1,6 +1,7 @@
 """What a release tells people: one notice per milestone, as a Prefect event. Pure.
 
-A release says when it starts, when each canary step passes, and how it ends (promoted,
+A release says when it starts, when each canary step passes, when a step waits for a
+person's approval (with the link to the paused flow run's form), and how it ends (promoted,
 rolled back, or aborted by someone); a rollback drill says whether it passed. Each
 notice becomes one Prefect event (``modelrelease.release.promoted``, ...) on the
 endpoint's resource, with the endpoint, version, reason and a link to the flow run in
@@ -28,6 +29,7 @@ class Notice(StrEnum):
 
     STARTED = "started"
     STEP_PASSED = "step-passed"
+    APPROVAL_NEEDED = "approval-needed"
     PROMOTED = "promoted"
     ROLLED_BACK = "rolled-back"
     ABORTED = "aborted"
@@ -38,6 +40,7 @@ class Notice(StrEnum):
 EVENTS: dict[Notice, str] = {
     Notice.STARTED: "modelrelease.release.started",
     Notice.STEP_PASSED: "modelrelease.release.step-passed",
+    Notice.APPROVAL_NEEDED: "modelrelease.release.approval-needed",
     Notice.PROMOTED: "modelrelease.release.promoted",
     Notice.ROLLED_BACK: "modelrelease.release.rolled-back",
     Notice.ABORTED: "modelrelease.release.aborted",
@@ -45,6 +48,8 @@ EVENTS: dict[Notice, str] = {
     Notice.DRILL_FAILED: "modelrelease.drill.failed",
 }
 """The Prefect event of each notice (the automations expect exactly these)."""
+STEP_NOTICES = frozenset({Notice.STEP_PASSED, Notice.APPROVAL_NEEDED})
+"""The notices about one step, which say its number."""
 
 
 @dataclass(frozen=True)
@@ -56,12 +61,13 @@ class Notification:
     version: str
     reason: str
     release_id: str = ""
-    step: int | None = None  # the step that passed (1-based), for STEP_PASSED
+    step: int | None = None  # the step (1-based), for STEP_PASSED and APPROVAL_NEEDED
 
     @property
     def title(self) -> str:
         """One line: ``prod/iris version 2: promoted``."""
         what = {Notice.STEP_PASSED: f"step {self.step} passed",
+                Notice.APPROVAL_NEEDED: f"step {self.step} waits for your approval",
                 Notice.DRILL_PASSED: "rollback drill passed",
                 Notice.DRILL_FAILED: "rollback drill FAILED"}.get(self.notice,
                                                                   str(self.notice))
@@ -98,8 +104,9 @@ _NAMESPACE = uuid.UUID("0d3f2c1e-6a7b-4c8d-9e0f-1a2b3c4d5e6f")
 def notice_of(before: State, after: State, *, drill: bool = False) -> Notice | None:
     """The notice a release's move from ``before`` to ``after`` gives, if any.
 
-    Started: the canary begins deploying. Step passed: the judge moved on from an
-    analysed step (to the next step or to promotion). Promoted, rolled back, aborted:
+    Started: the canary begins deploying. Step passed: the release moved on from an
+    analysed step (to the next step or to promotion), or from its approval. Approval
+    needed: a passed step waits for a person. Promoted, rolled back, aborted:
     the release's end (aborted when someone stopped it, ``State.aborted_by``).
     """
     if drill or (before.phase == after.phase and before.step == after.step):
@@ -107,8 +114,10 @@ def notice_of(before: State, after: State, *, drill: bool = False) -> Notice | N
     match before.phase, after.phase:
         case Phase.PENDING, Phase.DEPLOYING:
             return Notice.STARTED
-        case Phase.ANALYSING, Phase.ANALYSING | Phase.PROMOTING:
+        case Phase.ANALYSING | Phase.AWAITING_APPROVAL, Phase.ANALYSING | Phase.PROMOTING:
             return Notice.STEP_PASSED
+        case Phase.ANALYSING, Phase.AWAITING_APPROVAL:
+            return Notice.APPROVAL_NEEDED
         case _, Phase.PROMOTED:
             return Notice.PROMOTED
         case _, Phase.ROLLED_BACK:

@@ -6,9 +6,10 @@ from datetime import timedelta
 
 from modelrelease.domain.agreement import AgreementPolicy
 from modelrelease.domain.analysis import AnalysisPolicy
+from modelrelease.domain.approval import Gate
 from modelrelease.domain.model import ModelUri
 from modelrelease.domain.rollout import RolloutPolicy, Step
-from modelrelease.spec import ModelEndpoint
+from modelrelease.spec import ApprovalGate, ModelEndpoint
 
 FIRST_RELEASE_HOLD = timedelta(seconds=10)
 
@@ -24,12 +25,23 @@ def model_uri(endpoint: ModelEndpoint) -> ModelUri:
 
 
 def rollout_policy(endpoint: ModelEndpoint, *, first_release: bool) -> RolloutPolicy:
-    """The steps: the spec's, or for a first release one step judged on its SLOs alone."""
+    """The steps: the spec's, or for a first release one step judged on its SLOs alone.
+
+    A first release goes straight to all of the traffic, so where any step of the spec has
+    an approval gate, its one step has the last such gate: a person still approves.
+    """
     steps = endpoint.spec.canary.steps
     if first_release:
         hold = max((s.hold for s in steps), default=FIRST_RELEASE_HOLD)
-        return RolloutPolicy(steps=(Step(100, hold),))
-    return RolloutPolicy(steps=tuple(Step(s.weight, s.hold) for s in steps))
+        last = next((s.approval for s in reversed(steps) if s.approval is not None), None)
+        return RolloutPolicy(steps=(Step(100, hold, approval_gate(last)),))
+    return RolloutPolicy(steps=tuple(Step(s.weight, s.hold, approval_gate(s.approval))
+                                     for s in steps))
+
+
+def approval_gate(gate: ApprovalGate | None) -> Gate | None:
+    """A step's approval gate as the state machine takes it."""
+    return None if gate is None else Gate(gate.timeout, gate.on_timeout)
 
 
 def analysis_policy(endpoint: ModelEndpoint, hold: timedelta, rate: float) -> AnalysisPolicy:

@@ -41,8 +41,10 @@ def _rate(value: float | None) -> str:
 
 def render_report(*, endpoint: str, version: str, image: str, outcome: str, reason: str,
                   timeline: Sequence[tuple[float, str]], steps: Sequence[StepRecord],
-                  canary_cost_per_hour: float | None, reached: str | None = None) -> str:
-    """The release report as markdown (``reached``: how the checks reached the pods)."""
+                  canary_cost_per_hour: float | None, reached: str | None = None,
+                  approvals: Sequence[str] = ()) -> str:
+    """The release report as markdown (``reached``: how the checks reached the pods;
+    ``approvals``: the approval questions' answers, one line each)."""
     lines = [f"# Release of `{endpoint}`: {outcome}", "",
              f"- model version: **{version}**", f"- image: `{image}`",
              f"- outcome: **{outcome}** — {reason}"]
@@ -51,6 +53,8 @@ def render_report(*, endpoint: str, version: str, image: str, outcome: str, reas
     if canary_cost_per_hour is not None:
         lines.append(f"- canary cost: {canary_cost_per_hour:.4f} per hour "
                      f"({canary_cost_per_hour * 730:.2f} per month if left running)")
+    if approvals:
+        lines += ["", "## Approvals", ""] + [f"- {line}" for line in approvals]
     lines += ["", "## Timeline", "", "| t (s) | event |", "|---:|---|"]
     lines += [f"| {t:.1f} | {text} |" for t, text in timeline]
     if steps:

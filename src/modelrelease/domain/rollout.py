@@ -3,7 +3,8 @@
     step(state, observation, policy, now) -> Transition(next_state, actions, reason)
 
 Phases, in order: PENDING -> DEPLOYING (canary pods starting) -> SMOKE -> ANALYSING
-(one canary step after another) -> PROMOTING -> PROMOTED; any failure -> ROLLING_BACK ->
+(one canary step after another; after a step with an approval gate, AWAITING_APPROVAL
+until someone answers) -> PROMOTING -> PROMOTED; any failure -> ROLLING_BACK ->
 ROLLED_BACK. Nothing outside this module compares phases; the flow only executes the
 actions it is given and reports what it observed.
 """
@@ -17,9 +18,11 @@ from enum import StrEnum
 from typing import TypeAlias
 
 from modelrelease.domain.analysis import Outcome, Verdict
+from modelrelease.domain.approval import Answer, Decision, Gate, OnTimeout
 from modelrelease.domain.manifests import Track
 from modelrelease.domain.readiness import Readiness, RolloutState
 from modelrelease.spec.status import ReleasePhase
+from modelrelease.domain.durations import format_duration
 
 POLL_S = 0.5
 """How long to wait before looking at a rollout again."""
@@ -49,10 +52,12 @@ class ReleaseOutcome(StrEnum):
 
 @dataclass(frozen=True)
 class Step:
-    """One canary step: the canary's share of traffic and how long to judge it."""
+    """One canary step: the canary's share of traffic, how long to judge it, and whether a
+    person approves it once it passed (``approval``)."""
 
     weight: int
     hold: timedelta
+    approval: Gate | None = None
 
 
 @dataclass(frozen=True)
@@ -111,6 +116,13 @@ class StepJudged:
 
 
 @dataclass(frozen=True)
+class Answered:
+    """The answer to a step's approval question: a decision, or none in time."""
+
+    answer: Answer
+
+
+@dataclass(frozen=True)
 class PrimaryHealth:
     """The primary's readiness once promotion made the canary's slot the primary."""
 
@@ -134,8 +146,8 @@ def abortable(phase: Phase) -> bool:
     return phase.in_flight and phase is not Phase.ROLLING_BACK
 
 
-Observation = (Begin | CanaryHealth | SmokeChecked | StepJudged | PrimaryHealth | CleanedUp
-               | Aborted)
+Observation = (Begin | CanaryHealth | SmokeChecked | StepJudged | Answered | PrimaryHealth
+               | CleanedUp | Aborted)
 
 
 def health_track(phase: Phase) -> Track | None:
@@ -180,6 +192,14 @@ class Analyse:
 
 
 @dataclass(frozen=True)
+class AwaitApproval:
+    """Ask a person to approve step ``step`` (0-based); wait up to ``gate.timeout``."""
+
+    step: int
+    gate: Gate
+
+
+@dataclass(frozen=True)
 class Promote:
     """Make the verified canary's slot the primary (no pod restarts), then remove the old one."""
 
@@ -199,7 +219,8 @@ class Wait:
     seconds: float
 
 
-Action = DeployCanary | RunSmoke | SetWeight | Analyse | Promote | Rollback | Wait
+Action = (DeployCanary | RunSmoke | SetWeight | Analyse | AwaitApproval | Promote | Rollback
+          | Wait)
 
 
 # -- the state and the transition ------------------------------------------------------------
@@ -246,7 +267,7 @@ def _elapsed(state: State, now: datetime) -> timedelta:
 
 
 def _next_step(state: State, policy: RolloutPolicy, now: datetime, why: str) -> Transition:
-    index = state.step + 1 if state.phase == Phase.ANALYSING else 0
+    index = state.step + 1 if state.phase in (Phase.ANALYSING, Phase.AWAITING_APPROVAL) else 0
     if index >= len(policy.steps) and policy.drill:
         return _to(state, Phase.ROLLING_BACK, now, f"{why}; {UNDETECTED}",
                    Rollback(UNDETECTED))
@@ -294,7 +315,14 @@ def step(state: State, observation: Observation, policy: RolloutPolicy,
             return _to(state, Phase.ROLLING_BACK, now, f"smoke failed: {why}",
                        Rollback(f"smoke failed: {why}"))
         case Phase.ANALYSING, StepJudged(outcome=Outcome.PASS, reason=why):
-            return _next_step(state, policy, now, f"step {state.step + 1} passed: {why}")
+            gate = policy.steps[state.step].approval
+            if gate is None or policy.drill:  # a drill runs unattended: it never waits
+                return _next_step(state, policy, now, f"step {state.step + 1} passed: {why}")
+            return _to(state, Phase.AWAITING_APPROVAL, now,
+                       f"step {state.step + 1} passed: {why}; waiting up to "
+                       f"{format_duration(gate.timeout)} for approval", AwaitApproval(state.step, gate))
+        case Phase.AWAITING_APPROVAL, Answered(answer=answer):
+            return _answered(state, answer, policy, now)
         case Phase.ANALYSING, StepJudged(outcome=Outcome.FAIL, reason=why):
             text = f"step {state.step + 1} failed at weight {state.weight}: {why}"
             return _to(state, Phase.ROLLING_BACK, now, text, Rollback(text))
@@ -327,6 +355,19 @@ def step(state: State, observation: Observation, policy: RolloutPolicy,
             return _stay(state, f"ignored {type(observation).__name__} in phase {state.phase}")
 
 
+def _answered(state: State, answer: Answer, policy: RolloutPolicy, now: datetime
+              ) -> Transition:
+    if answer.stopped_by:  # aborted while waiting: as any abort
+        return step(state, Aborted(answer.stopped_by), policy, now)
+    gate = policy.steps[state.step].approval or Gate()
+    line = answer.line(state.step + 1, gate.timeout)
+    if answer.decision is Decision.APPROVE:
+        return _next_step(state, policy, now, line)
+    if answer.decision is None and gate.on_timeout is OnTimeout.CONTINUE:
+        return _next_step(state, policy, now, f"{line}; going on (onTimeout: continue)")
+    return _to(state, Phase.ROLLING_BACK, now, line, Rollback(line))
+
+
 def resume(state: State, same_release: bool, policy: RolloutPolicy,
            now: datetime) -> Transition:
     """Where a re-run picks up a release it finds in the cluster.
@@ -352,6 +393,10 @@ def resume(state: State, same_release: bool, policy: RolloutPolicy,
             hold = policy.steps[min(state.step, len(policy.steps) - 1)].hold
             return _stay(state, f"resuming: re-judging step {state.step + 1}",
                          SetWeight(state.weight), Analyse(hold))
+        case Phase.AWAITING_APPROVAL:
+            gate = policy.steps[min(state.step, len(policy.steps) - 1)].approval or Gate()
+            return _stay(state, f"resuming: asking again for approval of step {state.step + 1}",
+                         AwaitApproval(state.step, gate))
         case Phase.PROMOTING:
             return _stay(state, "resuming: promotion", Promote())
         case _:

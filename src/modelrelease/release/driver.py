@@ -28,11 +28,12 @@ from modelrelease.adapters.prefect_secrets import with_secret_blocks
 from modelrelease.costs import prices as price_table
 from modelrelease.domain import rollout
 from modelrelease.domain.cost import PriceTable, endpoint_cost
+from modelrelease.domain.approval import approval_tags, needs_asking
 from modelrelease.domain.drill import drill_blocker
 from modelrelease.domain.fault import FaultSetting
 from modelrelease.domain.model import ModelVersion
-from modelrelease.domain.notifications import Notice, Notification, notice_of
-from modelrelease.domain.plan import model_uri, rollout_policy
+from modelrelease.domain.notifications import STEP_NOTICES, Notification, notice_of
+from modelrelease.domain.plan import approval_gate, model_uri, rollout_policy
 from modelrelease.domain.report import render_report
 from modelrelease.domain.status_record import Released, status_after, with_condition
 from modelrelease.errors import InvalidInput, MlflowError, PipelineError
@@ -41,7 +42,7 @@ from modelrelease.release.kube_endpoint import KubeEndpoint, require_namespace
 from modelrelease.release.lock import holding_lock
 from modelrelease.release.models import ReleaseModels
 from modelrelease.release.pod_evidence import PodEvidence
-from modelrelease.release.ports import Call, Image, Ports, direct
+from modelrelease.release.ports import Approvals, Call, Image, Ports, direct
 from modelrelease.release.preflight import preflight
 from modelrelease.release.replica_router import ReplicaRatioRouter
 from modelrelease.release.steps import (
@@ -49,6 +50,7 @@ from modelrelease.release.steps import (
     TAGGED,
     Execute,
     ReleaseRun,
+    approval_refusal,
     check_health,
     direct_step,
     tag,
@@ -126,7 +128,8 @@ class Timeline:
 def run_release(request: ReleaseRequest, settings: PipelineSettings | None = None, *,
                 say: Say = print, call: Call = direct, execute: Execute = direct_step,
                 fault: FaultSetting | None = None, interrupted: Interrupted = ctrl_c,
-                notify: Notify | None = None) -> ReleaseResult:
+                notify: Notify | None = None, approvals: Approvals | None = None
+                ) -> ReleaseResult:
     """Release the model version ``request`` names to its endpoint; see the module doc.
 
     With ``fault``, run a rollback drill instead: ``request`` must name the primary's
@@ -136,10 +139,12 @@ def run_release(request: ReleaseRequest, settings: PipelineSettings | None = Non
     ``interrupted`` names someone for (Ctrl-C; the flow adds a Prefect cancel) aborts the
     release in flight: it rolls back at once, then the interrupt goes on. ``notify`` is
     told each milestone (``domain.notifications``); one it cannot tell is a line in the
-    timeline, never a failed release.
+    timeline, never a failed release. ``approvals`` answers the endpoint's approval gates
+    (``domain.approval``); without it, an endpoint with any is refused up front.
 
     Raises:
-        InvalidInput: bad endpoint file, missing namespace, unknown model (as ModelNotFound).
+        InvalidInput: bad endpoint file, missing namespace, unknown model (as ModelNotFound),
+            approval gates that nobody can answer.
         ReleaseInProgress: another release holds the endpoint and waiting is not allowed.
     """
     if request.dry_run:  # a release that changes the world is never what a dry run asked
@@ -166,7 +171,7 @@ def run_release(request: ReleaseRequest, settings: PipelineSettings | None = Non
             return ReplicaRatioRouter(kube, endpoint, image, version, release_id, first)
 
         ports = Ports(kube, models, RegistryImages(endpoint, settings, registry),
-                      PodEvidence(kube, settings, registry), router)
+                      PodEvidence(kube, settings, registry), router, approvals)
         return release_with(ports, endpoint, version, settings.release, price_table(settings),
                             timeline, call=call, execute=execute, fault=fault,
                             interrupted=interrupted, notify=notify)
@@ -209,6 +214,10 @@ def release_with(ports: Ports, endpoint: ModelEndpoint, version: ModelVersion,
 
     if (done := already_released(status)) is not None:
         return done
+    asks = needs_asking([approval_gate(s.approval) for s in endpoint.spec.canary.steps],
+                        drill=fault is not None)
+    if asks is not None and ports.approvals is None:  # refused before anything changes
+        raise InvalidInput(approval_refusal(where, asks))
     files, variants = preflight(cluster, ports.models, endpoint, version)
     release_id = uuid.uuid4().hex[:12]
     with holding_lock(cluster, f"{release_id}-{version.version}", options,
@@ -263,7 +272,7 @@ def _drive(run: ReleaseRun, status: ModelEndpointStatus, prices: PriceTable,
         try:
             notify(Notification(notice, run.where, run.version.version, after.reason,
                                 run.release_id,
-                                before.step + 1 if notice is Notice.STEP_PASSED else None))
+                                before.step + 1 if notice in STEP_NOTICES else None))
         except PipelineError as exc:  # telling is best effort: the release goes on
             timeline.note(f"{run.where}: could not tell '{notice}': {exc.message}")
 
@@ -304,7 +313,7 @@ def _drive(run: ReleaseRun, status: ModelEndpointStatus, prices: PriceTable,
         run.tagged = tag(run.ports.models, run.version, run.note, run.where, {
             "modelrelease.status": rollout.ReleaseOutcome.PROMOTED,
             "modelrelease.release_id": run.release_id,
-            "modelrelease.image_digest": run.image.digest},
+            "modelrelease.image_digest": run.image.digest} | approval_tags(run.answers),
             alias=endpoint.spec.promotion.alias)
         cluster.event("Promoted", f"version {run.version.version} ({run.image.image}) is "
                                   "primary")
@@ -317,7 +326,8 @@ def _drive(run: ReleaseRun, status: ModelEndpointStatus, prices: PriceTable,
     report = render_report(endpoint=run.where, version=run.version.version,
                            image=run.image.image, outcome=run.state.phase.value,
                            reason=run.state.reason, timeline=timeline.lines, steps=run.steps,
-                           canary_cost_per_hour=cost, reached=run.ports.evidence.via)
+                           canary_cost_per_hour=cost, reached=run.ports.evidence.via,
+                           approvals=[answer.line(step) for step, answer in run.answers])
     return ReleaseResult(run.where, outcome, run.state.reason, run.version.version,
                          run.image.image, run.release_id, timeline.elapsed(),
                          run.hold_seconds, report, timeline.lines, phases)

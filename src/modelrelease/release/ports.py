@@ -18,6 +18,7 @@ from typing import Any, Protocol, TypeVar
 from modelrelease.adapters.loadgen import Variant
 from modelrelease.adapters.model_files import ModelFiles
 from modelrelease.domain import agreement, analysis, live
+from modelrelease.domain.approval import Answer, Question
 from modelrelease.domain.manifests import Track
 from modelrelease.domain.model import ModelUri, ModelVersion
 from modelrelease.domain.readiness import Readiness
@@ -195,6 +196,18 @@ class ImageStore(Protocol):
         ...
 
 
+class Approvals(Protocol):
+    """Asks a person to approve a canary step (the flow: a paused Prefect flow run)."""
+
+    def ask(self, question: Question, stopped: Callable[[], str | None]) -> Answer:
+        """Wait for the answer, at most ``question.timeout`` (then a ``None`` decision).
+
+        ``stopped`` says who stopped the release meanwhile (an abort), if anyone: the
+        wait ends at once with that in ``Answer.stopped_by``.
+        """
+        ...
+
+
 @dataclass(frozen=True)
 class Ports:
     """Everything a release touches, behind the interfaces above."""
@@ -205,3 +218,5 @@ class Ports:
     evidence: Evidence
     traffic: Callable[[str, str, str, bool], Traffic]
     """The router for ``(image, version, release_id, first_release)``."""
+    approvals: Approvals | None = None
+    """Who answers approval gates; None where nobody can (the CLI refuses such endpoints)."""

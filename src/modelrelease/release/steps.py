@@ -1,7 +1,7 @@
 """One executor per action of the rollout state machine; each returns what it observed.
 
-``deploy_canary``, ``smoke``, ``set_weight``, ``analyse_step``, ``promote``, ``roll_back``
-and ``wait`` carry out the actions ``domain.rollout.step`` returns, and ``check_health``
+``deploy_canary``, ``smoke``, ``set_weight``, ``analyse_step``, ``await_approval``,
+``promote``, ``roll_back`` and ``wait`` carry out the actions ``domain.rollout.step`` returns, and ``check_health``
 observes when an action gave nothing to observe. They work only through the interfaces
 of ``release.ports``, so the same functions run against the cluster (the CLI calls them
 as they are, the flow as the named Prefect tasks of ``tasks/steps.py``) and against the
@@ -22,15 +22,17 @@ from modelrelease.domain import rollout
 from modelrelease.domain.analysis import Metric, SliceRow
 from modelrelease.domain.analysis import Outcome as JudgeOutcome
 from modelrelease.domain.analysis import Verdict as JudgeVerdict
+from modelrelease.domain.approval import Answer, Question, approval_tags
 from modelrelease.domain.manifests import Track
 from modelrelease.domain.model import ModelVersion
 from modelrelease.domain.readiness import RolloutState
 from modelrelease.domain.report import StepRecord
 from modelrelease.domain.status_record import verdict_record
 from modelrelease.domain.verdict import step_verdict
-from modelrelease.errors import KubeApiError, MlflowError
+from modelrelease.errors import InvalidInput, KubeApiError, MlflowError
 from modelrelease.release.ports import Cluster, Image, ModelRegistry, Ports, Traffic
 from modelrelease.spec import Condition, ModelEndpoint, TrackStatus, Verdict
+from modelrelease.domain.durations import format_duration
 
 Say = Callable[[str], None]
 TAGGED = "MlflowTagged"
@@ -62,6 +64,8 @@ class ReleaseRun:
     canary_replicas: int = 0
     tagged: Condition | None = None
     """How tagging the version in MLflow went, once tried."""
+    answers: list[tuple[int, Answer]] = field(default_factory=list)
+    """The approval questions' answers: (step, 1-based; answer)."""
 
     @property
     def where(self) -> str:
@@ -130,6 +134,36 @@ def analyse_step(run: ReleaseRun, action: rollout.Analyse) -> Observed:
     return rollout.StepJudged.of(verdict)
 
 
+def await_approval(run: ReleaseRun, action: rollout.AwaitApproval) -> Observed:
+    """Ask a person to approve the step that just passed; wait for the answer.
+
+    An abort meanwhile ends the wait at once. ``release_with`` refuses an endpoint with
+    approval gates before anything changes when nobody can answer (``ports.approvals``).
+    """
+    approvals = run.ports.approvals
+    if approvals is None:
+        raise InvalidInput(approval_refusal(run.where, action.step + 1))
+    question = Question(run.where, run.version.version, run.release_id, action.step + 1,
+                        len(run.policy.steps), run.state.weight, action.gate.timeout,
+                        action.gate.on_timeout,
+                        "; ".join(run.last_verdict.reasons) if run.last_verdict else "")
+    run.note(f"{run.where}: waiting up to {format_duration(action.gate.timeout)} for a person "
+             f"to approve step {question.step} (in the Prefect UI: the paused flow run)")
+    run.ports.cluster.event("AwaitingApproval", f"step {question.step} of version "
+                                                f"{run.version.version} waits for approval")
+    answer = approvals.ask(question, lambda: run.ports.cluster.abort_requested(run.release_id))
+    run.answers.append((question.step, answer))
+    return rollout.Answered(answer)
+
+
+def approval_refusal(where: str, step: int) -> str:
+    """Why a release that nobody can approve is refused, and how to go on."""
+    return (f"release endpoint {where}: step {step} has an approval gate, and only a release "
+            "run by Prefect can ask for approval (the paused flow run's form in the Prefect "
+            "UI): start it from the release deployment (prefect deployment run "
+            "'release_model/release'), or remove the step's approval")
+
+
 def promote(run: ReleaseRun, action: rollout.Promote) -> Observed:
     """The verified canary's pods become the primary (at the primary's replica count)."""
     cluster = run.ports.cluster
@@ -151,7 +185,7 @@ def roll_back(run: ReleaseRun, action: rollout.Rollback) -> Observed:
             "modelrelease.status": rollout.ReleaseOutcome.ROLLED_BACK,
             "modelrelease.reason": action.reason,
             "modelrelease.release_id": run.release_id,
-            "modelrelease.image_digest": run.image.digest})
+            "modelrelease.image_digest": run.image.digest} | approval_tags(run.answers))
     return rollout.CleanedUp()
 
 
@@ -172,6 +206,7 @@ EXECUTORS: dict[type, Executor] = {
     rollout.RunSmoke: smoke,
     rollout.SetWeight: set_weight,
     rollout.Analyse: analyse_step,
+    rollout.AwaitApproval: await_approval,
     rollout.Promote: promote,
     rollout.Rollback: roll_back,
     rollout.Wait: wait,

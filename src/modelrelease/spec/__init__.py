@@ -35,6 +35,7 @@ from modelrelease.domain.agreement import OnFailure
 from modelrelease.spec.endpoint import (
     Accelerators,
     AgreementCheck,
+    ApprovalGate,
     Autoscaling,
     CanaryChecks,
     CanaryPolicy,
@@ -123,6 +124,7 @@ __all__ = [
     "Autoscaling",
     "CanaryChecks",
     "CanaryPolicy",
+    "ApprovalGate",
     "CanaryStep",
     "Condition",
     "CronSchedule",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from enum import StrEnum
 from typing import Annotated, Final, Literal
@@ -18,12 +19,14 @@ from pydantic import (
 
 from modelrelease.domain.agreement import Kind as AgreementKind
 from modelrelease.domain.agreement import OnFailure
+from modelrelease.domain.approval import OnTimeout
 from modelrelease.domain.reference import ImageRef
 from modelrelease.spec.status import ModelEndpointStatus
 from modelrelease.spec.values import (
     Alias,
     ArtifactPath,
     CronSchedule,
+    Duration,
     EndpointName,
     ExtendedResource,
     Fault,
@@ -35,6 +38,7 @@ from modelrelease.spec.values import (
     Quantity,
     SpecModel,
     Weight,
+    format_duration,
     invalid,
     valid_cpu,
     valid_memory,
@@ -160,6 +164,34 @@ def _step_weight(value: int) -> int:
     return value
 
 
+_MAX_APPROVAL_WAIT: Final = timedelta(days=7)
+
+
+def _approval_timeout(value: timedelta) -> timedelta:
+    if value <= timedelta(0) or value > _MAX_APPROVAL_WAIT:
+        raise invalid("approval_timeout",
+                      "{value} is not a wait for an answer: use between 1s and 7d (168h), "
+                      "e.g. 1h", value=json.dumps(format_duration(value)))
+    return value
+
+
+class ApprovalGate(SpecModel):
+    """A person approves the step once it passed its checks, before the release goes on.
+
+    The release waits with the canary at the step's weight; the Prefect UI shows the
+    paused flow run's form (approve or reject, a name, a comment). Rejected: rollback,
+    with the comment as the reason. Only releases run by Prefect can ask: the CLI
+    refuses an endpoint with approval gates. A rollback drill never waits.
+    """
+
+    timeout: Annotated[Duration, AfterValidator(_approval_timeout)] = Field(
+        default=timedelta(hours=1), examples=["1h"])
+    """How long to wait for an answer."""
+    on_timeout: OnTimeout = OnTimeout.ROLLBACK
+    """rollback: no answer in time rolls the release back. continue: it goes on as if
+    approved."""
+
+
 class CanaryStep(SpecModel):
     """One traffic step: send ``weight`` percent to the canary, then judge after ``hold``."""
 
@@ -168,6 +200,8 @@ class CanaryStep(SpecModel):
     """Percent of live traffic for the canary during this step."""
     hold: Hold = Field(examples=["30s"])
     """How long to generate load and collect samples before judging this step."""
+    approval: ApprovalGate | None = None
+    """Wait for a person to approve the step once it passed (unset: go on at once)."""
 
 
 class LatencyCheck(SpecModel):

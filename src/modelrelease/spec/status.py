@@ -27,6 +27,7 @@ class ReleasePhase(StrEnum):
     DEPLOYING = "Deploying"
     SMOKE = "Smoke"
     ANALYSING = "Analysing"
+    AWAITING_APPROVAL = "AwaitingApproval"  # a passed step waits for a person's approval
     PROMOTING = "Promoting"
     ROLLING_BACK = "RollingBack"
     PROMOTED = "Promoted"

@@ -25,6 +25,7 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
 
+from modelrelease.domain.durations import format_duration
 from modelrelease.domain.reference import ImageRef
 from modelrelease.errors import InvalidInput
 
@@ -190,23 +191,6 @@ def parse_duration(value: object) -> timedelta:
         raise invalid("duration_negative", "{value} is negative: durations count forward",
                       value=shown(value))
     return result
-
-
-def format_duration(value: timedelta) -> str:
-    """The short form :func:`parse_duration` reads back: ``1h30m``, ``30s``, ``1.5s``, ``0s``."""
-    micros = value // timedelta(microseconds=1)
-    sign = "-" if micros < 0 else ""
-    micros = abs(micros)
-    hours, rest = divmod(micros, 3_600_000_000)
-    minutes, rest = divmod(rest, 60_000_000)
-    seconds, fraction = divmod(rest, 1_000_000)
-    text = f"{hours}h" if hours else ""
-    text += f"{minutes}m" if minutes else ""
-    if fraction:
-        text += f"{seconds}.{fraction:06d}".rstrip("0") + "s"
-    elif seconds or not text:
-        text += f"{seconds}s"
-    return sign + text
 
 
 def _hold(value: timedelta) -> timedelta:
