@@ -3,10 +3,11 @@
 Its parameter is one typed model (``ReleaseRequest``), so the Prefect UI shows a form.
 The report becomes a markdown artifact; the outcome is the flow's return value, and a
 rollback is a result, not a failure. A step with an approval gate pauses the flow run
-until someone answers its form in the Prefect UI (approve or reject). Cancelling the flow run in Prefect aborts the release
-in flight: it rolls back within Prefect's grace period, and the status says who. Each
-milestone (started, step passed, promoted, rolled back, aborted) is a Prefect event linked
-to this run, for the automations in ``deployments/notifications.yaml``.
+until someone answers its form in the Prefect UI (approve or reject). Cancelling the flow
+run in Prefect aborts the release in flight: it rolls back within Prefect's grace period,
+and the status says who. Each milestone (started, step passed, promoted, rolled back,
+aborted) is a Prefect event linked to this run, for the automations in
+``deployments/notifications.yaml``.
 """
 
 from __future__ import annotations

@@ -36,6 +36,7 @@ from modelrelease.adapters.model_files import ModelFiles
 from modelrelease.domain import agreement, analysis, live
 from modelrelease.domain.abort import abort_request, asked_by
 from modelrelease.domain.analysis import ArmStats, Check, CheckStatus, Metric, Outcome, SliceRow
+from modelrelease.domain.approval import Answer, Question
 from modelrelease.domain.fault import FaultSetting
 from modelrelease.domain.manifests import Slot, Slots, Track, pinned_image
 from modelrelease.domain.model import ModelUri, ModelVersion
@@ -550,11 +551,34 @@ class FakeImages:
                        bytes_uploaded=0 if reused else 4096)
 
 
+@dataclass
+class FakeApprovals:
+    """Approvers who answer from a script, in order (an ``Approvals``).
+
+    Each answer is given at once; ``None`` in the script is nobody answering in time.
+    A release stopped meanwhile (``stopped()`` names someone) ends the wait as the real
+    one does. ``asked`` keeps every question.
+    """
+
+    script: list[Answer | None] = field(default_factory=list)
+    asked: list[Question] = field(default_factory=list)
+
+    def ask(self, question: Question, stopped: Callable[[], str | None]) -> Answer:
+        """The next scripted answer, unless the release was stopped."""
+        self.asked.append(question)
+        who = stopped()
+        if who is not None:
+            return Answer(None, stopped_by=who)
+        answer = self.script.pop(0) if self.script else None
+        return answer or Answer(None)
+
+
 def ports_of(endpoint: ModelEndpoint, cluster: FakeCluster, models: FakeModels,
-             images: FakeImages, evidence: FakeEvidence) -> Ports:
+             images: FakeImages, evidence: FakeEvidence,
+             approvals: FakeApprovals | None = None) -> Ports:
     """The fakes as a release's ports, with the real ``ReplicaRatioRouter`` as its traffic."""
 
     def router(image: str, version: str, release_id: str, first: bool) -> Traffic:
         return ReplicaRatioRouter(cluster, endpoint, image, version, release_id, first)
 
-    return Ports(cluster, models, images, evidence, router)
+    return Ports(cluster, models, images, evidence, router, approvals)

@@ -67,6 +67,7 @@ from tests.fakes import (
     PASS,
     PRIMARY_STATS,
     THIN,
+    FakeApprovals,
     FakeCluster,
     FakeEvidence,
     FakeImages,
@@ -130,6 +131,8 @@ class World:
     calls: list[str] = field(default_factory=list)
     told: list[Notification] = field(default_factory=list)
     """What the release told people (``run_release``'s ``notify``), in order."""
+    approvals: FakeApprovals | None = None
+    """Who answers approval gates (None: nobody, as for the CLI)."""
 
     def release(self, version: str, *, fault: FaultSetting | None = None,
                 direct: bool = False, interrupted: Interrupted = ctrl_c,
@@ -144,7 +147,8 @@ class World:
             self.calls.append(name)
             return fn()
 
-        ports = ports_of(self.endpoint, self.cluster, self.models, self.images, self.evidence)
+        ports = ports_of(self.endpoint, self.cluster, self.models, self.images, self.evidence,
+                         self.approvals)
         execute = steps.direct_step if direct else self.executed
         return release_with(ports, self.endpoint, self.models.version(version), ReleaseConfig(),
                             PriceTable(), Timeline(self.lines.append), call=call,

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from modelrelease.domain.agreement import AgreementPolicy, Kind, OnFailure
+from modelrelease.domain.approval import Gate, OnTimeout
 from modelrelease.domain.model import ModelUri
 from modelrelease.domain.plan import (
     agreement_policy,
@@ -82,3 +83,17 @@ def test_analysis_policy_judges_slices_only_when_the_spec_asks() -> None:
                    "minRequests": 30}})
     policy = analysis_policy(sliced, timedelta(seconds=20), 20)
     assert (policy.max_slices, policy.min_slice_requests) == (4, 30)
+
+
+def test_rollout_policy_carries_each_steps_approval_gate() -> None:
+    endpoint = _endpoint({"name": "m", "alias": "a"}, steps=[
+        {"weight": 25, "hold": "20s", "approval": {"timeout": "2h", "onTimeout": "continue"}},
+        {"weight": 50, "hold": "40s"},
+        {"weight": 75, "hold": "10s", "approval": {}}])
+    assert rollout_policy(endpoint, first_release=False).steps == (
+        Step(25, timedelta(seconds=20), Gate(timedelta(hours=2), OnTimeout.CONTINUE)),
+        Step(50, timedelta(seconds=40)),
+        Step(75, timedelta(seconds=10), Gate(timedelta(hours=1), OnTimeout.ROLLBACK)))
+    # a first release goes straight to all of the traffic: the last gate still asks
+    assert rollout_policy(endpoint, first_release=True).steps == (
+        Step(100, timedelta(seconds=40), Gate(timedelta(hours=1), OnTimeout.ROLLBACK)),)

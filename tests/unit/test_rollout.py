@@ -8,10 +8,13 @@ import pytest
 
 from modelrelease.domain import rollout
 from modelrelease.domain.analysis import Outcome
+from modelrelease.domain.approval import Answer, Decision, Gate, OnTimeout
 from modelrelease.domain.readiness import Readiness, RolloutState
 from modelrelease.domain.rollout import (
     UNDETECTED,
     Analyse,
+    Answered,
+    AwaitApproval,
     Begin,
     CanaryHealth,
     CleanedUp,
@@ -287,3 +290,82 @@ def test_an_abort_changes_nothing_outside_a_release_in_flight(state: State, said
 ])
 def test_abortable(phase: Phase, expected: bool) -> None:
     assert rollout.abortable(phase) is expected
+
+
+# -- approval gates ----------------------------------------------------------------------------
+
+GATE = Gate(timedelta(hours=1))
+GATED = RolloutPolicy(steps=(Step(10, timedelta(seconds=30), GATE),
+                             Step(50, timedelta(seconds=60),
+                                  Gate(timedelta(minutes=5), OnTimeout.CONTINUE))))
+ALICE_YES = Answer(Decision.APPROVE, "alice", "latency fine")
+BOB_NO = Answer(Decision.REJECT, "bob", "wrong features")
+NOBODY = Answer(None)
+
+
+@pytest.mark.parametrize(
+    ("state", "observation", "phase", "actions", "reason"),
+    [
+        pytest.param(at(Phase.ANALYSING, step=0, weight=10), StepJudged(PASSED, "p95 ok"),
+                     Phase.AWAITING_APPROVAL, (AwaitApproval(0, GATE),),
+                     "Analysing→AwaitingApproval: step 1 passed: p95 ok; waiting up to 1h for "
+                     "approval", id="passed-step-waits"),
+        pytest.param(at(Phase.ANALYSING, step=0, weight=10), StepJudged(FAILED, "p95 high"),
+                     Phase.ROLLING_BACK, (Rollback("step 1 failed at weight 10: p95 high"),),
+                     "step 1 failed", id="failed-step-asks-nobody"),
+        pytest.param(at(Phase.AWAITING_APPROVAL, step=0, weight=10), Answered(ALICE_YES),
+                     Phase.ANALYSING, (SetWeight(50), Analyse(timedelta(seconds=60))),
+                     "AwaitingApproval→Analysing: step 1 approved by alice: latency fine; "
+                     "step 2/2 weight 10→50", id="approved-next-step"),
+        pytest.param(at(Phase.AWAITING_APPROVAL, step=1, weight=50), Answered(ALICE_YES),
+                     Phase.PROMOTING, (Promote(),), "step 2 approved by alice",
+                     id="approved-last-step-promotes"),
+        pytest.param(at(Phase.AWAITING_APPROVAL, step=0, weight=10), Answered(BOB_NO),
+                     Phase.ROLLING_BACK, (Rollback("step 1 rejected by bob: wrong features"),),
+                     "AwaitingApproval→RollingBack: step 1 rejected by bob: wrong features",
+                     id="rejected-rolls-back"),
+        pytest.param(at(Phase.AWAITING_APPROVAL, step=0, weight=10), Answered(NOBODY),
+                     Phase.ROLLING_BACK, (Rollback("step 1: no answer within 1h"),),
+                     "no answer within 1h", id="timeout-rolls-back"),
+        pytest.param(at(Phase.AWAITING_APPROVAL, step=1, weight=50), Answered(NOBODY),
+                     Phase.PROMOTING, (Promote(),),
+                     "step 2: no answer within 5m; going on (onTimeout: continue)",
+                     id="timeout-continues"),
+        pytest.param(at(Phase.AWAITING_APPROVAL, step=0, weight=10),
+                     Answered(Answer(None, stopped_by="ana@laptop")), Phase.ROLLING_BACK,
+                     (Rollback("aborted by ana@laptop in phase AwaitingApproval"),),
+                     "aborted by ana@laptop", id="stopped-while-waiting"),
+        pytest.param(at(Phase.AWAITING_APPROVAL, step=0, weight=10),
+                     rollout.Aborted("ana@laptop"), Phase.ROLLING_BACK,
+                     (Rollback("aborted by ana@laptop in phase AwaitingApproval"),),
+                     "aborted", id="aborted-while-waiting"),
+        pytest.param(at(Phase.ANALYSING, step=0, weight=10), Answered(ALICE_YES),
+                     Phase.ANALYSING, (), "ignored Answered in phase Analysing",
+                     id="answer-out-of-turn-ignored"),
+    ],
+)
+def test_approval_gates(state: State, observation: Observation, phase: Phase,
+                        actions: tuple[object, ...], reason: str) -> None:
+    moved = step(state, observation, GATED, T0 + timedelta(seconds=30))
+    assert moved.state.phase == phase
+    assert moved.actions == actions
+    assert reason in moved.reason
+
+
+def test_a_drill_never_waits_for_approval() -> None:
+    drill = RolloutPolicy(steps=GATED.steps, drill=True)
+    moved = step(at(Phase.ANALYSING, step=0, weight=10), StepJudged(PASSED, "p95 ok"), drill,
+                 T0)
+    assert moved.state.phase is Phase.ANALYSING
+    assert moved.actions == (SetWeight(50), Analyse(timedelta(seconds=60)))
+
+
+def test_a_release_resumed_while_waiting_asks_again() -> None:
+    moved = resume(at(Phase.AWAITING_APPROVAL, step=1, weight=50), True, GATED, T0)
+    assert moved.state.phase is Phase.AWAITING_APPROVAL
+    assert moved.actions == (AwaitApproval(1, Gate(timedelta(minutes=5), OnTimeout.CONTINUE)),)
+    assert "asking again for approval of step 2" in moved.reason
+
+
+def test_a_release_waiting_for_approval_is_in_flight_and_abortable() -> None:
+    assert Phase.AWAITING_APPROVAL.in_flight and rollout.abortable(Phase.AWAITING_APPROVAL)

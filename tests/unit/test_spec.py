@@ -12,9 +12,11 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
+from modelrelease.domain.approval import OnTimeout
 from modelrelease.errors import InvalidInput
 from modelrelease.spec import (
     HISTORY_LIMIT,
+    ApprovalGate,
     CanaryPolicy,
     CanaryStep,
     Fault,
@@ -681,3 +683,33 @@ def test_models_are_frozen_values() -> None:
     with pytest.raises(ValidationError):
         endpoint.metadata.name = "other"  # type: ignore[misc]
     assert parse_endpoint(VALID) == endpoint
+
+
+@pytest.mark.parametrize(("approval", "expected"), [
+    pytest.param({}, ApprovalGate(timeout=timedelta(hours=1), on_timeout=OnTimeout.ROLLBACK),
+                 id="defaults"),
+    pytest.param({"timeout": "30m", "onTimeout": "continue"},
+                 ApprovalGate(timeout=timedelta(minutes=30), on_timeout=OnTimeout.CONTINUE),
+                 id="set"),
+    pytest.param({"timeout": "168h"}, ApprovalGate(timeout=timedelta(days=7)), id="a-week"),
+])
+def test_a_step_may_wait_for_approval(approval: dict[str, Any],
+                                      expected: ApprovalGate) -> None:
+    endpoint = parse_endpoint(doc(**{"spec.canary.steps.0.approval": approval}))
+    assert endpoint.spec.canary.steps[0].approval == expected
+    assert endpoint.spec.canary.steps[1].approval is None
+
+
+@pytest.mark.parametrize(("approval", "message"), [
+    pytest.param({"timeout": "0s"}, 'spec.canary.steps[0].approval.timeout: "0s" is not a wait '
+                 "for an answer: use between 1s and 7d (168h), e.g. 1h", id="zero"),
+    pytest.param({"timeout": "169h"}, 'spec.canary.steps[0].approval.timeout: "169h" is not a '
+                 "wait for an answer: use between 1s and 7d (168h), e.g. 1h", id="too-long"),
+    pytest.param({"onTimeout": "promote"}, "spec.canary.steps[0].approval.onTimeout: ",
+                 id="unknown-on-timeout"),
+])
+def test_a_bad_approval_gate_says_what_to_write(approval: dict[str, Any], message: str) -> None:
+    (line,) = errors_of(doc(**{"spec.canary.steps.0.approval": approval}))
+    assert line.startswith(f"f.yaml: {message}")
+    if "onTimeout" in approval:
+        assert "rollback" in line and "continue" in line

@@ -15,12 +15,16 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, cast
 
 from prefect.input import RunInput
 from pydantic import Field
 
 from modelrelease.domain.approval import Answer, Decision, Question
 from modelrelease.errors import PrefectError
+
+if TYPE_CHECKING:
+    from prefect.client.schemas.objects import State
 
 
 class ApprovalForm(RunInput):
@@ -63,12 +67,13 @@ class PrefectApprovals:
         run_id = context.flow_run.id
         form = ApprovalForm.with_initial_data(description=question.markdown())
         timeout = max(1, math.ceil(question.timeout.total_seconds()))
-        proposed = Paused(timeout_seconds=timeout, reschedule=False, pause_key=question.key)
+        proposed: State[Any] = Paused(timeout_seconds=timeout, reschedule=False,
+                                      pause_key=question.key)
         keyset = keyset_from_paused_state(proposed)
-        proposed.state_details.run_input_keyset = keyset
+        proposed.state_details.run_input_keyset = cast(dict[str, str], keyset)
 
         def answered() -> Answer:
-            given = form.load(keyset, flow_run_id=run_id)
+            given = cast(ApprovalForm, form.load(keyset, flow_run_id=run_id))
             return Answer(Decision(given.decision), given.approver.strip(),
                           given.comment.strip())
 

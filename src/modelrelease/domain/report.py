@@ -43,8 +43,11 @@ def render_report(*, endpoint: str, version: str, image: str, outcome: str, reas
                   timeline: Sequence[tuple[float, str]], steps: Sequence[StepRecord],
                   canary_cost_per_hour: float | None, reached: str | None = None,
                   approvals: Sequence[str] = ()) -> str:
-    """The release report as markdown (``reached``: how the checks reached the pods;
-    ``approvals``: the approval questions' answers, one line each)."""
+    """The release report as markdown.
+
+    ``reached``: how the checks reached the pods; ``approvals``: the approval questions'
+    answers, one line each.
+    """
     lines = [f"# Release of `{endpoint}`: {outcome}", "",
              f"- model version: **{version}**", f"- image: `{image}`",
              f"- outcome: **{outcome}** — {reason}"]

@@ -19,10 +19,10 @@ from typing import TypeAlias
 
 from modelrelease.domain.analysis import Outcome, Verdict
 from modelrelease.domain.approval import Answer, Decision, Gate, OnTimeout
+from modelrelease.domain.durations import format_duration
 from modelrelease.domain.manifests import Track
 from modelrelease.domain.readiness import Readiness, RolloutState
 from modelrelease.spec.status import ReleasePhase
-from modelrelease.domain.durations import format_duration
 
 POLL_S = 0.5
 """How long to wait before looking at a rollout again."""
@@ -52,8 +52,10 @@ class ReleaseOutcome(StrEnum):
 
 @dataclass(frozen=True)
 class Step:
-    """One canary step: the canary's share of traffic, how long to judge it, and whether a
-    person approves it once it passed (``approval``)."""
+    """One canary step: the canary's share of traffic, how long to judge it.
+
+    With ``approval``, a person approves the step once it passed, before the release goes on.
+    """
 
     weight: int
     hold: timedelta
@@ -320,7 +322,8 @@ def step(state: State, observation: Observation, policy: RolloutPolicy,
                 return _next_step(state, policy, now, f"step {state.step + 1} passed: {why}")
             return _to(state, Phase.AWAITING_APPROVAL, now,
                        f"step {state.step + 1} passed: {why}; waiting up to "
-                       f"{format_duration(gate.timeout)} for approval", AwaitApproval(state.step, gate))
+                       f"{format_duration(gate.timeout)} for approval",
+                       AwaitApproval(state.step, gate))
         case Phase.AWAITING_APPROVAL, Answered(answer=answer):
             return _answered(state, answer, policy, now)
         case Phase.ANALYSING, StepJudged(outcome=Outcome.FAIL, reason=why):

@@ -27,8 +27,8 @@ from modelrelease.adapters.mlflow_registry import MlflowRegistry
 from modelrelease.adapters.prefect_secrets import with_secret_blocks
 from modelrelease.costs import prices as price_table
 from modelrelease.domain import rollout
-from modelrelease.domain.cost import PriceTable, endpoint_cost
 from modelrelease.domain.approval import approval_tags, needs_asking
+from modelrelease.domain.cost import PriceTable, endpoint_cost
 from modelrelease.domain.drill import drill_blocker
 from modelrelease.domain.fault import FaultSetting
 from modelrelease.domain.model import ModelVersion

@@ -1,11 +1,12 @@
 """One executor per action of the rollout state machine; each returns what it observed.
 
 ``deploy_canary``, ``smoke``, ``set_weight``, ``analyse_step``, ``await_approval``,
-``promote``, ``roll_back`` and ``wait`` carry out the actions ``domain.rollout.step`` returns, and ``check_health``
-observes when an action gave nothing to observe. They work only through the interfaces
-of ``release.ports``, so the same functions run against the cluster (the CLI calls them
-as they are, the flow as the named Prefect tasks of ``tasks/steps.py``) and against the
-fast tier's fakes. Every decision stays in ``domain/``.
+``promote``, ``roll_back`` and ``wait`` carry out the actions ``domain.rollout.step``
+returns, and ``check_health`` observes when an action gave nothing to observe. They work
+only through the interfaces of ``release.ports``, so the same functions run against the
+cluster (the CLI calls them as they are, the flow as the named Prefect tasks of
+``tasks/steps.py``) and against the fast tier's fakes. Every decision stays in
+``domain/``.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from modelrelease.domain.analysis import Metric, SliceRow
 from modelrelease.domain.analysis import Outcome as JudgeOutcome
 from modelrelease.domain.analysis import Verdict as JudgeVerdict
 from modelrelease.domain.approval import Answer, Question, approval_tags
+from modelrelease.domain.durations import format_duration
 from modelrelease.domain.manifests import Track
 from modelrelease.domain.model import ModelVersion
 from modelrelease.domain.readiness import RolloutState
@@ -32,7 +34,6 @@ from modelrelease.domain.verdict import step_verdict
 from modelrelease.errors import InvalidInput, KubeApiError, MlflowError
 from modelrelease.release.ports import Cluster, Image, ModelRegistry, Ports, Traffic
 from modelrelease.spec import Condition, ModelEndpoint, TrackStatus, Verdict
-from modelrelease.domain.durations import format_duration
 
 Say = Callable[[str], None]
 TAGGED = "MlflowTagged"

@@ -32,6 +32,7 @@ Everything public is importable from ``modelrelease.spec``.
 
 from modelrelease.domain.agreement import Kind as AgreementKind
 from modelrelease.domain.agreement import OnFailure
+from modelrelease.domain.durations import format_duration
 from modelrelease.spec.endpoint import (
     Accelerators,
     AgreementCheck,
@@ -104,7 +105,6 @@ from modelrelease.spec.values import (
     Quantity,
     SpecModel,
     Weight,
-    format_duration,
     parse_duration,
     quantity_value,
 )
@@ -120,11 +120,11 @@ __all__ = [
     "AgreementCheck",
     "AgreementKind",
     "Alias",
+    "ApprovalGate",
     "ArtifactPath",
     "Autoscaling",
     "CanaryChecks",
     "CanaryPolicy",
-    "ApprovalGate",
     "CanaryStep",
     "Condition",
     "CronSchedule",

@@ -20,6 +20,7 @@ from pydantic import (
 from modelrelease.domain.agreement import Kind as AgreementKind
 from modelrelease.domain.agreement import OnFailure
 from modelrelease.domain.approval import OnTimeout
+from modelrelease.domain.durations import format_duration
 from modelrelease.domain.reference import ImageRef
 from modelrelease.spec.status import ModelEndpointStatus
 from modelrelease.spec.values import (
@@ -38,7 +39,6 @@ from modelrelease.spec.values import (
     Quantity,
     SpecModel,
     Weight,
-    format_duration,
     invalid,
     valid_cpu,
     valid_memory,
