@@ -10,11 +10,13 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from modelrelease.domain.smtp import SmtpSecurity
 from modelrelease.errors import InvalidInput, PipelineError, StackError
 
 if TYPE_CHECKING:
     from pydantic import SecretStr, ValidationError
 
+    from modelrelease.adapters.email_block import SmtpEmail
     from modelrelease.settings import PipelineSettings
     from modelrelease.spec import ModelEndpoint, ModelEndpointStatus
 
@@ -635,11 +637,40 @@ def _webhook_settings(what: str) -> tuple[PipelineSettings, SecretStr]:
     return settings, secret
 
 
-class SmtpSecurity(StrEnum):
-    """How ``notifications install``'s e-mail reaches its SMTP server."""
+def email_block(email_to: list[str] | None, email_from: str | None, smtp_host: str | None,
+                smtp_port: int, smtp_security: SmtpSecurity, smtp_ca_file: Path | None,
+                smtp_user: str | None, password: str | None) -> SmtpEmail | None:
+    """``notifications install``'s e-mail options as the block to save (None: no e-mail).
 
-    STARTTLS = "starttls"
-    NONE = "none"
+    Raises:
+        InvalidInput: options that do not go together, or a value the block refuses.
+    """
+    from pydantic import ValidationError
+
+    from modelrelease.adapters.email_block import SmtpEmail
+
+    if not email_to:
+        if any((email_from, smtp_host, smtp_user, smtp_ca_file)):
+            raise InvalidInput("notifications install: the SMTP options need --email-to; "
+                               "nothing installed")
+        return None
+    missing = [flag for flag, value in (("--smtp-host", smtp_host),
+                                        ("--email-from", email_from)) if not value]
+    if missing:
+        raise InvalidInput(f"notifications install: --email-to needs "
+                           f"{' and '.join(missing)}; nothing installed")
+    if smtp_user and not password:
+        raise InvalidInput("notifications install: --smtp-user needs its password in "
+                           "MODELRELEASE_SMTP_PASSWORD; nothing installed")
+    try:
+        return SmtpEmail(host=smtp_host, port=smtp_port, security=smtp_security,
+                         ca_file=str(smtp_ca_file) if smtp_ca_file else None,
+                         username=smtp_user, password=password if smtp_user else None,
+                         sender=email_from, to=email_to)
+    except ValidationError as exc:
+        problem = exc.errors()[0]
+        raise InvalidInput(f"notifications install: {'.'.join(map(str, problem['loc']))}: "
+                           f"{problem['msg']}; nothing installed") from None
 
 
 @notifications_app.command("install")
@@ -674,36 +705,11 @@ def notifications_install(
     import os
     from dataclasses import asdict
 
-    from pydantic import ValidationError
-
-    from modelrelease.adapters.email_block import SmtpEmail
     from modelrelease.adapters.prefect_automations import install
 
-    email = None
-    if email_to:
-        missing = [flag for flag, value in (("--smtp-host", smtp_host),
-                                            ("--email-from", email_from)) if not value]
-        if missing:
-            raise _fail(InvalidInput(f"notifications install: --email-to needs "
-                                     f"{' and '.join(missing)}; nothing installed"))
-        password = os.environ.get("MODELRELEASE_SMTP_PASSWORD")
-        if smtp_user and not password:
-            raise _fail(InvalidInput("notifications install: --smtp-user needs its password "
-                                     "in MODELRELEASE_SMTP_PASSWORD; nothing installed"))
-        try:
-            email = SmtpEmail(host=smtp_host, port=smtp_port, security=smtp_security.value,
-                              ca_file=str(smtp_ca_file) if smtp_ca_file else None,
-                              username=smtp_user, password=password if smtp_user else None,
-                              sender=email_from, to=email_to)
-        except ValidationError as exc:
-            problem = exc.errors()[0]
-            raise _fail(InvalidInput(
-                f"notifications install: {'.'.join(map(str, problem['loc']))}: "
-                f"{problem['msg']}; nothing installed")) from None
-    elif any((email_from, smtp_host, smtp_user, smtp_ca_file)):
-        raise _fail(InvalidInput("notifications install: the SMTP options need --email-to; "
-                                 "nothing installed"))
     try:
+        email = email_block(email_to, email_from, smtp_host, smtp_port, smtp_security,
+                            smtp_ca_file, smtp_user, os.environ.get("MODELRELEASE_SMTP_PASSWORD"))
         installed = install(file, webhook_url, email)
     except PipelineError as exc:
         raise _fail(exc) from None

@@ -159,15 +159,20 @@ def background_client(endpoint: Endpoint, service: str | None = None, *,
         cluster.close()
 
 
-def version_2_pending(stack: Stack, tmp: Path, hold_s: int) -> tuple[Endpoint, dict[str, Any]]:
+def version_2_pending(stack: Stack, tmp: Path, hold_s: int,
+                      approval: dict[str, Any] | None = None) -> tuple[Endpoint, dict[str, Any]]:
     """An endpoint whose version 1 is primary and whose version 2 (``champion``) is yet to
     release, with one step of ``hold_s``: a release of it stays in flight that long.
+    ``approval``: the step's approval gate (version 1 was released without it).
 
     Returns the endpoint (the caller deletes its namespace) and the primary's status.
     """
     from modelrelease_localstack.demo_model import register_iris_model
 
-    made = make_endpoint(stack, tmp, steps=[{"weight": 50, "hold": f"{hold_s}s"}])
+    step: dict[str, Any] = {"weight": 50, "hold": f"{hold_s}s"}
+    if approval is not None:
+        step["approval"] = approval
+    made = make_endpoint(stack, tmp, steps=[step])
     tracking = str(made.settings.mlflow.tracking_uri)
     register_iris_model(tracking, made.model, alias="champion")
     # a first release holds its longest step: give version 1 a short one (the file keeps

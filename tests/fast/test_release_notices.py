@@ -2,9 +2,9 @@
 
 One notice per milestone, in order: started, each step passed, then promoted, rolled back
 or aborted, each with the endpoint, the version, the release id and the reason. A drill's
-release tells nothing (the drill's result does), and a notice that cannot be told is a
-line in the timeline, never a failed release. Delivery (events, automations, messages) is
-tested on the stack: tests/flows/test_notifications.py.
+release tells nothing (the drill's result does). A notice Prefect does not take is a
+warning, never a failed release: tests/unit/test_notices_telling.py. Delivery (events,
+automations, messages) is tested on the stack: tests/flows/test_notifications.py.
 """
 
 from __future__ import annotations
@@ -12,9 +12,8 @@ from __future__ import annotations
 import pytest
 
 from modelrelease.domain.fault import drill_fault
-from modelrelease.domain.notifications import Notice, Notification
+from modelrelease.domain.notifications import Notice
 from modelrelease.domain.rollout import Phase, ReleaseOutcome
-from modelrelease.errors import PrefectError
 from modelrelease.spec import Fault, ModelEndpoint
 from tests.fakes import FAIL, PASS, FakeCluster, FakeEvidence
 from tests.fast.test_release_loop import STEP_FAILED, World, interrupt, promoted
@@ -78,21 +77,3 @@ def test_a_drills_release_tells_nothing(endpoint: ModelEndpoint) -> None:
     result = world.release("1", fault=fault)
     assert STEP_FAILED in result.reason
     assert world.told == []
-
-
-def test_a_notice_that_cannot_be_told_does_not_stop_the_release(world: World) -> None:
-    tried: list[Notification] = []
-
-    def prefect_down(told: Notification) -> None:
-        tried.append(told)
-        raise PrefectError("post events to http://127.0.0.1:1/api: connection refused")
-
-    promoted(world)
-    result = world.release("2", notify=prefect_down)
-    assert result.outcome is ReleaseOutcome.PROMOTED
-    assert [told.notice for told in tried] == [Notice.STARTED, Notice.STEP_PASSED,
-                                              Notice.STEP_PASSED, Notice.PROMOTED]
-    said = [line for line in world.lines if "could not tell" in line]
-    assert len(said) == 4
-    assert said[-1] == ("ml/iris: could not tell 'promoted': post events to "
-                        "http://127.0.0.1:1/api: connection refused")

@@ -31,9 +31,12 @@ from tests.kube import eventually
 
 pytestmark = pytest.mark.faults
 STEPS = [{"weight": 50, "hold": "6s"}]
-CHECKS = {"latency": {"p99Ms": 5000, "maxRegression": 0.5}, "maxErrorRate": 0.01,
+CHECKS = {"latency": {"p99Ms": 5000, "maxRegression": 3.0}, "maxErrorRate": 0.01,
           "minRequests": 100}
-"""Lenient absolute SLOs: a loaded 2-core machine must not fail a good version."""
+"""Lenient SLOs and regression: a loaded 2-core machine must not fail a good version. These
+tests are about converging after a kill, not about judging latency; a good version's cold
+canary was once judged 55% slower than the warm primary (p95 25.7 vs 16.6 ms) while the
+machine was busy, and rolled back."""
 LOCK_TTL_S = 10
 CRASH_LOOP = "CrashLoopBackOff"
 """Why a good version may still be rolled back here: on an overloaded 2-core machine its

@@ -76,6 +76,21 @@ def test_a_server_that_is_not_there_is_a_notification_error() -> None:
         send(block, "body", "nobody")
 
 
+def test_a_server_that_never_answers_times_out_after_the_blocks_timeout() -> None:
+    """It takes the connection and never greets: the send gives up after ``timeout``.
+
+    Without the timeout the send would wait for ever (pytest-timeout would end the test).
+    """
+    import socket
+
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # listens, never accepts
+        block = SmtpEmail(host="127.0.0.1", port=silent.getsockname()[1], security="none",
+                          sender="releases@example.test", to=["oncall@example.test"],
+                          timeout=0.5)
+        with pytest.raises(NotificationError, match="timed out"):
+            send(block, "body", "nobody home")
+
+
 @pytest.mark.parametrize(("fields", "problem"), [
     pytest.param({"to": []}, "to", id="no-recipient"),
     pytest.param({"port": 0}, "port", id="port-0"),

@@ -34,6 +34,22 @@ def endpoint(stack: Stack, deployed: Deployed) -> Iterator[Endpoint]:
     made.core.delete_namespace(made.namespace)
 
 
+class Shots:
+    """Full-page screenshots of ``page``, numbered, in ``test-output/ui/NAME/`` (emptied)."""
+
+    def __init__(self, page: Any, name: str) -> None:
+        self.page = page
+        self.folder = SHOTS / name
+        shutil.rmtree(self.folder, ignore_errors=True)
+        self.folder.mkdir(parents=True)
+        self.taken: list[str] = []
+
+    def __call__(self, name: str) -> None:
+        path = self.folder / f"{len(self.taken) + 1:02d}-{name}.png"
+        self.page.screenshot(path=str(path), full_page=True)
+        self.taken.append(path.name)
+
+
 @pytest.fixture
 def page(request: pytest.FixtureRequest) -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
@@ -51,15 +67,8 @@ def page(request: pytest.FixtureRequest) -> Iterator[Any]:
 
 def test_a_custom_run_started_in_the_ui_releases_and_shows_its_report(
         stack: Stack, deployed: Deployed, endpoint: Endpoint, page: Any) -> None:
-    shots = SHOTS / "custom-run"
-    shutil.rmtree(shots, ignore_errors=True)
-    shots.mkdir(parents=True)
-    taken: list[str] = []
-
-    def shot(name: str) -> None:
-        path = shots / f"{len(taken) + 1:02d}-{name}.png"
-        page.screenshot(path=str(path), full_page=True)
-        taken.append(path.name)
+    shot = Shots(page, "custom-run")
+    shots, taken = shot.folder, shot.taken
 
     register_iris_model(str(endpoint.settings.mlflow.tracking_uri), endpoint.model,
                         alias="champion")
@@ -131,5 +140,76 @@ def test_a_custom_run_started_in_the_ui_releases_and_shows_its_report(
     page.get_by_text("Promoted").first.wait_for()
     shot("release-report")
     assert endpoint.status()["phase"] == "Promoted"
+    print(f"screenshots in {shots}: {', '.join(taken)}")
+    assert len(taken) == 6
+
+
+@pytest.fixture
+def gated(stack: Stack, deployed: Deployed) -> Iterator[tuple[Endpoint, dict[str, Any]]]:
+    """Version 1 primary, version 2 pending behind a gate of 10 minutes; and version 1's
+    record. Made before the browser starts (Playwright's loop would refuse the release's)."""
+    from tests.e2e.helpers import version_2_pending
+
+    made, before = version_2_pending(stack, deployed.endpoints_dir, 5,
+                                     approval={"timeout": "10m"})
+    yield made, before
+    made.file.unlink(missing_ok=True)
+    made.core.delete_namespace(made.namespace)
+
+
+def test_an_approval_gate_is_answered_in_the_runs_form(
+        deployed: Deployed, gated: tuple[Endpoint, dict[str, Any]], page: Any) -> None:
+    """Issue 14 item 2: a gated step pauses the run; its form rejects once, approves once."""
+    from tests.flows.test_approvals import paused
+
+    shot = Shots(page, "approval")
+    shots, taken = shot.folder, shot.taken
+
+    made, before = gated
+    ui = deployed.api_url.removesuffix("/api")
+
+    def answer(decision: str, name: str, comment: str) -> dict[str, Any]:
+        """Start a release, answer its form in the browser; the finished run."""
+        run = deployed.create_run("release", {"request": {"endpoint": made.name}}).json()
+        paused(deployed, made, run["id"])
+        page.goto(f"{ui}/runs/flow-run/{run['id']}")
+        page.get_by_role("button", name="Resume", exact=True).click()
+        page.get_by_text("Resume Flow Run").first.wait_for()
+        page.get_by_text("Approve step 1/1 of").first.wait_for()
+        shot(f"{decision}-form")
+        try:
+            form = page.locator(".p-modal")
+            form.get_by_role("combobox").first.click()
+            page.get_by_role("option", name=decision, exact=True).click()
+            form.locator("input[type=text], textarea").nth(0).fill(name)
+            form.locator("input[type=text], textarea").nth(1).fill(comment)
+            shot(f"{decision}-filled")
+            form.get_by_role("button", name="Submit").click()
+        except Exception:  # what the form was, for the failure
+            (shots / "form.html").write_text(page.content())
+            shot(f"{decision}-failed")
+            raise
+        final = deployed.wait_final(run["id"], 240)
+        page.reload()
+        page.get_by_text("Completed").first.wait_for()
+        shot(f"{decision}-done")
+        assert final["state_type"] == "COMPLETED", final["state"]
+        return run
+
+    answer("reject", "bob", "outputs drift on locale=de")
+    status = made.status()
+    assert status["phase"] == "RolledBack", status
+    assert status["reason"] == "rolled back: step 1 rejected by bob: outputs drift on locale=de"
+    assert status["primary"] == before
+    assert made.mlflow_tags("2")["modelrelease.approvals"] == (
+        "step 1 rejected by bob: outputs drift on locale=de")
+
+    run = answer("approve", "alice", "latency looks fine")
+    status = made.status()
+    assert status["phase"] == "Promoted" and status["primary"]["version"] == "2", status
+    assert made.mlflow_tags("2")["modelrelease.approvals"] == (
+        "step 1 approved by alice: latency looks fine")
+    (report,) = [a for a in deployed.artifacts(run["id"]) if a["type"] == "markdown"]
+    assert "## Approvals\n\n- step 1 approved by alice: latency looks fine" in report["data"]
     print(f"screenshots in {shots}: {', '.join(taken)}")
     assert len(taken) == 6

@@ -94,3 +94,24 @@ def test_bad_install_arguments_are_plain_errors(args: list[str], said: str,
     result = CliRunner().invoke(app, ["notifications", "install", *args])
     assert result.exit_code == 2, result.output
     assert said in " ".join(result.output.split())
+
+
+def test_every_email_option_reaches_the_block(tmp_path: Path) -> None:
+    from modelrelease.cli import email_block
+    from modelrelease.domain.smtp import SmtpSecurity
+
+    ca = tmp_path / "ca.pem"
+    block = email_block(["a@example.test", "b@example.test"], "releases@example.test",
+                        "smtp.example.test", 2525, SmtpSecurity.NONE, ca, "bot", "s3cret")
+    assert block is not None
+    assert (block.host, block.port, block.security, block.ca_file, block.username) == (
+        "smtp.example.test", 2525, SmtpSecurity.NONE, str(ca), "bot")
+    assert block.password is not None and block.password.get_secret_value() == "s3cret"
+    assert (block.sender, block.to) == ("releases@example.test",
+                                        ["a@example.test", "b@example.test"])
+    # no login asked: the password in the environment is not saved
+    plain = email_block(["a@example.test"], "r@example.test", "h", 587,
+                        SmtpSecurity.STARTTLS, None, None, "s3cret")
+    assert plain is not None and plain.username is None and plain.password is None
+    assert plain.ca_file is None and plain.security is SmtpSecurity.STARTTLS
+    assert email_block(None, None, None, 587, SmtpSecurity.STARTTLS, None, None, None) is None

@@ -17,10 +17,11 @@ import asyncio
 import smtplib
 import ssl
 from email.message import EmailMessage
-from typing import Literal
 
 from prefect.blocks.abstract import NotificationBlock, NotificationError
 from pydantic import Field, SecretStr
+
+from modelrelease.domain.smtp import SmtpSecurity
 
 
 class SmtpEmail(NotificationBlock):
@@ -32,8 +33,8 @@ class SmtpEmail(NotificationBlock):
 
     host: str = Field(description="The SMTP server's host name or address.")
     port: int = Field(default=587, ge=1, le=65535, description="The SMTP server's port.")
-    security: Literal["starttls", "none"] = Field(
-        default="starttls",
+    security: SmtpSecurity = Field(
+        default=SmtpSecurity.STARTTLS,
         description="starttls: upgrade the connection to TLS before anything is sent "
                     "(refused if the server cannot); none: plain text, for a relay on "
                     "the same host or network only.")
@@ -64,7 +65,7 @@ class SmtpEmail(NotificationBlock):
 
     def _send(self, message: EmailMessage) -> None:
         with smtplib.SMTP(self.host, self.port, timeout=self.timeout) as smtp:
-            if self.security == "starttls":
+            if self.security is SmtpSecurity.STARTTLS:
                 smtp.starttls(context=ssl.create_default_context(cafile=self.ca_file))
             if self.username is not None:
                 password = self.password.get_secret_value() if self.password else ""

@@ -36,7 +36,7 @@ from modelrelease.domain.notifications import STEP_NOTICES, Notification, notice
 from modelrelease.domain.plan import approval_gate, model_uri, rollout_policy
 from modelrelease.domain.report import render_report
 from modelrelease.domain.status_record import Released, status_after, with_condition
-from modelrelease.errors import InvalidInput, MlflowError, PipelineError
+from modelrelease.errors import InvalidInput, MlflowError
 from modelrelease.release.images import RegistryImages
 from modelrelease.release.kube_endpoint import KubeEndpoint, require_namespace
 from modelrelease.release.lock import holding_lock
@@ -69,7 +69,10 @@ from modelrelease.spec import (
 
 Say = Callable[[str], None]
 Notify = Callable[[Notification], None]
-"""Tells people about a release's milestones (the flows post each as a Prefect event)."""
+"""Tells people about a release's milestones (the flows post each as a Prefect event).
+
+Telling is best effort, so it must not raise: ``tasks.notices.telling``, the one that posts,
+turns a refusal into a warning in the run's log."""
 Interrupted = Callable[[BaseException], str | None]
 """Who stopped a release, given an interrupt that reached its loop (a ``BaseException``
 that is not an ``Exception``), or None to let that interrupt pass unhandled."""
@@ -138,9 +141,9 @@ def run_release(request: ReleaseRequest, settings: PipelineSettings | None = Non
     step's executor: the flow makes them Prefect task runs. An interrupt that
     ``interrupted`` names someone for (Ctrl-C; the flow adds a Prefect cancel) aborts the
     release in flight: it rolls back at once, then the interrupt goes on. ``notify`` is
-    told each milestone (``domain.notifications``); one it cannot tell is a line in the
-    timeline, never a failed release. ``approvals`` answers the endpoint's approval gates
-    (``domain.approval``); without it, an endpoint with any is refused up front.
+    told each milestone (``domain.notifications``), and must not raise (:data:`Notify`).
+    ``approvals`` answers the endpoint's approval gates (``domain.approval``); without it,
+    an endpoint with any is refused up front.
 
     Raises:
         InvalidInput: bad endpoint file, missing namespace, unknown model (as ModelNotFound),
@@ -269,12 +272,8 @@ def _drive(run: ReleaseRun, status: ModelEndpointStatus, prices: PriceTable,
         notice = notice_of(before, after, drill=run.policy.drill)
         if notify is None or notice is None:
             return
-        try:
-            notify(Notification(notice, run.where, run.version.version, after.reason,
-                                run.release_id,
-                                before.step + 1 if notice in STEP_NOTICES else None))
-        except PipelineError as exc:  # telling is best effort: the release goes on
-            timeline.note(f"{run.where}: could not tell '{notice}': {exc.message}")
+        notify(Notification(notice, run.where, run.version.version, after.reason,
+                            run.release_id, before.step + 1 if notice in STEP_NOTICES else None))
 
     def drive(transition: rollout.Transition, execute: Execute) -> None:
         while True:

@@ -1,0 +1,86 @@
+"""Approval gates on a real Prefect server (issue 14 item 2): the paused flow run.
+
+The release runs from the ``release`` deployment on the session's worker, as one started
+from the UI. Its gated step passes, then the flow run pauses (Prefect state ``Paused``)
+with the approval form's schema and the question as the run's inputs, which is what the
+Prefect UI shows. Here nobody answers in time (rollback, and the run goes on to finish it
+as Completed), and an abort ends a wait at once. Answering the form in the browser:
+tests/ui/test_prefect_ui.py.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from typing import Any
+
+import pytest
+import yaml
+
+from modelrelease.domain.notifications import EVENTS, Notice
+from modelrelease_localstack.stack import Stack
+from tests.e2e.helpers import Endpoint, assert_aborted, cli_env, version_2_pending
+from tests.kube import eventually
+from tests.support import Deployed
+
+pytestmark = pytest.mark.e2e
+
+TIMEOUT_S = 15
+"""The gate's timeout in the first release: long enough to see the pause, short to wait."""
+
+
+def paused(deployed: Deployed, made: Endpoint, run_id: str) -> dict[str, Any]:
+    """Wait until the run is paused at the gate; the question it shows (the description)."""
+    eventually(lambda: made.status().get("phase") == "AwaitingApproval", 240,
+               "the release waiting for approval")
+    eventually(lambda: deployed.call("GET", f"/flow_runs/{run_id}").json()["state_type"]
+               == "PAUSED", 30, "the flow run paused")
+    key = f"paused-approval-{made.status()['releaseId']}-step-1"
+    schema = deployed.call("GET", f"/flow_runs/{run_id}/input/{key}-schema")
+    assert schema.status_code == 200, schema.text
+    assert {"decision", "approver", "comment"} <= set(schema.json()["properties"])
+    description = deployed.call("GET", f"/flow_runs/{run_id}/input/{key}-description")
+    assert description.status_code == 200, description.text
+    return {"key": key, "description": description.json()}
+
+
+def test_a_gate_nobody_answers_rolls_back_and_an_abort_ends_the_wait(
+        stack: Stack, deployed: Deployed) -> None:
+    made, before = version_2_pending(stack, deployed.endpoints_dir, 5,
+                                     approval={"timeout": f"{TIMEOUT_S}s"})
+    try:
+        # 1. nobody answers: the release rolls back when the gate times out
+        run = deployed.create_run("release", {"request": {"endpoint": made.name}}).json()
+        shown = paused(deployed, made, run["id"])
+        assert "Approve step 1/1 of" in shown["description"]
+        assert f"no answer within {TIMEOUT_S}s: the release rolls back" in shown["description"]
+        waited = time.monotonic()
+        final = deployed.wait_final(run["id"], 180)
+        assert final["state_type"] == "COMPLETED", final["state"]
+        assert time.monotonic() - waited >= TIMEOUT_S - 5  # it did wait for the timeout
+        reason = f"step 1: no answer within {TIMEOUT_S}s"
+        assert_aborted(made, before, reason)
+        told = [EVENTS[Notice.STARTED], EVENTS[Notice.APPROVAL_NEEDED],
+                EVENTS[Notice.ROLLED_BACK]]
+        eventually(lambda: deployed.told(run["id"]) == told, 30, f"events {told}")
+
+        # 2. a gate of an hour, ended at once by `modelrelease abort`
+        document = yaml.safe_load(made.file.read_text())
+        document["spec"]["canary"]["steps"][0]["approval"]["timeout"] = "1h"
+        made.file.write_text(yaml.safe_dump(document))
+        run = deployed.create_run("release", {"request": {"endpoint": made.name}}).json()
+        paused(deployed, made, run["id"])
+        asked = time.monotonic()
+        aborted = subprocess.run(
+            [sys.executable, "-m", "modelrelease.cli", "abort", str(made.file), "--by",
+             "tester@flows", "--wait", "60"], env=cli_env(made), capture_output=True,
+            text=True, timeout=90)
+        assert aborted.returncode == 0, aborted.stderr
+        final = deployed.wait_final(run["id"], 60)
+        assert final["state_type"] == "COMPLETED", final["state"]
+        assert time.monotonic() - asked < 60
+        assert_aborted(made, before, "aborted by tester@flows in phase AwaitingApproval")
+    finally:
+        made.file.unlink(missing_ok=True)
+        made.core.delete_namespace(made.namespace)
