@@ -19,8 +19,8 @@ from modelrelease.domain.rollout import ReleaseOutcome
 from modelrelease.errors import InvalidInput, KubeApiError, ReleaseInProgress
 from modelrelease.release.rollback import RollbackResult, rollback_with
 from modelrelease.settings import ReleaseConfig
-from modelrelease.spec import ReleasePhase
-from tests.fakes import image_of
+from modelrelease.spec import ModelEndpoint, ReleasePhase
+from tests.fakes import FakeCluster, image_of
 from tests.fast.test_release_loop import World, condition, history, promoted, track
 
 P, RB = ReleasePhase.PROMOTED, ReleasePhase.ROLLED_BACK
@@ -148,3 +148,15 @@ def test_mlflow_down_leaves_the_tags_pending_not_the_rollback(two: World) -> Non
     two.models.down = False
     two.release("1")  # the next release applies the pending tags first
     assert two.models.tags("2")["modelrelease.status"] == "rolled_back"
+
+
+def test_without_tags_a_rollback_only_moves_the_alias_back(endpoint: ModelEndpoint) -> None:
+    untagged = endpoint.model_copy(update={"spec": endpoint.spec.model_copy(update={
+        "promotion": endpoint.spec.promotion.model_copy(update={"tags": False})})})
+    world = World(untagged, FakeCluster(untagged))
+    promoted(world)
+    assert world.release("2").outcome is ReleaseOutcome.PROMOTED
+    world.models.tagged.clear()
+    rollback(world)
+    assert [(t.version, t.tags, t.alias) for t in world.models.tagged] == [
+        ("1", {}, "production")]

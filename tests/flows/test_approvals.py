@@ -39,7 +39,9 @@ def paused(deployed: Deployed, made: Endpoint, run_id: str) -> dict[str, Any]:
     key = f"paused-approval-{made.status()['releaseId']}-step-1"
     schema = deployed.call("GET", f"/flow_runs/{run_id}/input/{key}-schema")
     assert schema.status_code == 200, schema.text
-    assert {"decision", "approver", "comment"} <= set(schema.json()["properties"])
+    fields = schema.json()["properties"]
+    assert {"decision", "approver", "comment"} <= set(fields)
+    assert fields["decision"]["enum"] == ["approve", "reject"]  # inline: the UI lists it
     description = deployed.call("GET", f"/flow_runs/{run_id}/input/{key}-description")
     assert description.status_code == 200, description.text
     return {"key": key, "description": description.json()}

@@ -179,10 +179,11 @@ def test_an_approval_gate_is_answered_in_the_runs_form(
         shot(f"{decision}-form")
         try:
             form = page.locator(".p-modal")
-            form.get_by_role("combobox").first.click()
+            form.locator(".p-select-button__control").first.click()  # Decision: a select
+            page.keyboard.press("ArrowDown")  # whose options open from the keyboard
             page.get_by_role("option", name=decision, exact=True).click()
-            form.locator("input[type=text], textarea").nth(0).fill(name)
-            form.locator("input[type=text], textarea").nth(1).fill(comment)
+            form.locator("textarea").nth(0).fill(name)  # Approver
+            form.locator("textarea").nth(1).fill(comment)  # Comment
             shot(f"{decision}-filled")
             form.get_by_role("button", name="Submit").click()
         except Exception:  # what the form was, for the failure

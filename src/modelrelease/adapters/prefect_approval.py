@@ -15,10 +15,10 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 from prefect.input import RunInput
-from pydantic import Field
+from pydantic import Field, WithJsonSchema
 
 from modelrelease.domain.approval import Answer, Decision, Question
 from modelrelease.errors import PrefectError
@@ -30,7 +30,8 @@ if TYPE_CHECKING:
 class ApprovalForm(RunInput):
     """The form the Prefect UI shows on the paused release."""
 
-    decision: Decision = Field(
+    decision: Annotated[Decision, WithJsonSchema(  # inline: the UI's select lists no $ref enum
+        {"type": "string", "enum": [d.value for d in Decision], "title": "Decision"})] = Field(
         description="approve: go on with the release; reject: roll it back now")
     approver: str = Field(min_length=1, max_length=100, description="Your name")
     comment: str = Field(default="", max_length=1000,

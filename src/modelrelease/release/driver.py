@@ -313,7 +313,7 @@ def _drive(run: ReleaseRun, status: ModelEndpointStatus, prices: PriceTable,
             "modelrelease.status": rollout.ReleaseOutcome.PROMOTED,
             "modelrelease.release_id": run.release_id,
             "modelrelease.image_digest": run.image.digest} | approval_tags(run.answers),
-            alias=endpoint.spec.promotion.alias)
+            alias=endpoint.spec.promotion.alias, record=endpoint.spec.promotion.tags)
         cluster.event("Promoted", f"version {run.version.version} ({run.image.image}) is "
                                   "primary")
         run.canary_replicas = 0
@@ -381,7 +381,8 @@ def _supersede(run: ReleaseRun, status: ModelEndpointStatus,
                  run.where, {"modelrelease.status": rollout.ReleaseOutcome.ROLLED_BACK,
                              "modelrelease.reason": reason,
                              "modelrelease.release_id": status.release_id or "",
-                             "modelrelease.image_digest": other.digest or ""})
+                             "modelrelease.image_digest": other.digest or ""},
+                 record=run.endpoint.spec.promotion.tags)
     updated = status.model_copy(update={
         "phase": ReleasePhase.ROLLED_BACK, "reason": reason[:1000], "canary": None,
         "weight": 0, "step": None,
@@ -420,7 +421,7 @@ def _apply_pending_tags(ports: Ports, endpoint: ModelEndpoint, status: ModelEndp
         tags |= {"modelrelease.status": rollout.ReleaseOutcome.ROLLED_BACK,
                  "modelrelease.reason": entry.reason or ""}
     condition = tag(ports.models, replace(version, version=entry.version), note, where, tags,
-                    alias)
+                    alias, record=endpoint.spec.promotion.tags)
     if condition.status == "False":
         raise MlflowError(f"apply pending tags of model {version.name} version "
                           f"{entry.version}: {condition.message}", retriable=True)

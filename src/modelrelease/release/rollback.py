@@ -155,11 +155,13 @@ def _tag(models: ModelRegistry, endpoint: ModelEndpoint, rolled_back: str, targe
     name = endpoint.spec.model.name
     done = [tag(models, ModelVersion.known(name, rolled_back), say, where, {
         "modelrelease.status": rollout.ReleaseOutcome.ROLLED_BACK,
-        "modelrelease.reason": reason, "modelrelease.release_id": release_id})]
+        "modelrelease.reason": reason, "modelrelease.release_id": release_id},
+        record=endpoint.spec.promotion.tags)]
     if endpoint.spec.promotion.alias and done[0].status == "True":
         done.append(tag(models, ModelVersion.known(name, target), say, where,
                         {"modelrelease.status": rollout.ReleaseOutcome.PROMOTED},
-                        alias=endpoint.spec.promotion.alias))
+                        alias=endpoint.spec.promotion.alias,
+                        record=endpoint.spec.promotion.tags))
     return next((c for c in done if c.status != "True"), done[0])
 
 

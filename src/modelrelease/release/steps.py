@@ -186,7 +186,8 @@ def roll_back(run: ReleaseRun, action: rollout.Rollback) -> Observed:
             "modelrelease.status": rollout.ReleaseOutcome.ROLLED_BACK,
             "modelrelease.reason": action.reason,
             "modelrelease.release_id": run.release_id,
-            "modelrelease.image_digest": run.image.digest} | approval_tags(run.answers))
+            "modelrelease.image_digest": run.image.digest} | approval_tags(run.answers),
+            record=run.endpoint.spec.promotion.tags)
     return rollout.CleanedUp()
 
 
@@ -244,24 +245,34 @@ def undo_canary(cluster: Cluster, reason: str, *, previous: TrackStatus | None,
 
 
 def tag(models: ModelRegistry, version: ModelVersion, note: Say, where: str,
-        tags: dict[str, str], alias: str | None = None) -> Condition:
+        tags: dict[str, str], alias: str | None = None, *, record: bool) -> Condition:
     """Tag ``version`` in MLflow; when MLflow stays down, a pending condition, not a failure.
 
     The cluster already holds the outcome: MLflow being down must not turn a finished
-    promotion or rollback into a crash. The next run applies the pending tags.
+    promotion or rollback into a crash. The next run applies the pending tags. ``record``
+    is the endpoint's ``promotion.tags``: false sets no tags, and only moves ``alias``.
     """
     now = datetime.now(UTC)
+    status = tags["modelrelease.status"]
+    if not record and alias is None:
+        return Condition(type=TAGGED, status="True", reason="TagsOff",
+                         message=f"version {version.version} {status}; not tagged "
+                         "(promotion.tags: false)", last_transition_time=now)
     try:
-        models.tag(version, tags, alias=alias)
+        models.tag(version, tags if record else {}, alias=alias)
     except MlflowError as exc:
         note(f"{where}: MLflow tags of version {version.version} pending: {exc.message}")
         return Condition(type=TAGGED, status="False", reason="MlflowUnavailable",
                          message=f"tags of version {version.version} not applied; the next "
                          f"release of the endpoint applies them: {exc.message}"[:1000],
                          last_transition_time=now)
+    if not record:
+        return Condition(type=TAGGED, status="True", reason="TagsOff",
+                         message=f"version {version.version} {status}: alias {alias} moved, "
+                         "not tagged (promotion.tags: false)", last_transition_time=now)
     return Condition(type=TAGGED, status="True", reason="Tagged",
-                     message=f"version {version.version} tagged "
-                     f"{tags['modelrelease.status']}", last_transition_time=now)
+                     message=f"version {version.version} tagged {status}",
+                     last_transition_time=now)
 
 
 def slice_table(verdict: JudgeVerdict, endpoint: ModelEndpoint
