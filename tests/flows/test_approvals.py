@@ -4,8 +4,8 @@ The release runs from the ``release`` deployment on the session's worker, as one
 from the UI. Its gated step passes, then the flow run pauses (Prefect state ``Paused``)
 with the approval form's schema and the question as the run's inputs, which is what the
 Prefect UI shows. Here nobody answers in time (rollback, and the run goes on to finish it
-as Completed), and an abort ends a wait at once. Answering the form in the browser:
-tests/ui/test_prefect_ui.py.
+as Completed), and an abort (``modelrelease abort``, a Prefect cancel) ends a wait at
+once. Answering the form in the browser: tests/ui/test_prefect_ui.py.
 """
 
 from __future__ import annotations
@@ -83,6 +83,17 @@ def test_a_gate_nobody_answers_rolls_back_and_an_abort_ends_the_wait(
         assert final["state_type"] == "COMPLETED", final["state"]
         assert time.monotonic() - asked < 60
         assert_aborted(made, before, "aborted by tester@flows in phase AwaitingApproval")
+
+        # 3. the same wait, ended by cancelling the paused run in Prefect (the UI's Cancel)
+        run = deployed.create_run("release", {"request": {"endpoint": made.name}}).json()
+        paused(deployed, made, run["id"])
+        cancel = deployed.call("POST", f"/flow_runs/{run['id']}/set_state",
+                               {"state": {"type": "CANCELLING"}, "force": True})
+        assert cancel.status_code in (200, 201), cancel.text
+        final = deployed.wait_final(run["id"], 90)
+        assert final["state_type"] == "CANCELLED", final["state"]
+        who = f"a Prefect cancel of flow run {run['name']} ({run['id']})"
+        assert_aborted(made, before, f"aborted by {who} in phase AwaitingApproval")
     finally:
         made.file.unlink(missing_ok=True)
         made.core.delete_namespace(made.namespace)
