@@ -140,3 +140,21 @@ def test_render_dry_run(first: bool, image: str | None, primary: str | None,
         assert words not in text, words
     assert f"at most {plan.seconds:.0f} s of judging" in text
     assert timedelta(seconds=plan.seconds) > timedelta(0)
+
+
+def test_the_plan_says_which_steps_wait_for_approval_and_how_long() -> None:
+    steps = [{"weight": 25, "hold": "20s", "approval": {"timeout": "1h"}},
+             {"weight": 50, "hold": "40s", "approval": {"timeout": "30m",
+                                                        "onTimeout": "continue"}}]
+    plan = canary_plan(_endpoint(steps, CHECKS), first_release=False, primary_replicas=1,
+                       load_rate=30.0, live_rps=None)
+    text = render_dry_run(_dry(plan, None, "version 2 (r/iris@sha256:b)"), "kind: X\n")
+    assert "plus the canary's start and the promotion, plus up to 1h30m waiting for 2 " \
+           "approval(s)" in text
+    assert "`modelrelease release` refuses it" in text
+    assert ("- step 1: once it passes, waits up to 1h for a person's approval in the Prefect "
+            "UI; no answer: rollback") in text
+    assert "- step 2: once it passes, waits up to 30m" in text and "no answer: continue" in text
+    ungated = canary_plan(_endpoint(STEPS, CHECKS), first_release=False, primary_replicas=1,
+                          load_rate=30.0, live_rps=None)
+    assert "approval" not in render_dry_run(_dry(ungated, None, None), "kind: X\n")

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from modelrelease.domain.analysis import AnalysisPolicy, Metric
+from modelrelease.domain.approval import Gate
+from modelrelease.domain.durations import format_duration
 from modelrelease.domain.plan import analysis_policy, rollout_policy
 from modelrelease.domain.traffic import split_by_replicas
 from modelrelease.spec import ModelEndpoint
@@ -70,6 +72,8 @@ class StepPlan:
     needs: tuple[CheckNeed, ...]
     live_canary_requests: float | None
     """Live requests the canary can expect during the hold at the measured rate."""
+    approval: Gate | None = None
+    """The step's approval gate: once it passes, the release waits for a person."""
 
     @property
     def seconds(self) -> float:
@@ -158,8 +162,16 @@ def canary_plan(endpoint: ModelEndpoint, *, first_release: bool, primary_replica
         live = (None if live_rps is None
                 else live_rps * effective / 100.0 * step.hold.total_seconds())
         steps.append(StepPlan(number, step.weight, effective, replicas, step.hold, looks,
-                              _needs(judge), live))
+                              _needs(judge), live, step.approval))
     return CanaryPlan(first_release, primary_replicas, load_rate, live_rps, tuple(steps))
+
+
+def _approval_wait(plan: CanaryPlan) -> str:
+    waits = [step.approval.timeout for step in plan.steps if step.approval is not None]
+    if not waits:
+        return ""
+    return (f", plus up to {format_duration(sum(waits, timedelta(0)))} waiting for "
+            f"{len(waits)} approval(s)")
 
 
 def _seconds(hold: timedelta) -> str:
@@ -200,7 +212,7 @@ def render_dry_run(dry: DryRun, objects_yaml: str) -> str:
              f"- **Live traffic**: {dry.live_note}",
              f"- **ETA**: at most {plan.seconds:.0f} s of judging over {len(plan.steps)} "
              f"step(s) at {plan.load_rate:g} generated requests/s per arm, plus the canary's "
-             "start and the promotion", ""]
+             "start and the promotion" + _approval_wait(plan), ""]
     if plan.first_release:
         lines += ["A first release has no primary to compare with: one step, judged on its "
                   "error rate and latency SLOs alone.", ""]
@@ -225,6 +237,14 @@ def render_dry_run(dry: DryRun, objects_yaml: str) -> str:
                     f"planned {need.planned})")
             for need in step.needs)
         lines.append(f"- step {step.step}: {needs}; latency_regression: decided by the data")
+    gated = [step for step in plan.steps if step.approval is not None]
+    if gated:
+        lines += ["", "**Approval gates** (only a release run by Prefect can ask: start it "
+                  "from the `release` deployment; `modelrelease release` refuses it)", ""]
+        lines += [f"- step {step.step}: once it passes, waits up to "
+                  f"{format_duration(step.approval.timeout)} for a person's approval in the "
+                  f"Prefect UI; no answer: {step.approval.on_timeout}"
+                  for step in gated if step.approval is not None]
     if plan.warnings:
         lines += ["", "**Warnings**", "", *(f"- {warning}" for warning in plan.warnings)]
     lines += ["", "## Objects it would apply", "", *(f"- {line}" for line in dry.objects), "",
