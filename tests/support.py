@@ -138,6 +138,10 @@ class Deployed:
         found.raise_for_status()
         return [event["event"] for event in found.json()["events"]]
 
+    def told_about(self, namespace: str, name: str) -> list[str]:
+        """The modelrelease events about an endpoint, whoever posted them, in order."""
+        return told_about(self.api_url, namespace, name)
+
     def artifacts(self, run_id: str) -> list[dict[str, Any]]:
         """The artifacts a flow run created."""
         found = self.call("POST", "/artifacts/filter",
@@ -264,3 +268,17 @@ def install_crd(kubeconfig: Path) -> None:
         raise AssertionError("the ModelEndpoint CRD was not Established within 60 s")
     finally:
         cluster.close()
+
+
+def told_about(api_url: str, namespace: str, name: str) -> list[str]:
+    """The modelrelease events (``domain.notifications``) about an endpoint, in order.
+
+    The CLI's releases and rollbacks post them too, when Prefect is configured
+    (``PREFECT_API_URL``), with no flow run to relate them to.
+    """
+    found = prefect_call(api_url, "POST", "/events/filter", {"filter": {
+        "event": {"prefix": ["modelrelease.release.", "modelrelease.drill."]},
+        "resource": {"id": [f"modelrelease.endpoint.{namespace}.{name}"]},
+        "order": "ASC"}, "limit": 50})
+    found.raise_for_status()
+    return [event["event"] for event in found.json()["events"]]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from enum import StrEnum
 from pathlib import Path
@@ -14,9 +15,12 @@ from modelrelease.domain.smtp import SmtpSecurity
 from modelrelease.errors import InvalidInput, PipelineError, StackError
 
 if TYPE_CHECKING:
+    from contextlib import AbstractContextManager
+
     from pydantic import SecretStr, ValidationError
 
     from modelrelease.adapters.email_block import SmtpEmail
+    from modelrelease.release.driver import Notify
     from modelrelease.settings import PipelineSettings
     from modelrelease.spec import ModelEndpoint, ModelEndpointStatus
 
@@ -319,7 +323,8 @@ def release(
             typer.echo(planned.report)
             typer.echo(planned.summary())
             return
-        result = run_release(request, settings, say=_progress)
+        with _telling() as notify:
+            result = run_release(request, settings, say=_progress, notify=notify)
     except PipelineError as exc:
         typer.echo(f"error: {exc.message}", err=True)
         typer.echo(json.dumps({"endpoint": file, "outcome": ReleaseOutcome.FAILED,
@@ -335,6 +340,24 @@ def release(
     typer.echo(result.summary())
     if result.outcome is ReleaseOutcome.ROLLED_BACK:
         raise typer.Exit(code=1)
+
+
+def _telling() -> AbstractContextManager[Notify | None]:
+    """Tell Prefect each milestone (as the flows do) when it is configured, else nobody.
+
+    ``PREFECT_API_URL`` set: each notice becomes an event on the endpoint's resource, for
+    the automations of ``modelrelease notifications install``; one Prefect does not take
+    is a warning on stderr, never a failed release.
+    """
+    import contextlib
+
+    from prefect.settings import PREFECT_API_URL
+
+    from modelrelease.adapters.prefect_events import telling
+
+    if not (PREFECT_API_URL.value() or os.environ.get("PREFECT_API_URL")):
+        return contextlib.nullcontext(None)
+    return telling(lambda line: typer.echo(f"warning: {line}", err=True))
 
 
 def _invalid(exc: ValidationError) -> str:
@@ -535,6 +558,9 @@ def rollback(
     try:
         result = run_rollback(endpoint, str(to) if to is not None else None, who,
                               PipelineSettings(), say=_progress)
+        with _telling() as notify:
+            if notify is not None:
+                notify(result.notification)
     except KubeApiError as exc:
         typer.echo(f"error: {exc.message}", err=True)
         raise typer.Exit(code=1) from None

@@ -16,9 +16,11 @@ from pathlib import Path
 
 import pytest
 
+from modelrelease.domain.notifications import EVENTS, Notice
 from modelrelease_localstack.stack import Stack
 from tests.e2e.helpers import assert_aborted, background_client, cli_env, version_2_pending
 from tests.kube import eventually
+from tests.support import told_about
 
 pytestmark = pytest.mark.e2e
 
@@ -69,13 +71,15 @@ def test_an_abort_mid_hold_rolls_back_at_once_and_says_who(stack: Stack, crd: No
 def test_ctrl_c_on_a_release_rolls_it_back_before_exiting(stack: Stack, crd: None,
                                                          tmp_path: Path) -> None:
     made, before = version_2_pending(stack, tmp_path, HOLD_S)
+    prefect = stack.env()["PREFECT_API_URL"]  # the CLI tells Prefect too, when it has one
     try:
         with background_client(made) as background:
             # as from a terminal: a suite started in the background by a script may have
             # inherited SIGINT ignored, and a child keeps that
             release = subprocess.Popen(
                 [sys.executable, "-m", "modelrelease.cli", "release", str(made.file)],
-                env=cli_env(made), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                env={**cli_env(made), "PREFECT_API_URL": prefect}, stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE, text=True,
                 preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
             eventually(lambda: made.status().get("phase") == "Analysing", 120, "Analysing")
             asked = time.monotonic()
@@ -88,5 +92,9 @@ def test_ctrl_c_on_a_release_rolls_it_back_before_exiting(stack: Stack, crd: Non
         assert took < 30, took
         assert background.failed == [], background.failed[:5]
         assert_aborted(made, before, "aborted by an interrupt (Ctrl-C) in phase Analysing")
+        # the CLI told Prefect (it has one here): started, then aborted
+        told = [EVENTS[Notice.STARTED], EVENTS[Notice.ABORTED]]
+        eventually(lambda: told_about(prefect, made.namespace, made.name) == told, 30,
+                   f"the CLI's events {told}")
     finally:
         made.core.delete_namespace(made.namespace)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from modelrelease.domain.notifications import EVENTS, Notice
 from modelrelease_localstack.stack import Stack
 from tests.e2e.helpers import (
     background_client,
@@ -24,6 +25,7 @@ from tests.e2e.helpers import (
     versions_1_and_2_promoted,
 )
 from tests.kube import eventually
+from tests.support import told_about
 
 pytestmark = pytest.mark.e2e
 
@@ -31,7 +33,8 @@ pytestmark = pytest.mark.e2e
 def test_rollback_goes_back_to_the_last_verified_release(stack: Stack, crd: None,
                                                          tmp_path: Path) -> None:
     made = make_endpoint(stack, tmp_path, steps=[{"weight": 50, "hold": "5s"}])
-    env = cli_env(made)
+    prefect = stack.env()["PREFECT_API_URL"]  # the CLI tells Prefect too, when it has one
+    env = {**cli_env(made), "PREFECT_API_URL": prefect}
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "modelrelease.cli", *args], env=env,
@@ -61,6 +64,9 @@ def test_rollback_goes_back_to_the_last_verified_release(stack: Stack, crd: None
         tags = made.mlflow_tags("2")
         assert tags["modelrelease.status"] == "rolled_back"
         assert "by tester@e2e" in tags["modelrelease.reason"]
+        rolled_back = EVENTS[Notice.ROLLED_BACK]
+        eventually(lambda: told_about(prefect, made.namespace, made.name) == [rolled_back],
+                   30, "the CLI's rolled-back event")
 
         again = cli("rollback", str(made.file))
         assert again.returncode == 2

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -73,3 +74,21 @@ class PrefectEvents:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+@contextlib.contextmanager
+def telling(warn: Callable[[str], None], run_id: str | None = None,
+            run_url: str | None = None) -> Iterator[Callable[[Notification], None]]:
+    """Post each notification as an event (of the flow run ``run_id``, if any); best effort.
+
+    A notice Prefect does not take is ``warn``-ed, never raised: a release's ``notify`` must
+    not raise (``release.driver.Notify``). The one place that decides so.
+    """
+    with PrefectEvents() as events:
+        def tell(notification: Notification) -> None:
+            try:
+                events.tell(notification, run_id, run_url)
+            except PrefectError as exc:
+                warn(f"could not tell '{notification.title}': {exc.message}")
+
+        yield tell
