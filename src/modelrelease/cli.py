@@ -534,6 +534,56 @@ def abort(
         raise typer.Exit(code=1)  # it ended another way (promoted before the ask, ...)
 
 
+@app.command("approve")
+def approve(
+    file: Annotated[str, typer.Argument(help="a ModelEndpoint file or an endpoint name")],
+    reject: Annotated[bool, typer.Option(
+        "--reject", help="reject the step instead: the release rolls back")] = False,
+    by: Annotated[str | None, typer.Option(
+        help="who answers, recorded in the report and tags (default: USER@HOST)")] = None,
+    comment: Annotated[str, typer.Option(
+        help="why; it lands in the release report and the MLflow tags")] = "",
+) -> None:
+    """Answer the approval gate the endpoint's release waits at, as the Prefect UI's form does.
+
+    The release must be in phase AwaitingApproval, run by Prefect (PREFECT_API_URL names
+    the server). Approving lets it go on; --reject rolls it back with your comment as the
+    reason. Exits 0 once Prefect took the answer, 2 when nothing waits or it was refused;
+    the last line is JSON.
+    """
+    from modelrelease.adapters.kube import KubeCluster
+    from modelrelease.adapters.prefect_answers import PrefectAnswers
+    from modelrelease.domain.approval import Decision, approval_key
+    from modelrelease.release.kube_endpoint import KubeEndpoint
+    from modelrelease.settings import PipelineSettings
+    from modelrelease.spec import ReleasePhase
+
+    endpoint = _endpoint_file("approve", file)
+    where = f"{endpoint.namespace}/{endpoint.name}"
+    decision = Decision.REJECT if reject else Decision.APPROVE
+    try:
+        cluster = KubeCluster(PipelineSettings().kube)
+        try:
+            status = KubeEndpoint(endpoint, cluster).read_status()
+        finally:
+            cluster.close()
+        if status is None or status.phase is not ReleasePhase.AWAITING_APPROVAL \
+                or not status.release_id or status.step is None:
+            phase = status.phase if status and status.phase else "never released"
+            raise InvalidInput(f"approve {where}: nothing waits for approval (phase {phase}); "
+                               "nothing changed")
+        step = status.step + 1
+        with PrefectAnswers() as answers:
+            run = answers.answer(approval_key(status.release_id, step), decision,
+                                 _operator(by), comment)
+    except PipelineError as exc:
+        raise _fail(exc) from None
+    answered = "approved" if decision is Decision.APPROVE else "rejected"
+    _progress(f"{where}: step {step} {answered} as {_operator(by)} (flow run {run['name']})")
+    typer.echo(json.dumps({"endpoint": where, "release_id": status.release_id, "step": step,
+                           "decision": decision.value, "flow_run": run["id"]}))
+
+
 @app.command("rollback")
 def rollback(
     file: Annotated[str, typer.Argument(help="a ModelEndpoint file or an endpoint name")],

@@ -4,12 +4,14 @@ The release runs from the ``release`` deployment on the session's worker, as one
 from the UI. Its gated step passes, then the flow run pauses (Prefect state ``Paused``)
 with the approval form's schema and the question as the run's inputs, which is what the
 Prefect UI shows. Here nobody answers in time (rollback, and the run goes on to finish it
-as Completed), and an abort (``modelrelease abort``, a Prefect cancel) ends a wait at
-once. Answering the form in the browser: tests/ui/test_prefect_ui.py.
+as Completed), an abort (``modelrelease abort``, a Prefect cancel) ends a wait at once,
+and ``modelrelease approve`` answers from a terminal. Answering the form in the browser:
+tests/ui/test_prefect_ui.py.
 """
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -94,6 +96,43 @@ def test_a_gate_nobody_answers_rolls_back_and_an_abort_ends_the_wait(
         assert final["state_type"] == "CANCELLED", final["state"]
         who = f"a Prefect cancel of flow run {run['name']} ({run['id']})"
         assert_aborted(made, before, f"aborted by {who} in phase AwaitingApproval")
+
+        # 4. answered from a terminal: `modelrelease approve` resumes the run as the form
+        # does; first --reject, then an approval
+        env = {**cli_env(made), "PREFECT_API_URL": deployed.api_url}
+        run = deployed.create_run("release", {"request": {"endpoint": made.name}}).json()
+        paused(deployed, made, run["id"])
+        rejected = subprocess.run(
+            [sys.executable, "-m", "modelrelease.cli", "approve", str(made.file), "--reject",
+             "--by", "dave@flows", "--comment", "not on a Friday"], env=env,
+            capture_output=True, text=True, timeout=90)
+        assert rejected.returncode == 0, rejected.stderr
+        assert json.loads(rejected.stdout.strip().splitlines()[-1])["decision"] == "reject"
+        assert deployed.wait_final(run["id"], 180)["state_type"] == "COMPLETED"
+        assert_aborted(made, before, "step 1 rejected by dave@flows: not on a Friday")
+
+        run = deployed.create_run("release", {"request": {"endpoint": made.name}}).json()
+        paused(deployed, made, run["id"])
+        approved = subprocess.run(
+            [sys.executable, "-m", "modelrelease.cli", "approve", str(made.file), "--by",
+             "carol@flows", "--comment", "numbers look right"], env=env, capture_output=True,
+            text=True, timeout=90)
+        assert approved.returncode == 0, approved.stderr
+        said = json.loads(approved.stdout.strip().splitlines()[-1])
+        assert (said["decision"], said["step"], said["flow_run"]) == ("approve", 1, run["id"])
+        final = deployed.wait_final(run["id"], 180)
+        assert final["state_type"] == "COMPLETED", final["state"]
+        status = made.status()
+        assert status["phase"] == "Promoted" and status["primary"]["version"] == "2", status
+        assert made.mlflow_tags("2")["modelrelease.approvals"] == (
+            "step 1 approved by carol@flows: numbers look right")
+        # nothing waits any more: a second answer is refused, and changes nothing
+        again = subprocess.run(
+            [sys.executable, "-m", "modelrelease.cli", "approve", str(made.file), "--reject"],
+            env=env, capture_output=True, text=True, timeout=90)
+        assert again.returncode == 2
+        assert "nothing waits for approval (phase Promoted)" in again.stderr
+        assert made.status() == status
     finally:
         made.file.unlink(missing_ok=True)
         made.core.delete_namespace(made.namespace)

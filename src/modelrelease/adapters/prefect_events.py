@@ -6,7 +6,7 @@ import contextlib
 import os
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Self
 
 import httpx
 
@@ -28,13 +28,43 @@ def prefect_api_url(url: str | None = None) -> str:
     return str(found).rstrip("/")
 
 
-class PrefectEvents:
-    """A client that posts events; ``emit`` returns only once Prefect accepted them."""
+class PrefectApi:
+    """A client of a Prefect server's REST API (``api_url``, else ``PREFECT_API_URL``)."""
 
     def __init__(self, api_url: str | None = None, *, timeout: float = 10.0,
                  transport: httpx.BaseTransport | None = None) -> None:
         self.api_url = prefect_api_url(api_url)
         self._http = httpx.Client(timeout=timeout, transport=transport)
+
+    def call(self, method: str, path: str, body: object, doing: str) -> httpx.Response:
+        """One request; its answer when 2xx.
+
+        Raises:
+            PrefectError: ``doing: ...``: Prefect answered other than 2xx (retriable for
+                5xx) or could not be reached (retriable).
+        """
+        try:
+            response = self._http.request(method, f"{self.api_url}{path}", json=body)
+        except httpx.TransportError as exc:
+            raise PrefectError(f"{doing}: {exc}", retriable=True) from exc
+        if response.status_code >= 300:
+            raise PrefectError(f"{doing}: HTTP {response.status_code} {response.text[:200]}",
+                               retriable=response.status_code >= 500)
+        return response
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._http.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class PrefectEvents(PrefectApi):
+    """A client that posts events; ``emit`` returns only once Prefect accepted them."""
 
     def emit(self, events: Sequence[dict[str, Any]]) -> None:
         """POST ``events`` (a JSON list) to ``/events``.
@@ -43,17 +73,8 @@ class PrefectEvents:
             PrefectError: Prefect answered other than 2xx (retriable for 5xx) or
                 could not be reached (retriable).
         """
-        if not events:
-            return
-        try:
-            response = self._http.post(f"{self.api_url}/events", json=list(events))
-        except httpx.TransportError as exc:
-            raise PrefectError(f"post events to {self.api_url}: {exc}",
-                                    retriable=True) from exc
-        if response.status_code >= 300:
-            raise PrefectError(
-                f"post events to {self.api_url}: HTTP {response.status_code} "
-                f"{response.text[:200]}", retriable=response.status_code >= 500)
+        if events:
+            self.call("POST", "/events", list(events), f"post events to {self.api_url}")
 
     def request_releases(self, triggers: Sequence[ReleaseTrigger]) -> None:
         """Emit one ``modelrelease.release.requested`` event per trigger."""
@@ -64,16 +85,6 @@ class PrefectEvents:
              run_url: str | None = None) -> None:
         """Emit ``notification``'s event, linked to the flow run ``run_id`` (``run_url``)."""
         self.emit([notification.event(datetime.now(UTC), run_id, run_url)])
-
-    def close(self) -> None:
-        """Close the connection pool."""
-        self._http.close()
-
-    def __enter__(self) -> PrefectEvents:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 @contextlib.contextmanager

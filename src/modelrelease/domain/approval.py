@@ -64,7 +64,7 @@ class Question:
     @property
     def key(self) -> str:
         """Names this question among a flow run's pauses (asking again is the same pause)."""
-        return f"approval-{self.release_id}-step-{self.step}"
+        return approval_key(self.release_id, self.step)
 
     @property
     def next(self) -> str:
@@ -106,6 +106,11 @@ class Answer:
         verb = "approved" if self.decision is Decision.APPROVE else "rejected"
         said = f": {self.comment.strip()}" if self.comment.strip() else ""
         return f"step {step} {verb} by {self.by or 'someone'}{said}"
+
+
+def approval_key(release_id: str, step: int) -> str:
+    """The pause key of release ``release_id``'s question about step ``step`` (1-based)."""
+    return f"approval-{release_id}-step-{step}"
 
 
 def approval_tags(answers: Sequence[tuple[int, Answer]]) -> dict[str, str]:
