@@ -129,3 +129,10 @@ def needs_asking(gates: Sequence[Gate | None], *, drill: bool) -> int | None:
         return None
     return next((index + 1 for index, gate in enumerate(gates) if gate is not None), None)
 
+
+def approval_refusal(where: str, step: int) -> str:
+    """Why a release that nobody can approve is refused, and how to go on."""
+    return (f"release endpoint {where}: step {step} has an approval gate, and only a release "
+            "run by Prefect can ask for approval (the paused flow run's form in the Prefect "
+            "UI): start it from the release deployment (prefect deployment run "
+            "'release_model/release'), or remove the step's approval")

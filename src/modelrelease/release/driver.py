@@ -27,7 +27,7 @@ from modelrelease.adapters.mlflow_registry import MlflowRegistry
 from modelrelease.adapters.prefect_secrets import with_secret_blocks
 from modelrelease.costs import prices as price_table
 from modelrelease.domain import rollout
-from modelrelease.domain.approval import approval_tags, needs_asking
+from modelrelease.domain.approval import approval_refusal, approval_tags, needs_asking
 from modelrelease.domain.cost import PriceTable, endpoint_cost
 from modelrelease.domain.drill import drill_blocker
 from modelrelease.domain.fault import FaultSetting
@@ -50,7 +50,6 @@ from modelrelease.release.steps import (
     TAGGED,
     Execute,
     ReleaseRun,
-    approval_refusal,
     check_health,
     direct_step,
     tag,

@@ -31,7 +31,7 @@ from modelrelease.domain.readiness import RolloutState
 from modelrelease.domain.report import StepRecord
 from modelrelease.domain.status_record import verdict_record
 from modelrelease.domain.verdict import step_verdict
-from modelrelease.errors import InvalidInput, KubeApiError, MlflowError
+from modelrelease.errors import KubeApiError, MlflowError
 from modelrelease.release.ports import Cluster, Image, ModelRegistry, Ports, Traffic
 from modelrelease.spec import Condition, ModelEndpoint, TrackStatus, Verdict
 
@@ -142,8 +142,7 @@ def await_approval(run: ReleaseRun, action: rollout.AwaitApproval) -> Observed:
     approval gates before anything changes when nobody can answer (``ports.approvals``).
     """
     approvals = run.ports.approvals
-    if approvals is None:
-        raise InvalidInput(approval_refusal(run.where, action.step + 1))
+    assert approvals is not None, "release_with refuses gates that nobody can answer"
     question = Question(run.where, run.version.version, run.release_id, action.step + 1,
                         len(run.policy.steps), run.state.weight, action.gate.timeout,
                         action.gate.on_timeout,
@@ -155,14 +154,6 @@ def await_approval(run: ReleaseRun, action: rollout.AwaitApproval) -> Observed:
     answer = approvals.ask(question, lambda: run.ports.cluster.abort_requested(run.release_id))
     run.answers.append((question.step, answer))
     return rollout.Answered(answer)
-
-
-def approval_refusal(where: str, step: int) -> str:
-    """Why a release that nobody can approve is refused, and how to go on."""
-    return (f"release endpoint {where}: step {step} has an approval gate, and only a release "
-            "run by Prefect can ask for approval (the paused flow run's form in the Prefect "
-            "UI): start it from the release deployment (prefect deployment run "
-            "'release_model/release'), or remove the step's approval")
 
 
 def promote(run: ReleaseRun, action: rollout.Promote) -> Observed:
