@@ -14,9 +14,9 @@ import pytest
 from modelrelease.domain.fault import drill_fault
 from modelrelease.domain.notifications import Notice
 from modelrelease.domain.rollout import Phase, ReleaseOutcome
-from modelrelease.spec import Fault, ModelEndpoint
+from modelrelease.spec import Fault, ModelEndpoint, ReleasePhase
 from tests.fakes import FAIL, PASS, FakeCluster, FakeEvidence
-from tests.fast.test_release_loop import STEP_FAILED, World, interrupt, promoted
+from tests.fast.test_release_loop import STEP_FAILED, World, in_flight, interrupt, promoted
 
 
 def notices(world: World) -> list[tuple[Notice, int | None]]:
@@ -77,3 +77,18 @@ def test_a_drills_release_tells_nothing(endpoint: ModelEndpoint) -> None:
     result = world.release("1", fault=fault)
     assert STEP_FAILED in result.reason
     assert world.told == []
+
+
+def test_an_aborted_release_finished_by_a_rerun_is_still_told_as_aborted(world: World) -> None:
+    """Killed mid-rollback of an abort: the re-run finishes it and says who aborted."""
+    in_flight(world, ReleasePhase.ROLLING_BACK, "2", step=0, weight=50,
+              reason="aborted by ana@laptop in phase Analysing")
+    world.cluster.status = world.status.model_copy(update={"aborted_by": "ana@laptop"})
+    result = world.release("2")
+    assert result.outcome is ReleaseOutcome.ROLLED_BACK
+    assert notices(world)[-1] == (Notice.ABORTED, None)
+    assert world.status.aborted_by == "ana@laptop"
+    # the next release is nobody's abort
+    world.evidence.script = []
+    assert world.release("2").outcome is ReleaseOutcome.PROMOTED
+    assert world.status.aborted_by is None

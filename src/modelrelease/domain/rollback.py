@@ -104,4 +104,4 @@ def status_after_rollback(status: ModelEndpointStatus, target: RollbackTarget, *
         "phase": ReleasePhase.ROLLED_BACK, "release_id": release_id, "reason": reason,
         "step": 0, "weight": 0, "canary": None, "spec_hash": spec_hash,
         "primary": TrackStatus(version=target.version, digest=target.digest, image=image),
-        "cost_per_hour": cost_per_hour})
+        "cost_per_hour": cost_per_hour, "aborted_by": None})

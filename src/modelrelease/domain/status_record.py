@@ -45,13 +45,15 @@ class Released:
 def status_after(status: ModelEndpointStatus, phase: ReleasePhase, released: Released, *,
                  reason: str, step: int, weight: int, previous: TrackStatus | None,
                  last_verdict: Verdict | None, cost_per_hour: float,
-                 tagged: Condition | None, now: datetime) -> ModelEndpointStatus:
+                 tagged: Condition | None, now: datetime,
+                 aborted_by: str = "") -> ModelEndpointStatus:
     """``status`` once the release of ``released`` entered ``phase``.
 
     While the release runs the canary is the new version and the primary stays
     ``previous``; promoted, the new version is the primary (and the spec it was released
     with is recorded); over either way, the canary is gone and a history entry is added.
-    ``tagged`` (how tagging the version in MLflow went) replaces the condition of its type.
+    ``tagged`` (how tagging the version in MLflow went) replaces the condition of its type;
+    ``aborted_by`` says who stopped the release, if anyone.
     """
     track = TrackStatus(version=released.version, digest=released.digest, image=released.image)
     promoted = phase is ReleasePhase.PROMOTED
@@ -62,7 +64,7 @@ def status_after(status: ModelEndpointStatus, phase: ReleasePhase, released: Rel
         "canary": None if phase.terminal else track,
         "last_verdict": last_verdict,
         "spec_hash": released.spec_hash if promoted else status.spec_hash,
-        "cost_per_hour": cost_per_hour})
+        "cost_per_hour": cost_per_hour, "aborted_by": aborted_by or None})
     if tagged is not None:
         updated = updated.model_copy(update={
             "conditions": with_condition(updated.conditions, tagged)})

@@ -265,7 +265,8 @@ def _drive(run: ReleaseRun, status: ModelEndpointStatus, prices: PriceTable,
         cluster.write_status(status_after(
             status, state.phase, released, reason=state.reason, step=state.step,
             weight=state.weight, previous=run.previous, last_verdict=run.last_verdict,
-            cost_per_hour=cost, tagged=run.tagged, now=datetime.now(UTC)))
+            cost_per_hour=cost, tagged=run.tagged, now=datetime.now(UTC),
+            aborted_by=state.aborted_by))
 
     def tell(before: rollout.State, after: rollout.State) -> None:
         notice = notice_of(before, after, drill=run.policy.drill)
@@ -342,7 +343,8 @@ def _start(run: ReleaseRun, status: ModelEndpointStatus
     if status.phase is None or not status.phase.in_flight or status.canary is None:
         return status, rollout.step(rollout.State(), rollout.Begin(), run.policy, now)
     state = rollout.State(phase=status.phase, step=status.step or 0, weight=status.weight,
-                          since=now, reason=status.reason or "")
+                          since=now, reason=status.reason or "",
+                          aborted_by=status.aborted_by or "")
     same = status.canary.digest == run.image.digest
     transition = rollout.resume(state, same, run.policy, now)
     if same:

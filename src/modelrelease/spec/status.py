@@ -170,6 +170,9 @@ class ModelEndpointStatus(SpecModel):
     price table."""
     last_drill: DrillRecord | None = None
     """The last rollback drill's result and times."""
+    aborted_by: str | None = None
+    """Who stopped the current or last release in flight (``modelrelease abort``, a Prefect
+    cancel, Ctrl-C), if anyone: a re-run that finishes its rollback still says so."""
 
     def with_history(self, entry: HistoryEntry) -> ModelEndpointStatus:
         """This status with ``entry`` appended, dropping the oldest beyond the limit."""
