@@ -19,7 +19,8 @@ from modelrelease.domain.approval import (
 
 
 def question(step: int = 1, steps: int = 2, on_timeout: OnTimeout = OnTimeout.ROLLBACK,
-             judged: str = "p95 12.0ms vs 11.8ms") -> Question:
+             judged: tuple[str, ...] = ("p95 12.0ms vs 11.8ms", "errors 0 of 150")
+             ) -> Question:
     return Question("prod/iris", "7", "abc123", step, steps, 10, timedelta(minutes=90),
                     on_timeout, judged)
 
@@ -27,8 +28,8 @@ def question(step: int = 1, steps: int = 2, on_timeout: OnTimeout = OnTimeout.RO
 def test_the_question_says_what_each_answer_does() -> None:
     text = question().markdown()
     assert text.splitlines()[0] == "### Approve step 1/2 of `prod/iris` version 7?"
-    assert ("The canary serves **10%** of live traffic and passed the step's checks: "
-            "p95 12.0ms vs 11.8ms.") in text
+    assert ("The canary serves **10%** of live traffic and passed the step's checks:\n\n"
+            "- p95 12.0ms vs 11.8ms\n- errors 0 of 150") in text
     assert "- **approve**: go on to step 2" in text
     assert "- **reject**: roll back now (your comment is the reason)" in text
     assert "- no answer within 1h30m: the release rolls back" in text
@@ -39,7 +40,7 @@ def test_the_question_says_what_each_answer_does() -> None:
     pytest.param(question(step=2), "- **approve**: go on to promotion", id="last-step"),
     pytest.param(question(on_timeout=OnTimeout.CONTINUE),
                  "no answer within 1h30m: the release goes on as if approved", id="continue"),
-    pytest.param(question(judged=""), "passed the step's checks.", id="no-verdict-text"),
+    pytest.param(question(judged=()), "passed the step's checks.", id="no-verdict-text"),
 ])
 def test_the_question_follows_the_step_and_gate(asked: Question, said: str) -> None:
     assert said in asked.markdown()
@@ -54,6 +55,8 @@ def test_each_step_of_a_release_is_its_own_question() -> None:
     pytest.param(Answer(Decision.APPROVE, "alice", " looks fine "),
                  "step 2 approved by alice: looks fine", id="approved"),
     pytest.param(Answer(Decision.REJECT, "bob", ""), "step 2 rejected by bob", id="rejected"),
+    pytest.param(Answer(Decision.REJECT, "bob", "drift\n\n on  de"),
+                 "step 2 rejected by bob: drift on de", id="comment-on-one-line"),
     pytest.param(Answer(Decision.APPROVE), "step 2 approved by someone", id="nameless"),
     pytest.param(Answer(None), "step 2: no answer within 45m", id="timed-out"),
     pytest.param(Answer(None, stopped_by="ana@laptop"),

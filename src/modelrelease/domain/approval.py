@@ -59,7 +59,7 @@ class Question:
     weight: int
     timeout: timedelta
     on_timeout: OnTimeout
-    judged: str = ""  # the step's verdict, one line
+    judged: tuple[str, ...] = ()  # the step's verdict: its reasons, one per check
 
     @property
     def key(self) -> str:
@@ -78,14 +78,15 @@ class Question:
                 else "the release goes on as if approved")
         lines = [f"### Approve step {self.step}/{self.steps} of `{self.endpoint}` "
                  f"version {self.version}?", "",
-                 f"The canary serves **{self.weight}%** of live traffic and passed the "
-                 "step's checks" + (f": {self.judged}" if self.judged else "") + ".", "",
                  f"- **approve**: go on to {self.next}",
                  "- **reject**: roll back now (your comment is the reason)",
                  f"- no answer within {waiting}: {then}", "",
                  f"Release `{self.release_id}`. Your name and comment are recorded in the "
-                 "release report and the model version's MLflow tags."]
-        return "\n".join(lines)
+                 "release report and the model version's MLflow tags.", "",
+                 f"The canary serves **{self.weight}%** of live traffic and passed the step's "
+                 "checks" + (":" if self.judged else "."), "",
+                 *(f"- {reason}" for reason in self.judged)]
+        return "\n".join(lines).rstrip("\n")
 
 
 @dataclass(frozen=True)
@@ -104,7 +105,8 @@ class Answer:
                 return f"step {step}: no decision, the release was aborted by {self.stopped_by}"
             return f"step {step}: no answer within {format_duration(waited or timedelta(0))}"
         verb = "approved" if self.decision is Decision.APPROVE else "rejected"
-        said = f": {self.comment.strip()}" if self.comment.strip() else ""
+        comment = " ".join(self.comment.split())  # one line, whatever the form's textarea held
+        said = f": {comment}" if comment else ""
         return f"step {step} {verb} by {self.by or 'someone'}{said}"
 
 

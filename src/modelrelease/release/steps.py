@@ -146,7 +146,7 @@ def await_approval(run: ReleaseRun, action: rollout.AwaitApproval) -> Observed:
     question = Question(run.where, run.version.version, run.release_id, action.step + 1,
                         len(run.policy.steps), run.state.weight, action.gate.timeout,
                         action.gate.on_timeout,
-                        "; ".join(run.last_verdict.reasons) if run.last_verdict else "")
+                        tuple(run.last_verdict.reasons) if run.last_verdict else ())
     run.note(f"{run.where}: waiting up to {format_duration(action.gate.timeout)} for a person "
              f"to approve step {question.step} (in the Prefect UI: the paused flow run)")
     run.ports.cluster.event("AwaitingApproval", f"step {question.step} of version "
