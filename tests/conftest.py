@@ -17,6 +17,7 @@ from modelrelease.build.serving_base import build_serving_base
 from modelrelease.settings import PipelineSettings, RegistryConfig
 from modelrelease_localstack.registry import LocalRegistry
 from modelrelease_localstack.stack import Stack
+from tests.shared_stack import shared_root, shared_stack
 from tests.support import REGISTRY_PASSWORD, REGISTRY_USER, Cluster, Deployed, Services
 
 # Keep MLflow's client from retrying for minutes when a test points it at nothing.
@@ -32,10 +33,35 @@ STACK_FIXTURES = frozenset({"stack", "services", "cluster", "crd", "deployed"})
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
-        "--part", choices=("all", "stack", "stackless"), default="all",
+        "--part", choices=("all", "stack", "stack-a", "stack-b", "stackless"), default="all",
         help="run only the tests that need the session's local stack (and those that start "
              "a node of their own), or only the rest; `make test` runs both parts at once "
-             "(scripts/suite). Default: all.")
+             "(scripts/suite). The stack part splits in two that share one stack "
+             "(tests/shared_stack.py): stack-b is the flows and ui tiers, stack-a the rest. "
+             "Default: all.")
+
+
+GUEST_TIERS = frozenset({"flows", "ui"})
+"""The tiers of ``--part=stack-b``: they use only the stack's addresses and the Prefect
+deployments (``deployed``), never its processes, so they run beside ``stack-a``."""
+
+
+def tier_of(item: pytest.Item) -> str:
+    """``tests/TIER/...``'s TIER (``tests`` for a module at the top)."""
+    parts = item.nodeid.split("/")
+    return parts[1] if len(parts) > 2 else "tests"
+
+
+def part_of(item: pytest.Item) -> str:
+    """The ``--part`` a test runs in: ``stack-a``, ``stack-b`` or ``stackless``."""
+    if not needs_stack(item):
+        return "stackless"
+    return "stack-b" if tier_of(item) in GUEST_TIERS else "stack-a"
+
+
+def _selected(part: str, item: pytest.Item) -> bool:
+    own = part_of(item)
+    return own == part or (part == "stack" and own.startswith("stack-"))
 
 
 def needs_stack(item: pytest.Item) -> bool:
@@ -57,7 +83,9 @@ def needs_stack(item: pytest.Item) -> bool:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Select the ``--part``, then order: ``own_node`` tests first, ``prometheus`` tests last.
+    """Select the ``--part``, then order: ``own_node`` tests first, then the faults tier (which
+    restarts the stack's parts, so in ``stack-a`` it waits for ``stack-b``: ``tests/faults/
+    conftest.py``), ``prometheus`` tests last within each.
 
     Only one node runs per host (see ``localstack.kubenode.hostlock``), and the session's
     stack keeps its node until the session ends: a test that starts a node of its own must
@@ -67,12 +95,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """
     part = config.getoption("--part")
     if part != "all":
-        keep = [item for item in items if needs_stack(item) == (part == "stack")]
-        dropped = [item for item in items if needs_stack(item) != (part == "stack")]
+        keep = [item for item in items if _selected(part, item)]
+        dropped = [item for item in items if not _selected(part, item)]
         if dropped:
             config.hook.pytest_deselected(items=dropped)
         items[:] = keep
     items.sort(key=lambda item: (item.get_closest_marker("own_node") is None,
+                                 tier_of(item) == "faults",
                                  item.get_closest_marker("prometheus") is not None))  # stable
 
 
@@ -94,7 +123,7 @@ _TIER_SECONDS: dict[str, float] = {}
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     """Add each test's setup, call and teardown time to its tier (``tests/TIER/...``)."""
     parts = report.nodeid.split("/")
-    tier = parts[1] if len(parts) > 2 else "tests"
+    tier = parts[1] if len(parts) > 2 else "tests"  # as tier_of (a report is no item)
     _TIER_SECONDS[tier] = _TIER_SECONDS.get(tier, 0.0) + report.duration
 
 
@@ -109,13 +138,19 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+          ) -> Iterator[Stack]:
     """The one local stack of the test session: control plane, a real node (containerd,
     kubelet, kube-proxy), registry, MLflow, Prefect, and the self-contained serving base.
 
     The node has two GPUs: a one-GPU endpoint's canary and primary both hold one while it
-    is promoted.
+    is promoted. Under ``scripts/suite`` the two stack parts share one (``shared_stack``).
     """
+    root, part = shared_root(), request.config.getoption("--part")
+    if root is not None and part in ("stack-a", "stack-b"):
+        with shared_stack(root, part, gpus=2) as running:
+            yield running
+        return
     with Stack(tmp_path_factory.mktemp("stack"), gpus=2) as running:
         yield running
 

@@ -1,5 +1,6 @@
-"""``pytest --part=stack|stackless`` (tests/conftest.py), which ``scripts/suite`` runs at once:
-each test lands in exactly one part, by whether it uses the session's stack."""
+"""``pytest --part=stack-a|stack-b|stackless`` (tests/conftest.py), which ``scripts/suite``
+runs at once: each test lands in exactly one part, by whether it uses the session's stack
+and, if it does, by its tier (flows and ui share the stack as its guest: stack-b)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,9 @@ ROOT = Path(__file__).resolve().parents[2]
 # one that starts its own services, one that runs Prometheus, plain unit tests, and fakes
 MODULES = ["tests/integration/test_stack.py", "tests/integration/test_webhook.py",
            "tests/integration/test_loadgen.py", "tests/integration/test_prometheus_source.py",
-           "tests/unit/test_stats.py", "tests/fast/test_release_loop.py"]
+           "tests/unit/test_stats.py", "tests/fast/test_release_loop.py",
+           "tests/flows/test_cancel.py", "tests/faults/test_concurrency.py",
+           "tests/e2e/test_live_traffic.py"]
 
 
 def _collected(part: str) -> list[str]:
@@ -27,12 +30,15 @@ def _collected(part: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def parts() -> dict[str, list[str]]:
-    return {part: _collected(part) for part in ("all", "stack", "stackless")}
+    return {part: _collected(part) for part in ("all", "stack", "stack-a", "stack-b",
+                                                "stackless")}
 
 
 @pytest.mark.parametrize(("module", "part"), [
-    ("tests/integration/test_stack.py", "stack"),            # own_node
-    ("tests/integration/test_webhook.py", "stack"),          # the session's stack
+    ("tests/integration/test_stack.py", "stack-a"),          # own_node
+    ("tests/integration/test_webhook.py", "stack-a"),        # the session's stack
+    ("tests/flows/test_cancel.py", "stack-b"),               # its addresses only: the guest
+    ("tests/faults/test_concurrency.py", "stack-a"),         # restarts parts: the owner
     ("tests/integration/test_loadgen.py", "stackless"),      # its own services
     ("tests/integration/test_prometheus_source.py", "stackless"),
     ("tests/unit/test_stats.py", "stackless"),
@@ -41,19 +47,24 @@ def parts() -> dict[str, list[str]]:
 ])
 def test_each_module_runs_in_its_part(parts: dict[str, list[str]], module: str,
                                       part: str) -> None:
-    other = "stackless" if part == "stack" else "stack"
     assert any(test.startswith(module) for test in parts[part])
-    assert not any(test.startswith(module) for test in parts[other])
+    for other in {"stack-a", "stack-b", "stackless"} - {part}:
+        assert not any(test.startswith(module) for test in parts[other])
 
 
 def test_the_parts_split_all_tests_exactly(parts: dict[str, list[str]]) -> None:
     assert sorted(parts["stack"] + parts["stackless"]) == sorted(parts["all"])
+    assert sorted(parts["stack-a"] + parts["stack-b"]) == sorted(parts["stack"])
 
 
-def test_own_node_tests_come_first_and_prometheus_tests_last(
+def test_own_node_tests_come_first_faults_last_and_prometheus_last_before_them(
         parts: dict[str, list[str]]) -> None:
     order = parts["all"]
     own = [i for i, test in enumerate(order) if test.startswith(MODULES[0])]
-    prometheus = [i for i, test in enumerate(order) if test.startswith(MODULES[3])]
+    faults = [i for i, test in enumerate(order) if test.startswith("tests/faults/")]
+    prometheus = [i for i, test in enumerate(order)
+                  if test.startswith((MODULES[3], "tests/e2e/test_live_traffic.py"))]
     assert own == list(range(len(own)))
-    assert prometheus == list(range(len(order) - len(prometheus), len(order)))
+    assert faults == list(range(len(order) - len(faults), len(order)))
+    before = len(order) - len(faults)
+    assert prometheus == list(range(before - len(prometheus), before))
