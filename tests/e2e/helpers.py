@@ -91,9 +91,11 @@ class Endpoint:
         return dict(found.tags)
 
 
-DEFAULT_CHECKS: dict[str, Any] = {"latency": {"p99Ms": 1000, "maxRegression": 0.5},
+DEFAULT_CHECKS: dict[str, Any] = {"latency": {"p99Ms": 1000, "maxRegression": 1.0},
                                   "maxErrorRate": 0.01, "minRequests": 100}
-"""The checks of ``make_endpoint``'s endpoints unless a test gives its own."""
+"""The checks of ``make_endpoint``'s endpoints unless a test gives its own. Lenient on
+regression (twice as slow still fails): two stack parts release side by side on 2 cores,
+and a cold canary on a busy machine is slower than a warm primary for a while."""
 
 
 def make_endpoint(stack: Stack, tmp: Path, *, steps: list[dict[str, Any]] | None = None,
@@ -106,7 +108,8 @@ def make_endpoint(stack: Stack, tmp: Path, *, steps: list[dict[str, Any]] | None
     api = config.new_client_from_config(config_file=str(stack.kubeconfig))
     core = client.CoreV1Api(api)
     core.create_namespace({"metadata": {"name": namespace, "labels": {"created-by": "tests"}}})
-    resources: dict[str, Any] = {"cpu": "250m", "memory": "512Mi"}
+    # a small CPU request: the two stack parts' endpoints share the node's 2 cores
+    resources: dict[str, Any] = {"cpu": "100m", "memory": "512Mi"}
     if gpus:
         resources["accelerators"] = {"nvidia.com/gpu": gpus}
     document = {

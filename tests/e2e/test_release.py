@@ -90,9 +90,9 @@ def test_good_version_is_promoted_without_dropping_traffic(endpoint: Endpoint) -
     assert again.outcome == "already_released"
     assert (endpoint.image("primary") or "").endswith(digest)
     line = _cost_line(endpoint)
-    # 1 primary replica of 250m CPU and 512Mi at 0.0316/CPU-hour and 0.0042/GiB-hour
+    # 1 primary replica of 100m CPU and 512Mi at 0.0316/CPU-hour and 0.0042/GiB-hour
     assert line["primary_replicas"] == 1 and line["canary_replicas"] == 0
-    assert line["per_hour"] == pytest.approx(0.25 * 0.0316 + 0.5 * 0.0042)
+    assert line["per_hour"] == pytest.approx(0.1 * 0.0316 + 0.5 * 0.0042)
     events = endpoint.core.list_namespaced_event(
         endpoint.namespace, field_selector=f"involvedObject.name={endpoint.name},"
                                            "involvedObject.kind=ModelEndpoint")
@@ -255,10 +255,10 @@ def test_a_gpu_endpoint_is_released_and_its_cost_matches_the_hand_computed_figur
         assert result.outcome == "promoted", result.reason
         eventually(lambda: made.image("canary") is None, 60, "canary removed")
         line = _cost_line(made)
-        # 1 replica of 250m CPU, 512Mi and 1 GPU at 0.0316/CPU-hour, 0.0042/GiB-hour and
+        # 1 replica of 100m CPU, 512Mi and 1 GPU at 0.0316/CPU-hour, 0.0042/GiB-hour and
         # 2.48/GPU-hour: 0.0079 + 0.0021 + 2.48 per hour
         assert line["primary_replicas"] == 1 and line["canary_replicas"] == 0
-        assert line["per_hour"] == pytest.approx(0.25 * 0.0316 + 0.5 * 0.0042 + 2.48)
+        assert line["per_hour"] == pytest.approx(0.1 * 0.0316 + 0.5 * 0.0042 + 2.48)
         assert line["per_month"] == pytest.approx(line["per_hour"] * 730, abs=0.01)
         print(json.dumps(line))
     finally:
