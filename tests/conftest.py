@@ -44,6 +44,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 GUEST_TIERS = frozenset({"flows", "ui"})
 """The tiers of ``--part=stack-b``: they use only the stack's addresses and the Prefect
 deployments (``deployed``), never its processes, so they run beside ``stack-a``."""
+OWNER_FIXTURES = frozenset({"cluster", "services"})
+"""Fixtures built from the stack's own objects (its node, control plane, registry)."""
+GUEST_MODULES = frozenset({"tests/e2e/test_drill.py", "tests/e2e/test_tail_and_slices.py",
+                           "tests/e2e/test_rollback.py"})
+"""Modules of other tiers that run in ``stack-b`` too, to even out the two parts' time
+(from the suite's ``--durations``): they need only the stack's addresses, no GPU, and no
+``cluster`` or ``services`` fixture (whose objects only the stack's owner has)."""
 
 
 def tier_of(item: pytest.Item) -> str:
@@ -56,7 +63,8 @@ def part_of(item: pytest.Item) -> str:
     """The ``--part`` a test runs in: ``stack-a``, ``stack-b`` or ``stackless``."""
     if not needs_stack(item):
         return "stackless"
-    return "stack-b" if tier_of(item) in GUEST_TIERS else "stack-a"
+    guest = tier_of(item) in GUEST_TIERS or item.nodeid.split("::")[0] in GUEST_MODULES
+    return "stack-b" if guest else "stack-a"
 
 
 def _selected(part: str, item: pytest.Item) -> bool:
@@ -93,6 +101,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     Prometheus come last, so a Prometheus build still running in the background
     (``scripts/prepare``) has the whole suite's time to finish.
     """
+    owners_only = [item.nodeid for item in items if part_of(item) == "stack-b"
+                   and OWNER_FIXTURES.intersection(getattr(item, "fixturenames", ()))]
+    if owners_only:  # a guest has only the stack's addresses, not its objects
+        raise pytest.UsageError(f"tests in --part=stack-b (GUEST_TIERS, GUEST_MODULES) use "
+                                f"{sorted(OWNER_FIXTURES)}, which need the stack's owner: "
+                                f"{owners_only[:5]}; move their modules to stack-a")
     part = config.getoption("--part")
     if part != "all":
         keep = [item for item in items if _selected(part, item)]
