@@ -6,11 +6,12 @@ waits until the stack is up and re-uses it (its tests need only the stack's addr
 its processes), running the flow and UI tests meanwhile. The tests that restart the stack's
 parts (``tests/faults``) and the owner's final stop wait until the guest has finished.
 
-Set by ``scripts/suite``; without them each pytest process starts a stack of its own:
+Set by ``scripts/suite`` (not ``MODELRELEASE_*``: the pipeline's settings would take them
+for theirs); without them each pytest process starts a stack of its own:
 
-- ``MODELRELEASE_TEST_STACK_ROOT``: the stack's directory (its ``stack.json`` says it is up);
-- ``MODELRELEASE_TEST_GUEST_DONE``: a file the guest's end creates (the owner waits for it);
-- ``MODELRELEASE_TEST_OWNER_DONE``: a file the owner's end creates (a guest still waiting
+- ``SUITE_STACK_ROOT``: the stack's directory (its ``stack.json`` says it is up);
+- ``SUITE_GUEST_DONE``: a file the guest's end creates (the owner waits for it);
+- ``SUITE_OWNER_DONE``: a file the owner's end creates (a guest still waiting
   for a stack that never came gives up).
 """
 
@@ -27,9 +28,9 @@ import pytest
 from modelrelease_localstack.stack import Stack
 from modelrelease_localstack.stack_state import read_state, unhealthy
 
-ROOT_ENV = "MODELRELEASE_TEST_STACK_ROOT"
-GUEST_DONE_ENV = "MODELRELEASE_TEST_GUEST_DONE"
-OWNER_DONE_ENV = "MODELRELEASE_TEST_OWNER_DONE"
+ROOT_ENV = "SUITE_STACK_ROOT"
+GUEST_DONE_ENV = "SUITE_GUEST_DONE"
+OWNER_DONE_ENV = "SUITE_OWNER_DONE"
 WAIT_S = 60 * 60
 """How long either side waits for the other: longer than any part of the suite."""
 
@@ -85,7 +86,13 @@ def shared_stack(root: Path, part: str, gpus: int) -> Iterator[Stack]:
         yield guest  # the owner stops it
         return
     owner = Stack(root, gpus=gpus, detached=True)
-    owner.up()
+    try:
+        owner.up()
+    except BaseException:  # the guest waits for this stack: tell it there will be none
+        owner_done = os.environ.get(OWNER_DONE_ENV)
+        if owner_done:
+            Path(owner_done).touch()
+        raise
     try:
         yield owner
     finally:
