@@ -64,14 +64,28 @@ class Bench:
                 "MODELRELEASE_RELEASE__WAIT_FOR_LOCK_S": "0"}
 
     def snapshot(self) -> dict[str, Any]:
+        """The cluster, registries and MLflow, less what other tests' endpoints own.
+
+        The other stack part (``--part=stack-b``) releases its own endpoints meanwhile,
+        each named as ``make_endpoint`` names them (namespace ``e2e-*``, repository
+        ``e2e/ep*``, model ``model-*``): those are left out, this bench's own are kept.
+        """
         secure = self.services.secure_registry
+        made = self.endpoint
+        cluster = cluster_state(self.admin, made.namespace)
+        cluster["namespaces"] = [n for n in cluster["namespaces"]
+                                 if not n.startswith("e2e-") or n == made.namespace]
         return {
-            "cluster": cluster_state(self.admin, self.endpoint.namespace),
-            "registry": registry_state(f"http://{self.local_registry}"),
+            "cluster": cluster,
+            "registry": {repo: tags for repo, tags in registry_state(
+                f"http://{self.local_registry}").items()
+                if not repo.startswith("e2e/") or repo == f"e2e/{made.name}"},
             "secure-registry": registry_state(f"https://{secure.host}",
                                               auth=(REGISTRY_USER, _password()),
                                               ca_file=secure.ca_cert),
-            "mlflow": mlflow_state(str(self.endpoint.settings.mlflow.tracking_uri)),
+            "mlflow": {name: model for name, model in mlflow_state(
+                str(made.settings.mlflow.tracking_uri)).items()
+                if not name.startswith("model-") or name == made.model},
         }
 
 
