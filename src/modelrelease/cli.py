@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from enum import StrEnum
 from pathlib import Path
@@ -351,11 +350,11 @@ def _telling() -> AbstractContextManager[Notify | None]:
     """
     import contextlib
 
-    from prefect.settings import PREFECT_API_URL
+    from modelrelease.adapters.prefect_events import prefect_api_url, telling
 
-    from modelrelease.adapters.prefect_events import telling
-
-    if not (PREFECT_API_URL.value() or os.environ.get("PREFECT_API_URL")):
+    try:
+        prefect_api_url()
+    except PipelineError:  # no Prefect configured: nobody to tell
         return contextlib.nullcontext(None)
     return telling(lambda line: typer.echo(f"warning: {line}", err=True))
 
@@ -561,6 +560,7 @@ def approve(
     endpoint = _endpoint_file("approve", file)
     where = f"{endpoint.namespace}/{endpoint.name}"
     decision = Decision.REJECT if reject else Decision.APPROVE
+    who = _operator(by)
     try:
         cluster = KubeCluster(PipelineSettings().kube)
         try:
@@ -574,12 +574,12 @@ def approve(
                                "nothing changed")
         step = status.step + 1
         with PrefectAnswers() as answers:
-            run = answers.answer(approval_key(status.release_id, step), decision,
-                                 _operator(by), comment)
+            run = answers.answer(approval_key(status.release_id, step), decision, who,
+                                 comment)
     except PipelineError as exc:
         raise _fail(exc) from None
     answered = "approved" if decision is Decision.APPROVE else "rejected"
-    _progress(f"{where}: step {step} {answered} as {_operator(by)} (flow run {run['name']})")
+    _progress(f"{where}: step {step} {answered} as {who} (flow run {run['name']})")
     typer.echo(json.dumps({"endpoint": where, "release_id": status.release_id, "step": step,
                            "decision": decision.value, "flow_run": run["id"]}))
 
