@@ -3,9 +3,9 @@
 Each rollout action's executor (``modelrelease.release.steps``) is one task, named after
 it: ``deploy_canary``, ``smoke``, ``set_weight``, ``analyse_step``, ``await_approval``
 (which pauses the flow run while it waits: ``adapters.prefect_approval``), ``promote``,
-``roll_back``, ``wait`` and ``check_health``; the calls around the loop (``resolve-model``,
-``build-image``, a drill's ``check-restorable``) run through ``as_task``. The CLI calls
-the same functions directly.
+``start_bake``, ``bake_look``, ``roll_back``, ``wait`` and ``check_health``; the calls
+around the loop (``resolve-model``, ``build-image``, a drill's ``check-restorable``) run
+through ``as_task``. The CLI calls the same functions directly.
 
 No Prefect retries: the adapters retry what a server may not repeat, once per call
 (``modelrelease.adapters.retry``), and a give-up from them is final; retrying the whole
@@ -34,6 +34,8 @@ set_weight = _named(steps.set_weight)
 analyse_step = _named(steps.analyse_step)
 await_approval = _named(steps.await_approval)
 promote = _named(steps.promote)
+start_bake = _named(steps.start_bake)
+bake_look = _named(steps.bake_look)
 roll_back = _named(steps.roll_back)
 wait = _named(steps.wait)
 check_health = _named(steps.check_health)
@@ -41,7 +43,8 @@ check_health = _named(steps.check_health)
 TASKS: dict[Executor, Task[[ReleaseRun, Any], Observed]] = {
     steps.deploy_canary: deploy_canary, steps.smoke: smoke, steps.set_weight: set_weight,
     steps.analyse_step: analyse_step, steps.await_approval: await_approval,
-    steps.promote: promote, steps.roll_back: roll_back,
+    steps.promote: promote, steps.start_bake: start_bake, steps.bake_look: bake_look,
+    steps.roll_back: roll_back,
     steps.wait: wait, steps.check_health: check_health,
 }
 """The task of each executor."""

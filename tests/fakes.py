@@ -35,7 +35,15 @@ from modelrelease.adapters.loadgen import Variant
 from modelrelease.adapters.model_files import ModelFiles
 from modelrelease.domain import agreement, analysis, live
 from modelrelease.domain.abort import abort_request, asked_by
-from modelrelease.domain.analysis import ArmStats, Check, CheckStatus, Metric, Outcome, SliceRow
+from modelrelease.domain.analysis import (
+    AnalysisPolicy,
+    ArmStats,
+    Check,
+    CheckStatus,
+    Metric,
+    Outcome,
+    SliceRow,
+)
 from modelrelease.domain.approval import Answer, Question
 from modelrelease.domain.fault import FaultSetting
 from modelrelease.domain.manifests import Slot, Slots, Track, pinned_image
@@ -275,6 +283,12 @@ class FakeCluster:
         primary = self.deployment(Track.PRIMARY)
         return 0 if primary is None else primary.replicas
 
+    def canary_replicas(self) -> int:
+        """Replicas the canary's slot runs now (0 when it has none)."""
+        self.calls.append("canary_replicas")
+        canary = self.deployment(Track.CANARY)
+        return 0 if canary is None else canary.replicas
+
     def serves(self, track: Track, digest: str, same_spec: bool = False) -> bool:
         """Whether a track's Deployment runs the image ``digest`` (and this endpoint's spec)."""
         self.calls.append(f"serves {track}")
@@ -406,14 +420,39 @@ class Analysed:
     """Whether ``stop()`` said True after its (one) look."""
 
 
+BAKED = live.LiveEvidence(live.LiveOutcome.PASS, "the new primary's live traffic (pod metrics, "
+                          "400 requests): no breach")
+
+
+@dataclass
+class FakeWindow:
+    """A bake's window on the new primary (a ``ports.LiveWindow``): the scripted looks."""
+
+    track: Track
+    looks: list[live.LiveEvidence]
+    seen: list[tuple[int, int]] = field(default_factory=list)
+    """Each look's ``(min_requests, looks)``: the policy and the split it was judged with."""
+
+    def look(self, policy: AnalysisPolicy, looks: int) -> live.LiveEvidence:
+        """The next scripted look; past the script, no breach."""
+        self.seen.append((policy.min_requests, looks))
+        index = len(self.seen) - 1
+        return self.looks[index] if index < len(self.looks) else BAKED
+
+
 class FakeEvidence:
     """Scripted evidence (a ``ports.Evidence``): smoke, then one ``Scripted`` per step.
 
     Steps beyond the script pass. ``via`` is None until a check has reached the pods.
+    ``bake``: what a bake's looks find, in order (past it: no breach); ``windows`` holds
+    each bake's window.
     """
 
     def __init__(self, steps: Sequence[Scripted] = (), *,
-                 smoke: SmokeResult = SMOKE_PASSED) -> None:
+                 smoke: SmokeResult = SMOKE_PASSED,
+                 bake: Sequence[live.LiveEvidence] = ()) -> None:
+        self.bake = list(bake)
+        self.windows: list[FakeWindow] = []
         self.script = list(steps)
         self.smoke_result = smoke
         self.smoked = 0
@@ -450,6 +489,11 @@ class FakeEvidence:
         """The current scripted step's agreement."""
         self.agreements.append(version.version)
         return self._current().agreed
+
+    def watch(self, track: Track) -> FakeWindow:
+        """A window whose looks are ``bake``'s (one script shared by every bake)."""
+        self.windows.append(FakeWindow(track, self.bake))
+        return self.windows[-1]
 
 
 # -- MLflow and the registry -----------------------------------------------------------------------

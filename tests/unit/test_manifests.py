@@ -286,15 +286,21 @@ def test_version_label_is_dropped_when_nothing_valid_is_left(endpoint: ModelEndp
 
 
 @pytest.mark.parametrize("slots", [pytest.param(Slots(s), id=f"primary-{s}") for s in Slot])
-def test_services_select_both_slots_or_a_tracks(endpoint: ModelEndpoint, slots: Slots) -> None:
-    live, primary, canary = render_services(endpoint, slots)
+@pytest.mark.parametrize(("canary_live", "live_selects"), [
+    pytest.param(True, set(Track), id="in-a-release"),
+    pytest.param(False, {Track.PRIMARY}, id="promoted")])
+def test_services_select_both_slots_or_a_tracks(endpoint: ModelEndpoint, slots: Slots,
+                                                canary_live: bool,
+                                                live_selects: set[Track]) -> None:
+    live, primary, canary = render_services(endpoint, slots, canary_live=canary_live)
     pods = {t: deployment(endpoint, t, slot=slots.of(t))["spec"]["template"]["metadata"][
         "labels"] for t in Track}
     assert [s["metadata"]["name"] for s in (live, primary, canary)] == [
         "iris", "iris-primary", "iris-canary"]
     assert [service_name(endpoint, t) for t in (None, *Track)] == [
         "iris", "iris-primary", "iris-canary"]
-    assert all(matches(live["spec"]["selector"], pods[t]) for t in Track)
+    # the live Service: both slots while a canary takes traffic, the primary's alone after
+    assert {t for t in Track if matches(live["spec"]["selector"], pods[t])} == live_selects
     assert matches(primary["spec"]["selector"], pods[Track.PRIMARY])
     assert not matches(primary["spec"]["selector"], pods[Track.CANARY])
     assert matches(canary["spec"]["selector"], pods[Track.CANARY])
@@ -336,6 +342,9 @@ def test_render_release(endpoint: ModelEndpoint, track: Track, kinds: list[str])
     (applied,) = [o for o in objects if o["kind"] == "Deployment"]
     assert applied["metadata"]["name"] == ("iris-blue" if track is Track.PRIMARY
                                            else "iris-green")
+    # the live Service: both slots with a canary, the new primary's alone once promoted
+    assert objects[0]["spec"]["selector"] == {"app.kubernetes.io/name": "iris"} | (
+        {LABEL_SLOT: "blue"} if track is Track.PRIMARY else {})
     again = render_release(endpoint, image=IMAGE, model_version="3", release_id="r-1",
                            track=track, slots=Slots(Slot.BLUE), replicas=1)
     assert json.dumps(objects, sort_keys=True) == json.dumps(again, sort_keys=True)

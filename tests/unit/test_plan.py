@@ -9,10 +9,12 @@ import pytest
 
 from modelrelease.domain.agreement import AgreementPolicy, Kind, OnFailure
 from modelrelease.domain.approval import Gate, OnTimeout
+from modelrelease.domain.bake import plan_bake
 from modelrelease.domain.model import ModelUri
 from modelrelease.domain.plan import (
     agreement_policy,
     analysis_policy,
+    bake_policy,
     model_uri,
     rollout_policy,
 )
@@ -97,3 +99,20 @@ def test_rollout_policy_carries_each_steps_approval_gate() -> None:
     # a first release goes straight to all of the traffic: the last gate still asks
     assert rollout_policy(endpoint, first_release=True).steps == (
         Step(100, timedelta(seconds=40), Gate(timedelta(hours=1), OnTimeout.ROLLBACK)),)
+
+
+def test_a_bake_is_planned_for_every_release_but_the_first() -> None:
+    endpoint = _endpoint({"name": "m", "alias": "a"}, bake={"duration": "5m"})
+    assert rollout_policy(endpoint, first_release=False).bake == plan_bake(
+        timedelta(minutes=5))
+    assert rollout_policy(endpoint, first_release=True).bake is None  # nothing to go back to
+    assert rollout_policy(_endpoint({"name": "m", "alias": "a"}),
+                          first_release=False).bake is None
+
+
+def test_a_bake_judges_by_the_checks_slos_and_minimum() -> None:
+    endpoint = _endpoint({"name": "m", "alias": "a"}, checks={
+        "maxErrorRate": 0.02, "minRequests": 300, "latency": {"p95Ms": 50, "p99Ms": 120}})
+    policy = bake_policy(endpoint)
+    assert (policy.max_error_rate, policy.min_requests, policy.p95_ms, policy.p99_ms) == (
+        0.02, 300, 50, 120)

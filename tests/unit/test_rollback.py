@@ -64,6 +64,10 @@ def test_a_target_carries_the_digest_its_promotion_verified() -> None:
         update={"canary": TrackStatus(version="2")}),
         "a release of version 2 is in flight (Analysing); stop it with `modelrelease abort`",
         id="in-flight"),
+    pytest.param(status("2", ("1", P), phase=ReleasePhase.BAKING).model_copy(
+        update={"canary": TrackStatus(version="1")}),
+        "version 2 is baking, its release still in flight; `modelrelease abort` rolls it back "
+        "to version 1, whose pods are still warm, in seconds", id="baking"),
     pytest.param(status("1", ("1", P)), None, id="settled"),
     pytest.param(status("1", ("1", P), ("2", RB), phase=RB), None, id="after-a-rollback"),
 ])

@@ -9,12 +9,16 @@ import pytest
 from modelrelease.domain import rollout
 from modelrelease.domain.analysis import Outcome
 from modelrelease.domain.approval import Answer, Decision, Gate, OnTimeout
+from modelrelease.domain.bake import plan_bake
+from modelrelease.domain.live import LiveOutcome
 from modelrelease.domain.readiness import Readiness, RolloutState
 from modelrelease.domain.rollout import (
     UNDETECTED,
     Analyse,
     Answered,
     AwaitApproval,
+    Baked,
+    BakeLook,
     Begin,
     CanaryHealth,
     CleanedUp,
@@ -29,6 +33,7 @@ from modelrelease.domain.rollout import (
     RunSmoke,
     SetWeight,
     SmokeChecked,
+    StartBake,
     State,
     Step,
     StepJudged,
@@ -369,3 +374,93 @@ def test_a_release_resumed_while_waiting_asks_again() -> None:
 
 def test_a_release_waiting_for_approval_is_in_flight_and_abortable() -> None:
     assert Phase.AWAITING_APPROVAL.in_flight and rollout.abortable(Phase.AWAITING_APPROVAL)
+
+
+# -- the bake after promotion ------------------------------------------------------------------
+
+BAKE = plan_bake(timedelta(seconds=60))  # 12 looks, 5 s apart
+BAKED = RolloutPolicy(steps=POLICY.steps, bake=BAKE)
+LOOK = (Wait(5.0),)
+BREACH = "the new primary's live traffic (pod metrics, 300 requests): live p99 above 200 ms"
+
+
+@pytest.mark.parametrize(
+    ("state", "observation", "phase", "actions", "reason"),
+    [
+        pytest.param(at(Phase.PROMOTING, weight=100), PrimaryHealth(READY), Phase.BAKING,
+                     (StartBake(), *LOOK, BakeLook(1, 12)),
+                     "primary serves the new version: 1 of 1 updated replicas available; "
+                     "baking 1m: 12 looks, 5s apart, the previous version warm",
+                     id="promoted-then-baked"),
+        pytest.param(at(Phase.BAKING), Baked(1, LiveOutcome.PASS, "no breach"), Phase.BAKING,
+                     (*LOOK, BakeLook(2, 12)), "bake look 1/12: no breach", id="next-look"),
+        pytest.param(at(Phase.BAKING), Baked(3, LiveOutcome.THIN, "too thin to judge"),
+                     Phase.BAKING, (*LOOK, BakeLook(4, 12)), "bake look 3/12: too thin",
+                     id="thin-looks-again"),
+        pytest.param(at(Phase.BAKING), Baked(4, LiveOutcome.FAIL, BREACH), Phase.ROLLING_BACK,
+                     (Rollback(f"bake failed at look 4: {BREACH}", restore_primary=True),),
+                     f"bake failed at look 4: {BREACH}", id="breach-restores-the-previous"),
+        pytest.param(at(Phase.BAKING), Baked(12, LiveOutcome.FAIL, BREACH), Phase.ROLLING_BACK,
+                     (Rollback(f"bake failed at look 12: {BREACH}", restore_primary=True),),
+                     "bake failed at look 12", id="breach-at-the-last-look"),
+        pytest.param(at(Phase.BAKING), Baked(12, LiveOutcome.PASS, "no breach"),
+                     Phase.PROMOTED, (), "bake passed: no breach", id="passed"),
+        pytest.param(at(Phase.BAKING), Baked(12, LiveOutcome.THIN, "too thin to judge"),
+                     Phase.PROMOTED, (), "bake over, nothing judged: too thin",
+                     id="over-without-enough-traffic"),
+        pytest.param(at(Phase.BAKING), Baked(12, LiveOutcome.UNAVAILABLE, "unknown: 403"),
+                     Phase.PROMOTED, (), "bake over, nothing judged: unknown: 403",
+                     id="over-with-metrics-unreadable"),
+        pytest.param(at(Phase.BAKING), rollout.Aborted("ana@laptop"), Phase.ROLLING_BACK,
+                     (Rollback("aborted by ana@laptop in phase Baking",
+                               restore_primary=True),),
+                     "aborted by ana@laptop", id="abort-restores-the-warm-previous"),
+        pytest.param(at(Phase.BAKING), PrimaryHealth(READY), Phase.BAKING, (),
+                     "ignored PrimaryHealth in phase Baking", id="other-observations-ignored"),
+    ],
+)
+def test_bake(state: State, observation: Observation, phase: Phase,
+              actions: tuple[object, ...], reason: str) -> None:
+    moved = step(state, observation, BAKED, T0 + timedelta(seconds=30))
+    assert moved.state.phase == phase
+    assert moved.actions == actions
+    assert reason in moved.reason
+
+
+def test_baking_the_canary_slot_holds_the_previous_version_at_no_traffic() -> None:
+    moved = step(at(Phase.PROMOTING, step=1, weight=100), PrimaryHealth(READY), BAKED, T0)
+    assert moved.state.weight == 0 and moved.state.step == 1
+
+
+def test_without_a_bake_promotion_ends_the_release() -> None:
+    moved = step(at(Phase.PROMOTING, weight=100), PrimaryHealth(READY), POLICY, T0)
+    assert moved.state.phase is Phase.PROMOTED and moved.actions == ()
+
+
+def test_a_look_under_a_policy_without_a_bake_ends_the_release_promoted() -> None:
+    # a Baked observation under a policy without a bake (the spec lost it): promoted
+    moved = step(at(Phase.BAKING), Baked(1, LiveOutcome.PASS, "no breach"), POLICY, T0)
+    assert moved.state.phase is Phase.PROMOTED
+
+
+@pytest.mark.parametrize(("policy", "same", "phase", "actions", "reason"), [
+    pytest.param(BAKED, True, Phase.BAKING, (StartBake(), *LOOK, BakeLook(1, 12)),
+                 "resuming: baking again from the start", id="same-release-bakes-again"),
+    pytest.param(POLICY, True, Phase.PROMOTED, (),
+                 "resumed a bake the spec no longer has: promoted", id="spec-dropped-the-bake"),
+    pytest.param(BAKED, False, Phase.ROLLING_BACK,
+                 (Rollback("superseded while Baking: rolling back the unfinished release",
+                           restore_primary=True),),
+                 "superseded while Baking", id="superseded-restores-the-previous"),
+])
+def test_a_release_resumed_while_baking(policy: RolloutPolicy, same: bool, phase: Phase,
+                                        actions: tuple[object, ...], reason: str) -> None:
+    moved = resume(at(Phase.BAKING), same, policy, T0)
+    assert moved.state.phase is phase
+    assert moved.actions == actions
+    assert reason in moved.reason
+
+
+def test_baking_is_in_flight_and_abortable() -> None:
+    assert Phase.BAKING.in_flight and rollout.abortable(Phase.BAKING)
+    assert rollout.health_track(Phase.BAKING) is None  # its looks observe

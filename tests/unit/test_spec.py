@@ -713,3 +713,25 @@ def test_a_bad_approval_gate_says_what_to_write(approval: dict[str, Any], messag
     assert line.startswith(f"f.yaml: {message}")
     if "onTimeout" in approval:
         assert "rollback" in line and "continue" in line
+
+
+@pytest.mark.parametrize(("bake", "expected"), [
+    pytest.param({}, timedelta(minutes=10), id="default-ten-minutes"),
+    pytest.param({"duration": "10s"}, timedelta(seconds=10), id="shortest"),
+    pytest.param({"duration": "24h"}, timedelta(hours=24), id="longest"),
+])
+def test_a_canary_may_bake_after_promotion(bake: dict[str, Any], expected: timedelta) -> None:
+    endpoint = parse_endpoint(doc(**{"spec.canary.bake": bake}))
+    assert endpoint.spec.canary.bake is not None
+    assert endpoint.spec.canary.bake.duration == expected
+    assert parse_endpoint(doc()).spec.canary.bake is None  # unset: no bake
+
+
+@pytest.mark.parametrize(("duration", "shown"), [
+    pytest.param("5s", '"5s"', id="too-short"),
+    pytest.param("25h", '"25h"', id="too-long"),
+])
+def test_a_bad_bake_says_what_to_write(duration: str, shown: str) -> None:
+    (line,) = errors_of(doc(**{"spec.canary.bake": {"duration": duration}}))
+    assert line.startswith(f"f.yaml: spec.canary.bake.duration: {shown} is not a bake: use "
+                           "between 10s and 24h, e.g. 10m")

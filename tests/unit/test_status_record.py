@@ -9,6 +9,7 @@ import pytest
 from modelrelease.domain import analysis
 from modelrelease.domain.status_record import (
     Released,
+    in_flight_tracks,
     status_after,
     verdict_record,
     with_condition,
@@ -50,6 +51,8 @@ NEW_TRACK = TrackStatus(version="2", digest=NEW.digest, image=NEW.image)
     [
         pytest.param(ReleasePhase.DEPLOYING, OLD, NEW_TRACK, "o" * 16, 1, id="deploying"),
         pytest.param(ReleasePhase.ANALYSING, OLD, NEW_TRACK, "o" * 16, 1, id="analysing"),
+        # baking: the new version serves, the previous one waits warm in the canary's slot
+        pytest.param(ReleasePhase.BAKING, NEW_TRACK, OLD, "o" * 16, 1, id="baking"),
         pytest.param(ReleasePhase.PROMOTED, NEW_TRACK, None, "h" * 16, 2, id="promoted"),
         pytest.param(ReleasePhase.ROLLED_BACK, OLD, None, "o" * 16, 2, id="rolled-back"),
     ],
@@ -104,3 +107,17 @@ def test_the_last_verdict_keeps_the_steps_outcome_reasons_and_numbers_in_order(
         ("p99_ms_primary", 11.5), ("error_rate_primary", 0.0), ("requests_primary", 400.0),
         ("agreement_rows", 30.0), ("agreement_rate", 1.0), ("live_used", 1.0),
         ("live_requests_canary", 80.0)]
+
+
+@pytest.mark.parametrize(("phase", "releasing", "replaced"), [
+    pytest.param(ReleasePhase.ANALYSING, NEW_TRACK, OLD, id="analysing"),
+    pytest.param(ReleasePhase.PROMOTING, NEW_TRACK, OLD, id="promoting"),
+    pytest.param(ReleasePhase.BAKING, NEW_TRACK, OLD, id="baking"),
+])
+def test_in_flight_tracks_reads_the_release_from_the_record(
+        phase: ReleasePhase, releasing: TrackStatus, replaced: TrackStatus) -> None:
+    assert in_flight_tracks(_after(phase)) == (releasing, replaced)
+
+
+def test_a_settled_record_is_releasing_nothing() -> None:
+    assert in_flight_tracks(_after(ReleasePhase.PROMOTED)) == (None, NEW_TRACK)

@@ -456,6 +456,15 @@ def _judge_slices(slices: SlicedTraffic, policy: AnalysisPolicy, level: float,
     return tuple(rows), breaches, note
 
 
+def slo_checks(traffic: Traffic, policy: AnalysisPolicy, level: float) -> list[Check]:
+    """One track's live traffic against the absolute limits alone, each check at ``level``.
+
+    The error rate against ``max_error_rate`` and the p95 / p99 SLOs, in live traffic's own
+    words: what a bake judges the new primary by (``domain.bake``).
+    """
+    return [_error_rate(traffic, traffic, policy, level), *_slo(traffic, policy, level)]
+
+
 def _pct(value: float | None) -> str:
     return "–" if value is None else f"{value * 100:.2f}%"
 

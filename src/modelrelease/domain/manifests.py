@@ -420,14 +420,20 @@ def render_deployment(
     }
 
 
-def render_services(endpoint: ModelEndpoint, slots: Slots) -> list[dict[str, Any]]:
-    """``Service E`` (both slots: the live endpoint) and ``E-primary`` / ``E-canary``.
+def render_services(endpoint: ModelEndpoint, slots: Slots, *, canary_live: bool
+                    ) -> list[dict[str, Any]]:
+    """``Service E`` (the live endpoint) and ``E-primary`` / ``E-canary``.
 
     ``E-primary`` selects the primary's slot and ``E-canary`` the other; promotion is
-    applying them again with the slots swapped.
+    applying them again with the slots swapped. ``Service E`` selects both slots while the
+    canary takes live traffic (``canary_live``: a release's canary, by replica ratio), and
+    the primary's slot alone otherwise: after a promotion the previous version's pods,
+    warm through a bake, get no live traffic.
     """
     services = []
     for track in (None, Track.PRIMARY, Track.CANARY):
+        slot = slots.primary if track is None and not canary_live else (
+            None if track is None else slots.of(track))
         services.append({
             "apiVersion": "v1",
             "kind": "Service",
@@ -435,7 +441,7 @@ def render_services(endpoint: ModelEndpoint, slots: Slots) -> list[dict[str, Any
                                   _labels(endpoint, track)),
             "spec": {
                 "type": "ClusterIP",
-                "selector": selector(endpoint, None if track is None else slots.of(track)),
+                "selector": selector(endpoint, slot),
                 "ports": [{"name": PORT_NAME, "port": SERVICE_PORT, "targetPort": PORT_NAME,
                            "protocol": "TCP"}],
             },
@@ -496,8 +502,9 @@ def render_release(
 ) -> list[dict[str, Any]]:
     """What to apply for ``track`` in its slot: Services, Deployment, the primary's extras.
 
-    The three Services (selecting ``slots``), the Deployment of ``track``'s slot and, for
-    the primary, its autoscaler and disruption budget. Other arguments as in
+    The three Services (selecting ``slots``; ``Service E`` both slots for the canary's
+    track, the primary's alone for the primary's), the Deployment of ``track``'s slot and,
+    for the primary, its autoscaler and disruption budget. Other arguments as in
     :func:`render_deployment`.
     """
     deployment = render_deployment(
@@ -506,7 +513,8 @@ def render_release(
         progress_deadline_seconds=progress_deadline_seconds, fault=fault,
     )
     extras = render_primary_extras(endpoint, slots) if track is Track.PRIMARY else []
-    return [*render_services(endpoint, slots), deployment, *extras]
+    return [*render_services(endpoint, slots, canary_live=track is Track.CANARY), deployment,
+            *extras]
 
 
 def render_endpoint_resource(endpoint: ModelEndpoint) -> dict[str, Any]:

@@ -7,6 +7,7 @@ from datetime import timedelta
 from modelrelease.domain.agreement import AgreementPolicy
 from modelrelease.domain.analysis import AnalysisPolicy
 from modelrelease.domain.approval import Gate
+from modelrelease.domain.bake import plan_bake
 from modelrelease.domain.model import ModelUri
 from modelrelease.domain.rollout import RolloutPolicy, Step
 from modelrelease.spec import ApprovalGate, ModelEndpoint
@@ -28,15 +29,18 @@ def rollout_policy(endpoint: ModelEndpoint, *, first_release: bool) -> RolloutPo
     """The steps: the spec's, or for a first release one step judged on its SLOs alone.
 
     A first release goes straight to all of the traffic, so where any step of the spec has
-    an approval gate, its one step has the last such gate: a person still approves.
+    an approval gate, its one step has the last such gate: a person still approves. It is
+    not baked: there is no previous version to go back to.
     """
     steps = endpoint.spec.canary.steps
     if first_release:
         hold = max((s.hold for s in steps), default=FIRST_RELEASE_HOLD)
         last = next((s.approval for s in reversed(steps) if s.approval is not None), None)
         return RolloutPolicy(steps=(Step(100, hold, approval_gate(last)),))
+    bake = endpoint.spec.canary.bake
     return RolloutPolicy(steps=tuple(Step(s.weight, s.hold, approval_gate(s.approval))
-                                     for s in steps))
+                                     for s in steps),
+                         bake=None if bake is None else plan_bake(bake.duration))
 
 
 def approval_gate(gate: ApprovalGate | None) -> Gate | None:
@@ -60,6 +64,19 @@ def analysis_policy(endpoint: ModelEndpoint, hold: timedelta, rate: float) -> An
         max_slices=slices.max_slices if slices is not None else 0,
         min_slice_requests=slices.min_requests if slices is not None else 50,
     )
+
+
+def bake_policy(endpoint: ModelEndpoint) -> AnalysisPolicy:
+    """What a bake judges the new primary's live traffic by: the checks' SLOs and minimum.
+
+    Only the absolute limits count (``domain.bake``); ``minRequests`` live requests are
+    needed before any is judged.
+    """
+    checks = endpoint.spec.canary.checks
+    return AnalysisPolicy(p95_ms=checks.latency.p95_ms, p99_ms=checks.latency.p99_ms,
+                          max_error_rate=checks.max_error_rate,
+                          min_requests=checks.min_requests,
+                          max_requests=checks.min_requests)
 
 
 def agreement_policy(endpoint: ModelEndpoint) -> AgreementPolicy:

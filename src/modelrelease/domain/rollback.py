@@ -53,6 +53,11 @@ def rollback_refusal(status: ModelEndpointStatus | None, where: str) -> str | No
     """Why nothing can be rolled back now (no primary, a release in flight), or None."""
     if status is None or status.primary is None:
         return f"roll back {where}: it has no primary yet; release a version first"
+    if status.phase is ReleasePhase.BAKING and status.canary is not None:
+        baking = status.primary.version
+        return (f"roll back {where}: version {baking} is baking, its release still in flight; "
+                f"`modelrelease abort` rolls it back to version {status.canary.version}, whose "
+                "pods are still warm, in seconds")
     if status.phase is not None and status.phase.in_flight:
         busy = status.canary.version if status.canary is not None else "?"
         return (f"roll back {where}: a release of version {busy} is in flight "

@@ -4,9 +4,9 @@
 
 Phases, in order: PENDING -> DEPLOYING (canary pods starting) -> SMOKE -> ANALYSING
 (one canary step after another; after a step with an approval gate, AWAITING_APPROVAL
-until someone answers) -> PROMOTING -> PROMOTED; any failure -> ROLLING_BACK ->
-ROLLED_BACK. Nothing outside this module compares phases; the flow only executes the
-actions it is given and reports what it observed.
+until someone answers) -> PROMOTING (-> BAKING, with ``canary.bake``) -> PROMOTED; any
+failure -> ROLLING_BACK -> ROLLED_BACK. Nothing outside this module compares phases; the
+flow only executes the actions it is given and reports what it observed.
 """
 
 from __future__ import annotations
@@ -19,7 +19,9 @@ from typing import TypeAlias
 
 from modelrelease.domain.analysis import Outcome, Verdict
 from modelrelease.domain.approval import Answer, Decision, Gate, OnTimeout
+from modelrelease.domain.bake import BakePlan
 from modelrelease.domain.durations import format_duration
+from modelrelease.domain.live import LiveOutcome
 from modelrelease.domain.manifests import Track
 from modelrelease.domain.readiness import Readiness, RolloutState
 from modelrelease.spec.status import ReleasePhase
@@ -67,7 +69,8 @@ class RolloutPolicy:
     """The steps and the patience of a release.
 
     A drill's canary carries an injected fault: it is never promoted. Passing every step
-    rolls it back too, with the reason :data:`UNDETECTED`.
+    rolls it back too, with the reason :data:`UNDETECTED`. With ``bake``, a promotion is
+    watched before the release is over (``domain.bake``).
     """
 
     steps: tuple[Step, ...]
@@ -75,6 +78,7 @@ class RolloutPolicy:
     promote_timeout: timedelta = timedelta(minutes=3)
     max_extensions: int = 2
     drill: bool = False
+    bake: BakePlan | None = None
 
     def __post_init__(self) -> None:
         if not self.steps:
@@ -132,6 +136,15 @@ class PrimaryHealth:
 
 
 @dataclass(frozen=True)
+class Baked:
+    """What look ``look`` of a bake found in the new primary's live traffic."""
+
+    look: int
+    outcome: LiveOutcome
+    reason: str
+
+
+@dataclass(frozen=True)
 class CleanedUp:
     """The rollback finished: the canary is gone (and the primary restored if needed)."""
 
@@ -149,7 +162,7 @@ def abortable(phase: Phase) -> bool:
 
 
 Observation = (Begin | CanaryHealth | SmokeChecked | StepJudged | Answered | PrimaryHealth
-               | CleanedUp | Aborted)
+               | Baked | CleanedUp | Aborted)
 
 
 def health_track(phase: Phase) -> Track | None:
@@ -207,6 +220,19 @@ class Promote:
 
 
 @dataclass(frozen=True)
+class StartBake:
+    """Begin watching the new primary's live traffic (the previous version stays warm)."""
+
+
+@dataclass(frozen=True)
+class BakeLook:
+    """Judge the new primary's live traffic since the bake began: look ``look`` of ``looks``."""
+
+    look: int
+    looks: int
+
+
+@dataclass(frozen=True)
 class Rollback:
     """Remove the canary; restore the primary's previous image if promotion had begun."""
 
@@ -221,8 +247,8 @@ class Wait:
     seconds: float
 
 
-Action = (DeployCanary | RunSmoke | SetWeight | Analyse | AwaitApproval | Promote | Rollback
-          | Wait)
+Action = (DeployCanary | RunSmoke | SetWeight | Analyse | AwaitApproval | Promote | StartBake
+          | BakeLook | Rollback | Wait)
 
 
 # -- the state and the transition ------------------------------------------------------------
@@ -293,10 +319,11 @@ def step(state: State, observation: Observation, policy: RolloutPolicy,
         case Phase.ROLLING_BACK, Aborted():
             return _stay(state, f"already rolling back ({state.reason}); abort changes nothing")
         case phase, Aborted(by=who) if phase.in_flight:
-            # mid-promotion the switch may be made: the previous primary is restored
+            # mid-promotion the switch may be made, and baking it is: the previous primary
+            # is restored (while baking, its pods are still warm)
             text = f"aborted by {who} in phase {phase}"
             return _to(state, Phase.ROLLING_BACK, now, text,
-                       Rollback(text, restore_primary=phase is Phase.PROMOTING), aborted_by=who)
+                       Rollback(text, restore_primary=phase in SWITCHED), aborted_by=who)
         case Phase.PENDING, Begin():
             return _to(state, Phase.DEPLOYING, now, "deploying the canary", DeployCanary())
         case Phase.DEPLOYING, CanaryHealth(readiness=r) if r.state == RolloutState.READY:
@@ -340,7 +367,21 @@ def step(state: State, observation: Observation, policy: RolloutPolicy,
                     f"extensions: {why}")
             return _to(state, Phase.ROLLING_BACK, now, text, Rollback(text))
         case Phase.PROMOTING, PrimaryHealth(readiness=r) if r.state == RolloutState.READY:
-            return _to(state, Phase.PROMOTED, now, f"primary serves the new version: {r.reason}")
+            if policy.bake is None:
+                return _to(state, Phase.PROMOTED, now,
+                           f"primary serves the new version: {r.reason}")
+            return _to(state, Phase.BAKING, now, f"primary serves the new version: {r.reason}; "
+                       f"baking {policy.bake.describe()}, the previous version warm",
+                       *_bake_looks(policy.bake, 1, start=True), weight=0)
+        case Phase.BAKING, Baked(outcome=LiveOutcome.FAIL, reason=why):
+            text = f"bake failed at look {observation.look}: {why}"
+            return _to(state, Phase.ROLLING_BACK, now, text, Rollback(text, restore_primary=True))
+        case Phase.BAKING, Baked(look=look, reason=why) if policy.bake and look < policy.bake.looks:
+            return _stay(state, f"bake look {look}/{policy.bake.looks}: {why}",
+                         *_bake_looks(policy.bake, look + 1))
+        case Phase.BAKING, Baked(outcome=outcome, reason=why):
+            over = "bake passed" if outcome is LiveOutcome.PASS else "bake over, nothing judged"
+            return _to(state, Phase.PROMOTED, now, f"{over}: {why}")
         case Phase.PROMOTING, PrimaryHealth(readiness=r) if r.state == RolloutState.FAILED:
             text = f"primary failed to take the new version: {r.reason}"
             return _to(state, Phase.ROLLING_BACK, now, text, Rollback(text, restore_primary=True))
@@ -356,6 +397,16 @@ def step(state: State, observation: Observation, policy: RolloutPolicy,
             return _to(state, Phase.ROLLED_BACK, now, f"rolled back: {state.reason}", weight=0)
         case _:
             return _stay(state, f"ignored {type(observation).__name__} in phase {state.phase}")
+
+
+SWITCHED = frozenset({Phase.PROMOTING, Phase.BAKING})
+"""Phases in which the primary may serve the new version: undoing restores the previous."""
+
+
+def _bake_looks(plan: BakePlan, look: int, *, start: bool = False) -> tuple[Action, ...]:
+    """Wait an interval, then look (``start``: open the bake's window first)."""
+    return ((StartBake(),) if start else ()) + (Wait(plan.interval.total_seconds()),
+                                                BakeLook(look, plan.looks))
 
 
 def _answered(state: State, answer: Answer, policy: RolloutPolicy, now: datetime
@@ -383,7 +434,7 @@ def resume(state: State, same_release: bool, policy: RolloutPolicy,
     # From PROMOTING or ROLLING_BACK the primary may already serve the new version (the
     # promotion's switch was made): the rollback restores the previous one. Where it
     # still serves that one, restoring changes nothing.
-    restore = state.phase in (Phase.PROMOTING, Phase.ROLLING_BACK)
+    restore = state.phase in (*SWITCHED, Phase.ROLLING_BACK)
     if not same_release:
         text = f"superseded while {state.phase}: rolling back the unfinished release"
         return _to(state, Phase.ROLLING_BACK, now, text, Rollback(text, restore_primary=restore))
@@ -402,6 +453,12 @@ def resume(state: State, same_release: bool, policy: RolloutPolicy,
                          AwaitApproval(state.step, gate))
         case Phase.PROMOTING:
             return _stay(state, "resuming: promotion", Promote())
+        case Phase.BAKING:
+            if policy.bake is None:
+                return _to(state, Phase.PROMOTED, now,
+                           "resumed a bake the spec no longer has: promoted")
+            return _stay(state, "resuming: baking again from the start",
+                         *_bake_looks(policy.bake, 1, start=True))
         case _:
             return _stay(state, f"resuming: rollback ({state.reason})",
                          Rollback(state.reason or "resumed rollback", restore_primary=restore))

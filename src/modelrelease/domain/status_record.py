@@ -24,7 +24,7 @@ from modelrelease.spec import (
     Verdict,
 )
 
-__all__ = ["Released", "status_after", "verdict_record", "with_condition"]
+__all__ = ["Released", "in_flight_tracks", "status_after", "verdict_record", "with_condition"]
 
 REASON_LIMIT = 1000
 """Characters of the reason the status keeps (the report has all of it)."""
@@ -50,18 +50,21 @@ def status_after(status: ModelEndpointStatus, phase: ReleasePhase, released: Rel
     """``status`` once the release of ``released`` entered ``phase``.
 
     While the release runs the canary is the new version and the primary stays
-    ``previous``; promoted, the new version is the primary (and the spec it was released
-    with is recorded); over either way, the canary is gone and a history entry is added.
+    ``previous``; baking, the new version is the primary and ``previous`` waits warm in the
+    canary's slot at no traffic (weight 0); promoted, the new version is the primary (and
+    the spec it was released with is recorded); over either way, the canary is gone and a
+    history entry is added.
     ``tagged`` (how tagging the version in MLflow went) replaces the condition of its type;
     ``aborted_by`` says who stopped the release, if anyone.
     """
     track = TrackStatus(version=released.version, digest=released.digest, image=released.image)
     promoted = phase is ReleasePhase.PROMOTED
+    baking = phase is ReleasePhase.BAKING
     updated = status.model_copy(update={
         "phase": phase, "release_id": released.release_id, "reason": reason[:REASON_LIMIT],
         "step": step, "weight": weight,
-        "primary": track if promoted else previous,
-        "canary": None if phase.terminal else track,
+        "primary": track if promoted or baking else previous,
+        "canary": previous if baking else None if phase.terminal else track,
         "last_verdict": last_verdict,
         "spec_hash": released.spec_hash if promoted else status.spec_hash,
         "cost_per_hour": cost_per_hour, "aborted_by": aborted_by or None})
@@ -74,6 +77,18 @@ def status_after(status: ModelEndpointStatus, phase: ReleasePhase, released: Rel
             digest=released.digest, reason=reason[:HISTORY_REASON_LIMIT], finished_at=now,
             spec_hash=released.spec_hash))
     return updated
+
+
+def in_flight_tracks(status: ModelEndpointStatus) -> tuple[TrackStatus | None,
+                                                            TrackStatus | None]:
+    """What the record's release is releasing, and the primary it replaces.
+
+    Baking, the new version is the primary already and the replaced one waits in the
+    canary's slot; in any other phase the canary is the new version.
+    """
+    if status.phase is ReleasePhase.BAKING:
+        return status.primary, status.canary
+    return status.canary, status.primary
 
 
 def with_condition(conditions: list[Condition], condition: Condition) -> list[Condition]:

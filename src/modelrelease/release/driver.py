@@ -35,7 +35,12 @@ from modelrelease.domain.model import ModelVersion
 from modelrelease.domain.notifications import STEP_NOTICES, Notification, notice_of
 from modelrelease.domain.plan import approval_gate, model_uri, rollout_policy
 from modelrelease.domain.report import render_report
-from modelrelease.domain.status_record import Released, status_after, with_condition
+from modelrelease.domain.status_record import (
+    Released,
+    in_flight_tracks,
+    status_after,
+    with_condition,
+)
 from modelrelease.errors import InvalidInput, MlflowError
 from modelrelease.release.images import RegistryImages
 from modelrelease.release.kube_endpoint import KubeEndpoint, require_namespace
@@ -239,7 +244,7 @@ def release_with(ports: Ports, endpoint: ModelEndpoint, version: ModelVersion,
         policy = replace(rollout_policy(endpoint, first_release=first), drill=fault is not None)
         run = ReleaseRun(ports, ports.traffic(image.image, version.version, release_id, first),
                          endpoint, version, image, release_id, first, policy, files, variants,
-                         status.primary, timeline.note)
+                         in_flight_tracks(status)[1], timeline.note)
         return _drive(run, status, prices, timeline, execute, interrupted, notify)
 
 
@@ -308,7 +313,7 @@ def _drive(run: ReleaseRun, status: ModelEndpointStatus, prices: PriceTable,
 
     promoted = run.state.phase == rollout.Phase.PROMOTED
     if promoted:
-        cluster.remove_canary()  # the previous primary's slot: its pods drain, unrouted
+        _retire_previous(run)
         run.tagged = tag(run.ports.models, run.version, run.note, run.where, {
             "modelrelease.status": rollout.ReleaseOutcome.PROMOTED,
             "modelrelease.release_id": run.release_id,
@@ -332,6 +337,21 @@ def _drive(run: ReleaseRun, status: ModelEndpointStatus, prices: PriceTable,
                          run.hold_seconds, report, timeline.lines, phases)
 
 
+def _retire_previous(run: ReleaseRun) -> None:
+    """After a promotion, the previous primary's slot goes; after a bake it is kept.
+
+    Kept at no replicas (its pods drain, unrouted), it is where ``modelrelease rollback``
+    finds that version's Deployment.
+    """
+    previous = run.previous
+    if run.policy.bake is None or previous is None or not previous.image:
+        run.ports.cluster.remove_canary()  # its pods drain, unrouted
+        return
+    run.ports.cluster.scale_canary(previous.image, previous.version, run.release_id, 0)
+    run.note(f"{run.where}: version {previous.version} scaled to 0 replicas, kept for "
+             "`modelrelease rollback`")
+
+
 def _start(run: ReleaseRun, status: ModelEndpointStatus
            ) -> tuple[ModelEndpointStatus, rollout.Transition]:
     """The first transition: resume the release in flight, supersede it, or begin.
@@ -340,12 +360,13 @@ def _start(run: ReleaseRun, status: ModelEndpointStatus
     release is rolled back first (``_supersede``). Returns the record as it is then.
     """
     now = datetime.now(UTC)
-    if status.phase is None or not status.phase.in_flight or status.canary is None:
+    releasing = in_flight_tracks(status)[0]
+    if status.phase is None or not status.phase.in_flight or releasing is None:
         return status, rollout.step(rollout.State(), rollout.Begin(), run.policy, now)
     state = rollout.State(phase=status.phase, step=status.step or 0, weight=status.weight,
                           since=now, reason=status.reason or "",
                           aborted_by=status.aborted_by or "")
-    same = status.canary.digest == run.image.digest
+    same = releasing.digest == run.image.digest
     transition = rollout.resume(state, same, run.policy, now)
     if same:
         return status, transition
@@ -368,13 +389,13 @@ def _supersede(run: ReleaseRun, status: ModelEndpointStatus,
         MlflowError: the other version's tags could not be applied; they stay pending (so
             this release's own tags cannot overwrite that), and the next run applies them.
     """
-    assert status.canary is not None
-    other = status.canary
+    other, previous = in_flight_tracks(status)
+    assert other is not None
     (undo,) = [a for a in transition.actions if isinstance(a, rollout.Rollback)]
     reason = f"{undo.reason}; version {run.version.version} is released instead"
     run.note(f"{run.where}: version {other.version}'s release was left unfinished "
              f"({status.phase}): rolling it back first")
-    undo_canary(run.ports.cluster, reason, previous=status.primary,
+    undo_canary(run.ports.cluster, reason, previous=previous,
                 restore=undo.restore_primary, undone=other.digest or "",
                 release_id=status.release_id or "",
                 timeout=run.policy.promote_timeout.total_seconds())
@@ -386,6 +407,7 @@ def _supersede(run: ReleaseRun, status: ModelEndpointStatus,
                  record=run.endpoint.spec.promotion.tags)
     updated = status.model_copy(update={
         "phase": ReleasePhase.ROLLED_BACK, "reason": reason[:1000], "canary": None,
+        "primary": previous,
         "weight": 0, "step": None,
         "conditions": with_condition(status.conditions, tagged)}).with_history(HistoryEntry(
             release_id=status.release_id or "", version=other.version,

@@ -204,8 +204,17 @@ class KubeEndpoint:
 
     def primary_replicas(self) -> int:
         """Replicas the primary runs now (0 when there is none)."""
-        primary = self.deployment(Track.PRIMARY)
-        return int((primary or {}).get("spec", {}).get("replicas") or 0)
+        return self._replicas(Track.PRIMARY)
+
+    def canary_replicas(self) -> int:
+        """Replicas the canary's slot runs now (0 when it has none)."""
+        return self._replicas(Track.CANARY)
+
+    def _replicas(self, track: Track) -> int:
+        found = self.deployment(track)
+        if found is None or (found.get("metadata") or {}).get("deletionTimestamp"):
+            return 0
+        return int((found.get("spec") or {}).get("replicas") or 0)
 
     def serves(self, track: Track, digest: str, same_spec: bool = False,
                slots: Slots | None = None) -> bool:
@@ -293,7 +302,7 @@ class KubeEndpoint:
         ``remove_canary`` deletes it.
         """
         slots = Slots(self.slots().canary)
-        for obj in (*render_services(self.endpoint, slots),
+        for obj in (*render_services(self.endpoint, slots, canary_live=False),
                     *render_primary_extras(self.endpoint, slots)):
             self.cluster.apply(obj)
 

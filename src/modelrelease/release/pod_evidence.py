@@ -27,6 +27,8 @@ from modelrelease.adapters.pod_metrics import running, scrape
 from modelrelease.adapters.probe import ask
 from modelrelease.adapters.prometheus import Prometheus
 from modelrelease.domain import agreement, analysis, live, sample_set
+from modelrelease.domain.analysis import AnalysisPolicy
+from modelrelease.domain.bake import judge_bake
 from modelrelease.domain.manifests import Track, label_selector, service_name
 from modelrelease.domain.model import ModelVersion
 from modelrelease.domain.plan import agreement_policy, analysis_policy
@@ -153,14 +155,22 @@ class PodEvidence:
 
     def _tracks(self, first_release: bool) -> list[tuple[Track, str]]:
         """The tracks a step compares, each with its pods' label selector."""
+        return self._selected((Track.CANARY,) if first_release
+                              else (Track.CANARY, Track.PRIMARY))
+
+    def _selected(self, tracks: tuple[Track, ...]) -> list[tuple[Track, str]]:
         slots = self.kube.slots()
-        return [(track, label_selector(self.endpoint, slots.of(track)))
-                for track in ((Track.CANARY,) if first_release
-                              else (Track.CANARY, Track.PRIMARY))]
+        return [(track, label_selector(self.endpoint, slots.of(track))) for track in tracks]
 
     def read_prometheus(self, first_release: bool, began: float
                         ) -> tuple[dict[str, live.TrackScrape], dict[str, live.TrackScrape]]:
         """Each track's pods' counters at ``began`` and now, from the configured Prometheus."""
+        return self.read_prometheus_selected(self._tracks(first_release), began)
+
+    def read_prometheus_selected(self, tracks: list[tuple[Track, str]], began: float
+                                 ) -> tuple[dict[str, live.TrackScrape],
+                                            dict[str, live.TrackScrape]]:
+        """``tracks``' pods' counters at ``began`` and now, from the configured Prometheus."""
         assert self.prometheus is not None
         prometheus = self.prometheus
 
@@ -169,10 +179,9 @@ class PodEvidence:
                             for p in running(self.kube.cluster.pods(self.namespace, label))]
 
         try:
-            pods = {track.value: names(label)() for track, label in self._tracks(first_release)}
+            pods = {track.value: names(label)() for track, label in tracks}
         except PipelineError as exc:
-            return {}, {track.value: live.TrackScrape({}, (str(exc),))
-                        for track, _ in self._tracks(first_release)}
+            return {}, {track.value: live.TrackScrape({}, (str(exc),)) for track, _ in tracks}
 
         def read() -> tuple[dict[str, live.TrackScrape], dict[str, live.TrackScrape]]:
             return prometheus.read_window(self.namespace, pods, began)
@@ -181,8 +190,16 @@ class PodEvidence:
 
     def scrape_tracks(self, first_release: bool) -> dict[str, live.TrackScrape]:
         """Each track's pods' request counters now (``/metrics`` through the pod proxy)."""
+        return self.scrape_selected(self._tracks(first_release))
+
+    def watch(self, track: Track) -> TrackWindow:
+        """Start counting what real users send ``track``'s pods (a ``ports.LiveWindow``)."""
+        return TrackWindow(self, self._selected((track,)))
+
+    def scrape_selected(self, tracks: list[tuple[Track, str]]) -> dict[str, live.TrackScrape]:
+        """The request counters of ``tracks``' pods now (``(track, label selector)`` each)."""
         out: dict[str, live.TrackScrape] = {}
-        for track, label in self._tracks(first_release):
+        for track, label in tracks:
 
             def read(label: str = label) -> tuple[dict[str, str], list[str]]:
                 return scrape(self.access, self.namespace,
@@ -242,3 +259,29 @@ class PodEvidence:
 
         canary, primary = both()
         return agreement.judge(canary, primary, policy)
+
+
+class TrackWindow:
+    """One track's live traffic since the window opened (a ``ports.LiveWindow``).
+
+    Read as a step's live traffic is: the pods' own ``/metrics`` now and at the opening,
+    or the configured Prometheus' counters at both moments.
+    """
+
+    def __init__(self, evidence: PodEvidence, tracks: list[tuple[Track, str]]) -> None:
+        self.evidence = evidence
+        self.tracks = tracks
+        self.began = time.time()
+        self.before = {} if evidence.prometheus else evidence.scrape_selected(tracks)
+
+    def look(self, policy: AnalysisPolicy, looks: int) -> live.LiveEvidence:
+        """What real users sent the track since the opening, judged against the SLOs alone."""
+        (track, _), = self.tracks
+        evidence, via = self.evidence, "pod metrics"
+        if evidence.prometheus is None:
+            before, after = self.before, evidence.scrape_selected(self.tracks)
+        else:
+            before, after = evidence.read_prometheus_selected(self.tracks, self.began)
+            via = evidence.prometheus.via
+        return judge_bake(before.get(track.value, live.TrackScrape()),
+                          after.get(track.value, live.TrackScrape()), policy, looks, via=via)

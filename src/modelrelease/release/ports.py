@@ -91,6 +91,10 @@ class Cluster(Protocol):
         """Replicas the primary runs now (0 when there is none)."""
         ...
 
+    def canary_replicas(self) -> int:
+        """Replicas the canary's slot runs now (after a promotion: the previous primary's)."""
+        ...
+
     def serves(self, track: Track, digest: str, same_spec: bool = False) -> bool:
         """Whether a track runs the image ``digest`` (and this endpoint's spec)."""
         ...
@@ -133,6 +137,17 @@ class Traffic(Protocol):
         ...
 
 
+class LiveWindow(Protocol):
+    """One track's live traffic from the moment the window was opened (``Evidence.watch``)."""
+
+    def look(self, policy: analysis.AnalysisPolicy, looks: int) -> live.LiveEvidence:
+        """What real users sent the track since then, judged against the SLOs alone.
+
+        As ``domain.bake.judge_bake`` judges it; ``looks``: how many looks share ``alpha``.
+        """
+        ...
+
+
 class Evidence(Protocol):
     """What the judge is fed: smoke answers, generated load, live traffic, agreement."""
 
@@ -157,6 +172,10 @@ class Evidence(Protocol):
     def agreement(self, version: ModelVersion, files: ModelFiles,
                   first_release: bool) -> agreement.AgreementVerdict:
         """The same inputs to both tracks, their answers compared."""
+        ...
+
+    def watch(self, track: Track) -> LiveWindow:
+        """Start counting what real users send ``track``'s pods (a bake's window)."""
         ...
 
 

@@ -114,10 +114,11 @@ def rollback_with(cluster: Cluster, models: ModelRegistry, endpoint: ModelEndpoi
         previous = status.primary
         image = f"{endpoint.spec.image.repository}@{target.digest}"
         replicas = max(cluster.primary_replicas(), endpoint.spec.autoscaling.min_replicas)
-        warm = cluster.serves(Track.CANARY, target.digest)
+        # a bake keeps the previous version's Deployment, at no replicas once it is over
+        warm = cluster.serves(Track.CANARY, target.digest) and cluster.canary_replicas() > 0
         say(f"{where}: rolling back version {previous.version} to {target.describe()}, "
             f"{'its pods warm' if warm else 'starting its pods'}, as {by}")
-        if not warm:
+        if not warm:  # a kept Deployment of that version is scaled up, not replaced
             cluster.deploy_canary(image, target.version, release_id, replicas)
         timeout = rollout_policy(endpoint, first_release=False).deploy_timeout.total_seconds()
         readiness = cluster.promote(image, target.version, release_id, replicas, timeout)

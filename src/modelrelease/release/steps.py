@@ -1,12 +1,12 @@
 """One executor per action of the rollout state machine; each returns what it observed.
 
 ``deploy_canary``, ``smoke``, ``set_weight``, ``analyse_step``, ``await_approval``,
-``promote``, ``roll_back`` and ``wait`` carry out the actions ``domain.rollout.step``
-returns, and ``check_health`` observes when an action gave nothing to observe. They work
-only through the interfaces of ``release.ports``, so the same functions run against the
-cluster (the CLI calls them as they are, the flow as the named Prefect tasks of
-``tasks/steps.py``) and against the fast tier's fakes. Every decision stays in
-``domain/``.
+``promote``, ``start_bake``, ``bake_look``, ``roll_back`` and ``wait`` carry out the
+actions ``domain.rollout.step`` returns, and ``check_health`` observes when an action gave
+nothing to observe. They work only through the interfaces of ``release.ports``, so the
+same functions run against the cluster (the CLI calls them as they are, the flow as the
+named Prefect tasks of ``tasks/steps.py``) and against the fast tier's fakes. Every
+decision stays in ``domain/``.
 """
 
 from __future__ import annotations
@@ -27,12 +27,13 @@ from modelrelease.domain.approval import Answer, Question, approval_tags
 from modelrelease.domain.durations import format_duration
 from modelrelease.domain.manifests import Track
 from modelrelease.domain.model import ModelVersion
+from modelrelease.domain.plan import bake_policy
 from modelrelease.domain.readiness import RolloutState
 from modelrelease.domain.report import StepRecord
 from modelrelease.domain.status_record import verdict_record
 from modelrelease.domain.verdict import step_verdict
 from modelrelease.errors import KubeApiError, MlflowError
-from modelrelease.release.ports import Cluster, Image, ModelRegistry, Ports, Traffic
+from modelrelease.release.ports import Cluster, Image, LiveWindow, ModelRegistry, Ports, Traffic
 from modelrelease.spec import Condition, ModelEndpoint, TrackStatus, Verdict
 
 Say = Callable[[str], None]
@@ -67,6 +68,8 @@ class ReleaseRun:
     """How tagging the version in MLflow went, once tried."""
     answers: list[tuple[int, Answer]] = field(default_factory=list)
     """The approval questions' answers: (step, 1-based; answer)."""
+    bake: LiveWindow | None = None
+    """The new primary's live traffic since its bake began, once it has."""
 
     @property
     def where(self) -> str:
@@ -166,6 +169,25 @@ def promote(run: ReleaseRun, action: rollout.Promote) -> Observed:
     return rollout.PrimaryHealth(readiness)
 
 
+def start_bake(run: ReleaseRun, action: rollout.StartBake) -> Observed:
+    """Start counting the new primary's live traffic; the previous version stays warm."""
+    run.bake = run.ports.evidence.watch(Track.PRIMARY)
+    run.canary_replicas = run.ports.cluster.canary_replicas()  # warm, at no traffic
+    kept = f"version {run.previous.version}" if run.previous else "the previous version"
+    run.note(f"{run.where}: baking; {kept} stays warm in the other slot "
+             f"({run.canary_replicas} replica(s)) with no traffic")
+    return None
+
+
+def bake_look(run: ReleaseRun, action: rollout.BakeLook) -> Observed:
+    """Judge the new primary's live traffic since the bake began."""
+    if run.bake is None:  # a bake resumed mid-way has no window yet: it opens one now
+        start_bake(run, rollout.StartBake())
+    assert run.bake is not None
+    found = run.bake.look(bake_policy(run.endpoint), action.looks)
+    return rollout.Baked(action.look, found.outcome, found.reason)
+
+
 def roll_back(run: ReleaseRun, action: rollout.Rollback) -> Observed:
     """Remove the canary (restoring the previous primary if promotion had switched)."""
     undo_canary(run.ports.cluster, action.reason, previous=run.previous,
@@ -183,8 +205,12 @@ def roll_back(run: ReleaseRun, action: rollout.Rollback) -> Observed:
 
 
 def wait(run: ReleaseRun, action: rollout.Wait) -> Observed:
-    """Let time pass before the next observation."""
-    time.sleep(action.seconds)
+    """Let time pass before the next observation; a wait of seconds ends on an abort."""
+    deadline = time.monotonic() + action.seconds
+    while (left := deadline - time.monotonic()) > 0:
+        time.sleep(min(left, 1.0))
+        if left > 1.0 and run.ports.cluster.abort_requested(run.release_id) is not None:
+            return None  # the driver sees the abort next
     return None
 
 
@@ -201,6 +227,8 @@ EXECUTORS: dict[type, Executor] = {
     rollout.Analyse: analyse_step,
     rollout.AwaitApproval: await_approval,
     rollout.Promote: promote,
+    rollout.StartBake: start_bake,
+    rollout.BakeLook: bake_look,
     rollout.Rollback: roll_back,
     rollout.Wait: wait,
 }

@@ -192,6 +192,33 @@ class ApprovalGate(SpecModel):
     approved."""
 
 
+_BAKE_LIMITS: Final = (timedelta(seconds=10), timedelta(hours=24))
+
+
+def _bake_duration(value: timedelta) -> timedelta:
+    low, high = _BAKE_LIMITS
+    if not low <= value <= high:
+        raise invalid("bake_duration",
+                      "{value} is not a bake: use between 10s and 24h, e.g. 10m",
+                      value=json.dumps(format_duration(value)))
+    return value
+
+
+class Bake(SpecModel):
+    """After promotion, watch the new primary's live traffic before the release is over.
+
+    The previous version's pods stay warm at zero traffic meanwhile; a breach of the
+    checks' SLOs (``maxErrorRate``, ``latency.p95Ms`` / ``p99Ms``) in live traffic rolls
+    back to them in seconds, with the reason. After the bake they are scaled to zero and
+    their Deployment is kept, the target of ``modelrelease rollback``. A first release has
+    nothing to go back to: it is not baked.
+    """
+
+    duration: Annotated[Duration, AfterValidator(_bake_duration)] = Field(
+        default=timedelta(minutes=10), examples=["10m"])
+    """How long to watch the new primary."""
+
+
 class CanaryStep(SpecModel):
     """One traffic step: send ``weight`` percent to the canary, then judge after ``hold``."""
 
@@ -369,6 +396,8 @@ class CanaryPolicy(SpecModel):
     """Traffic steps, weights strictly increasing."""
     checks: CanaryChecks = Field(default_factory=CanaryChecks)
     """How each step is judged."""
+    bake: Bake | None = None
+    """Watch the new primary after promotion, the previous version warm (unset: no bake)."""
 
     @field_validator("steps")
     @classmethod

@@ -29,6 +29,7 @@ class ReleasePhase(StrEnum):
     ANALYSING = "Analysing"
     AWAITING_APPROVAL = "AwaitingApproval"  # a passed step waits for a person's approval
     PROMOTING = "Promoting"
+    BAKING = "Baking"  # promoted; the new primary's live traffic is watched, the previous warm
     ROLLING_BACK = "RollingBack"
     PROMOTED = "Promoted"
     ROLLED_BACK = "RolledBack"
