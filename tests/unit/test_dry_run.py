@@ -21,7 +21,7 @@ from modelrelease.spec import ModelEndpoint, parse_endpoint
 
 
 def _endpoint(steps: list[dict[str, Any]], checks: dict[str, Any],
-              replicas: tuple[int, int] = (1, 3)) -> ModelEndpoint:
+              replicas: tuple[int, int] = (1, 3), **canary: Any) -> ModelEndpoint:
     return parse_endpoint({
         "apiVersion": "modelrelease.io/v1alpha1", "kind": "ModelEndpoint",
         "metadata": {"name": "iris", "namespace": "ml"},
@@ -30,7 +30,7 @@ def _endpoint(steps: list[dict[str, Any]], checks: dict[str, Any],
                            "base": "127.0.0.1:5000/ml/base:dev"},
                  "resources": {"cpu": "500m", "memory": "512Mi"},
                  "autoscaling": {"minReplicas": replicas[0], "maxReplicas": replicas[1]},
-                 "canary": {"steps": steps, "checks": checks}}}, source="test")
+                 "canary": {"steps": steps, "checks": checks, **canary}}}, source="test")
 
 
 STEPS = [{"weight": 25, "hold": "20s"}, {"weight": 50, "hold": "40s"}]
@@ -158,3 +158,21 @@ def test_the_plan_says_which_steps_wait_for_approval_and_how_long() -> None:
     ungated = canary_plan(_endpoint(STEPS, CHECKS), first_release=False, primary_replicas=1,
                           load_rate=30.0, live_rps=None)
     assert "approval" not in render_dry_run(_dry(ungated, None, None), "kind: X\n")
+
+
+@pytest.mark.parametrize(("steps", "said"), [
+    pytest.param(STEPS, "the promotion, then a bake of 10m", id="bake"),
+    pytest.param([{"weight": 25, "hold": "20s", "approval": {"timeout": "1h"}}],
+                 "waiting for 1 approval(s), then a bake of 10m", id="gate-then-bake"),
+])
+def test_the_plan_says_how_long_the_bake_watches(steps: list[dict[str, Any]],
+                                                 said: str) -> None:
+    baked = _endpoint(steps, CHECKS, bake={"duration": "10m"})
+    plan = canary_plan(baked, first_release=False, primary_replicas=1, load_rate=30.0,
+                       live_rps=None)
+    text = render_dry_run(_dry(plan, None, "version 2 (r/iris@sha256:b)"), "kind: X\n")
+    assert said in text
+    assert "**Bake** after promotion: 10m: 20 looks, 30s apart" in text
+    first = canary_plan(baked, first_release=True, primary_replicas=0, load_rate=30.0,
+                        live_rps=None)
+    assert "Bake" not in render_dry_run(_dry(first, None, None), "kind: X\n")

@@ -74,11 +74,13 @@ def register_iris_model(
 def register_faulty_model(tracking_uri: str, name: str, fault: str, *, delay_s: float = 0.0,
                           error_rate: float = 0.0, samples: str | None = None,
                           slow_share: float = 1.0, slow_column: str | None = None,
-                          slow_value: Any = None) -> str:
+                          slow_value: Any = None, slow_after_s: float = 0.0,
+                          alias: str | None = None) -> str:
     """Register an iris model with an injected fault (see ``faulty``); return the version.
 
     The signature is the healthy model's, so a wrong answer is a wrong answer. ``samples``
-    logs a sample set as :func:`register_iris_model` does.
+    logs a sample set as :func:`register_iris_model` does; ``alias`` is pointed at the
+    new version.
     """
     import cloudpickle  # type: ignore[import-untyped]
     import mlflow
@@ -105,14 +107,19 @@ def register_faulty_model(tracking_uri: str, name: str, fault: str, *, delay_s: 
             name="model",
             python_model=FaultyModel(estimator, fault, delay_s=delay_s, error_rate=error_rate,
                                      slow_share=slow_share, slow_column=slow_column,
-                                     slow_value=slow_value),
+                                     slow_value=slow_value, slow_after_s=slow_after_s),
             signature=signature,
             input_example=example,
             registered_model_name=name,
             pip_requirements=["mlflow", "scikit-learn", "cloudpickle"],
         )
         _log_samples(features, samples)
-    return str(info.registered_model_version)
+    version = str(info.registered_model_version)
+    if alias is not None:
+        from mlflow.tracking import MlflowClient
+
+        MlflowClient(tracking_uri=tracking_uri).set_registered_model_alias(name, alias, version)
+    return version
 
 
 def _log_samples(features: Any, path: str | None) -> None:

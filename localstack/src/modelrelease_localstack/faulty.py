@@ -5,7 +5,8 @@ Each wraps a real trained estimator in an MLflow ``PythonModel`` that fails one 
 row where the signature promises one integer), ``slow`` (sleeps before answering; with
 ``slow_share`` below 1 only on that share of calls, a tail-only regression; with
 ``slow_column`` only on calls whose input has ``slow_value`` in that column, a
-slice-only one),
+slice-only one; with ``slow_after_s``, only that many seconds after the model loaded, a
+version that degrades once promoted),
 ``errors`` (fails a share of requests) or ``disagree`` (fast and well-formed, but answers the
 next class: every prediction shifted by one, modulo 3). The class is pickled by value
 (``register_faulty_model``), so a serving image, which holds ``modelrelease`` but not
@@ -26,7 +27,8 @@ class FaultyModel(mlflow.pyfunc.PythonModel):  # type: ignore[misc,name-defined]
 
     def __init__(self, estimator: Any, fault: str, delay_s: float = 0.0,
                  error_rate: float = 0.0, slow_share: float = 1.0,
-                 slow_column: str | None = None, slow_value: Any = None) -> None:
+                 slow_column: str | None = None, slow_value: Any = None,
+                 slow_after_s: float = 0.0) -> None:
         self.estimator = estimator
         self.fault = fault
         self.delay_s = delay_s
@@ -34,11 +36,14 @@ class FaultyModel(mlflow.pyfunc.PythonModel):  # type: ignore[misc,name-defined]
         self.slow_share = slow_share
         self.slow_column = slow_column
         self.slow_value = slow_value
+        self.slow_after_s = slow_after_s
+        self.loaded_at = time.monotonic()
 
     def load_context(self, context: Any) -> None:
-        """Crash at load time for the ``crash`` fault."""
+        """Crash at load time for the ``crash`` fault; note when the model loaded."""
         if self.fault == "crash":
             raise RuntimeError("injected fault: this model refuses to load")
+        self.loaded_at = time.monotonic()
 
     def predict(self, context: Any, model_input: Any, params: Any = None) -> Any:
         """Predict, with the fault applied."""
@@ -58,6 +63,9 @@ class FaultyModel(mlflow.pyfunc.PythonModel):  # type: ignore[misc,name-defined]
 
         Models pickled before the share and the column existed have neither: every call.
         """
+        since = time.monotonic() - getattr(self, "loaded_at", 0.0)
+        if since < getattr(self, "slow_after_s", 0.0):
+            return False
         column = getattr(self, "slow_column", None)
         if column is not None:
             return bool((model_input[column] == self.slow_value).any())

@@ -22,6 +22,7 @@ from datetime import timedelta
 
 from modelrelease.domain.analysis import AnalysisPolicy, Metric
 from modelrelease.domain.approval import Gate
+from modelrelease.domain.bake import BakePlan
 from modelrelease.domain.durations import format_duration
 from modelrelease.domain.plan import analysis_policy, rollout_policy
 from modelrelease.domain.traffic import split_by_replicas
@@ -90,6 +91,8 @@ class CanaryPlan:
     load_rate: float
     live_rps: float | None
     steps: tuple[StepPlan, ...]
+    bake: BakePlan | None = None
+    """The bake after promotion (none for a first release, or without ``canary.bake``)."""
 
     @property
     def seconds(self) -> float:
@@ -163,15 +166,18 @@ def canary_plan(endpoint: ModelEndpoint, *, first_release: bool, primary_replica
                 else live_rps * effective / 100.0 * step.hold.total_seconds())
         steps.append(StepPlan(number, step.weight, effective, replicas, step.hold, looks,
                               _needs(judge), live, step.approval))
-    return CanaryPlan(first_release, primary_replicas, load_rate, live_rps, tuple(steps))
+    return CanaryPlan(first_release, primary_replicas, load_rate, live_rps, tuple(steps),
+                      policy.bake)
 
 
 def _approval_wait(plan: CanaryPlan) -> str:
     waits = [step.approval.timeout for step in plan.steps if step.approval is not None]
+    bake = "" if plan.bake is None else (f", then a bake of "
+                                         f"{format_duration(plan.bake.duration)}")
     if not waits:
-        return ""
+        return bake
     return (f", plus up to {format_duration(sum(waits, timedelta(0)))} waiting for "
-            f"{len(waits)} approval(s)")
+            f"{len(waits)} approval(s)" + bake)
 
 
 def _seconds(hold: timedelta) -> str:
@@ -245,6 +251,11 @@ def render_dry_run(dry: DryRun, objects_yaml: str) -> str:
                   f"{format_duration(step.approval.timeout)} for a person's approval in the "
                   f"Prefect UI; no answer: {step.approval.on_timeout}"
                   for step in gated if step.approval is not None]
+    if plan.bake is not None:
+        lines += ["", f"**Bake** after promotion: {plan.bake.describe()}; the new primary's "
+                  "live traffic against the SLOs, the previous version warm at no traffic "
+                  "(a breach rolls back to it); then the previous version is kept at 0 "
+                  "replicas"]
     if plan.warnings:
         lines += ["", "**Warnings**", "", *(f"- {warning}" for warning in plan.warnings)]
     lines += ["", "## Objects it would apply", "", *(f"- {line}" for line in dry.objects), "",

@@ -165,7 +165,8 @@ def promote(run: ReleaseRun, action: rollout.Promote) -> Observed:
     replicas = max(cluster.primary_replicas(), run.endpoint.spec.autoscaling.min_replicas)
     readiness = cluster.promote(run.image.image, run.version.version, run.release_id,
                                 replicas, run.policy.promote_timeout.total_seconds())
-    run.canary_replicas = 0
+    # a bake keeps the previous primary's pods (now the canary's slot) warm: paid for too
+    run.canary_replicas = 0 if run.policy.bake is None else cluster.canary_replicas()
     return rollout.PrimaryHealth(readiness)
 
 
