@@ -5,18 +5,22 @@ sleeps here). Version 1 is the primary in slot green; version 2's canary goes to
 promoted, serves from there while version 1 waits warm in green. ``FakeEvidence.bake``
 scripts what each look finds in the new primary's live traffic. The real side (a version
 that slows down after its promotion, live traffic on the real node, no request lost) is
-tests/e2e/test_bake.py.
+tests/e2e/test_bake.py. The last tests call the ``wait`` executor itself (really
+sleeping, at most 1.7 s): between a bake's looks it must end on an abort.
 """
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 
-from modelrelease.domain import live
+from modelrelease.domain import live, rollout
 from modelrelease.domain.cost import PriceTable
 from modelrelease.domain.manifests import Slot, Track
 from modelrelease.domain.notifications import Notice
 from modelrelease.domain.rollout import Phase, ReleaseOutcome
+from modelrelease.release import steps
 from modelrelease.release.rollback import rollback_with
 from modelrelease.settings import ReleaseConfig
 from modelrelease.spec import ModelEndpoint, ReleasePhase, TrackStatus, parse_endpoint
@@ -188,3 +192,30 @@ def test_a_rollback_after_the_bake_scales_the_kept_version_up(baked: ModelEndpoi
     assert world.cluster.changed() == ["deploy_canary green", "promote green",
                                        "remove_canary blue"]
     assert world.status.primary == track("1")
+
+
+class Asked:
+    """A cluster that says ``by`` asked the release to stop, counting the questions."""
+
+    def __init__(self, by: str | None) -> None:
+        self.by = by
+        self.asked = 0
+
+    def abort_requested(self, release_id: str) -> str | None:
+        self.asked += 1
+        return self.by
+
+
+@pytest.mark.parametrize(("by", "seconds", "asked"), [
+    # a bake's wait between looks ends at the first second that sees an abort
+    pytest.param("ana@laptop", 30.0, 1, id="ended-by-an-abort"),
+    # asked each whole second while more than one is left; the rest slept out
+    pytest.param(None, 1.2, 1, id="slept-out"),
+    pytest.param(None, 0.5, 0, id="a-poll-asks-nothing"),
+])
+def test_a_wait_of_seconds_ends_on_an_abort(by: str | None, seconds: float,
+                                            asked: int) -> None:
+    cluster = Asked(by)
+    run = SimpleNamespace(ports=SimpleNamespace(cluster=cluster), release_id="r-2")
+    assert steps.wait(run, rollout.Wait(seconds)) is None  # type: ignore[arg-type]
+    assert cluster.asked == asked

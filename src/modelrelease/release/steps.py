@@ -182,9 +182,7 @@ def start_bake(run: ReleaseRun, action: rollout.StartBake) -> Observed:
 
 def bake_look(run: ReleaseRun, action: rollout.BakeLook) -> Observed:
     """Judge the new primary's live traffic since the bake began."""
-    if run.bake is None:  # a bake resumed mid-way has no window yet: it opens one now
-        start_bake(run, rollout.StartBake())
-    assert run.bake is not None
+    assert run.bake is not None, "domain.rollout starts every bake (StartBake) before a look"
     found = run.bake.look(bake_policy(run.endpoint), action.looks)
     return rollout.Baked(action.look, found.outcome, found.reason)
 
