@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from modelrelease.spec.status import ModelEndpointStatus, TrackStatus
+from modelrelease.spec.status import ModelEndpointStatus, ReleasePhase, TrackStatus
 
 NONE = "-"
 STATUS_COLUMNS = ("endpoint", "phase", "primary", "canary", "weight", "verdict",
@@ -43,7 +43,9 @@ def status_row(namespace: str, name: str, status: ModelEndpointStatus | None
         "endpoint": f"{namespace}/{name}",
         "phase": str(status.phase) if status.phase else NONE,
         "primary": _track(status.primary),
-        "canary": _track(status.canary),
+        # baking, the canary's slot holds the previous version, warm, with no traffic
+        "canary": _track(status.canary) + (" (warm)" if status.phase is ReleasePhase.BAKING
+                                           else "") if status.canary else NONE,
         "weight": f"{status.weight}%" if status.canary else NONE,
         "verdict": said,
         "cost_per_hour": NONE if status.cost_per_hour is None
