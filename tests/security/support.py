@@ -120,3 +120,24 @@ def kubeconfig_to(source: Path, server: str, dest: Path) -> Path:
         cluster["cluster"]["server"] = server
     dest.write_text(yaml.safe_dump(document))
     return dest
+
+
+def endpoint_world(admin: KubeCluster, registry_url: str, tracking_uri: str, *,
+                   namespace: str, name: str, model: str) -> dict[str, Any]:
+    """The cluster, the local registry and MLflow, less what other tests' endpoints own.
+
+    The other stack part (``--part=stack-b``) releases its own endpoints meanwhile, each
+    named as ``tests.e2e.helpers.make_endpoint`` names them (namespace ``e2e-*``,
+    repository ``e2e/ep*``, model ``model-*``): those are left out; this endpoint's own
+    (``namespace``, ``e2e/NAME``, ``model``) are kept, as is everything else.
+    """
+    cluster = cluster_state(admin, namespace)
+    cluster["namespaces"] = [n for n in cluster["namespaces"]
+                             if not n.startswith("e2e-") or n == namespace]
+    return {
+        "cluster": cluster,
+        "registry": {repo: tags for repo, tags in registry_state(registry_url).items()
+                     if not repo.startswith("e2e/") or repo == f"e2e/{name}"},
+        "mlflow": {found: state for found, state in mlflow_state(tracking_uri).items()
+                   if not found.startswith("model-") or found == model},
+    }

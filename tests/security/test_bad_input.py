@@ -29,10 +29,9 @@ from tests.e2e.helpers import Endpoint, make_endpoint
 from tests.e2e.test_rbac import SA, SA_NAMESPACE, _documents, pipeline_kubeconfig  # noqa: F401
 from tests.security.support import (
     LENIENT,
-    cluster_state,
     diff,
+    endpoint_world,
     kubeconfig_to,
-    mlflow_state,
     register_bare_model,
     registry_state,
 )
@@ -64,29 +63,16 @@ class Bench:
                 "MODELRELEASE_RELEASE__WAIT_FOR_LOCK_S": "0"}
 
     def snapshot(self) -> dict[str, Any]:
-        """The cluster, registries and MLflow, less what other tests' endpoints own.
-
-        The other stack part (``--part=stack-b``) releases its own endpoints meanwhile,
-        each named as ``make_endpoint`` names them (namespace ``e2e-*``, repository
-        ``e2e/ep*``, model ``model-*``): those are left out, this bench's own are kept.
-        """
+        """The cluster, registries and MLflow, less what other tests' endpoints own
+        (``endpoint_world``: the other stack part releases its own meanwhile)."""
         secure = self.services.secure_registry
         made = self.endpoint
-        cluster = cluster_state(self.admin, made.namespace)
-        cluster["namespaces"] = [n for n in cluster["namespaces"]
-                                 if not n.startswith("e2e-") or n == made.namespace]
-        return {
-            "cluster": cluster,
-            "registry": {repo: tags for repo, tags in registry_state(
-                f"http://{self.local_registry}").items()
-                if not repo.startswith("e2e/") or repo == f"e2e/{made.name}"},
-            "secure-registry": registry_state(f"https://{secure.host}",
-                                              auth=(REGISTRY_USER, _password()),
-                                              ca_file=secure.ca_cert),
-            "mlflow": {name: model for name, model in mlflow_state(
-                str(made.settings.mlflow.tracking_uri)).items()
-                if not name.startswith("model-") or name == made.model},
-        }
+        return {**endpoint_world(self.admin, f"http://{self.local_registry}",
+                                 str(made.settings.mlflow.tracking_uri),
+                                 namespace=made.namespace, name=made.name, model=made.model),
+                "secure-registry": registry_state(f"https://{secure.host}",
+                                                  auth=(REGISTRY_USER, _password()),
+                                                  ca_file=secure.ca_cert)}
 
 
 def _password() -> str:
