@@ -180,6 +180,8 @@ def test_a_first_release_is_not_baked(baked: ModelEndpoint) -> None:
     assert result.outcome is ReleaseOutcome.PROMOTED
     assert Phase.BAKING not in phases(result)
     assert world.evidence.windows == []
+    assert ("ml/iris: a first release is not baked (spec.canary.bake): there is no previous "
+            "version to go back to") in world.lines
 
 
 def test_a_rollback_after_the_bake_scales_the_kept_version_up(baked: ModelEndpoint) -> None:

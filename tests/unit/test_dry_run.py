@@ -175,4 +175,7 @@ def test_the_plan_says_how_long_the_bake_watches(steps: list[dict[str, Any]],
     assert "**Bake** after promotion: 10m: 20 looks, 30s apart" in text
     first = canary_plan(baked, first_release=True, primary_replicas=0, load_rate=30.0,
                         live_rps=None)
-    assert "Bake" not in render_dry_run(_dry(first, None, None), "kind: X\n")
+    text = render_dry_run(_dry(first, None, None), "kind: X\n")
+    assert "**Bake**" not in text and "then a bake" not in text
+    assert ("A first release is not baked (spec.canary.bake): there is no previous version "
+            "to go back to.") in text

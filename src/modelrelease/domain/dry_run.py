@@ -24,7 +24,7 @@ from modelrelease.domain.analysis import AnalysisPolicy, Metric
 from modelrelease.domain.approval import Gate
 from modelrelease.domain.bake import BakePlan
 from modelrelease.domain.durations import format_duration
-from modelrelease.domain.plan import analysis_policy, rollout_policy
+from modelrelease.domain.plan import FIRST_NOT_BAKED, analysis_policy, rollout_policy
 from modelrelease.domain.traffic import split_by_replicas
 from modelrelease.spec import ModelEndpoint
 
@@ -93,6 +93,8 @@ class CanaryPlan:
     steps: tuple[StepPlan, ...]
     bake: BakePlan | None = None
     """The bake after promotion (none for a first release, or without ``canary.bake``)."""
+    bake_skipped: bool = False
+    """A first release of an endpoint whose spec bakes: it is not baked."""
 
     @property
     def seconds(self) -> float:
@@ -167,7 +169,8 @@ def canary_plan(endpoint: ModelEndpoint, *, first_release: bool, primary_replica
         steps.append(StepPlan(number, step.weight, effective, replicas, step.hold, looks,
                               _needs(judge), live, step.approval))
     return CanaryPlan(first_release, primary_replicas, load_rate, live_rps, tuple(steps),
-                      policy.bake)
+                      policy.bake,
+                      bake_skipped=first_release and endpoint.spec.canary.bake is not None)
 
 
 def _approval_wait(plan: CanaryPlan) -> str:
@@ -221,7 +224,9 @@ def render_dry_run(dry: DryRun, objects_yaml: str) -> str:
              "start and the promotion" + _approval_wait(plan), ""]
     if plan.first_release:
         lines += ["A first release has no primary to compare with: one step, judged on its "
-                  "error rate and latency SLOs alone.", ""]
+                  "error rate and latency SLOs alone."
+                  + (f" {FIRST_NOT_BAKED[0].upper()}{FIRST_NOT_BAKED[1:]}."
+                     if plan.bake_skipped else ""), ""]
     lines += ["## Canary plan", "",
               "| step | weight asked | weight by replicas | canary replicas | hold | looks "
               "(requests per arm @ s) | live requests on canary |",

@@ -13,6 +13,8 @@ from modelrelease.domain.rollout import RolloutPolicy, Step
 from modelrelease.spec import ApprovalGate, ModelEndpoint
 
 FIRST_RELEASE_HOLD = timedelta(seconds=10)
+FIRST_NOT_BAKED = ("a first release is not baked (spec.canary.bake): there is no previous "
+                   "version to go back to")
 
 
 def model_uri(endpoint: ModelEndpoint) -> ModelUri:

@@ -33,7 +33,7 @@ from modelrelease.domain.drill import drill_blocker
 from modelrelease.domain.fault import FaultSetting
 from modelrelease.domain.model import ModelVersion
 from modelrelease.domain.notifications import STEP_NOTICES, Notification, notice_of
-from modelrelease.domain.plan import approval_gate, model_uri, rollout_policy
+from modelrelease.domain.plan import FIRST_NOT_BAKED, approval_gate, model_uri, rollout_policy
 from modelrelease.domain.report import render_report
 from modelrelease.domain.status_record import (
     Released,
@@ -242,6 +242,8 @@ def release_with(ports: Ports, endpoint: ModelEndpoint, version: ModelVersion,
         cluster.ensure_record()
         first = not cluster.has_primary()
         policy = replace(rollout_policy(endpoint, first_release=first), drill=fault is not None)
+        if first and endpoint.spec.canary.bake is not None:
+            timeline.note(f"{where}: {FIRST_NOT_BAKED}")
         run = ReleaseRun(ports, ports.traffic(image.image, version.version, release_id, first),
                          endpoint, version, image, release_id, first, policy, files, variants,
                          in_flight_tracks(status)[1], timeline.note)
