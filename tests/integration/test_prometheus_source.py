@@ -18,6 +18,7 @@ import pytest
 
 from modelrelease.adapters.prometheus import Prometheus
 from modelrelease.domain.analysis import AnalysisPolicy
+from modelrelease.domain.bake import judge_bake
 from modelrelease.domain.cost import GPU_GAUGES, usage_of, utilisation_of
 from modelrelease.domain.live import GENERATED_HEADER, LiveOutcome, Traffic, evidence, live_share
 from modelrelease.serving.metrics import MetricsMiddleware
@@ -108,6 +109,25 @@ def test_live_share_read_from_prometheus_matches_what_was_sent(
     assert found.outcome is LiveOutcome.PASS, found.reason
     assert found.source == (f"generated load + live traffic (Prometheus {prom_url}, "
                             "73 requests)")
+
+
+def test_a_bake_judges_the_new_primarys_live_traffic_read_from_prometheus(
+        pods: tuple[dict[str, str], str]) -> None:
+    """What a bake's window reads with Prometheus configured (``TrackWindow``): one track."""
+    urls, prom_url = pods
+    _wait_scraped(prom_url, time.time())
+    start = time.time()
+    _send(urls["p-1"], 45)
+    _send(urls["p-1"], 5, fail=True)
+    _send(urls["p-1"], 10, generated=True)  # not users': left out
+    reader = Prometheus(PrometheusConfig(url=prom_url, wait_s=30))
+    before, after = reader.read_window("ml", {"primary": ["p-1"]}, start)
+    found = judge_bake(before["primary"], after["primary"], POLICY, looks=4, via=reader.via)
+    assert found.canary is not None and found.canary.requests == 50
+    assert found.canary.errors == 5
+    assert found.outcome is LiveOutcome.PASS, found.reason  # 10% errors, 20% allowed
+    assert found.reason.startswith(f"the new primary's live traffic (Prometheus {prom_url}, "
+                                   "50 requests): no breach")
 
 
 def test_a_pod_prometheus_does_not_scrape_is_reported_after_a_bounded_wait(

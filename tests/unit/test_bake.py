@@ -82,3 +82,10 @@ def test_the_source_is_named() -> None:
                        via="prometheus at 127.0.0.1:9090")
     assert found.via == "prometheus at 127.0.0.1:9090"
     assert "live traffic (prometheus at 127.0.0.1:9090, 300 requests)" in found.reason
+
+
+def test_generated_load_a_pod_counted_apart_is_not_users() -> None:
+    before = TrackScrape({"a": PodTraffic(traffic((400, 3.0)), traffic((100, 3.0)))})
+    after = TrackScrape({"a": PodTraffic(traffic((800, 3.0)), traffic((250, 3.0)))})
+    found = judge_bake(before, after, POLICY, looks=1)
+    assert found.canary is not None and found.canary.requests == 250  # 400 new, 150 generated

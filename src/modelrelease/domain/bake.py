@@ -75,8 +75,10 @@ def judge_bake(before: TrackScrape, after: TrackScrape, policy: AnalysisPolicy, 
     if not after.pods:
         why = "; ".join(after.failures) or "no pods"
         return LiveEvidence(LiveOutcome.UNAVAILABLE, f"{head}) unknown: {why}", via=via)
-    traffic = sum((pod.since(before.pods.get(name)).total for name, pod in after.pods.items()),
-                  Traffic())
+    deltas = [pod.since(before.pods.get(name)) for name, pod in after.pods.items()]
+    # what real users sent: generated load (none while baking, but a pod may have counted
+    # some) comes off where the pod counts it apart
+    traffic = sum((d.total.minus(d.generated or Traffic()) for d in deltas), Traffic())
     figures = arm_stats(traffic)
     head += f", {traffic.requests} requests)"
     if traffic.requests < policy.min_requests:
