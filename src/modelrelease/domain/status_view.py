@@ -44,8 +44,8 @@ def status_row(namespace: str, name: str, status: ModelEndpointStatus | None
         "phase": str(status.phase) if status.phase else NONE,
         "primary": _track(status.primary),
         # baking, the canary's slot holds the previous version, warm, with no traffic
-        "canary": _track(status.canary) + (" (warm)" if status.phase is ReleasePhase.BAKING
-                                           else "") if status.canary else NONE,
+        "canary": _track(status.canary) + (
+            " (warm)" if status.phase is ReleasePhase.BAKING and status.canary else ""),
         "weight": f"{status.weight}%" if status.canary else NONE,
         "verdict": said,
         "cost_per_hour": NONE if status.cost_per_hour is None
