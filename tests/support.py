@@ -89,9 +89,24 @@ class Deployed:
         return dict(one)
 
     def pause(self, name: str) -> None:
-        """Pause a deployment's schedules."""
-        self.call("POST", f"/deployments/{self.deployment(name)['id']}/pause_deployment"
-                  ).raise_for_status()
+        """Pause a deployment's schedules, and drop the runs they had already scheduled.
+
+        Prefect deletes a paused deployment's scheduled runs, but its scheduler service may
+        be inserting the next ones as the pause commits: such a run of ``watch-registry``
+        would later release the endpoints other tests put in ``endpoints_dir`` (seen once:
+        a watcher run took the endpoint of ``test_cancel`` and of ``test_approvals``). Runs
+        still scheduled a moment after the pause are deleted too.
+        """
+        deployment = self.deployment(name)["id"]
+        self.call("POST", f"/deployments/{deployment}/pause_deployment").raise_for_status()
+        for _ in range(3):
+            time.sleep(1.0)
+            found = self.call("POST", "/flow_runs/filter", {"flow_runs": {
+                "deployment_id": {"any_": [deployment]},
+                "state": {"type": {"any_": ["SCHEDULED"]}}}})
+            found.raise_for_status()
+            for run in found.json():
+                self.call("DELETE", f"/flow_runs/{run['id']}")
 
     def resume(self, name: str) -> None:
         """Resume a deployment's schedules."""
