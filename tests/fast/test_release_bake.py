@@ -144,12 +144,18 @@ def test_an_abort_while_baking_restores_the_previous_version(baked: ModelEndpoin
     assert [n.notice for n in world.told][-1] is Notice.ABORTED
 
 
-def test_a_release_killed_while_baking_bakes_again_when_resumed(baked: ModelEndpoint) -> None:
-    world = World(baked, FakeCluster(baked))
+def baking_2(endpoint: ModelEndpoint) -> World:
+    """Version 2's release left while baking: promoted into blue, version 1 warm in green."""
+    world = World(endpoint, FakeCluster(endpoint))
     in_flight(world, ReleasePhase.BAKING, "2", switched=True)
     # the record while baking: the new version is the primary, the previous the canary
     world.cluster.status = world.status.model_copy(update={"primary": track("2"),
                                                            "canary": track("1")})
+    return world
+
+
+def test_a_release_killed_while_baking_bakes_again_when_resumed(baked: ModelEndpoint) -> None:
+    world = baking_2(baked)
     result = world.release("2")
     assert result.outcome is ReleaseOutcome.PROMOTED
     assert phases(result) == [*[Phase.BAKING] * 12, Phase.PROMOTED]
@@ -160,10 +166,7 @@ def test_a_release_killed_while_baking_bakes_again_when_resumed(baked: ModelEndp
 
 def test_another_version_supersedes_a_bake_by_restoring_the_previous_one(
         baked: ModelEndpoint) -> None:
-    world = World(baked, FakeCluster(baked))
-    in_flight(world, ReleasePhase.BAKING, "2", switched=True)
-    world.cluster.status = world.status.model_copy(update={"primary": track("2"),
-                                                           "canary": track("1")})
+    world = baking_2(baked)
     result = world.release("3")
     assert result.outcome is ReleaseOutcome.PROMOTED
     assert history(world.status)[-2:] == [("2", ReleasePhase.ROLLED_BACK),
