@@ -9,6 +9,8 @@ import pytest
 from modelrelease.errors import StackError
 from modelrelease_localstack.assets import built_binary
 from modelrelease_localstack.kubenode.dns import COREDNS_VERSION, coredns_binary
+from modelrelease_localstack.metrics_server import VERSION as METRICS_SERVER_VERSION
+from modelrelease_localstack.metrics_server import metrics_server_binary
 from modelrelease_localstack.prometheus_server import VERSION, prometheus_binary
 
 pytestmark = pytest.mark.integration
@@ -33,11 +35,14 @@ def test_the_build_cache_is_used_when_the_variable_is_unset(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("COREDNS", raising=False)
     monkeypatch.delenv("PROMETHEUS", raising=False)
+    monkeypatch.delenv("METRICS_SERVER", raising=False)
     monkeypatch.setenv("MODELRELEASE_BUILD__CACHE_DIR", str(tmp_path))
     dns = _executable(tmp_path / "coredns" / COREDNS_VERSION / "coredns")
     prometheus = _executable(tmp_path / "prometheus" / VERSION / "prometheus")
+    metrics = _executable(tmp_path / "metrics-server" / METRICS_SERVER_VERSION / "metrics-server")
     assert coredns_binary() == dns
     assert prometheus_binary() == prometheus
+    assert metrics_server_binary() == metrics
 
 
 @pytest.mark.parametrize("where", ["variable", "cache"])

@@ -112,8 +112,8 @@ def test_cli_up_reuse_status_down() -> None:
         assert state.phase == "up"
         assert {r.name for r in state.processes} == {
             "etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler",
-            "containerd", "kubelet", "kube-proxy", "api-relay", "registry", "mlflow", "prefect",
-            "postgres"}
+            "containerd", "kubelet", "kube-proxy", "api-relay", "metrics-server", "registry",
+            "mlflow", "prefect", "postgres"}
         assert state.database == "postgresql"
         # every one outlived the CLI process that started it
         assert [r.name for r in state.processes if _running(r.pid, r.started)] == [

@@ -67,6 +67,11 @@ CONTROLLERS: Final = (
     "*,-nodeipam,-cloud-node-lifecycle,-service-lb-controller,-node-route-controller"
 )
 
+FRONT_PROXY_CLIENT: Final = "front-proxy-client"
+"""CN of the certificate the aggregation layer presents to extension API servers."""
+HPA_SYNC_PERIOD_S: Final = 5
+"""How often the HorizontalPodAutoscaler controller looks (the default is 15 s)."""
+
 _LOG_TAIL_LINES: Final = 25
 _STOP_GRACE_S: Final = 10.0
 _PR_SET_PDEATHSIG: Final = 1
@@ -185,6 +190,11 @@ class ControlPlane:
     def ca_cert(self) -> Path:
         """The cluster CA certificate (PEM) that signs the API server and client certs."""
         return self.workdir / "pki" / "ca.crt"
+
+    @property
+    def front_proxy_dir(self) -> Path:
+        """The front-proxy CA (its own, not the cluster's) and the aggregator's client pair."""
+        return self.workdir / "pki" / "front-proxy"
 
     @property
     def etcd_endpoint(self) -> str:
@@ -370,6 +380,11 @@ class ControlPlane:
             organizations=["system:masters"],
         )
         pki.service_account_keys()
+        # The aggregation layer's client identity comes from a CA of its own: a certificate
+        # of the cluster CA named front-proxy-client (any client_kubeconfig can mint one)
+        # must not be able to assert users to extension API servers.
+        Pki(self.front_proxy_dir, ca_name="modelrelease-front-proxy-ca").issue(
+            FRONT_PROXY_CLIENT, FRONT_PROXY_CLIENT)
         for stem, user, groups, kubeconfig in (
             ("admin", "kubernetes-admin", ["system:masters"], self.kubeconfig),
             (
@@ -427,6 +442,7 @@ class ControlPlane:
             f"--service-account-issuer={SERVICE_ACCOUNT_ISSUER}",
             f"--service-account-key-file={pki / 'sa.pub'}",
             f"--service-account-signing-key-file={pki / 'sa.key'}",
+            *self._aggregation_flags(),
             "--profiling=false",
             v,
         ]
@@ -450,6 +466,7 @@ class ControlPlane:
             f"--service-cluster-ip-range={SERVICE_CIDR}",
             "--allocate-node-cidrs=false",
             "--leader-elect=false",
+            f"--horizontal-pod-autoscaler-sync-period={HPA_SYNC_PERIOD_S}s",
             "--profiling=false",
             v,
         ]
@@ -471,6 +488,28 @@ class ControlPlane:
             ("kube-apiserver", apiserver),
             ("kube-controller-manager", controller_manager),
             ("kube-scheduler", scheduler),
+        ]
+
+    def _aggregation_flags(self) -> list[str]:
+        """The API server's aggregation layer (extension API servers such as metrics-server).
+
+        Requests it proxies carry the user in ``X-Remote-*`` headers, over TLS with the
+        front-proxy client certificate; the extension server trusts those headers only from
+        that CA and name. ``--enable-aggregator-routing`` dials an APIService's endpoint
+        (the EndpointSlice's address) rather than its ClusterIP, which only kube-proxy's
+        rules on the node would route.
+        """
+        front = self.front_proxy_dir
+        return [
+            f"--requestheader-client-ca-file={front / 'ca.crt'}",
+            f"--requestheader-allowed-names={FRONT_PROXY_CLIENT}",
+            "--requestheader-username-headers=X-Remote-User",
+            "--requestheader-group-headers=X-Remote-Group",
+            "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+            "--requestheader-uid-headers=X-Remote-Uid",
+            f"--proxy-client-cert-file={front / (FRONT_PROXY_CLIENT + '.crt')}",
+            f"--proxy-client-key-file={front / (FRONT_PROXY_CLIENT + '.key')}",
+            "--enable-aggregator-routing=true",
         ]
 
     def _spawn(self, name: str, argv: list[str]) -> Service:

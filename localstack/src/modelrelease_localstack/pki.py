@@ -68,9 +68,14 @@ class Pki:
 
     Files live in ``<workdir>/pki``; an existing CA is reused so a restarted stack over the same
     etcd data keeps trusting its own tokens and certificates.
+
+    Args:
+        directory: Holds ``ca.crt``, ``ca.key`` and every issued pair.
+        ca_name: The CA's subject CN when it is created (a second CA in its own directory,
+            such as the API server's front-proxy CA, gets a name of its own).
     """
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *, ca_name: str = "modelrelease-local-ca") -> None:
         self.dir = directory
         self.dir.mkdir(parents=True, exist_ok=True)
         os.chmod(self.dir, 0o700)
@@ -80,7 +85,7 @@ class Pki:
             self._ca_cert = x509.load_pem_x509_certificate(self.ca.cert.read_bytes())
         else:
             self._ca_key = _new_key()
-            name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "modelrelease-local-ca")])
+            name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, ca_name)])
             now = dt.datetime.now(dt.UTC)
             self._ca_cert = (
                 x509.CertificateBuilder()

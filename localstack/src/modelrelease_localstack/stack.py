@@ -51,6 +51,11 @@ from typing import TYPE_CHECKING
 
 from modelrelease.errors import PipelineError, StackError
 from modelrelease_localstack.controlplane import ControlPlane, kube_assets_dir
+from modelrelease_localstack.metrics_server import (
+    API_SERVICE,
+    MetricsServer,
+    metrics_server_binary,
+)
 from modelrelease_localstack.mlflow_server import LocalMlflow
 from modelrelease_localstack.postgres import LocalPostgres
 from modelrelease_localstack.prefect_server import LocalPrefect
@@ -162,6 +167,7 @@ class Stack:
         self.postgres: LocalPostgres | None = None
         self.controlplane: ControlPlane | None = None
         self.node: KubeNode | None = None
+        self.metrics_server: MetricsServer | None = None
         self.registry: LocalRegistry | None = None
         self.mlflow: LocalMlflow | None = None
         self.prefect: LocalPrefect | None = None
@@ -212,6 +218,8 @@ class Stack:
             return self.state
         assets = kube_assets_dir()  # fail before starting anything: says `scripts/kube-assets`
         registry_binary()
+        if self.with_node:
+            metrics_server_binary()  # says `scripts/metrics-server-assets`
         previous = read_state(self.root) if self.detached else None
         if previous is not None:
             self.progress(f"stack in {self.root} is not healthy "
@@ -249,8 +257,8 @@ class Stack:
         errors: list[str] = []
         parts: list[tuple[str, _Stoppable | None]] = [
             ("prefect", self.prefect), ("mlflow", self.mlflow), ("registry", self.registry),
-            ("node", self.node), ("control plane", self.controlplane),
-            ("postgres", self.postgres)]
+            ("metrics-server", self.metrics_server), ("node", self.node),
+            ("control plane", self.controlplane), ("postgres", self.postgres)]
         for name, part in parts:
             if part is None:
                 continue
@@ -259,6 +267,7 @@ class Stack:
             except PipelineError as exc:
                 errors.append(f"{name}: {exc.message}")
         self.prefect = self.mlflow = self.registry = self.node = self.controlplane = None
+        self.metrics_server = None
         self.postgres = None
         if self.state is not None:
             _, left = _stop_records(self.state.processes, self.progress)
@@ -467,6 +476,17 @@ class Stack:
                 step.detail = (f"Node {kubenode.name} Ready at {kubenode.node_ip} (containerd, "
                                f"kubelet, kube-proxy), nvidia.com/gpu={self.gpus}")
 
+            with self._step("metrics-server") as step:
+                metrics = self.metrics_server = MetricsServer(
+                    root / "metrics-server", cp, node_ip=kubenode.node_ip,
+                    detached=self.detached)
+                metrics.start(timeout=min(timeout, 60))
+                assert metrics.service is not None
+                self._record("metrics-server", "metrics", metrics.service.pid, metrics.pidfile,
+                             metrics.log, metrics.url)
+                step.detail = (f"{metrics.url}, APIService {API_SERVICE} Available; its first "
+                               "scrapes are waited for last")
+
         with self._step("mlflow") as step:
             mlflow = self.mlflow = LocalMlflow(root / "mlflow", ports["mlflow"],
                                                detached=self.detached, backend_uri=mlflow_db)
@@ -488,6 +508,14 @@ class Stack:
             step.seconds = prefect.wait(timeout)  # from its spawn to its first answer
             state.prefect_url = prefect.url
             step.detail = f"{prefect.url}, API {prefect.api_url}"
+
+        if self.metrics_server is not None:
+            # Its /readyz needs two kubelet scrapes, one resolution (10 s) apart: waited for
+            # last, so the steps above overlap them. Once up, `kubectl top` shows the node
+            # and the pods already running; a pod started later shows after its own two.
+            with self._step("metrics", "waiting for metrics-server's first scrapes") as step:
+                step.seconds = self.metrics_server.wait_ready(timeout)  # from its start
+                step.detail = "kubectl top and HorizontalPodAutoscalers have data"
 
     def _push_base(self, registry: LocalRegistry) -> str:
         from modelrelease.adapters.oci_registry import RegistryClient

@@ -26,7 +26,7 @@ from modelrelease.errors import StackError
 from modelrelease_localstack.process import pid_alive, terminate
 
 if TYPE_CHECKING:
-    pass
+    from modelrelease_localstack.controlplane import ControlPlane
 
 
 DEFAULT_ROOT: Final = Path.home() / ".cache" / "modelrelease" / "stack"
@@ -54,9 +54,9 @@ NODE_STOP_GRACE_S: Final = 45.0
 STOP_GRACE_S: Final = 15.0
 
 Progress = Callable[[str], None]
-Group = Literal["postgres", "controlplane", "node", "registry", "mlflow", "prefect"]
-GROUPS: Final[tuple[Group, ...]] = ("postgres", "controlplane", "node", "registry", "mlflow",
-                                    "prefect")
+Group = Literal["postgres", "controlplane", "node", "metrics", "registry", "mlflow", "prefect"]
+GROUPS: Final[tuple[Group, ...]] = ("postgres", "controlplane", "node", "metrics", "registry",
+                                    "mlflow", "prefect")
 """The parts in start order (stopped in reverse)."""
 T = TypeVar("T")
 Database = Literal["postgresql", "sqlite"]
@@ -279,6 +279,11 @@ def _front_door_ok(state: StackState, record: ProcessRecord) -> bool:
         return isinstance(namespace, dict)
     if record.name == "kubelet" and state.kubeconfig and state.node_name:
         return _node_ready(Path(state.kubeconfig), state.node_name)
+    if record.name == "metrics-server" and record.url:  # alive; /readyz waits for scrapes
+        ca = Path(state.root) / "controlplane" / "pki" / "ca.crt"
+        with contextlib.suppress(OSError, ssl.SSLError):
+            return _http_ok(f"{record.url}/livez", ssl.create_default_context(cafile=str(ca)))
+        return False
     if record.name == "registry" and record.url:
         return _http_ok(f"{record.url}/v2/")
     if record.name == "mlflow" and record.url:
@@ -438,6 +443,8 @@ def stop_stack(root: Path, progress: Progress | None = None) -> list[str]:
         return []
     say = _quiet_failures(progress)
     errors: list[str] = []
+    if any(record.name == "metrics-server" for record in state.processes):
+        errors += _stop_metrics_server(state, say)  # its APIService first, while the API runs
     if state.node_kind == "kubelet":  # its pods, then the host changes it made, undone
         errors += _stop_kubelet_node(state, say)
     stopped, left = _stop_records(state.processes, say)
@@ -448,17 +455,36 @@ def stop_stack(root: Path, progress: Progress | None = None) -> list[str]:
     return stopped
 
 
-def _stop_kubelet_node(state: StackState, say: Progress) -> list[str]:
-    """Stop a kubelet node another process started, through its own teardown."""
+def _running_plane(state: StackState) -> ControlPlane:
+    """The control plane another process started, as far as a teardown needs it."""
     from modelrelease_localstack.controlplane import ControlPlane
-    from modelrelease_localstack.kubenode import KubeNode
 
-    root = Path(state.root)
-    plane = ControlPlane(root / "controlplane", detached=True)
-    plane._server = state.api_server  # the running one: the node reaches it for its teardown
+    plane = ControlPlane(Path(state.root) / "controlplane", detached=True)
+    plane._server = state.api_server  # the running one: teardowns reach it
+    return plane
+
+
+def _stop_metrics_server(state: StackState, say: Progress) -> list[str]:
+    """Remove metrics-server's APIService and objects, then stop it, by its pidfile."""
+    from modelrelease_localstack.metrics_server import MetricsServer
+
     began = time.monotonic()
     try:
-        KubeNode(root / "node", plane, name=state.node_name or "node-1").stop()
+        MetricsServer(Path(state.root) / "metrics-server", _running_plane(state)).stop()
+    except StackError as exc:
+        return [f"metrics-server: {exc.message}"]
+    say(f"stopped metrics-server (APIService removed first) in {time.monotonic() - began:.1f}s")
+    return []
+
+
+def _stop_kubelet_node(state: StackState, say: Progress) -> list[str]:
+    """Stop a kubelet node another process started, through its own teardown."""
+    from modelrelease_localstack.kubenode import KubeNode
+
+    began = time.monotonic()
+    try:
+        KubeNode(Path(state.root) / "node", _running_plane(state),
+                 name=state.node_name or "node-1").stop()
     except StackError as exc:
         return [f"node: {exc.message}"]
     say(f"stopped node {state.node_name} (containerd, kubelet, kube-proxy; host changes "
