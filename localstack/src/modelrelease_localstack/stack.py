@@ -5,8 +5,8 @@ step, then pushes the self-contained serving base (``REGISTRY/ml/serving-base:1`
 with mmdebstrap and cached outside the stack) and registers the demo model (``iris-clf``
 with alias ``champion``) unless MLflow already has it::
 
-    PostgreSQL -> control plane -> registry -> node -> MLflow -> Prefect -> serving base
-    -> demo model
+    PostgreSQL -> control plane -> registry -> node -> metrics-server -> MLflow -> serving
+    base -> demo model -> Prefect -> metrics (metrics-server's first scrapes)
 
 Prefect's server and MLflow keep their data in the stack's PostgreSQL (Debian's, see
 ``modelrelease_localstack.postgres``), as production installs do; ``database="sqlite"`` (the demo's
@@ -17,6 +17,9 @@ bridge and cluster DNS, joined to the control plane. Only one runs per host.
 
 Prefect is spawned first and waited for in its place: its start is mostly imports and
 database migrations (~10 s on a fresh database), which then overlap the control plane's.
+metrics-server (``modelrelease_localstack.metrics_server``) is started right after the node,
+with its APIService Available; its first two kubelet scrapes (10 s apart: ``kubectl top``
+and HorizontalPodAutoscalers have data) are waited for last, so the later steps overlap them.
 
 Two modes:
 
@@ -33,7 +36,8 @@ A PID is only trusted while ``/proc/PID/stat`` shows the start time recorded wit
 recycled PID is never signalled. Each child leads its own session, so a process group left
 behind by a stopped child (its workers) is swept by the same PID.
 
-Layout of ``ROOT``: ``postgres/``, ``controlplane/``, ``node/``, ``registry/``, ``mlflow/``,
+Layout of ``ROOT``: ``postgres/``, ``controlplane/``, ``node/``, ``metrics-server/``,
+``registry/``, ``mlflow/``,
 ``prefect/`` (state and logs of each part), ``cache/`` (build cache of the serving base),
 ``stack.json``.
 """
