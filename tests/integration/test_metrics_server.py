@@ -141,8 +141,9 @@ def test_metrics_api_and_kubectl_top_show_a_pods_cpu_and_memory(
     print(f"\n[metrics-server] pod {name}: Available {burner.available_s:.1f}s after its "
           f"Deployment, then metrics.k8s.io data {waited:.1f}s later: "
           f"{cpu * 1000:.0f}m CPU, {memory / 2**20:.1f} MiB")
-    # spinning at its 200m limit; anything near 0 means the kubelet's numbers are not the pod's
-    assert 0.1 <= cpu <= 0.3, f"{cpu * 1000:.0f}m CPU for a loop limited to {CPU_LIMIT}"
+    # spinning: above its request (an idle pod shows ~0), at most its limit (the numbers are
+    # the pod's cgroup's, not the node's); below the limit when the host's 2 cores are busy
+    assert 0.05 <= cpu <= 0.25, f"{cpu * 1000:.0f}m CPU for a loop limited to {CPU_LIMIT}"
     assert 1 * 2**20 < memory < 64 * 2**20, f"{memory / 2**20:.1f} MiB"
 
     kubectl = str(kube_assets_dir() / "kubectl")
@@ -153,7 +154,7 @@ def test_metrics_api_and_kubectl_top_show_a_pods_cpu_and_memory(
     rows = {line.split()[0]: line.split()[1:] for line in top.stdout.splitlines()}
     assert name in rows, top.stdout
     shown_cpu, shown_memory = rows[name]
-    assert shown_cpu.endswith("m") and int(shown_cpu[:-1]) >= 100, top.stdout
+    assert shown_cpu.endswith("m") and int(shown_cpu[:-1]) >= 50, top.stdout
     assert shown_memory.endswith("Mi") and int(shown_memory[:-2]) >= 1, top.stdout
 
 
