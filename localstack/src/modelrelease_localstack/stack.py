@@ -518,8 +518,9 @@ class Stack:
             # last, so the steps above overlap them. Once up, `kubectl top` shows the node
             # and the pods already running; a pod started later shows after its own two.
             with self._step("metrics", "waiting for metrics-server's first scrapes") as step:
-                step.seconds = self.metrics_server.wait_ready(timeout)  # from its start
-                step.detail = "kubectl top and HorizontalPodAutoscalers have data"
+                since = self.metrics_server.wait_ready(timeout)
+                step.detail = (f"/readyz answered {since:.1f}s after its start at the latest; "
+                               "kubectl top and HorizontalPodAutoscalers have data")
 
     def _push_base(self, registry: LocalRegistry) -> str:
         from modelrelease.adapters.oci_registry import RegistryClient
