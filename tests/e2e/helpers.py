@@ -120,7 +120,10 @@ def make_endpoint(stack: Stack, tmp: Path, *, steps: list[dict[str, Any]] | None
             "image": {"repository": f"{env['LOCAL_REGISTRY']}/e2e/{name}",
                       "base": env["MODELRELEASE_BUILD__BASE_IMAGE"]},
             "resources": resources,
-            "autoscaling": {"minReplicas": 1, "maxReplicas": 2},
+            # one replica, held: the stack runs metrics-server, so the primary's HPA acts, and
+            # these tests count replicas, traffic splits and GPUs of a one-replica primary
+            # (the HPA scaling itself: tests/integration/test_metrics_server.py)
+            "autoscaling": {"minReplicas": 1, "maxReplicas": 1},
             "canary": {"steps": steps or [{"weight": 50, "hold": "10s"}],
                        "checks": checks or DEFAULT_CHECKS},
         },
