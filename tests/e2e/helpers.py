@@ -99,7 +99,8 @@ and a cold canary on a busy machine is slower than a warm primary for a while.""
 
 
 def make_endpoint(stack: Stack, tmp: Path, *, steps: list[dict[str, Any]] | None = None,
-              gpus: int = 0, checks: dict[str, Any] | None = None) -> Endpoint:
+              gpus: int = 0, checks: dict[str, Any] | None = None,
+              autoscaling: dict[str, Any] | None = None) -> Endpoint:
     from kubernetes import config
 
     env = stack.env()
@@ -120,10 +121,11 @@ def make_endpoint(stack: Stack, tmp: Path, *, steps: list[dict[str, Any]] | None
             "image": {"repository": f"{env['LOCAL_REGISTRY']}/e2e/{name}",
                       "base": env["MODELRELEASE_BUILD__BASE_IMAGE"]},
             "resources": resources,
-            # one replica, held: the stack runs metrics-server, so the primary's HPA acts, and
-            # these tests count replicas, traffic splits and GPUs of a one-replica primary
-            # (the HPA scaling itself: tests/integration/test_metrics_server.py)
-            "autoscaling": {"minReplicas": 1, "maxReplicas": 1},
+            # one replica, held, unless a test says otherwise: the stack runs metrics-server,
+            # so the primary's HPA acts, and most tests count replicas, traffic splits and
+            # GPUs of a one-replica primary (a release while the HPA scales:
+            # tests/e2e/test_autoscaling.py)
+            "autoscaling": autoscaling or {"minReplicas": 1, "maxReplicas": 1},
             "canary": {"steps": steps or [{"weight": 50, "hold": "10s"}],
                        "checks": checks or DEFAULT_CHECKS},
         },
@@ -245,20 +247,29 @@ def cli_env(endpoint: Endpoint) -> dict[str, str]:
 def sampled(read: Callable[[], Iterable[str]], every_s: float = 0.2) -> Iterator[set[str]]:
     """Every value ``read()`` returns meanwhile, sampled from a thread (empty strings dropped)."""
     seen: set[str] = set()
+    try:
+        with repeated(lambda: seen.update(read()), every_s):
+            yield seen
+    finally:
+        seen.discard("")
+
+
+@contextmanager
+def repeated(act: Callable[[], object], every_s: float) -> Iterator[None]:
+    """Calls ``act()`` every ``every_s`` seconds from a thread meanwhile."""
     stop = threading.Event()
 
-    def sample() -> None:
+    def run() -> None:
         while not stop.wait(every_s):
-            seen.update(read())
+            act()
 
-    thread = threading.Thread(target=sample, daemon=True)
+    thread = threading.Thread(target=run, daemon=True)
     thread.start()
     try:
-        yield seen
+        yield
     finally:
         stop.set()
         thread.join(timeout=10)
-        seen.discard("")
 
 
 def pods_seen(endpoint: Endpoint, track: str) -> AbstractContextManager[set[str]]:

@@ -271,7 +271,8 @@ class KubeEndpoint:
         """Make the canary's slot the primary, with no second rollout of the model.
 
         The canary's Deployment is scaled to ``replicas`` (pods it already runs keep
-        serving), and once all are ready the Services ``E-primary`` / ``E-canary``, the
+        serving), or to the primary's count if its autoscaler raised it meanwhile, and
+        once all are ready the Services ``E-primary`` / ``E-canary``, the
         autoscaler and the disruption budget switch slots: the verified pods are the
         primary. Until then nothing routes differently, so a canary that cannot grow
         leaves the primary as it was. A promotion resumed after its switch (the primary
@@ -285,11 +286,20 @@ class KubeEndpoint:
         slots = self.slots()
         if self.serves(Track.PRIMARY, str(digest.digest), same_spec=True, slots=slots):
             return self.health(Track.PRIMARY, slots)  # switched before a restart: done
-        self.scale_canary(image, version, release_id, replicas, slots)
-        failure = self.wait_ready(Track.CANARY, timeout, slots)
-        if failure is not None:
-            return Readiness(RolloutState.FAILED, f"canary could not grow to {replicas} "
-                             f"replica(s) for promotion: {failure}")
+        deadline = time.monotonic() + timeout
+        while True:
+            self.scale_canary(image, version, release_id, replicas, slots)
+            failure = self.wait_ready(Track.CANARY, max(0.0, deadline - time.monotonic()),
+                                      slots)
+            if failure is not None:
+                return Readiness(RolloutState.FAILED, f"canary could not grow to {replicas} "
+                                 f"replica(s) for promotion: {failure}")
+            # the primary's autoscaler may have scaled it up while the canary grew: the
+            # new primary starts at the count it chose, never fewer
+            scaled = self._replicas(Track.PRIMARY)
+            if scaled <= replicas:
+                break
+            replicas = scaled
         switched = Slots(slots.canary)
         self._apply(Track.PRIMARY, image, version, release_id, replicas, switched)
         return self.health(Track.PRIMARY, switched)
