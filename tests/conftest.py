@@ -44,10 +44,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 GUEST_TIERS = frozenset({"flows", "ui"})
 """The tiers of ``--part=stack-b``: they use only the stack's addresses and the Prefect
 deployments (``deployed``), never its processes, so they run beside ``stack-a``."""
+ALONE = "alone_on_the_stack"
+"""The fixture of the tests that restart the stack's parts (``tests/faults/conftest.py``):
+they run last, once ``stack-b`` is done."""
 OWNER_FIXTURES = frozenset({"cluster", "services"})
 """Fixtures built from the stack's own objects (its node, control plane, registry)."""
 GUEST_MODULES = frozenset({"tests/e2e/test_drill.py", "tests/e2e/test_tail_and_slices.py",
-                           "tests/e2e/test_rollback.py", "tests/e2e/test_bake.py"})
+                           "tests/e2e/test_rollback.py", "tests/e2e/test_bake.py",
+                           "tests/e2e/test_live_traffic.py", "tests/faults/test_kill.py"})
 """Modules of other tiers that run in ``stack-b`` too, to even out the two parts' time
 (from the suite's ``--durations``): they need only the stack's addresses, no GPU, and no
 ``cluster`` or ``services`` fixture (whose objects only the stack's owner has)."""
@@ -91,9 +95,9 @@ def needs_stack(item: pytest.Item) -> bool:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Select the ``--part``, then order: ``own_node`` tests first, then the faults tier (which
-    restarts the stack's parts, so in ``stack-a`` it waits for ``stack-b``: ``tests/faults/
-    conftest.py``), ``prometheus`` tests last within each.
+    """Select the ``--part``, then order: ``own_node`` tests first, then the tests that restart
+    the stack's parts (they use ``alone_on_the_stack``, so in ``stack-a`` they wait for
+    ``stack-b``: ``tests/faults/conftest.py``), ``prometheus`` tests last within each.
 
     Only one node runs per host (see ``localstack.kubenode.hostlock``), and the session's
     stack keeps its node until the session ends: a test that starts a node of its own must
@@ -115,7 +119,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             config.hook.pytest_deselected(items=dropped)
         items[:] = keep
     items.sort(key=lambda item: (item.get_closest_marker("own_node") is None,
-                                 tier_of(item) == "faults",
+                                 ALONE in getattr(item, "fixturenames", ()),
                                  item.get_closest_marker("prometheus") is not None))  # stable
 
 

@@ -4,7 +4,8 @@
 own), runs most stack tests, and stops it at the end. ``--part=stack-b`` is its guest: it
 waits until the stack is up and re-uses it (its tests need only the stack's addresses, not
 its processes), running the flow and UI tests meanwhile. The tests that restart the stack's
-parts (``tests/faults``) and the owner's final stop wait until the guest has finished.
+parts (``tests/faults/test_restarts.py``) and the owner's final stop wait until the guest
+has finished.
 
 Set by ``scripts/suite`` (not ``MODELRELEASE_*``: the pipeline's settings would take them
 for theirs); without them each pytest process starts a stack of its own:

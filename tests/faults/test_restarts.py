@@ -40,7 +40,8 @@ from tests.faults.chaos import (
 )
 from tests.kube import eventually
 
-pytestmark = pytest.mark.faults
+pytestmark = [pytest.mark.faults, pytest.mark.usefixtures("alone_on_the_stack")]
+"""The parts restart on the stack both parts share: alone on it (``tests/faults/conftest.py``)."""
 STEPS = [{"weight": 50, "hold": "6s"}]
 CHECKS = {"latency": {"p99Ms": 10000, "maxRegression": 1.0}, "maxErrorRate": 0.01,
           "minRequests": 100}
