@@ -1,7 +1,7 @@
 """`modelrelease status|history|abort|rollback`: the plain errors before the cluster is read.
 
 Reading real ModelEndpoints is in tests/e2e/test_release.py
-(test_killed_release_converges_when_run_again).
+(test_good_version_is_promoted_without_dropping_traffic).
 """
 
 from __future__ import annotations
