@@ -28,7 +28,8 @@ os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
 
 # The session fixtures that start or use the local stack; a test that asks for any of them
 # (directly or through another fixture) needs the stack.
-STACK_FIXTURES = frozenset({"stack", "services", "cluster", "crd", "deployed"})
+STACK_FIXTURES = frozenset({"stack", "services", "cluster", "crd", "deployed",
+                            "metrics_server"})
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -47,7 +48,7 @@ deployments (``deployed``), never its processes, so they run beside ``stack-a``.
 ALONE = "alone_on_the_stack"
 """The fixture of the tests that restart the stack's parts (``tests/faults/conftest.py``):
 they run last, once ``stack-b`` is done."""
-OWNER_FIXTURES = frozenset({"cluster", "services"})
+OWNER_FIXTURES = frozenset({"cluster", "services", "metrics_server"})
 """Fixtures built from the stack's own objects (its node, control plane, registry)."""
 GUEST_MODULES = frozenset({"tests/e2e/test_drill.py", "tests/e2e/test_tail_and_slices.py",
                            "tests/e2e/test_rollback.py", "tests/e2e/test_bake.py",
@@ -97,12 +98,13 @@ def needs_stack(item: pytest.Item) -> bool:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Select the ``--part``, then order: ``own_node`` tests first, then the tests that restart
     the stack's parts (they use ``alone_on_the_stack``, so in ``stack-a`` they wait for
-    ``stack-b``: ``tests/faults/conftest.py``), ``prometheus`` tests last within each.
+    ``stack-b``: ``tests/faults/conftest.py``); within each, the tests that use
+    ``metrics_server`` and then the ``prometheus`` tests last.
 
     Only one node runs per host (see ``localstack.kubenode.hostlock``), and the session's
     stack keeps its node until the session ends: a test that starts a node of its own must
     come before the first test that uses the ``stack`` fixture. The tests that run a real
-    Prometheus come last, so a Prometheus build still running in the background
+    Prometheus (or metrics-server) come last, so a build still running in the background
     (``scripts/prepare``) has the whole suite's time to finish.
     """
     owners_only = [item.nodeid for item in items if part_of(item) == "stack-b"
@@ -120,19 +122,40 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = keep
     items.sort(key=lambda item: (item.get_closest_marker("own_node") is None,
                                  ALONE in getattr(item, "fixturenames", ()),
+                                 "metrics_server" in getattr(item, "fixturenames", ()),
                                  item.get_closest_marker("prometheus") is not None))  # stable
+
+
+def _built(script: str) -> Path:
+    """The binary ``scripts/SCRIPT`` builds, waiting for (or doing) its build: the script is
+    a no-op once built and waits on its lock while ``scripts/prepare`` builds it."""
+    path = Path(__file__).resolve().parents[1] / "scripts" / script
+    done = subprocess.run(["bash", str(path)], capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        pytest.fail(f"scripts/{script} failed (exit {done.returncode}):\n"
+                    f"{done.stderr[-3000:]}", pytrace=False)
+    return Path(done.stdout.strip().splitlines()[-1])
 
 
 @pytest.fixture(scope="session")
 def prometheus_built() -> Path:
-    """The Prometheus binary, waiting for (or doing) its build: ``scripts/prometheus-assets``
-    is a no-op once built and waits on its lock while ``scripts/prepare`` builds it."""
-    script = Path(__file__).resolve().parents[1] / "scripts" / "prometheus-assets"
-    done = subprocess.run(["bash", str(script)], capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        pytest.fail(f"scripts/prometheus-assets failed (exit {done.returncode}):\n"
-                    f"{done.stderr[-3000:]}", pytrace=False)
-    return Path(done.stdout.strip().splitlines()[-1])
+    """The Prometheus binary (``scripts/prometheus-assets``)."""
+    return _built("prometheus-assets")
+
+
+@pytest.fixture(scope="session")
+def metrics_server(stack: Stack) -> Stack:
+    """The session's stack with metrics-server running: ``kubectl top`` and
+    HorizontalPodAutoscalers have data.
+
+    The stack starts without it, so on a new machine no test waits for its build, which
+    ``scripts/prepare`` leaves running in the background; the first test that asks for it
+    waits for the build (``scripts/metrics-server-assets``) and starts it. Such tests run
+    last (``pytest_collection_modifyitems``); only the stack's owner can start it.
+    """
+    _built("metrics-server-assets")
+    stack.start_metrics_server()
+    return stack
 
 
 _TIER_SECONDS: dict[str, float] = {}
@@ -169,7 +192,7 @@ def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
         with shared_stack(root, part, gpus=2) as running:
             yield running
         return
-    with Stack(tmp_path_factory.mktemp("stack"), gpus=2) as running:
+    with Stack(tmp_path_factory.mktemp("stack"), gpus=2, metrics_server=False) as running:
         yield running
 
 

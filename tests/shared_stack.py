@@ -81,12 +81,12 @@ def shared_stack(root: Path, part: str, gpus: int) -> Iterator[Stack]:
     """
     if part == "stack-b":
         wait_until(lambda: _stack_up(root), f"the stack in {root} (started by the other part)")
-        guest = Stack(root, gpus=gpus, detached=True)
+        guest = Stack(root, gpus=gpus, detached=True, metrics_server=False)
         guest.up()
         assert guest.reused, f"{root}: the stack was not up to re-use"
         yield guest  # the owner stops it
         return
-    owner = Stack(root, gpus=gpus, detached=True)
+    owner = Stack(root, gpus=gpus, detached=True, metrics_server=False)  # see metrics_server
     try:
         owner.up()
     except BaseException:  # the guest waits for this stack: tell it there will be none

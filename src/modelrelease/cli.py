@@ -163,6 +163,10 @@ def dev_up(
     database: Annotated[DatabaseChoice, typer.Option(
         help="where Prefect's server and MLflow keep their data: the stack's own "
              "PostgreSQL, or sqlite files")] = DatabaseChoice.POSTGRESQL,
+    metrics_server: Annotated[bool, typer.Option(
+        "--metrics-server/--no-metrics-server",
+        help="run metrics-server with the node (kubectl top; HorizontalPodAutoscalers act "
+             "on CPU); its binary comes from scripts/metrics-server-assets")] = True,
 ) -> None:
     """Start the local stack in the background (or re-use a running one); print its env.
 
@@ -174,7 +178,7 @@ def dev_up(
     from modelrelease_localstack.stack import Stack
 
     stack = Stack(root, gpus=gpus, detached=True, progress=_progress, node=node,
-                  database=database.value)
+                  database=database.value, metrics_server=metrics_server)
     try:
         stack.up(timeout=timeout)
         env = stack.env()

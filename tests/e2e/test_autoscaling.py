@@ -43,7 +43,7 @@ from tests.e2e.helpers import (
 )
 from tests.kube import eventually
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("metrics_server")]
 
 AUTOSCALING = {"minReplicas": 1, "maxReplicas": 3, "targetUtilization": 20}
 STEPS = [{"weight": 25, "hold": "60s"}, {"weight": 50, "hold": "10s"}]

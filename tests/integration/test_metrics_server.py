@@ -7,7 +7,7 @@ spinning a Python loop, held to 200m by its CPU limit, with a 50m request: 400% 
 
 A new pod shows in ``metrics.k8s.io`` once metrics-server holds two scrapes of it (10 s apart,
 :mod:`modelrelease_localstack.metrics_server`), so tests poll for its metrics with a deadline;
-the stack's start already waited for the metrics-server itself.
+the ``metrics_server`` fixture (tests/conftest.py) already waited for the metrics-server itself.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from modelrelease_localstack.stack import Stack
 from tests.kube import admin_http, api, available, eventually, namespace
 from tests.support import Cluster
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("metrics_server")]
 
 NAME = "burner"
 CPU_REQUEST, CPU_LIMIT = "50m", "200m"

@@ -102,7 +102,9 @@ def test_cli_up_reuse_status_down() -> None:
     root = Path(tempfile.mkdtemp(prefix="mr-cli-")) / "stack"
     before = host_state(root / "node")
     try:
-        first = _dev("up", "--root", str(root))
+        # without metrics-server: this test runs first on a new machine, before its build
+        # is done (tests/integration/test_metrics_server.py runs it on the session's stack)
+        first = _dev("up", "--root", str(root), "--no-metrics-server")
         assert first.returncode == 0, first.stderr
         env = _exports(first.stdout)
         assert set(env) == {ENV_KUBECONFIG, ENV_MLFLOW, ENV_REGISTRY, ENV_SERVING_BASE,
@@ -112,8 +114,8 @@ def test_cli_up_reuse_status_down() -> None:
         assert state.phase == "up"
         assert {r.name for r in state.processes} == {
             "etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler",
-            "containerd", "kubelet", "kube-proxy", "api-relay", "metrics-server", "registry",
-            "mlflow", "prefect", "postgres"}
+            "containerd", "kubelet", "kube-proxy", "api-relay", "registry", "mlflow",
+            "prefect", "postgres"}
         assert state.database == "postgresql"
         # every one outlived the CLI process that started it
         assert [r.name for r in state.processes if _running(r.pid, r.started)] == [
@@ -122,6 +124,7 @@ def test_cli_up_reuse_status_down() -> None:
         again = _dev("up", "--root", str(root))
         assert again.returncode == 0, again.stderr
         assert "re-using" in again.stderr
+        assert "the running stack has no metrics-server" in again.stderr
         assert _exports(again.stdout) == env
         reused = StackState.model_validate_json((root / STATE_FILE).read_text())
         assert [(r.name, r.pid) for r in reused.processes] == [

@@ -20,6 +20,10 @@ database migrations (~10 s on a fresh database), which then overlap the control 
 metrics-server (``modelrelease_localstack.metrics_server``) is started right after the node,
 with its APIService Available; its first two kubelet scrapes (10 s apart: ``kubectl top``
 and HorizontalPodAutoscalers have data) are waited for last, so the later steps overlap them.
+With ``metrics_server=False`` the stack starts without it (HorizontalPodAutoscalers then
+have no data and do not act), and :meth:`Stack.start_metrics_server` adds it to the running
+stack later: the tests' stack does, for the tests that need it, so a new machine's tests
+need not wait for its build (``scripts/prepare``).
 
 Two modes:
 
@@ -152,6 +156,8 @@ class Stack:
         node_name: The Node's name.
         database: Where Prefect's server and MLflow keep their data: ``postgresql`` (the
             stack's own PostgreSQL server) or ``sqlite`` (files, one process less).
+        metrics_server: Start metrics-server with the node; False: not now
+            (:meth:`start_metrics_server` adds it later).
 
     Example:
         >>> with Stack(tmp_path) as stack:  # doctest: +SKIP
@@ -160,7 +166,8 @@ class Stack:
 
     def __init__(self, root: Path | None = None, *, gpus: int = 1, detached: bool = False,
                  progress: Progress | None = None, node: bool = True,
-                 node_name: str = "node-1", database: Database = "postgresql") -> None:
+                 node_name: str = "node-1", database: Database = "postgresql",
+                 metrics_server: bool = True) -> None:
         self.root = Path(root or DEFAULT_ROOT).expanduser().absolute()
         self.gpus = gpus
         self.detached = detached
@@ -168,6 +175,7 @@ class Stack:
         self.with_node = node
         self.node_name = node_name
         self.database: Database = database
+        self.with_metrics_server = metrics_server
         self.postgres: LocalPostgres | None = None
         self.controlplane: ControlPlane | None = None
         self.node: KubeNode | None = None
@@ -222,7 +230,7 @@ class Stack:
             return self.state
         assets = kube_assets_dir()  # fail before starting anything: says `scripts/kube-assets`
         registry_binary()
-        if self.with_node:
+        if self.with_node and self.with_metrics_server:
             metrics_server_binary()  # says `scripts/metrics-server-assets`
         previous = read_state(self.root) if self.detached else None
         if previous is not None:
@@ -366,6 +374,10 @@ class Stack:
         if has_node != self.with_node:
             self.progress(f"note: the running stack has {'a' if has_node else 'no'} node; "
                           "`modelrelease dev down` first to change it")
+        has_metrics = any(record.name == "metrics-server" for record in previous.processes)
+        if has_node and has_metrics != self.with_metrics_server:
+            self.progress(f"note: the running stack has {'' if has_metrics else 'no '}"
+                          "metrics-server; `modelrelease dev down` first to change it")
         if previous.database != self.database:
             self.progress(f"note: the running stack keeps its data in {previous.database}, "
                           f"not {self.database}; `modelrelease dev down` first to change it")
@@ -480,16 +492,8 @@ class Stack:
                 step.detail = (f"Node {kubenode.name} Ready at {kubenode.node_ip} (containerd, "
                                f"kubelet, kube-proxy), nvidia.com/gpu={self.gpus}")
 
-            with self._step("metrics-server") as step:
-                metrics = self.metrics_server = MetricsServer(
-                    root / "metrics-server", cp, node_ip=kubenode.node_ip,
-                    detached=self.detached)
-                metrics.start(timeout=min(timeout, 60))
-                assert metrics.service is not None
-                self._record("metrics-server", "metrics", metrics.service.pid, metrics.pidfile,
-                             metrics.log, metrics.url)
-                step.detail = (f"{metrics.url}, APIService {API_SERVICE} Available; its first "
-                               "scrapes are waited for last")
+            if self.with_metrics_server:
+                self._start_metrics_server(kubenode.node_ip, timeout)
 
         with self._step("mlflow") as step:
             mlflow = self.mlflow = LocalMlflow(root / "mlflow", ports["mlflow"],
@@ -514,13 +518,52 @@ class Stack:
             step.detail = f"{prefect.url}, API {prefect.api_url}"
 
         if self.metrics_server is not None:
-            # Its /readyz needs two kubelet scrapes, one resolution (10 s) apart: waited for
-            # last, so the steps above overlap them. Once up, `kubectl top` shows the node
-            # and the pods already running; a pod started later shows after its own two.
-            with self._step("metrics", "waiting for metrics-server's first scrapes") as step:
-                since = self.metrics_server.wait_ready(timeout)
-                step.detail = (f"/readyz answered {since:.1f}s after its start at the latest; "
-                               "kubectl top and HorizontalPodAutoscalers have data")
+            # waited for last, so the steps above overlap its first scrapes
+            self._wait_metrics_server(timeout)
+
+    def start_metrics_server(self, timeout: float = 300) -> None:
+        """Add metrics-server to this running stack (started with ``metrics_server=False``).
+
+        A no-op when it runs already. Returns once ``kubectl top`` and HorizontalPodAutoscalers
+        have data.
+
+        Raises:
+            StackError: Its binary is missing (with the command that builds it), the stack
+                was not started by this object with a node, or it did not become ready.
+        """
+        if self.metrics_server is not None:
+            return
+        metrics_server_binary()  # says `scripts/metrics-server-assets`
+        if self.state is None or self.node is None:
+            raise StackError(f"start metrics-server in stack {self.root}: no node started "
+                             "by this process")
+        self._start_metrics_server(self.node.node_ip, timeout)
+        self._wait_metrics_server(timeout)
+
+    def _start_metrics_server(self, node_ip: str, timeout: float) -> None:
+        assert self.controlplane is not None
+        with self._step("metrics-server") as step:
+            metrics = self.metrics_server = MetricsServer(
+                self.root / "metrics-server", self.controlplane, node_ip=node_ip,
+                detached=self.detached)
+            metrics.start(timeout=min(timeout, 60))
+            assert metrics.service is not None
+            self._record("metrics-server", "metrics", metrics.service.pid, metrics.pidfile,
+                         metrics.log, metrics.url)
+            step.detail = (f"{metrics.url}, APIService {API_SERVICE} Available; its first "
+                           "scrapes are waited for last")
+
+    def _wait_metrics_server(self, timeout: float) -> None:
+        """Wait for metrics-server's data: its /readyz needs two kubelet scrapes, 10 s apart.
+
+        Once up, `kubectl top` shows the node and the pods already running; a pod started
+        later shows after its own two.
+        """
+        assert self.metrics_server is not None
+        with self._step("metrics", "waiting for metrics-server's first scrapes") as step:
+            since = self.metrics_server.wait_ready(timeout)
+            step.detail = (f"/readyz answered {since:.1f}s after its start at the latest; "
+                           "kubectl top and HorizontalPodAutoscalers have data")
 
     def _push_base(self, registry: LocalRegistry) -> str:
         from modelrelease.adapters.oci_registry import RegistryClient
