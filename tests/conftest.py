@@ -52,7 +52,7 @@ OWNER_FIXTURES = frozenset({"cluster", "services", "metrics_server"})
 """Fixtures built from the stack's own objects (its node, control plane, registry)."""
 GUEST_MODULES = frozenset({"tests/e2e/test_drill.py", "tests/e2e/test_tail_and_slices.py",
                            "tests/e2e/test_rollback.py", "tests/e2e/test_bake.py",
-                           "tests/e2e/test_live_traffic.py", "tests/faults/test_kill.py"})
+                           "tests/faults/test_kill.py"})
 """Modules of other tiers that run in ``stack-b`` too, to even out the two parts' time
 (from the suite's ``--durations``): they need only the stack's addresses, no GPU, and no
 ``cluster`` or ``services`` fixture (whose objects only the stack's owner has)."""
@@ -99,7 +99,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """Select the ``--part``, then order: ``own_node`` tests first, then the tests that restart
     the stack's parts (they use ``alone_on_the_stack``, so in ``stack-a`` they wait for
     ``stack-b``: ``tests/faults/conftest.py``); within each, the tests that use
-    ``metrics_server`` and then the ``prometheus`` tests last.
+    ``metrics_server`` and then the ``prometheus`` tests last (``_built_late``).
 
     Only one node runs per host (see ``localstack.kubenode.hostlock``), and the session's
     stack keeps its node until the session ends: a test that starts a node of its own must
@@ -122,8 +122,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = keep
     items.sort(key=lambda item: (item.get_closest_marker("own_node") is None,
                                  ALONE in getattr(item, "fixturenames", ()),
-                                 "metrics_server" in getattr(item, "fixturenames", ()),
-                                 item.get_closest_marker("prometheus") is not None))  # stable
+                                 _built_late(item)))  # stable
+
+
+def _built_late(item: pytest.Item) -> int:
+    """0, or where a test that waits for a build ``scripts/prepare`` leaves running goes:
+    metrics-server's (1), then Prometheus's, the longest (2)."""
+    if item.get_closest_marker("prometheus") is not None:
+        return 2
+    return 1 if "metrics_server" in getattr(item, "fixturenames", ()) else 0
 
 
 def _built(script: str) -> Path:

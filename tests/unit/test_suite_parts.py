@@ -17,7 +17,8 @@ MODULES = ["tests/integration/test_stack.py", "tests/integration/test_webhook.py
            "tests/integration/test_loadgen.py", "tests/integration/test_prometheus_source.py",
            "tests/unit/test_stats.py", "tests/fast/test_release_loop.py",
            "tests/flows/test_cancel.py", "tests/faults/test_concurrency.py",
-           "tests/e2e/test_live_traffic.py"]
+           "tests/e2e/test_live_traffic.py", "tests/faults/test_restarts.py",
+           "tests/faults/test_kill.py", "tests/integration/test_metrics_server.py"]
 
 
 def _collected(part: str) -> list[str]:
@@ -38,7 +39,10 @@ def parts() -> dict[str, list[str]]:
     ("tests/integration/test_stack.py", "stack-a"),          # own_node
     ("tests/integration/test_webhook.py", "stack-a"),        # the session's stack
     ("tests/flows/test_cancel.py", "stack-b"),               # its addresses only: the guest
-    ("tests/faults/test_concurrency.py", "stack-a"),         # restarts parts: the owner
+    ("tests/faults/test_concurrency.py", "stack-a"),         # releases at once, beside b
+    ("tests/faults/test_restarts.py", "stack-a"),            # restarts parts: the owner
+    ("tests/faults/test_kill.py", "stack-b"),                # GUEST_MODULES
+    ("tests/integration/test_metrics_server.py", "stack-a"),  # starts metrics-server
     ("tests/integration/test_loadgen.py", "stackless"),      # its own services
     ("tests/integration/test_prometheus_source.py", "stackless"),
     ("tests/unit/test_stats.py", "stackless"),
@@ -57,14 +61,24 @@ def test_the_parts_split_all_tests_exactly(parts: dict[str, list[str]]) -> None:
     assert sorted(parts["stack-a"] + parts["stack-b"]) == sorted(parts["stack"])
 
 
-def test_own_node_tests_come_first_faults_last_and_prometheus_last_before_them(
+def test_own_node_tests_come_first_restarts_last_and_late_builds_last_before_them(
         parts: dict[str, list[str]]) -> None:
+    """Own-node tests first; the tests that restart the stack's parts last; before them,
+    the tests behind a build ``scripts/prepare`` leaves running: metrics-server's, then
+    Prometheus's."""
     order = parts["all"]
-    own = [i for i, test in enumerate(order) if test.startswith(MODULES[0])]
-    faults = [i for i, test in enumerate(order) if test.startswith("tests/faults/")]
-    prometheus = [i for i, test in enumerate(order)
-                  if test.startswith((MODULES[3], "tests/e2e/test_live_traffic.py"))]
+
+    def where(*modules: str) -> list[int]:
+        return [i for i, test in enumerate(order) if test.startswith(modules)]
+
+    own = where(MODULES[0])
+    restarts = where("tests/faults/test_restarts.py")
+    metrics = where("tests/integration/test_metrics_server.py")
+    prometheus = where(MODULES[3], "tests/e2e/test_live_traffic.py")
     assert own == list(range(len(own)))
-    assert faults == list(range(len(order) - len(faults), len(order)))
-    before = len(order) - len(faults)
+    assert restarts == list(range(len(order) - len(restarts), len(order)))
+    before = len(order) - len(restarts)
     assert prometheus == list(range(before - len(prometheus), before))
+    before -= len(prometheus)
+    assert metrics == list(range(before - len(metrics), before))
+    assert where("tests/faults/test_concurrency.py")[-1] < metrics[0]
