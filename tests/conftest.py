@@ -51,8 +51,7 @@ they run last, once ``stack-b`` is done."""
 OWNER_FIXTURES = frozenset({"cluster", "services", "metrics_server"})
 """Fixtures built from the stack's own objects (its node, control plane, registry)."""
 GUEST_MODULES = frozenset({"tests/e2e/test_drill.py", "tests/e2e/test_tail_and_slices.py",
-                           "tests/e2e/test_rollback.py", "tests/e2e/test_bake.py",
-                           "tests/faults/test_kill.py"})
+                           "tests/e2e/test_rollback.py", "tests/e2e/test_bake.py"})
 """Modules of other tiers that run in ``stack-b`` too, to even out the two parts' time
 (from the suite's ``--durations``): they need only the stack's addresses, no GPU, and no
 ``cluster`` or ``services`` fixture (whose objects only the stack's owner has)."""

@@ -1,8 +1,9 @@
 """Faults-tier fixtures. ``alone_on_the_stack``: a test module that restarts the stack's
-parts (``test_restarts.py``) uses it, so under ``scripts/suite`` it waits until the other
-stack part (``--part=stack-b``), which shares the stack, has finished; ``tests/conftest.py``
-runs such modules last. The tier's other modules (kills of the release process, releases
-at once) touch only their own endpoints and run beside the other part."""
+parts (``test_restarts.py``) or loads the whole node (``test_concurrency.py``) uses it, so
+under ``scripts/suite`` it waits until the other stack part (``--part=stack-b``), which
+shares the stack, has finished; ``tests/conftest.py`` runs such modules last. The kills of
+the release process (``test_kill.py``) touch only their own endpoint and run before them,
+beside stack-b."""
 
 from __future__ import annotations
 

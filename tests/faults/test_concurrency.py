@@ -33,7 +33,9 @@ from modelrelease_localstack.stack import Stack
 from tests.e2e.helpers import Endpoint, make_endpoint
 from tests.faults.chaos import assert_promoted, report, tune
 
-pytestmark = pytest.mark.faults
+pytestmark = [pytest.mark.faults, pytest.mark.usefixtures("alone_on_the_stack")]
+"""Twenty scoring servers starting on 2 cores: alone on the stack both parts share (beside
+stack-b it once slowed the flows and UI tests past their waits)."""
 SMALL = {"cpu": "10m", "memory": "512Mi"}
 CHECKS = {"latency": {"p99Ms": 10000, "maxRegression": 1.0}, "maxErrorRate": 0.01,
           "minRequests": 40}

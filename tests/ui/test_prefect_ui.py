@@ -121,7 +121,12 @@ def test_a_custom_run_started_in_the_ui_releases_and_shows_its_report(
         page.get_by_text("View run", exact=True).first.click(timeout=10_000)
     except PlaywrightTimeout:  # ...or, the toast gone, from the (reloaded) run list
         page.reload()
-        page.get_by_role("link", name=run["name"]).first.click()
+        try:
+            page.get_by_role("link", name=run["name"]).first.click(timeout=60_000)
+        except PlaywrightTimeout:  # a loaded machine's list can lag: the run's own address
+            shot("run-list")
+            print(f"run {run['name']} not listed within 60 s; opening its page directly")
+            page.goto(f"{ui}/runs/flow-run/{run_id}")
     page.wait_for_url(f"**/runs/flow-run/{run_id}**")
     shot("run-started")
     final = deployed.wait_final(run_id, 300)

@@ -39,9 +39,9 @@ def parts() -> dict[str, list[str]]:
     ("tests/integration/test_stack.py", "stack-a"),          # own_node
     ("tests/integration/test_webhook.py", "stack-a"),        # the session's stack
     ("tests/flows/test_cancel.py", "stack-b"),               # its addresses only: the guest
-    ("tests/faults/test_concurrency.py", "stack-a"),         # releases at once, beside b
+    ("tests/faults/test_concurrency.py", "stack-a"),         # loads the node: the owner
     ("tests/faults/test_restarts.py", "stack-a"),            # restarts parts: the owner
-    ("tests/faults/test_kill.py", "stack-b"),                # GUEST_MODULES
+    ("tests/faults/test_kill.py", "stack-a"),                # its own endpoint
     ("tests/integration/test_metrics_server.py", "stack-a"),  # starts metrics-server
     ("tests/integration/test_loadgen.py", "stackless"),      # its own services
     ("tests/integration/test_prometheus_source.py", "stackless"),
@@ -61,18 +61,18 @@ def test_the_parts_split_all_tests_exactly(parts: dict[str, list[str]]) -> None:
     assert sorted(parts["stack-a"] + parts["stack-b"]) == sorted(parts["stack"])
 
 
-def test_own_node_tests_come_first_restarts_last_and_late_builds_last_before_them(
+def test_own_node_tests_first_alone_ones_last_and_late_builds_last_before_them(
         parts: dict[str, list[str]]) -> None:
-    """Own-node tests first; the tests that restart the stack's parts last; before them,
-    the tests behind a build ``scripts/prepare`` leaves running: metrics-server's, then
-    Prometheus's."""
+    """Own-node tests first; the tests alone on the shared stack (restarts, releases at
+    once) last; before them, the tests behind a build ``scripts/prepare`` leaves running:
+    metrics-server's, then Prometheus's."""
     order = parts["all"]
 
     def where(*modules: str) -> list[int]:
         return [i for i, test in enumerate(order) if test.startswith(modules)]
 
     own = where(MODULES[0])
-    restarts = where("tests/faults/test_restarts.py")
+    restarts = where("tests/faults/test_restarts.py", "tests/faults/test_concurrency.py")
     metrics = where("tests/integration/test_metrics_server.py")
     prometheus = where(MODULES[3], "tests/e2e/test_live_traffic.py")
     assert own == list(range(len(own)))
@@ -81,4 +81,3 @@ def test_own_node_tests_come_first_restarts_last_and_late_builds_last_before_the
     assert prometheus == list(range(before - len(prometheus), before))
     before -= len(prometheus)
     assert metrics == list(range(before - len(metrics), before))
-    assert where("tests/faults/test_concurrency.py")[-1] < metrics[0]
