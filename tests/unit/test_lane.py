@@ -334,6 +334,8 @@ def test_the_response_end_is_when_it_arrived_not_when_the_loop_read_it() -> None
     assert got["status"] == 200
     (arrived_by,) = sent
     # The loop read the answer at least 0.3 s after it arrived; the end is the kernel's
-    # arrival stamp, which precedes the server's sendall returning.
+    # arrival stamp, which precedes the server's sendall returning. The margin is half the
+    # loop's delay: converting the stamp to the monotonic clock reads two clocks, and a
+    # loaded machine (the whole suite beside) can preempt the thread between the reads.
     assert got["called"] - arrived_by >= 0.3
-    assert got["done"] <= arrived_by + 0.05
+    assert got["done"] <= arrived_by + 0.15
