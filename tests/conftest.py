@@ -46,8 +46,8 @@ GUEST_TIERS = frozenset({"flows", "ui"})
 """The tiers of ``--part=stack-b``: they use only the stack's addresses and the Prefect
 deployments (``deployed``), never its processes, so they run beside ``stack-a``."""
 ALONE = "alone_on_the_stack"
-"""The fixture of the tests that restart the stack's parts (``tests/faults/conftest.py``):
-they run last, once ``stack-b`` is done."""
+"""The fixture of the tests that restart the stack's parts or load the whole node
+(``tests/faults/conftest.py``): they run last, once ``stack-b`` is done."""
 OWNER_FIXTURES = frozenset({"cluster", "services", "metrics_server"})
 """Fixtures built from the stack's own objects (its node, control plane, registry)."""
 GUEST_MODULES = frozenset({"tests/e2e/test_drill.py", "tests/e2e/test_tail_and_slices.py",
@@ -96,9 +96,10 @@ def needs_stack(item: pytest.Item) -> bool:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Select the ``--part``, then order: ``own_node`` tests first, then the tests that restart
-    the stack's parts (they use ``alone_on_the_stack``, so in ``stack-a`` they wait for
-    ``stack-b``: ``tests/faults/conftest.py``); within each, the tests that use
-    ``metrics_server`` and then the ``prometheus`` tests last (``_built_late``).
+    the stack's parts or load the whole node (they use ``alone_on_the_stack``, so in
+    ``stack-a`` they wait for ``stack-b``: ``tests/faults/conftest.py``); within each, the
+    tests that use ``metrics_server`` and then the ``prometheus`` tests last
+    (``_built_late``).
 
     Only one node runs per host (see ``localstack.kubenode.hostlock``), and the session's
     stack keeps its node until the session ends: a test that starts a node of its own must
