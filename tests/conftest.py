@@ -104,8 +104,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     Only one node runs per host (see ``localstack.kubenode.hostlock``), and the session's
     stack keeps its node until the session ends: a test that starts a node of its own must
     come before the first test that uses the ``stack`` fixture. The tests that run a real
-    Prometheus (or metrics-server) come last, so a build still running in the background
-    (``scripts/prepare``) has the whole suite's time to finish.
+    Prometheus come last, so its build, still running in the background (``scripts/prepare``),
+    has the whole suite's time to finish; metrics-server's just before them, so it scrapes
+    the node only for the tests that read it.
     """
     owners_only = [item.nodeid for item in items if part_of(item) == "stack-b"
                    and OWNER_FIXTURES.intersection(getattr(item, "fixturenames", ()))]
@@ -126,8 +127,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def _built_late(item: pytest.Item) -> int:
-    """0, or where a test that waits for a build ``scripts/prepare`` leaves running goes:
-    metrics-server's (1), then Prometheus's, the longest (2)."""
+    """0, or where a test that starts a late part of the stack goes: metrics-server (1),
+    then Prometheus, whose build ``scripts/prepare`` leaves running (2)."""
     if item.get_closest_marker("prometheus") is not None:
         return 2
     return 1 if "metrics_server" in getattr(item, "fixturenames", ()) else 0
@@ -155,10 +156,10 @@ def metrics_server(stack: Stack) -> Stack:
     """The session's stack with metrics-server running: ``kubectl top`` and
     HorizontalPodAutoscalers have data.
 
-    The stack starts without it, so on a new machine no test waits for its build, which
-    ``scripts/prepare`` leaves running in the background; the first test that asks for it
-    waits for the build (``scripts/metrics-server-assets``) and starts it. Such tests run
-    last (``pytest_collection_modifyitems``); only the stack's owner can start it.
+    The stack starts without it, so it scrapes the node only for the tests that read it: the
+    first test that asks for it starts it (its binary: ``scripts/metrics-server-assets``, a
+    no-op once ``scripts/kube-assets`` built it). Such tests run late
+    (``pytest_collection_modifyitems``); only the stack's owner can start it.
     """
     _built("metrics-server-assets")
     stack.start_metrics_server()
