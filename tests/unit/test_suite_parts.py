@@ -64,8 +64,8 @@ def test_the_parts_split_all_tests_exactly(parts: dict[str, list[str]]) -> None:
 def test_own_node_tests_first_alone_ones_last_and_late_builds_last_before_them(
         parts: dict[str, list[str]]) -> None:
     """Own-node tests first; the tests alone on the shared stack (restarts, releases at
-    once) last; before them, the tests behind a build ``scripts/prepare`` leaves running:
-    metrics-server's, then Prometheus's."""
+    once) last; before them, the tests that start a late part of the stack: metrics-server,
+    then Prometheus (whose build ``scripts/prepare`` leaves running)."""
     order = parts["all"]
 
     def where(*modules: str) -> list[int]:
