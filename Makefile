@@ -43,5 +43,7 @@ bench: setup kube-assets metrics-server-assets
 	@$(PY) benchmarks/rollback.py
 	@$(PY) benchmarks/judge.py
 	@$(PY) benchmarks/loadgen.py
+	@$(PY) benchmarks/shadow.py
+	@$(PY) benchmarks/jobs.py
 	@$(PY) benchmarks/release_path.py --baseline $(CODE_BASELINE)
 	@$(PY) benchmarks/code_size.py --baseline $(CODE_BASELINE)

@@ -5,9 +5,10 @@ The report becomes a markdown artifact; the outcome is the flow's return value, 
 rollback is a result, not a failure. A step with an approval gate pauses the flow run
 until someone answers its form in the Prefect UI (approve or reject). Cancelling the flow
 run in Prefect aborts the release in flight: it rolls back within Prefect's grace period,
-and the status says who. Each milestone (started, step passed, promoted, rolled back,
-aborted) is a Prefect event linked to this run, for the automations in
-``deployments/notifications.yaml``.
+and the status says who. A Job's pod stopped so that the run runs again (evicted,
+deleted) leaves the release as it stands, and the run's next attempt resumes it. Each
+milestone (started, step passed, promoted, rolled back, aborted) is a Prefect event linked
+to this run, for the automations in ``deployments/notifications.yaml``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from prefect import flow, get_run_logger
+from prefect._internal.control_listener import get_intent
 from prefect.artifacts import create_markdown_artifact
 from prefect.exceptions import TerminationSignal
 from prefect.runtime import flow_run
@@ -26,6 +28,9 @@ from modelrelease.release.dry_run import plan_release
 from modelrelease.spec import ReleaseRequest
 from tasks.notices import telling
 from tasks.steps import as_step_task, as_task
+
+AGAIN = frozenset({"reschedule", "relinquish"})
+"""Prefect's SIGTERM intents that run the flow run again (``prefect flow-run execute``)."""
 
 
 @flow(name="release_model", log_prints=False)
@@ -61,9 +66,14 @@ def cancelled_in_prefect(stop: BaseException) -> str | None:
     """Who stopped the release, for ``run_release``'s ``interrupted``.
 
     A cancel of this flow run reaches it as Prefect's SIGTERM (``TerminationSignal``);
-    Ctrl-C counts as the CLI's would.
+    Ctrl-C counts as the CLI's would. A SIGTERM whose intent is to run the flow run again
+    (its Job's pod evicted or deleted: ``reschedule``; Kubernetes retrying the Job:
+    ``relinquish``) is nobody's abort: the release is left as it stands, the lock let go,
+    and the next attempt of the run resumes it from the status.
     """
     if isinstance(stop, TerminationSignal):
+        if get_intent() in AGAIN:
+            return None
         return f"a Prefect cancel of flow run {flow_run.name} ({flow_run.id})"
     return ctrl_c(stop)
 

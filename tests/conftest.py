@@ -17,7 +17,7 @@ from modelrelease.build.serving_base import build_serving_base
 from modelrelease.settings import PipelineSettings, RegistryConfig
 from modelrelease_localstack.registry import LocalRegistry
 from modelrelease_localstack.stack import Stack
-from tests.shared_stack import shared_root, shared_stack
+from tests.shared_stack import shared_root, shared_stack, wait_for_guest
 from tests.support import REGISTRY_PASSWORD, REGISTRY_USER, Cluster, Deployed, Services
 
 # Keep MLflow's client from retrying for minutes when a test points it at nothing.
@@ -51,10 +51,18 @@ ALONE = "alone_on_the_stack"
 OWNER_FIXTURES = frozenset({"cluster", "services", "metrics_server"})
 """Fixtures built from the stack's own objects (its node, control plane, registry)."""
 GUEST_MODULES = frozenset({"tests/e2e/test_drill.py", "tests/e2e/test_tail_and_slices.py",
-                           "tests/e2e/test_rollback.py", "tests/e2e/test_bake.py"})
+                           "tests/e2e/test_rollback.py", "tests/e2e/test_bake.py",
+                           "tests/e2e/test_install.py"})
 """Modules of other tiers that run in ``stack-b`` too, to even out the two parts' time
 (from the suite's ``--durations``): they need only the stack's addresses, no GPU, and no
 ``cluster`` or ``services`` fixture (whose objects only the stack's owner has)."""
+
+
+LAST_IN_PART = frozenset({"tests/e2e/test_install.py"})
+"""Modules that run after the rest of their part: the pipeline's own pods (a 163 MB image
+pulled, a worker polling Prefect, flow-run Jobs building images) load the node's CPU, and
+the judge's latency-sensitive tests (tail, slices) run before them (CI red at 96c0884: a
+slice-only fault read as a tail regression right after the install's pods)."""
 
 
 def tier_of(item: pytest.Item) -> str:
@@ -123,7 +131,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = keep
     items.sort(key=lambda item: (item.get_closest_marker("own_node") is None,
                                  ALONE in getattr(item, "fixturenames", ()),
-                                 _built_late(item)))  # stable
+                                 _built_late(item),
+                                 item.nodeid.split("::")[0] in LAST_IN_PART))  # stable
 
 
 def _built_late(item: pytest.Item) -> int:
@@ -143,6 +152,17 @@ def _built(script: str) -> Path:
         pytest.fail(f"scripts/{script} failed (exit {done.returncode}):\n"
                     f"{done.stderr[-3000:]}", pytrace=False)
     return Path(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="session")
+def alone_on_the_stack() -> None:
+    """Wait for the shared stack's guest (``--part=stack-b``) to finish (a no-op without one).
+
+    For the modules that restart the stack's parts or load the whole node
+    (``tests/faults/test_restarts.py``, ``test_concurrency.py``,
+    ``tests/e2e/test_autoscaling.py``): they run last in ``stack-a``, alone.
+    """
+    wait_for_guest()
 
 
 @pytest.fixture(scope="session")

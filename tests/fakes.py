@@ -49,6 +49,7 @@ from modelrelease.domain.fault import FaultSetting
 from modelrelease.domain.manifests import Slot, Slots, Track, pinned_image
 from modelrelease.domain.model import ModelUri, ModelVersion
 from modelrelease.domain.readiness import Readiness, RolloutState
+from modelrelease.domain.shadow import ShadowEvidence
 from modelrelease.domain.smoke import SmokeResult
 from modelrelease.errors import KubeApiError, MlflowError, ModelNotFound
 from modelrelease.release.ports import Image, Ports, Traffic
@@ -135,6 +136,10 @@ class FakeCluster:
         self.abort_when: tuple[ReleasePhase, str] | None = None
         """(phase, who): ``who`` runs ``modelrelease abort`` once the status shows it."""
         self.calls: list[str] = []
+        self.canary_live = False
+        """Whether ``Service E`` selects the canary's pods too (``route_live``)."""
+        self.routes: list[bool] = []
+        """Each ``route_live`` call's ``canary``, in order."""
 
     # -- for tests ---------------------------------------------------------------------------
 
@@ -210,7 +215,7 @@ class FakeCluster:
         self.calls.append("check_permissions")
         if self.denied:
             where = f"{self.endpoint.namespace}/{self.endpoint.name}"
-            raise KubeApiError(f"release endpoint {where}: forbidden: this identity may not "
+            raise KubeApiError(f"release endpoint {where}: forbidden: User \"tester\" may not "
                                f"{', '.join(self.denied)} in namespace "
                                f"{self.endpoint.namespace}", status=403)
 
@@ -307,11 +312,18 @@ class FakeCluster:
         self.slots[slot] = Deployed(image, digest, version, replicas, self.spec_hash,
                                     release_id, fault)
 
-    def deploy_canary(self, image: str, version: str, release_id: str, replicas: int) -> None:
+    def deploy_canary(self, image: str, version: str, release_id: str, replicas: int,
+                      live: bool = True) -> None:
         """Apply the canary's Deployment in the slot the primary is not in."""
         slot = self.slot_of(Track.CANARY)
         self.calls.append(f"deploy_canary {slot}")
         self._put(slot, image, version, release_id, replicas, self.canary_fault)
+        self.canary_live = live
+
+    def route_live(self, canary: bool) -> None:
+        """Whether the endpoint's Service sends the canary users (``canary_live``)."""
+        self.routes.append(canary)
+        self.canary_live = canary
 
     def scale_canary(self, image: str, version: str, release_id: str, replicas: int) -> None:
         """Change the canary's replica count (re-applying its Deployment)."""
@@ -403,6 +415,8 @@ class Scripted:
     lag: str | None = None
     slices: tuple[SliceRow, ...] = ()
     """The generated load's slice table (an endpoint with ``spec.canary.checks.slices``)."""
+    shadow: ShadowEvidence | None = None
+    """What a shadow step's copies show (None: a pass on 300 copies)."""
 
 
 SMOKE_PASSED = SmokeResult(True, "/invocations answered 1 prediction")
@@ -458,6 +472,7 @@ class FakeEvidence:
         self.smoked = 0
         self.analysed: list[Analysed] = []
         self.agreements: list[str] = []
+        self.copies: list[FakeCopies] = []
         self._via: str | None = None
 
     @property
@@ -494,6 +509,30 @@ class FakeEvidence:
         """A window whose looks are ``bake``'s (one script shared by every bake)."""
         self.windows.append(FakeWindow(track, self.bake))
         return self.windows[-1]
+
+    def shadow(self, percent: int, hold: timedelta) -> FakeCopies:
+        """Copies for the step about to be analysed: its script's ``shadow``."""
+        self.copies.append(FakeCopies(self, percent, hold))
+        return self.copies[-1]
+
+
+@dataclass
+class FakeCopies:
+    """A shadow step's copies (a ``ports.ShadowWindow``): the current step's scripted ones."""
+
+    evidence: FakeEvidence
+    percent: int
+    hold: timedelta
+    closed: bool = False
+    waited: bool = False
+    """Whether the step asked to wait out its hold (it had not failed already)."""
+
+    def close(self, wait: bool, stop: Callable[[], bool]) -> ShadowEvidence:
+        """The scripted evidence of the step being analysed (no waiting: ``waited`` says)."""
+        self.closed, self.waited = True, wait
+        found = self.evidence._current().shadow
+        return found or ShadowEvidence(live.LiveOutcome.PASS, "shadow on 300 copies of live "
+                                       "requests: within the checks", 300, self.percent)
 
 
 # -- MLflow and the registry -----------------------------------------------------------------------

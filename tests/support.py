@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 
+from modelrelease.adapters.job_watch import FINISHED
 from modelrelease.settings import PipelineSettings, RegistryConfig
 from modelrelease_localstack.controlplane import ControlPlane
 from modelrelease_localstack.kubenode import KubeNode
@@ -113,10 +114,27 @@ class Deployed:
         self.call("POST", f"/deployments/{self.deployment(name)['id']}/resume_deployment"
                   ).raise_for_status()
 
-    def create_run(self, name: str, parameters: dict[str, Any]) -> httpx.Response:
-        """Start a custom run the way the UI's form does."""
+    def create_run(self, name: str, parameters: dict[str, Any],
+                   job_variables: dict[str, Any] | None = None) -> httpx.Response:
+        """Start a custom run the way the UI's form does (its job variables too)."""
+        body: dict[str, Any] = {"parameters": parameters, "state": {"type": "SCHEDULED"}}
+        if job_variables:
+            body["job_variables"] = job_variables
         return self.call("POST", f"/deployments/{self.deployment(name)['id']}/create_flow_run",
-                         {"parameters": parameters, "state": {"type": "SCHEDULED"}})
+                         body)
+
+    def logs(self, run_id: str) -> list[str]:
+        """A flow run's log lines, oldest first, as ``LOGGER: MESSAGE``."""
+        found = self.call("POST", "/logs/filter", {
+            "logs": {"flow_run_id": {"any_": [run_id]}}, "sort": "TIMESTAMP_ASC"})
+        found.raise_for_status()
+        return [f"{line['name']}: {line['message']}" for line in found.json()]
+
+    def states(self, run_id: str) -> list[str]:
+        """The names of a flow run's states, oldest first."""
+        found = self.call("GET", f"/flow_run_states/?flow_run_id={run_id}")
+        found.raise_for_status()
+        return [state["name"] for state in sorted(found.json(), key=lambda s: s["timestamp"])]
 
     def runs(self, name: str) -> list[dict[str, Any]]:
         """Every flow run of a deployment, oldest first."""
@@ -137,7 +155,7 @@ class Deployed:
         deadline = time.monotonic() + timeout
         while True:
             run = self.run(run_id)
-            if run["state_type"] in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED"):
+            if run["state_type"] in FINISHED:
                 return run
             if time.monotonic() > deadline:
                 raise AssertionError(f"flow run {run_id} still {run['state_type']} after "

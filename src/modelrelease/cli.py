@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from enum import StrEnum
 from pathlib import Path
@@ -14,11 +15,14 @@ from modelrelease.domain.smtp import SmtpSecurity
 from modelrelease.errors import InvalidInput, PipelineError, StackError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from contextlib import AbstractContextManager
 
     from pydantic import SecretStr, ValidationError
 
     from modelrelease.adapters.email_block import SmtpEmail
+    from modelrelease.adapters.oci_registry import RegistryClient
+    from modelrelease.build.serving_base import ImageBuild
     from modelrelease.release.driver import Notify
     from modelrelease.settings import PipelineSettings
     from modelrelease.spec import ModelEndpoint, ModelEndpointStatus
@@ -53,6 +57,13 @@ notifications_app = typer.Typer(
     no_args_is_help=True, help="Tell people about releases: Prefect automations to a "
                                "webhook (Slack-compatible) and e-mail.")
 app.add_typer(notifications_app, name="notifications")
+deployments_app = typer.Typer(
+    no_args_is_help=True, help="The Prefect deployments (deployments/prefect.yaml) for a "
+                               "work pool of another kind.")
+app.add_typer(deployments_app, name="deployments")
+jobs_app = typer.Typer(no_args_is_help=True,
+                       help="Flow-run Jobs of the Kubernetes work pool.")
+app.add_typer(jobs_app, name="jobs")
 
 
 def _progress(line: str) -> None:
@@ -115,20 +126,59 @@ def image_base(
     MODELRELEASE_BUILD__CACHE_DIR/serving-base: a warm run takes seconds. Prints the image
     by digest.
     """
-    from modelrelease.adapters.oci_registry import RegistryClient
     from modelrelease.build.serving_base import build_serving_base
+
+    _push_built(to, "serving base", lambda client, cache_dir: build_serving_base(
+        to, client, cache_dir, progress=_progress, recipe_dir=recipe, rebuild=rebuild))
+
+
+@image_app.command("pipeline")
+def image_pipeline(
+    to: Annotated[str, typer.Option(help="REGISTRY/REPO[:TAG] to push the pipeline image to")],
+    requirements: Annotated[Path | None, typer.Option(
+        help="the pinned pipeline stack, one name==version per line "
+             "(default: deployments/pipeline/requirements.txt of this checkout)")] = None,
+    recipe: Annotated[Path | None, typer.Option(
+        help="the serving base's recipe folder, whose Debian layer this image starts from "
+             "(default: deployments/serving-base of this checkout)")] = None,
+) -> None:
+    """Build the pipeline's own image and push it: the flows run in it as Kubernetes Jobs.
+
+    The serving base's Debian layer, the pinned pipeline stack (Prefect, prefect-kubernetes,
+    the Kubernetes and MLflow clients) and modelrelease itself.
+
+    Reproducible and cached under MODELRELEASE_BUILD__CACHE_DIR: a warm run takes seconds
+    and uploads nothing new (`image base --rebuild` refreshes the Debian rootfs both use).
+    Prints the image by digest.
+    """
+    from modelrelease.build.pipeline_image import PipelineImageBuilder
+    from modelrelease.build.serving_base import load_recipe
+
+    def build(client: RegistryClient, cache_dir: Path) -> ImageBuild:
+        recipe_ = load_recipe(recipe)
+        return PipelineImageBuilder(cache_dir, _progress).build(
+            to, client, recipe=recipe_, requirements=requirements)
+
+    _push_built(to, "pipeline image", build)
+
+
+def _push_built(to: str, what: str,
+                build: Callable[[RegistryClient, Path], ImageBuild]) -> None:
+    """Build one of our own images and push it to ``to``; print it by digest.
+
+    ``build(client, cache_dir)`` builds and pushes through the registry client made from the
+    settings; its summary goes to the progress lines as ``what``. A ``PipelineError`` from
+    the client or the build exits 2 with its message (``image base``, ``image pipeline``).
+    """
+    from modelrelease.adapters.oci_registry import RegistryClient
     from modelrelease.domain.reference import ImageRef
     from modelrelease.settings import PipelineSettings
 
     settings = PipelineSettings()
     try:
         with RegistryClient(settings.registry, progress=_progress) as client:
-            built = build_serving_base(to, client, settings.build.cache_dir,
-                                       progress=_progress, recipe_dir=recipe, rebuild=rebuild)
-            _progress(f"serving base {built.digest} in {built.seconds:.1f}s (rootfs "
-                      f"{'cached' if built.rootfs_cached else 'built'}, modelrelease layer "
-                      f"{'cached' if built.app_cached else 'built'}, "
-                      f"{built.stats.bytes_uploaded} bytes uploaded)")
+            built = build(client, settings.build.cache_dir)
+            _progress(built.summary(what))
     except PipelineError as exc:
         raise _fail(exc) from None
     ref = ImageRef.parse(to)
@@ -259,6 +309,126 @@ def dev_env(root: RootOption = None) -> None:
     _print_env(env)
 
 
+@dev_app.command("install")
+def dev_install(
+    root: RootOption = None,
+    image: Annotated[str | None, typer.Option(
+        help="the pipeline image, REGISTRY/REPO@sha256:... (default: build it into the "
+             "stack's registry, as `modelrelease image pipeline` does)")] = None,
+    endpoints: Annotated[Path | None, typer.Option(
+        help="the folder of ModelEndpoint files the bridge and the flow runs read "
+             "(default: release.endpoints_dir, deployments/endpoints)")] = None,
+    timeout: Annotated[float, typer.Option(
+        help="seconds allowed for the Deployments to roll out")] = 180,
+) -> None:
+    """Install the pipeline into the stack's cluster, as `kubectl apply -k` does on yours.
+
+    Builds the pipeline image (cached), writes deployments/kubernetes-local/generated/ (the
+    image, the stack's addresses as pods reach them, the ModelEndpoint files), applies
+    deployments/kubernetes-local and waits for the Prefect worker and the webhook bridge.
+    The webhook's secret is MODELRELEASE_WEBHOOK__SECRET when set, else the one already
+    installed (the cluster's modelrelease/modelrelease-settings Secret), else a new one.
+    """
+    from modelrelease.settings import PipelineSettings
+    from modelrelease_localstack.controlplane import kube_assets_dir
+    from modelrelease_localstack.install import build_pipeline_image, install
+    from modelrelease_localstack.stack_state import DEFAULT_ROOT, read_state
+
+    where = root or DEFAULT_ROOT
+    settings = PipelineSettings()
+    try:
+        state = read_state(where)
+        if state is None or state.phase != "up":
+            raise StackError(f"install pipeline into stack {where}: no stack up there; run "
+                             "`modelrelease dev up`")
+        secret = settings.webhook.secret
+        done = install(state, image or build_pipeline_image(state, _progress),
+                       kube_assets_dir() / "kubectl",
+                       endpoints_dir=endpoints or settings.release.endpoints_dir,
+                       webhook_secret=secret.get_secret_value() if secret else None,
+                       timeout=timeout, progress=_progress)
+    except PipelineError as exc:
+        raise _fail(exc) from None
+    _progress(f"installed {done.image} with {len(done.endpoints)} endpoint file(s) in "
+              f"{done.seconds:.1f}s; Prefect at {done.settings['PREFECT_API_URL']} for pods")
+
+
+@deployments_app.command("kubernetes")
+def deployments_kubernetes(
+    image: Annotated[str, typer.Option(
+        help="the pipeline image, REGISTRY/REPO@sha256:... (`modelrelease image pipeline`)")],
+    pool: Annotated[str, typer.Option(help="the Kubernetes work pool")] = "modelrelease-k8s",
+    source: Annotated[Path, typer.Option(
+        help="the prefect.yaml to start from")] = Path("deployments/prefect.yaml"),
+) -> None:
+    """Print prefect.yaml with its deployments run as Jobs of a Kubernetes work pool.
+
+    Each deployment names the pool, the image as a job variable and a pull step into
+    /opt/modelrelease (where the image holds the flows); parameters, triggers, schedules
+    and limits stay. Deploy it from the checkout's root:
+
+        modelrelease deployments kubernetes --image REF > prefect-kubernetes.yaml
+        prefect deploy --all --prefect-file prefect-kubernetes.yaml
+    """
+    import yaml
+
+    from modelrelease.domain.work_pools import for_kubernetes
+
+    try:
+        document = yaml.safe_load(source.read_text())
+        derived = for_kubernetes(document, image=image, pool=pool)
+    except (OSError, yaml.YAMLError, ValueError, AttributeError) as exc:
+        typer.echo(f"error: kubernetes deployments from {source}: {exc}", err=True)
+        raise typer.Exit(code=2) from None
+    typer.echo(f"# {source}'s deployments as Jobs of the {pool} work pool "
+               "(modelrelease deployments kubernetes)")
+    typer.echo(yaml.safe_dump(derived, sort_keys=False), nl=False)
+
+
+def _duration(value: str) -> float:
+    from modelrelease.spec.values import parse_duration
+
+    try:
+        return parse_duration(value).total_seconds()
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+@jobs_app.command("watch")
+def jobs_watch(
+    namespace: Annotated[str, typer.Option(
+        help="where the worker starts flow-run Jobs (its own namespace)")],
+    grace: Annotated[float, typer.Option(
+        parser=_duration, metavar="DURATION",
+        help="how long a pod may fail to pull or create before its run fails")] = "2m",  # type: ignore[assignment]
+    interval: Annotated[float, typer.Option(
+        parser=_duration, metavar="DURATION", help="how often to look")] = "5s",  # type: ignore[assignment]
+) -> None:
+    """Fail flow runs whose Job's pod cannot start, with the kubelet's reason.
+
+    A pod that cannot pull its image (or whose container cannot be created) is retried by
+    the kubelet for ever and its run stays Pending. Once such a pod is GRACE old, this
+    logs the kubelet's reason on the run, sets the run Failed with it and deletes the Job.
+    Runs beside the worker (deployments/kubernetes/worker.yaml); needs PREFECT_API_URL.
+    """
+    import logging
+    from datetime import timedelta
+
+    from modelrelease.adapters.job_watch import PrefectRuns, watch
+    from modelrelease.adapters.kube import KubeCluster
+    from modelrelease.settings import PipelineSettings
+
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        cluster, runs = KubeCluster(PipelineSettings().kube), PrefectRuns()
+    except PipelineError as exc:
+        raise _fail(exc) from None
+    _progress(f"jobs watch: flow-run Jobs in {namespace}, every {interval:g} s; a pod that "
+              f"cannot start for {grace:g} s fails its run at {runs.api_url}")
+    watch(cluster, runs, namespace, timedelta(seconds=grace), interval)
+
+
 @app.command("demo")
 def demo(
     workdir: Annotated[Path | None, typer.Option(help="keep the demo's files here")] = None,
@@ -363,6 +533,11 @@ def _telling() -> AbstractContextManager[Notify | None]:
     return telling(lambda line: typer.echo(f"warning: {line}", err=True))
 
 
+_SERVICE_LINK = re.compile(r"_(SERVICE_HOST|SERVICE_PORT(_[A-Z0-9_]+)?|PORT(_\d+_(TCP|UDP|SCTP)"
+                           r"(_PROTO|_PORT|_ADDR)?)?)$")
+"""Variables the kubelet sets for each Service of the namespace (enableServiceLinks)."""
+
+
 def _invalid(exc: ValidationError) -> str:
     """The first problem with an option or a setting, naming it as the user writes it."""
     error = exc.errors(include_url=False)[0]
@@ -372,6 +547,10 @@ def _invalid(exc: ValidationError) -> str:
     else:
         name = "MODELRELEASE_" + "__".join(loc).upper()
         if error["type"] == "extra_forbidden":
+            if _SERVICE_LINK.search(name):
+                return (f"{name} is not a setting: Kubernetes sets it in pods for a Service "
+                        "of the namespace; set `enableServiceLinks: false` in the pod's spec "
+                        "(deployments/kubernetes does)")
             return f"{name} is not a setting: fix its name or unset it"
     message = str(error["msg"])
     return f"{name}: {message[:1].lower()}{message[1:]}" if name else message
@@ -703,7 +882,7 @@ def _webhook_settings(what: str) -> tuple[PipelineSettings, SecretStr]:
     try:
         settings = PipelineSettings()
     except ValidationError as exc:
-        typer.echo(f"error: {what}: settings: {exc.errors()[0]['msg']}", err=True)
+        typer.echo(f"error: {what}: {_invalid(exc)}", err=True)
         raise typer.Exit(code=2) from None
     try:
         settings = with_secret_blocks(settings)  # MODELRELEASE_WEBHOOK__SECRET_BLOCK

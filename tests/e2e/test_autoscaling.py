@@ -43,7 +43,10 @@ from tests.e2e.helpers import (
 )
 from tests.kube import eventually
 
-pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("metrics_server")]
+# alone: it loads the whole node with heavy requests, and beside stack-b's install test
+# (flow-run Jobs building images) its generated load timed out on both arms (CI red at
+# f9d118e and c66737b: about 5% errors each; it passes alone)
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("metrics_server", "alone_on_the_stack")]
 
 AUTOSCALING = {"minReplicas": 1, "maxReplicas": 3, "targetUtilization": 20}
 STEPS = [{"weight": 25, "hold": "60s"}, {"weight": 50, "hold": "10s"}]

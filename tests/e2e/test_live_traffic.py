@@ -67,13 +67,13 @@ def test_live_traffic_counts_when_there_is_enough_of_it(stack: Stack, crd: None,
         first = made.release()  # nobody calls the endpoint meanwhile
         assert first.outcome == "promoted", first.reason
         assert f"live traffic too thin (0 < {MIN_REQUESTS} requests per arm" in first.report
-        assert "- step 1: source: generated load\n" in first.report
+        assert "- step 1: router: replica ratio; evidence: generated load\n" in first.report
         assert made.status()["lastVerdict"]["numbers"]["live_used"] == 0.0
 
         register_iris_model(tracking, made.model, alias="champion", c=0.3)
         second, _, numbers = _release_under_load(made)
         live = numbers["live_requests_canary"] + numbers["live_requests_primary"]
-        assert (f"source: generated load + live traffic (pod metrics, "
+        assert (f"evidence: generated load + live traffic (pod metrics, "
                 f"{live:.0f} requests)") in second.report
         assert "| live traffic (pod metrics) |" in second.report
 
@@ -83,7 +83,7 @@ def test_live_traffic_counts_when_there_is_enough_of_it(stack: Stack, crd: None,
             register_iris_model(tracking, made.model, alias="champion", c=0.6)
             third, _, numbers = _release_under_load(made)
         live = numbers["live_requests_canary"] + numbers["live_requests_primary"]
-        assert (f"source: generated load + live traffic (Prometheus {prom.url}, "
+        assert (f"evidence: generated load + live traffic (Prometheus {prom.url}, "
                 f"{live:.0f} requests)") in third.report
         assert f"| live traffic (Prometheus {prom.url}) |" in third.report
         assert "pod metrics" not in third.report

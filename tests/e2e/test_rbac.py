@@ -145,5 +145,7 @@ def test_a_namespace_not_bound_to_the_pipeline_fails_clearly_and_changes_nothing
     assert caught.value.status == 403
     assert "forbidden" in caught.value.message.lower()
     assert endpoint.namespace in caught.value.message
+    # who, as the API server's SelfSubjectReview names it
+    assert f'User "system:serviceaccount:{SA_NAMESPACE}:{SA}" may not ' in caught.value.message
     assert endpoint.apps.list_namespaced_deployment(endpoint.namespace).items == []
     assert endpoint.core.list_namespaced_service(endpoint.namespace).items == []

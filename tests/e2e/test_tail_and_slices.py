@@ -6,10 +6,12 @@ One endpoint (version 1 promoted) judges its steps per slice of the input column
 
 * one that sleeps 100 ms on a random 10% of its calls (p50 unchanged, the tail slower):
   the judge's tail check fails it and names the quantile;
-* one that sleeps 100 ms only when ``sepal_length`` is 7.7: 4% of the calls, too few to
-  move the p95, and the step plans 420 requests per arm, too few to test the p99 tail, so
-  only the slice check can see it; it fails it and names the slice, and the report's slice
-  table shows it failed.
+* one that sleeps 100 ms only when ``sepal_length`` is 7.7: 4% of the calls, and the step
+  plans 420 requests per arm, too few to test the p99 tail, so only the slice check can
+  see it; it fails it and names the slice, and the report's slice table shows it failed.
+  The tolerance is 200%: a 4% slow slice makes the canary's p95 its fast requests' p99,
+  which on a loaded node was +77% and +82% above the primary's p95 (two CI runs that
+  failed at 50%), while the tail-only fault and each slow slice are over +500%.
 
 Each time the primary keeps serving version 1, untouched.
 
@@ -46,7 +48,7 @@ def live(stack: Stack, crd: None, tmp_path_factory: pytest.TempPathFactory
     """The sliced endpoint serving a good version 1."""
     made = make_endpoint(stack, tmp_path_factory.mktemp("sliced"),
                          steps=[{"weight": 50, "hold": "14s"}],  # 420 per arm at 30/s
-                         checks={"latency": {"p99Ms": 10000, "maxRegression": 0.5},
+                         checks={"latency": {"p99Ms": 10000, "maxRegression": 2.0},
                                  "maxErrorRate": 0.01, "minRequests": 100, "slices": SLICES})
     register_iris_model(str(made.settings.mlflow.tracking_uri), made.model, alias="champion")
     first = made.release()

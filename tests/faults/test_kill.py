@@ -60,7 +60,12 @@ class KillPoint:
 
 
 def _phase(phase: str) -> Reached:
-    return lambda endpoint, lines: endpoint.status().get("phase") == phase
+    """The release entered ``phase``: its own line said so (``→Promoting: ...``, printed
+    before the phase's work starts), or, failing that, its status does. The line comes
+    first: a promotion of one ready replica can be over before a status read (CI red at
+    f9d118e: the kill missed a Promoting that lasted less than one look)."""
+    return lambda endpoint, lines: (any(f"→{phase}:" in line for line in lines)
+                                    or endpoint.status().get("phase") == phase)
 
 
 KILL_POINTS = [  # in this order: each good one changes the primary between 1 and 2

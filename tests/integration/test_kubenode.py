@@ -280,7 +280,8 @@ def plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Plane]:
 def running(plane: Plane) -> Iterator[Running]:
     """One node (one GPU advertised) shared by the module's tests."""
     node = KubeNode(plane.root / "node", plane.plane, name=f"kn-{uuid.uuid4().hex[:5]}",
-                    gpus=1, registries=[plane.registry.host])
+                    gpus=1, registries=[plane.registry.host],
+                    host_ports={"registry": int(plane.registry.host.rsplit(":", 1)[1])})
     try:
         node.start(host_wait=HOST_WAIT_S)
         api_client = config.new_client_from_config(config_file=str(plane.plane.kubeconfig))
@@ -584,6 +585,36 @@ def test_a_pod_reaches_the_api_server_through_the_kubernetes_service(
 
         answer = eventually(version, 30, f"{url} from the pod")
         assert '"gitVersion": "v1.36.3"' in answer, answer
+
+
+def test_a_pod_reaches_a_host_service_on_loopback_through_the_nodes_relay(
+        running: Running, echo: tuple[str, str, float]) -> None:
+    """The registry listens on 127.0.0.1 only; pods reach it at the node's relay address."""
+    address = running.node.host_address("registry")
+    assert address.rsplit(":", 1)[0] == running.node.node_ip
+    assert running.node.host_addresses == {"registry": address}
+
+    def catalog() -> str | None:
+        out = _in_pod(running, echo[0], "get", f"http://{address}/v2/")
+        return out if out.startswith("200 ") else None
+
+    eventually(catalog, 30, f"the registry's /v2/ at {address} from the pod")
+    with pytest.raises(StackError) as unknown:
+        running.node.host_address("prefect")
+    assert "not one of host_ports (registry)" in str(unknown.value)
+
+
+def test_host_ports_without_the_api_relay_are_refused(plane: Plane, tmp_path: Path) -> None:
+    with pytest.raises(StackError, match="host_ports needs api_relay=True"):
+        KubeNode(tmp_path / "node", plane.plane, api_relay=False, dns=False,
+                 host_ports={"registry": 5000})
+
+
+def test_a_registry_that_is_not_a_host_port_is_refused(plane: Plane, tmp_path: Path) -> None:
+    with pytest.raises(StackError) as refused:
+        KubeNode(tmp_path / "node", plane.plane, host_ports={"registry": 5000},
+                 registry_host_ports=["mlflow"])
+    assert "registry_host_ports ['mlflow'] are not host_ports (registry)" in str(refused.value)
 
 
 def _dns_query(server: str, name: str) -> tuple[int, list[str]]:

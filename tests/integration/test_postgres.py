@@ -52,3 +52,4 @@ def test_prefect_and_mlflow_keep_their_data_in_the_stacks_postgres(tmp_path: Pat
         cursor.execute("SELECT name FROM flow")
         assert ("pg-check",) in cursor.fetchall()
     assert postgres.service is not None and not postgres.service.running()
+

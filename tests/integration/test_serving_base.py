@@ -11,6 +11,7 @@ Kubernetes. Every server binds 127.0.0.1 or an address inside that namespace.
 from __future__ import annotations
 
 import contextlib
+import gzip
 import hashlib
 import json
 import os
@@ -29,13 +30,20 @@ from packaging.utils import canonicalize_name
 
 from modelrelease.adapters.oci_registry import RegistryClient
 from modelrelease.build.builder import BuildRequest, BuildResult, build_image
+from modelrelease.build.pipeline_image import (
+    CMD,
+    FLOWS_DIR,
+    PipelineImageBuilder,
+    default_requirements,
+)
 from modelrelease.build.serving_base import (
     PATH,
     USER,
-    BaseBuild,
+    ImageBuild,
     ServingBaseBuilder,
     build_serving_base,
     load_recipe,
+    read_pins,
     source_root,
 )
 from modelrelease.domain import image as img
@@ -70,19 +78,21 @@ class Built:
     """The module's base: where it is, how it was built, the cache it was built into."""
 
     ref: str
-    build: BaseBuild
+    build: ImageBuild
     cache: Path
     source: Path
 
 
 def _snapshot_checkout(target: Path) -> Path:
-    """A copy of what the modelrelease wheel is built from: the shared work tree may change."""
+    """A copy of what the images are built from (the wheel's sources, the flows): the shared
+    work tree may change."""
     checkout = source_root()
-    for name in ("pyproject.toml", "README.md"):
-        target.mkdir(parents=True, exist_ok=True)
+    for name in ("pyproject.toml", "README.md", "deployments/prefect.yaml"):
+        (target / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(checkout / name, target / name)
-    shutil.copytree(checkout / "src", target / "src",
-                    ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    for name in ("src", "flows", "tasks"):
+        shutil.copytree(checkout / name, target / name,
+                        ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     return target
 
 
@@ -113,7 +123,7 @@ def base(registry: LocalRegistry, tmp_path_factory: pytest.TempPathFactory) -> B
         built = build_serving_base(f"{registry.host}/ml/serving-base:1", client, cache,
                                    progress=print, source=source)
     _figure("base_build_s", round(time.monotonic() - started, 1))
-    _figure("base_rootfs_cached", built.rootfs_cached)
+    _figure("base_python_cached", built.python_cached)
     return Built(ref=built.image, build=built, cache=cache, source=source)
 
 
@@ -172,7 +182,7 @@ def test_warm_cache_rebuild_takes_seconds_and_pushes_nothing(
                                    source=base.source)
     _figure("base_cached_build_s", round(again.seconds, 1))
     assert again.digest == base.build.digest
-    assert again.rootfs_cached and again.app_cached
+    assert again.python_cached and again.app_cached
     assert again.stats.bytes_uploaded == 0 and not again.stats.uploaded
     assert again.seconds < 30
 
@@ -184,7 +194,7 @@ def test_a_cold_build_gives_the_same_digest(
                                     tmp_path / "fresh-cache", progress=print,
                                     source=base.source)
     _figure("base_cold_build_s", round(second.seconds, 1))
-    assert not second.rootfs_cached and not second.app_cached
+    assert not second.python_cached and not second.app_cached
     assert second.layers == base.build.layers
     assert second.digest == base.build.digest
 
@@ -365,6 +375,53 @@ def _netns(name: str) -> Iterator[str]:
         subprocess.run(["ip", "netns", "del", name], capture_output=True)
 
 
+@dataclass(frozen=True)
+class CtrSandbox:
+    """A started private containerd, its short folder, and a name of the test's own (its
+    containers' cgroup, and the network namespace where there is one)."""
+
+    containerd: PrivateContainerd
+    workdir: Path
+    name: str
+    netns: str | None
+
+    def run_flags(self) -> tuple[str, ...]:
+        """``ctr run``'s flags that keep a container's runc state and cgroup ours."""
+        return ("--runc-root", str(self.workdir / "runc"), "--cgroup", f"/{self.name}")
+
+
+@contextlib.contextmanager
+def _ctr_sandbox(prefix: str, containers: tuple[str, ...], *,
+                 network: bool = False) -> Iterator[CtrSandbox]:
+    """A private containerd for ``ctr run`` of ``containers``, and its network namespace
+    (``_netns``) where ``network``; undone afterwards, then checked.
+
+    After the block: containerd stopped, its shims' sockets under /run/containerd removed
+    (``_run_containerd_leftovers``), the folder deleted. Where the block did not raise, no
+    process or mount is left under the folder, no cgroup of the name, and no namespace.
+    """
+    workdir = Path(tempfile.mkdtemp(prefix="mr-ctr-", dir="/tmp"))  # short: socket paths
+    name = f"{prefix}{os.getpid() % 100000}"
+    containerd = PrivateContainerd(workdir)
+    try:
+        with contextlib.ExitStack() as undo:
+            for container in containers:
+                undo.enter_context(_run_containerd_leftovers(containerd, container))
+            netns = undo.enter_context(_netns(name)) if network else None
+            try:
+                containerd.start()
+                yield CtrSandbox(containerd, workdir, name, netns)
+            finally:
+                containerd.stop()
+    finally:
+        leftovers = _pids_mentioning(str(workdir)) + _mounts_under(workdir)
+        shutil.rmtree(workdir, ignore_errors=True)
+    assert not leftovers, leftovers
+    if network:
+        assert not Path(f"/var/run/netns/{name}").exists()
+    assert not list(Path("/sys/fs/cgroup").glob(f"*/{name}"))
+
+
 def _wait_serving(url: str, containerd: PrivateContainerd, log: Path) -> None:
     deadline = time.monotonic() + 180
     while True:
@@ -380,46 +437,31 @@ def _wait_serving(url: str, containerd: PrivateContainerd, log: Path) -> None:
 
 def test_model_image_serves_predictions_under_ctr_run(
         model_image: BuildResult, registry: LocalRegistry) -> None:
-    workdir = Path(tempfile.mkdtemp(prefix="mr-ctr-", dir="/tmp"))  # short: socket paths
-    name = f"mrsb{os.getpid() % 100000}"
     ref = f"{registry.host}/ml/{MODEL}:{model_image.tags[0]}"
     url = f"http://{NS_ADDRESS}:8080"
-    log = workdir / "model.log"
-    containerd = PrivateContainerd(workdir)
-    try:
-        with _run_containerd_leftovers(containerd, "model"), _netns(name) as netns:
-            try:
-                containerd.start()
-                started = time.monotonic()
-                containerd.run("images", "pull", "--plain-http", ref)
-                pulled = time.monotonic()
-                containerd.run("run", "-d", "--with-ns", f"network:{netns}",
-                               "--runc-root", str(workdir / "runc"), "--cgroup", f"/{name}",
-                               "--env", f"MODELRELEASE_HOST={NS_ADDRESS}",
-                               "--log-uri", f"file://{log}", ref, "model")
-                _wait_serving(url, containerd, log)
-                _figure("ctr_pull_s", round(pulled - started, 1))
-                _figure("ctr_pull_to_serving_s", round(time.monotonic() - started, 1))
-                body = {"dataframe_split": {"columns": FEATURES,
-                                            "data": [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]}}
-                answer = httpx.post(f"{url}/invocations", json=body, timeout=30)
-                assert answer.status_code == 200, answer.text
-                assert answer.json()["predictions"] == [0, 2]
-                metrics = httpx.get(f"{url}/metrics", timeout=5)
-                assert "modelrelease_requests_total" in metrics.text
-                inside = containerd.run("tasks", "exec", "--exec-id", "whoami", "model",
-                                        "python", "-c", "import os, sys; print(os.getuid(), "
-                                        "sys.executable, os.environ['PATH'])")
-                uid, executable, path = inside.split()
-                assert (uid, executable, path) == ("1000", "/opt/venv/bin/python", PATH)
-            finally:
-                containerd.stop()
-    finally:
-        leftovers = _pids_mentioning(str(workdir)) + _mounts_under(workdir)
-        shutil.rmtree(workdir, ignore_errors=True)
-    assert not leftovers, leftovers
-    assert not Path(f"/var/run/netns/{name}").exists()
-    assert not list(Path("/sys/fs/cgroup").glob(f"*/{name}"))
+    with _ctr_sandbox("mrsb", ("model",), network=True) as sandbox:
+        containerd, log = sandbox.containerd, sandbox.workdir / "model.log"
+        started = time.monotonic()
+        containerd.run("images", "pull", "--plain-http", ref)
+        pulled = time.monotonic()
+        containerd.run("run", "-d", "--with-ns", f"network:{sandbox.netns}",
+                       *sandbox.run_flags(), "--env", f"MODELRELEASE_HOST={NS_ADDRESS}",
+                       "--log-uri", f"file://{log}", ref, "model")
+        _wait_serving(url, containerd, log)
+        _figure("ctr_pull_s", round(pulled - started, 1))
+        _figure("ctr_pull_to_serving_s", round(time.monotonic() - started, 1))
+        body = {"dataframe_split": {"columns": FEATURES,
+                                    "data": [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]}}
+        answer = httpx.post(f"{url}/invocations", json=body, timeout=30)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["predictions"] == [0, 2]
+        metrics = httpx.get(f"{url}/metrics", timeout=5)
+        assert "modelrelease_requests_total" in metrics.text
+        inside = containerd.run("tasks", "exec", "--exec-id", "whoami", "model",
+                                "python", "-c", "import os, sys; print(os.getuid(), "
+                                "sys.executable, os.environ['PATH'])")
+        uid, executable, path = inside.split()
+        assert (uid, executable, path) == ("1000", "/opt/venv/bin/python", PATH)
 
 
 def test_unreachable_mirror_fails_with_the_mirror_named(tmp_path: Path) -> None:
@@ -430,3 +472,116 @@ def test_unreachable_mirror_fails_with_the_mirror_named(tmp_path: Path) -> None:
     assert "127.0.0.1:9" in failed.value.message
     assert "/etc/apt/sources.list" in failed.value.message
     assert not any((tmp_path / "cache/serving-base").glob("rootfs-*"))  # work dir removed
+
+
+# -- the pipeline's own image (#17): the base's Debian layer, the pipeline stack, modelrelease --
+
+@pytest.fixture(scope="module")
+def pipeline(base: Built, registry: LocalRegistry) -> ImageBuild:
+    """The pipeline image, from the user's build cache as the base is (cold on a new machine)."""
+    started = time.monotonic()
+    with RegistryClient(RegistryConfig()) as client:
+        built = PipelineImageBuilder(base.cache, print).build(
+            f"{registry.host}/ml/modelrelease-pipeline:1", client, source=base.source)
+    _figure("pipeline_build_s", round(time.monotonic() - started, 1))
+    _figure("pipeline_layer_cached", built.python_cached)
+    return built
+
+
+def test_the_pipeline_image_is_the_bases_debian_the_pinned_stack_and_modelrelease(
+        pipeline: ImageBuild, base: Built, registry: LocalRegistry) -> None:
+    with RegistryClient(RegistryConfig()) as client:
+        manifest, config = _config(client, pipeline.image)
+        again = PipelineImageBuilder(base.cache).build(
+            f"{registry.host}/ml/modelrelease-pipeline:2", client, source=base.source)
+    titles = [layer["annotations"]["org.opencontainers.image.title"]
+              for layer in manifest["layers"]]
+    assert titles == ["debian", "pipeline", "modelrelease", "flows"]
+    # the serving base's own Debian and modelrelease blobs: a registry holding both keeps one
+    assert pipeline.layers[0] == base.build.layers[0]
+    assert pipeline.layers[2] == base.build.layers[2]
+    inner = config["config"]
+    assert not inner.get("Entrypoint")  # a work pool's Job gives the command as args
+    assert inner["Cmd"] == CMD == ["modelrelease", "--help"]  # the wheel's console script
+    assert inner["User"] == USER and "ExposedPorts" not in inner
+    assert inner["WorkingDir"] == FLOWS_DIR == "/opt/modelrelease"  # the Job template's too
+    assert dict(item.partition("=")[::2] for item in inner["Env"])["PATH"] == PATH
+    labelled = json.loads(inner["Labels"][img.LABEL_PYTHON_PACKAGES])
+    assert labelled == pipeline.packages
+    packages = {canonicalize_name(name): version for name, version in labelled.items()}
+    pins = dict(line.split("==") for line in
+                read_pins(default_requirements(), "pipeline requirements").split())
+    for name, version in pins.items():  # every pin, at its version; nothing to serve with
+        assert packages[canonicalize_name(name)] == version, name
+    assert {"prefect", "prefect-kubernetes", "kubernetes", "modelrelease"} <= set(packages)
+    assert "scikit-learn" not in packages and "mlflow" not in packages
+    _figure("pipeline_size_mb_gzip", round(sum(d.size for d in pipeline.layers) / 1e6, 1))
+    _figure("pipeline_layers_mb_gzip", [round(d.size / 1e6, 1) for d in pipeline.layers])
+    # unchanged source: the same digest, nothing uploaded
+    assert again.digest == pipeline.digest
+    assert again.python_cached and again.app_cached
+    assert again.stats.bytes_uploaded == 0 and not again.stats.uploaded
+    _figure("pipeline_cached_build_s", round(again.seconds, 1))
+
+
+def test_the_pipeline_layer_built_again_from_nothing_is_the_same(
+        pipeline: ImageBuild, base: Built, tmp_path: Path) -> None:
+    builder = PipelineImageBuilder(tmp_path / "fresh-cache", print)
+    # the fresh cache gets the base's Debian layer (the rest of it is built from nothing)
+    debian = pipeline.layers[0]
+    source = ServingBaseBuilder(base.cache).store.path(debian.digest)
+    target = builder.base.store.path(debian.digest)
+    target.parent.mkdir(parents=True)
+    shutil.copyfile(source, target)
+    diff_id = _diff_id(source)
+    recipe = load_recipe()
+    layer, packages, _, cached = builder.venv_layer(
+        img.Layer(debian, diff_id),
+        read_pins(default_requirements(), "pipeline requirements"), recipe.epoch)
+    assert not cached
+    assert layer.descriptor == pipeline.layers[1]
+    assert packages["prefect"] == pipeline.packages["prefect"]
+
+
+def _diff_id(gzipped: Path) -> str:
+    digest = hashlib.sha256()
+    with gzip.open(gzipped, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return f"sha256:{digest.hexdigest()}"
+
+
+def test_the_pipeline_image_runs_the_cli_and_the_kubernetes_worker_under_ctr_run(
+        pipeline: ImageBuild, registry: LocalRegistry) -> None:
+    ref = f"{registry.host}/ml/modelrelease-pipeline:1"
+    with _ctr_sandbox("mrpl", ("cli", "prefect", "worker", "flows")) as sandbox:
+        containerd = sandbox.containerd
+        containerd.run("images", "pull", "--plain-http", ref)
+        run = ("run", "--rm", *sandbox.run_flags(), ref)
+        usage = containerd.run(*run, "cli")  # no command: the CLI's help
+        for command in ("release", "rollback", "status", "image"):
+            assert command in usage, usage
+        # as a work pool's Job runs it: the command as the container's args
+        worker_help = containerd.run(*run, "prefect", "prefect", "worker", "start",
+                                     "--help")
+        assert "--type" in worker_help and "--pool" in worker_help, worker_help
+        worker = containerd.run(
+            *run, "worker", "python", "-c",
+            "import os, sys, prefect; from prefect_kubernetes.worker import "
+            "KubernetesWorker; import modelrelease.adapters.kube, "
+            "modelrelease.adapters.mlflow_registry, modelrelease.release.driver; "
+            "print(os.getuid(), sys.executable, prefect.__version__, "
+            "KubernetesWorker.type)")
+        assert worker.split() == ["1000", "/opt/venv/bin/python",
+                                  pipeline.packages["prefect"], "kubernetes"], worker
+        # what `prefect flow-run execute` does with a deployment's entrypoint, from
+        # the image's working directory
+        flows = containerd.run(
+            *run, "flows", "python", "-c",
+            "import os; from prefect.flows import load_flow_from_entrypoint as load; "
+            "print(os.getcwd(), *(load(f'flows/{e}').name for e in ("
+            "'release.py:release_model', 'rollback.py:rollback_endpoint', "
+            "'drill.py:rollback_drill', 'watch.py:watch_registry')))")
+        assert flows.split() == ["/opt/modelrelease", "release_model",
+                                 "rollback_endpoint", "rollback_drill",
+                                 "watch_registry"], flows

@@ -86,3 +86,10 @@ def test_a_long_comment_is_cut_to_fit_an_mlflow_tag() -> None:
 ])
 def test_needs_asking(gates: list[Gate | None], drill: bool, first: int | None) -> None:
     assert needs_asking(gates, drill=drill) == first
+
+
+def test_a_shadow_steps_question_says_the_canary_had_copies_not_users() -> None:
+    asked = Question("prod/iris", "7", "abc123", 1, 2, 0, timedelta(minutes=90),
+                     OnTimeout.ROLLBACK, ("shadow on 300 copies: within the checks",), 100)
+    assert ("The canary was sent copies of **100%** of live requests (users saw none of its "
+            "answers) and passed the step's checks:\n\n- shadow on 300 copies") in asked.markdown()

@@ -179,3 +179,18 @@ def test_the_plan_says_how_long_the_bake_watches(steps: list[dict[str, Any]],
     assert "**Bake**" not in text and "then a bake" not in text
     assert ("A first release is not baked (spec.canary.bake): there is no previous version "
             "to go back to.") in text
+
+
+def test_a_shadow_step_plans_replicas_for_the_copies_and_no_users() -> None:
+    endpoint = _endpoint([{"shadow": 100, "hold": "20s"}, {"weight": 50, "hold": "40s"}],
+                         CHECKS)
+    plan = canary_plan(endpoint, first_release=False, primary_replicas=3, load_rate=10.0,
+                       live_rps=6.0)
+    shadow, weighted = plan.steps
+    assert (shadow.shadow, shadow.effective_weight, shadow.canary_replicas) == (100, 0.0, 3)
+    # the canary is sent copies of every live request: 6/s for 20 s
+    assert shadow.live_canary_requests == pytest.approx(120.0)
+    assert (weighted.shadow, weighted.effective_weight) == (0, 50.0)
+    text = render_dry_run(_dry(plan, None, "version 2"), "kind: X\n")
+    assert "| 1 | shadow 100% (copies) | 0% | 3 | 20s |" in text
+    assert "| 2 | 50% | 50% |" in text

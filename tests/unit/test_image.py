@@ -237,15 +237,17 @@ def test_image_config_user(
         pytest.param(None, 8080, {"8080/tcp": {}}, id="no-base-ports"),
         pytest.param({"80/tcp": {}}, 8080, {"80/tcp": {}, "8080/tcp": {}}, id="added-to-base"),
         pytest.param({"8080/tcp": {}}, 8080, {"8080/tcp": {}}, id="same-port-once"),
+        pytest.param(None, None, None, id="no-port-none-exposed"),
+        pytest.param({"80/tcp": {}}, None, {"80/tcp": {}}, id="no-port-base-kept"),
     ],
 )
 def test_image_config_exposed_ports(
-    base_ports: dict[str, Any] | None, port: int, expected: dict[str, Any]
+    base_ports: dict[str, Any] | None, port: int | None, expected: dict[str, Any] | None
 ) -> None:
     base = BaseImage(_digest(1), {}, {"config": {"ExposedPorts": base_ports}})
     serving = ServingConfig(["e"], port=port)
     inner = _config(image_config(base, (), serving, {}, CREATED))["config"]
-    assert inner["ExposedPorts"] == expected
+    assert inner.get("ExposedPorts") == expected
 
 
 @pytest.mark.parametrize(

@@ -33,6 +33,8 @@ from modelrelease.domain.manifests import (
     render_services,
     selector,
     service_name,
+    shadow_target,
+    shadow_token_of,
     slots_of,
 )
 from modelrelease.errors import InvalidInput
@@ -377,3 +379,34 @@ def test_label_selector_is_the_selector_as_a_string(endpoint: ModelEndpoint) -> 
     assert label_selector(endpoint) == "app.kubernetes.io/name=iris"
     assert (label_selector(endpoint, Slot.BLUE)
             == "app.kubernetes.io/name=iris,modelrelease.io/slot=blue")
+
+
+def test_pods_get_a_shadow_control_only_with_a_token(endpoint: ModelEndpoint) -> None:
+    plain = deployment(endpoint)
+    assert shadow_token_of(plain) is None
+    assert not any(e["name"].startswith("MODELRELEASE_SHADOW")
+                   for e in plain["spec"]["template"]["spec"]["containers"][0]["env"])
+    told = deployment(endpoint, shadow_token="t0k3n")
+    env = {e["name"]: e["value"] for e in told["spec"]["template"]["spec"]["containers"][0]["env"]}
+    # the one target they may copy to: the canary's Service of their own endpoint
+    assert env["MODELRELEASE_SHADOW_TARGET"] == "http://iris-canary.ml.svc:80"
+    assert env["MODELRELEASE_SHADOW_TOKEN"] == "t0k3n"
+    assert shadow_target(endpoint) == "http://iris-canary.ml.svc:80"
+    assert shadow_token_of(told) == "t0k3n"  # read back: re-applying keeps the same pods
+    assert shadow_token_of(None) is None and shadow_token_of({"spec": {}}) is None
+
+
+@pytest.mark.parametrize(("live", "selector"), [
+    pytest.param(None, {"app.kubernetes.io/name": "iris"}, id="canary-default-live"),
+    pytest.param(True, {"app.kubernetes.io/name": "iris"}, id="live"),
+    pytest.param(False, {"app.kubernetes.io/name": "iris", LABEL_SLOT: "blue"},
+                 id="shadow-first-no-users"),
+])
+def test_a_canary_starting_in_shadow_gets_no_users(endpoint: ModelEndpoint, live: bool | None,
+                                                   selector: dict[str, str]) -> None:
+    objects = render_release(endpoint, image=IMAGE, model_version="3", release_id="r-1",
+                             track=Track.CANARY, slots=Slots(Slot.BLUE), replicas=1,
+                             canary_live=live, shadow_token="t")
+    assert objects[0]["metadata"]["name"] == "iris"
+    assert objects[0]["spec"]["selector"] == selector
+    assert shadow_token_of(objects[3]) == "t"

@@ -116,3 +116,13 @@ def test_a_bake_judges_by_the_checks_slos_and_minimum() -> None:
     policy = bake_policy(endpoint)
     assert (policy.max_error_rate, policy.min_requests, policy.p95_ms, policy.p99_ms) == (
         0.02, 300, 50, 120)
+
+
+def test_shadow_steps_carry_their_share_and_no_weight() -> None:
+    endpoint = _endpoint({"name": "m", "alias": "a"}, steps=[
+        {"shadow": 100, "hold": "2m"}, {"weight": 50, "hold": "40s"}])
+    assert rollout_policy(endpoint, first_release=False).steps == (
+        Step(0, timedelta(minutes=2), shadow=100), Step(50, timedelta(seconds=40)))
+    # a first release has no primary to copy from: its one step takes it all, as always
+    assert rollout_policy(endpoint, first_release=True).steps == (
+        Step(100, timedelta(minutes=2)),)

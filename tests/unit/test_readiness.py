@@ -61,7 +61,7 @@ def _pod(waiting: str | None = None, unschedulable: str | None = None, restarts:
                      RolloutState.FAILED, "CrashLoopBackOff: 3 restarts, last exit code 1",
                      id="crashloop"),
         pytest.param(_deployment(available=0), [_pod("ImagePullBackOff", message="404")],
-                     RolloutState.FAILED, "ImagePullBackOff: 0 restarts (404)", id="pull"),
+                     RolloutState.FAILED, "ImagePullBackOff (404)", id="pull"),
         pytest.param(_deployment(available=0), [_pod("ContainerCreating")],
                      RolloutState.PROGRESSING, "", id="creating-is-fine"),
         pytest.param(_deployment(available=0),

@@ -70,8 +70,9 @@ def test_report_says_where_each_steps_numbers_came_from() -> None:
         in text
     assert "| 1 | 50% | primary | 80 | 1.25% | 2.8 | 4.4 | 4.9 |  | live traffic (pod metrics) |" \
         in text
-    assert "- step 1: source: generated load + live traffic (pod metrics, 150 requests)" in text
-    assert "- step 2: source: generated load" in text
+    assert ("- step 1: router: replica ratio; evidence: generated load + live traffic (pod "
+            "metrics, 150 requests)") in text
+    assert "- step 2: router: replica ratio; evidence: generated load" in text
     assert text.count("live traffic (pod metrics) |") == 2  # thin: no live rows for step 2
 
 

@@ -464,3 +464,50 @@ def test_a_release_resumed_while_baking(policy: RolloutPolicy, same: bool, phase
 def test_baking_is_in_flight_and_abortable() -> None:
     assert Phase.BAKING.in_flight and rollout.abortable(Phase.BAKING)
     assert rollout.health_track(Phase.BAKING) is None  # its looks observe
+
+
+# -- shadow steps --------------------------------------------------------------------------------
+
+SHADOWED = RolloutPolicy(steps=(Step(0, timedelta(seconds=20), shadow=100),
+                                Step(50, timedelta(seconds=60))), max_extensions=1)
+
+
+@pytest.mark.parametrize(
+    ("state", "observation", "phase", "actions", "text"),
+    [
+        pytest.param(at(Phase.SMOKE), SmokeChecked(True, "ok"), Phase.ANALYSING,
+                     (SetWeight(0, 100), Analyse(timedelta(seconds=20), 100)),
+                     "step 1/2 shadow: copies of 100% of live requests (weight 0→0) for 20s",
+                     id="smoke-ok-shadow-first"),
+        pytest.param(at(Phase.ANALYSING, step=0), StepJudged(PASSED, "copies ok"),
+                     Phase.ANALYSING, (SetWeight(50), Analyse(timedelta(seconds=60))),
+                     "step 2/2 weight 0→50", id="shadow-then-live"),
+        pytest.param(at(Phase.ANALYSING, step=0), StepJudged(FAILED, "shadow: p95 +200%"),
+                     Phase.ROLLING_BACK,
+                     (Rollback("step 1 failed at shadow 100%: shadow: p95 +200%"),),
+                     "failed at shadow 100%", id="shadow-fails"),
+        pytest.param(at(Phase.ANALYSING, step=0), StepJudged(UNSURE, "thin"),
+                     Phase.ANALYSING, (Analyse(timedelta(seconds=20), 100),),
+                     "extending 1/1", id="shadow-extends-with-copies"),
+    ],
+)
+def test_shadow_steps(state: State, observation: Observation, phase: Phase,
+                      actions: tuple[object, ...], text: str) -> None:
+    moved = step(state, observation, SHADOWED, T0)
+    assert moved.state.phase == phase
+    assert moved.actions == actions
+    assert text in moved.reason
+    assert moved.state.weight == (50 if phase is Phase.ANALYSING and moved.state.step else 0)
+
+
+def test_a_shadow_step_resumed_copies_again() -> None:
+    moved = resume(at(Phase.ANALYSING, step=0), True, SHADOWED, T0)
+    assert moved.actions == (SetWeight(0, 100), Analyse(timedelta(seconds=20), 100))
+
+
+@pytest.mark.parametrize(("one", "said"), [
+    pytest.param(Step(10, timedelta(seconds=1)), "weight 10", id="weighted"),
+    pytest.param(Step(0, timedelta(seconds=1), shadow=25), "shadow 25%", id="shadow"),
+])
+def test_a_step_describes_itself(one: Step, said: str) -> None:
+    assert one.describe() == said

@@ -284,6 +284,21 @@ INVALID = [
                  ["must be greater than step 0's weight (10)"], id="steps-order"),
     pytest.param({"spec.canary.steps.0.weight": 0}, "spec.canary.steps[0].weight",
                  ["weight 0 sends the canary no traffic", "start at 1"], id="step-zero"),
+    pytest.param({"spec.canary.steps.0.shadow": 100}, "spec.canary.steps[0]",
+                 ["give either weight", "or shadow", "not both, not neither"],
+                 id="step-weight-and-shadow"),
+    pytest.param({"spec.canary.steps.0.weight": DELETE}, "spec.canary.steps[0]",
+                 ["give either weight (percent of live traffic, e.g. 10)"],
+                 id="step-neither"),
+    pytest.param({"spec.canary.steps.1": {"shadow": 100, "hold": "1m"}},
+                 "spec.canary.steps[1].shadow",
+                 ["a shadow step must come before the weighted steps (step 0 has weight 10)"],
+                 id="shadow-after-weight"),
+    pytest.param({"spec.canary.steps.0": {"shadow": 0, "hold": "1m"}},
+                 "spec.canary.steps[0].shadow", ["copying 0% copies nothing", "use 1 to 100"],
+                 id="shadow-zero"),
+    pytest.param({"spec.canary.steps.0": {"shadow": 101, "hold": "1m"}},
+                 "spec.canary.steps[0].shadow", ["must be at most 100"], id="shadow-over"),
     pytest.param({"spec.canary.steps.1.weight": 150}, "spec.canary.steps[1].weight",
                  ["must be at most 100"], id="step-over"),
     pytest.param({"spec.canary.steps.0.hold": "1x"}, "spec.canary.steps[0].hold",
@@ -426,10 +441,21 @@ def test_unknown_field_without_a_close_match_lists_the_allowed_ones() -> None:
 def test_unknown_field_under_a_free_form_map_has_no_allowed_list() -> None:
     lines = errors_of(doc(**{"spec.canary.steps.0.extra": 1, "spec.canary.steps.1.weight": 70}))
     assert lines == ["f.yaml: spec.canary.steps[0].extra: unknown field "
-                     "(allowed: weight, hold, approval)"]
+                     "(allowed: weight, shadow, hold, approval)"]
     # a non-string key cannot match a field: the path renders it anyway
     lines = errors_of({**VALID, 5: "x"})
     assert lines[0].startswith("f.yaml: ")
+
+
+def test_shadow_steps_come_first_then_weights_increase() -> None:
+    endpoint = parse_endpoint(doc(**{"spec.canary.steps": [
+        {"shadow": 10, "hold": "1m"}, {"shadow": 100, "hold": "5m"},
+        {"weight": 10, "hold": "30s"}, {"weight": 50, "hold": "1m"}]}))
+    steps = endpoint.spec.canary.steps
+    assert [(s.shadow, s.weight) for s in steps] == [(10, None), (100, None), (None, 10),
+                                                      (None, 50)]
+    only = parse_endpoint(doc(**{"spec.canary.steps": [{"shadow": 100, "hold": "5m"}]}))
+    assert only.spec.canary.steps[0].shadow == 100  # shadow alone, then promotion
 
 
 def test_deep_nesting_in_a_document_is_invalid_input() -> None:

@@ -6,7 +6,7 @@ from fractions import Fraction
 
 import pytest
 
-from modelrelease.domain.traffic import ReplicaSplit, split_by_replicas
+from modelrelease.domain.traffic import ReplicaSplit, shadow_replicas, split_by_replicas
 from modelrelease.errors import InvalidInput
 
 
@@ -60,3 +60,28 @@ def test_effective_share_and_description() -> None:
 def test_split_refuses(primary: int, weight: int, cap: int | None, words: str) -> None:
     with pytest.raises(InvalidInput, match=words):
         split_by_replicas(primary, weight, max_canary=cap)
+
+
+@pytest.mark.parametrize(
+    ("primary", "shadow", "cap", "expected"),
+    [
+        pytest.param(1, 100, None, 1, id="one-primary-all-copies"),
+        pytest.param(4, 100, None, 4, id="as-many-as-serve-it"),
+        pytest.param(4, 10, None, 1, id="a-tenth-at-least-one"),
+        pytest.param(10, 25, None, 3, id="rounds-up"),
+        pytest.param(0, 50, None, 1, id="no-primary-one"),
+        pytest.param(8, 100, 3, 3, id="capped"),
+    ],
+)
+def test_shadow_replicas(primary: int, shadow: int, cap: int | None, expected: int) -> None:
+    assert shadow_replicas(primary, shadow, max_canary=cap) == expected
+
+
+@pytest.mark.parametrize(("primary", "shadow", "message"), [
+    pytest.param(-1, 50, "primary replicas must be 0 or more", id="negative"),
+    pytest.param(1, 0, "the share copied must be 1..100 percent, got 0", id="zero"),
+    pytest.param(1, 101, "got 101", id="over"),
+])
+def test_shadow_replicas_refuses(primary: int, shadow: int, message: str) -> None:
+    with pytest.raises(InvalidInput, match=message):
+        shadow_replicas(primary, shadow)

@@ -36,6 +36,23 @@ def test_no_secret_is_a_plain_error(args: list[str]) -> None:
     assert "no webhook secret: set MODELRELEASE_WEBHOOK__SECRET" in result.output
 
 
+@pytest.mark.parametrize(("variable", "said"), [
+    pytest.param("MODELRELEASE_WEBHOOK_SERVICE_HOST", "Kubernetes sets it in pods for a "
+                 "Service of the namespace; set `enableServiceLinks: false`", id="service-host"),
+    pytest.param("MODELRELEASE_WEBHOOK_PORT_80_TCP_ADDR", "Kubernetes sets it in pods for a "
+                 "Service of the namespace; set `enableServiceLinks: false`", id="docker-link"),
+    pytest.param("MODELRELEASE_WEBHOK__SECRET", "fix its name or unset it", id="typo"),
+])
+def test_a_variable_that_is_not_a_setting_is_named_with_the_fix(
+        env: pytest.MonkeyPatch, variable: str, said: str) -> None:
+    env.setenv("MODELRELEASE_WEBHOOK__SECRET", SECRET)
+    env.setenv(variable, "10.96.0.5")
+    result = CliRunner().invoke(app, ["webhook", "serve"])
+    assert result.exit_code == 2
+    message = " ".join(result.output.split())
+    assert f"error: serve webhook: {variable} is not a setting: {said}" in message, message
+
+
 @pytest.mark.parametrize(("tracking_uri", "message"), [
     pytest.param(f"http://user:pw@127.0.0.1:{_closed_port()}", "MLflow unreachable at "
                  "http://127.0.0.1:", id="unreachable"),
@@ -64,4 +81,5 @@ def test_bad_settings_are_a_plain_error(env: pytest.MonkeyPatch) -> None:
     env.setenv("MODELRELEASE_WEBHOOK__PORT", "0")
     result = CliRunner().invoke(app, ["webhook", "serve"])
     assert result.exit_code == 2
-    assert "error: serve webhook: settings:" in result.output
+    assert "error: serve webhook: MODELRELEASE_WEBHOOK__PORT: input should be greater than or " \
+        "equal to 1" in result.output  # the variable, as the user writes it

@@ -19,6 +19,7 @@ def register_iris_model(
     extra_pip_requirements: list[str] | None = None,
     tags: Mapping[str, str] | None = None,
     samples: str | None = None,
+    pip_requirements: list[str] | None = None,
 ) -> str:
     """Train a logistic regression on iris, log and register it; return the version.
 
@@ -28,6 +29,8 @@ def register_iris_model(
         alias: An alias to point at the new version.
         c: Inverse regularisation strength (different values, different weights).
         extra_pip_requirements: Requirements the model needs beyond its flavour's.
+        pip_requirements: All of its requirements instead of the ones MLflow infers from
+            this process (e.g. only what the serving base has, for a build with no PyPI).
         tags: Tags for the model version.
         samples: Also log the 150 iris rows at this artifact path (``.csv`` or ``.json``
             records), as a sample set for the output-agreement check.
@@ -35,31 +38,24 @@ def register_iris_model(
     import mlflow
     from mlflow.models import infer_signature
     from mlflow.tracking import MlflowClient
-    from sklearn.datasets import load_iris
-    from sklearn.linear_model import LogisticRegression
 
     # the registry follows the tracking URI; setting it globally too would point every
     # later MlflowClient(tracking_uri=OTHER) of this process at this server's registry
     mlflow.set_tracking_uri(tracking_uri)
-    data = load_iris(as_frame=True)
-    features = data.data.rename(columns=lambda col: col.replace(" (cm)", "").replace(" ", "_"))
-    model = LogisticRegression(C=c, max_iter=500).fit(features, data.target)
+    features, model = _iris(c)
     example = features.head(3)
-    signature = infer_signature(example, model.predict(example))
     mlflow.set_experiment(f"{name}-training")
     with mlflow.start_run():
         info: Any = mlflow.sklearn.log_model(
             model,
             name="model",
-            signature=signature,
+            signature=infer_signature(example, model.predict(example)),
             input_example=example,
             serialization_format="skops",
             registered_model_name=name,
             extra_pip_requirements=extra_pip_requirements,
-            skops_trusted_types=[
-                "numpy.dtype",
-                "sklearn.linear_model._logistic.LogisticRegression",
-            ],
+            pip_requirements=pip_requirements,
+            skops_trusted_types=TRUSTED,
         )
         _log_samples(features, samples)
     version = str(info.registered_model_version)
@@ -69,6 +65,41 @@ def register_iris_model(
     if alias:
         client.set_registered_model_alias(name, alias, version)
     return version
+
+
+TRUSTED = ["numpy.dtype", "sklearn.linear_model._logistic.LogisticRegression"]
+"""The types an iris model's skops file holds (``skops_trusted_types``)."""
+
+
+def _iris(c: float, shuffled: bool = False) -> tuple[Any, Any]:
+    """The iris features (columns ``sepal_length``...) and a logistic regression on them.
+
+    ``shuffled``: trained on the labels in a fixed shuffled order (a model that disagrees).
+    """
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    data = load_iris(as_frame=True)
+    features = data.data.rename(columns=lambda col: col.replace(" (cm)", "").replace(" ", "_"))
+    labels = data.target.sample(frac=1.0, random_state=7).to_numpy() if shuffled else \
+        data.target
+    return features, LogisticRegression(C=c, max_iter=500).fit(features, labels)
+
+
+def save_iris_model(path: str, *, c: float = 1.0, shuffled: bool = False) -> None:
+    """Save an iris model at ``path`` (an MLflow model directory), with no server.
+
+    ``shuffled``: trained on shuffled labels, so it disagrees with the others often.
+    """
+    import mlflow
+    from mlflow.models import infer_signature
+
+    features, model = _iris(c, shuffled)
+    example = features.head(3)
+    mlflow.sklearn.save_model(model, path, serialization_format="skops",
+                              signature=infer_signature(example, model.predict(example)),
+                              input_example=example, skops_trusted_types=TRUSTED,
+                              pip_requirements=["mlflow", "scikit-learn", "skops"])
 
 
 def register_faulty_model(tracking_uri: str, name: str, fault: str, *, delay_s: float = 0.0,

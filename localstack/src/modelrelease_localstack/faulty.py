@@ -7,14 +7,17 @@ row where the signature promises one integer), ``slow`` (sleeps before answering
 ``slow_column`` only on calls whose input has ``slow_value`` in that column, a
 slice-only one; with ``slow_after_s``, only that many seconds after the model loaded, a
 version that degrades once promoted),
-``errors`` (fails a share of requests) or ``disagree`` (fast and well-formed, but answers the
-next class: every prediction shifted by one, modulo 3). The class is pickled by value
-(``register_faulty_model``), so a serving image, which holds ``modelrelease`` but not
-this test package, can unpickle it.
+``errors`` (fails a share of requests), ``disagree`` (fast and well-formed, but answers the
+next class: every prediction shifted by one, modulo 3; with ``slow_share`` or
+``slow_column`` only on those calls, as ``slow``) or ``exit`` (the serving process exits on
+the first call ``slow_after_s`` after the model loaded: a canary that crashes mid-step).
+The class is pickled by value (``register_faulty_model``), so a serving image, which
+holds ``modelrelease`` but not this test package, can unpickle it.
 """
 
 from __future__ import annotations
 
+import os
 import random
 import time
 from typing import Any
@@ -47,6 +50,8 @@ class FaultyModel(mlflow.pyfunc.PythonModel):  # type: ignore[misc,name-defined]
 
     def predict(self, context: Any, model_input: Any, params: Any = None) -> Any:
         """Predict, with the fault applied."""
+        if self.fault == "exit" and self._slowed(model_input):
+            os._exit(3)  # the whole serving process, as a segfault in a native library would
         if self.fault == "slow" and self._slowed(model_input):
             time.sleep(self.delay_s)
         if self.fault == "errors" and random.random() < self.error_rate:
@@ -54,12 +59,12 @@ class FaultyModel(mlflow.pyfunc.PythonModel):  # type: ignore[misc,name-defined]
         predictions = self.estimator.predict(model_input)
         if self.fault == "wrong_shape":
             return [[int(p), int(p)] for p in predictions]
-        if self.fault == "disagree":
+        if self.fault == "disagree" and self._slowed(model_input):
             return [(int(p) + 1) % 3 for p in predictions]
         return predictions
 
     def _slowed(self, model_input: Any) -> bool:
-        """Whether this call is one the ``slow`` fault slows.
+        """Whether this call is one the fault hits (``slow``, ``disagree``, ``exit``).
 
         Models pickled before the share and the column existed have neither: every call.
         """

@@ -67,14 +67,18 @@ class LocalPrefect:
         detached: Let the server outlive this process (no parent-death signal).
         database_url: The server's database (``postgresql+asyncpg://...``); None: sqlite
             in ``workdir``.
+        access_log: Log every API request to ``prefect.log`` (uvicorn's access log, at the
+            server's INFO level), e.g. to count a release's Prefect calls
+            (benchmarks/jobs.py); off by default, as the log would grow by the poll.
     """
 
     def __init__(self, workdir: Path, port: int | None = None, *, detached: bool = False,
-                 database_url: str | None = None) -> None:
+                 database_url: str | None = None, access_log: bool = False) -> None:
         self.workdir = Path(workdir).absolute()
         self.port = port or free_ports(1)[0]
         self.detached = detached
         self.database_url = database_url
+        self.access_log = access_log
         self.service: Service | None = None
         self.start_seconds: float | None = None
         """Seconds from :meth:`spawn` to a healthy ``/api/health`` (last start)."""
@@ -123,7 +127,7 @@ class LocalPrefect:
             "PREFECT_UI_API_URL": self.api_url,
             "PREFECT_SERVER_UI_API_URL": self.api_url,
             "PATH": f"{bindir}:{os.environ.get('PATH', '')}",
-        }
+        } | ({"PREFECT_SERVER_LOGGING_LEVEL": "INFO"} if self.access_log else {})
 
     def healthy(self) -> bool:
         """Whether ``GET /api/health`` answers ``true``."""

@@ -50,6 +50,33 @@ def deploy_all(api_url: str, repo: Path = REPO) -> str:
     return _prefect(api_url, "deploy", "--all", cwd=repo)
 
 
+def deploy_to_kubernetes(api_url: str, image: str, workdir: Path, *, suffix: str = "",
+                         only: list[str] | None = None,
+                         trigger_resources: list[str] | None = None,
+                         repo: Path = REPO) -> Path:
+    """``prefect.yaml``'s deployments as Jobs of the ``modelrelease-k8s`` pool from ``image``.
+
+    Writes the derived file (:func:`modelrelease.domain.work_pools.for_kubernetes`) into
+    ``workdir`` and runs ``prefect deploy --all --prefect-file`` on it from ``repo`` (the
+    entrypoints are read there; the runs load them from the image). Returns the file.
+
+    Raises:
+        StackError: ``prefect deploy`` failed; the message carries the end of its output.
+    """
+    import yaml
+
+    from modelrelease.domain.work_pools import for_kubernetes
+
+    source = yaml.safe_load((repo / "deployments" / "prefect.yaml").read_text())
+    derived = for_kubernetes(source, image=image, suffix=suffix, only=only,
+                             trigger_resources=trigger_resources)
+    workdir.mkdir(parents=True, exist_ok=True)
+    target = workdir / "prefect-kubernetes.yaml"
+    target.write_text(yaml.safe_dump(derived, sort_keys=False))
+    _prefect(api_url, "deploy", "--all", "--prefect-file", str(target), cwd=repo)
+    return target
+
+
 class LocalWorker:
     """``prefect worker start`` for the local process pool, with its log under ``workdir``.
 

@@ -83,6 +83,7 @@ __all__ = [
     "ENV_PREFECT",
     "ENV_REGISTRY",
     "ENV_SERVING_BASE",
+    "IN_CLUSTER",
     "STATE_FILE",
     "ComponentStatus",
     "ProcessRecord",
@@ -105,6 +106,7 @@ from modelrelease_localstack.stack_state import (  # noqa: F401 - re-exported
     ENV_REGISTRY,
     ENV_SERVING_BASE,
     GROUPS,
+    IN_CLUSTER,
     KUBELET_COMPONENTS,
     NODE_STOP_GRACE_S,
     REAL_BASE_TAG,
@@ -302,16 +304,16 @@ class Stack:
         """Stop one process of the running stack, as an outage would (the faults tests).
 
         ``name`` is ``kube-apiserver`` (or another control plane component),
-        ``containerd``, ``kubelet``, ``kube-proxy``, ``registry`` or ``mlflow``; its ports and
-        data stay for :meth:`start_part`. Stopping the kubelet or containerd does not stop
-        the pods (as on any node).
+        ``containerd``, ``kubelet``, ``kube-proxy``, ``registry``, ``mlflow`` or ``prefect``;
+        its ports and data stay for :meth:`start_part`. Stopping the kubelet or containerd
+        does not stop the pods (as on any node).
 
         Raises:
             StackError: No such part runs in this process.
         """
         if name in KUBELET_COMPONENTS and self.node is not None:
             self.node.stop_component(name)
-        elif name in ("registry", "mlflow") and getattr(self, name) is not None:
+        elif name in ("registry", "mlflow", "prefect") and getattr(self, name) is not None:
             getattr(self, name).stop()
         elif self.controlplane is not None and name in self.controlplane.pids:
             self.controlplane.stop_component(name)
@@ -328,7 +330,7 @@ class Stack:
         """
         if name in KUBELET_COMPONENTS and self.node is not None:
             pid = self.node.start_component(name, timeout)
-        elif name in ("registry", "mlflow") and getattr(self, name) is not None:
+        elif name in ("registry", "mlflow", "prefect") and getattr(self, name) is not None:
             part = getattr(self, name)
             part.start(timeout=timeout)
             pid = part.service.pid
@@ -481,14 +483,18 @@ class Stack:
             with self._step("node") as step:
                 from modelrelease_localstack.kubenode import KubeNode
 
+                # what the pipeline's own pods (an in-cluster install) reach on this host
                 kubenode = KubeNode(root / "node", cp, name=self.node_name, gpus=self.gpus,
-                                    registries=[registry.host], detached=self.detached)
+                                    registries=[registry.host], detached=self.detached,
+                                    host_ports={name: ports[name] for name in IN_CLUSTER},
+                                    registry_host_ports=["registry"])
                 self.node = kubenode
                 kubenode.start(timeout=min(timeout, 120))  # advertises the GPUs too
                 for name, pid in kubenode.pids.items():
                     self._record(name, "node", pid, kubenode.workdir / "run" / f"{name}.pid",
                                  kubenode.logs[name])
                 state.node_name = kubenode.name
+                state.in_cluster = kubenode.host_addresses
                 step.detail = (f"Node {kubenode.name} Ready at {kubenode.node_ip} (containerd, "
                                f"kubelet, kube-proxy), nvidia.com/gpu={self.gpus}")
 

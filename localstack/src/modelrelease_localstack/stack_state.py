@@ -93,6 +93,10 @@ class ProcessRecord(BaseModel):
     url: str | None = None
 
 
+IN_CLUSTER: Final = ("registry", "mlflow", "prefect")
+"""The stack's services that pods reach through the node's relay (``StackState.in_cluster``)."""
+
+
 class StackState(BaseModel):
     """Everything ``stack.json`` holds about a started (or starting) stack."""
 
@@ -116,6 +120,9 @@ class StackState(BaseModel):
     serving_base: str | None = None
     demo_model_version: str | None = None
     ports: dict[str, int] = {}
+    in_cluster: dict[str, str] = {}
+    """Where pods reach the stack's registry, MLflow and Prefect (``10.245.N.1:PORT``, the
+    node's relay), by name; empty without a node."""
     seconds: dict[str, float] = {}
     processes: list[ProcessRecord] = []
 

@@ -248,6 +248,19 @@ class KubeCluster:
                 missing.append(f"{verb} {resource}" + (f".{group}" if group else ""))
         return missing
 
+    def identity(self) -> str:
+        """Who the API server says this client is (a SelfSubjectReview).
+
+        For example ``system:serviceaccount:modelrelease:modelrelease-pipeline``.
+        """
+        from kubernetes import client
+
+        auth = client.AuthenticationV1Api(self._api)
+        found: Any = self._call("review who this is", functools.partial(
+            auth.create_self_subject_review,
+            {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}))
+        return str(found.status.user_info.username)
+
     # -- a per-endpoint lock ----------------------------------------------------------------
 
     @contextmanager

@@ -2,9 +2,11 @@
 
 The path is decided once, on first use, from the endpoint's own Service (the one users
 call): its ClusterIP, this host's routing table and whether the pipeline runs in a pod.
-On the ClusterIP path requests go straight to ``http://CLUSTER_IP:PORT/...`` (and a pod's
-metrics to ``http://POD_IP:PORT/...``), carrying no credentials; on the proxy path they
-go through the API server with the kubeconfig's identity (``ServiceProxy``).
+On the ClusterIP path requests go straight to ``http://CLUSTER_IP:PORT/...``; in a pod, to
+the Service's cluster DNS name, ``http://SERVICE.NAMESPACE.svc:PORT/...``, as the endpoint's
+clients in the cluster call it (a pod's metrics to ``http://POD_IP:PORT/...`` on both),
+carrying no credentials; on the proxy path they go through the API server with the
+kubeconfig's identity (``ServiceProxy``).
 """
 
 from __future__ import annotations
@@ -103,7 +105,8 @@ class PodAccess:
             if ip is None or number is None:
                 raise InvalidInput(f"reach service {namespace}/{service}: no ClusterIP or no "
                                    f"port named {port}; use MODELRELEASE_KUBE__POD_ACCESS=proxy")
-            self._ports[key] = f"http://{ip}:{number}"
+            host = f"{service}.{namespace}.svc" if self.path is PodPath.CLUSTER_DNS else ip
+            self._ports[key] = f"http://{host}:{number}"
         return f"{self._ports[key]}/{path.lstrip('/')}"
 
     def pod_url(self, namespace: str, pod: str, port: int, path: str = "") -> str:

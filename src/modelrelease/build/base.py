@@ -6,7 +6,8 @@ interpreter's prefix and the system's ``/usr``, ``/lib``, ``/lib64``, ``/bin``),
 Python version that is and which packages it holds, so the image builder adds a
 dependency layer only for what is missing. Its PATH points into this machine's
 interpreter: images built on it run only on this machine's stand-in node, never on a
-real kubelet, in ``ctr run`` or on another cluster. ``modelrelease image base --dev``.
+real kubelet, in ``ctr run`` or on another cluster. No command builds it: only
+``build_dev_base`` (the registry-auth test and ``benchmarks/image_build.py``).
 
 The real serving base, self-contained and reproducible, is ``build.serving_base``
 (``modelrelease image base``; recipe in ``deployments/serving-base``).

@@ -109,7 +109,7 @@ done
 rm -rf "$site/mlflow/server/js"
 echo "I: [serving-base] compileall (hash-based .pyc)" >&2
 run "$MR_VENV/bin/python" -m compileall -f -q -q --invalidation-mode unchecked-hash \
-  "$MR_VENV/lib" \
+  ${MR_COMPILE_EXCLUDE:+-x} ${MR_COMPILE_EXCLUDE:+"$MR_COMPILE_EXCLUDE"} "$MR_VENV/lib" \
   >/dev/null
 run "$MR_VENV/bin/python" -c "$MR_LIST" >"$MR_PACKAGES"
 run "$MR_VENV/bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])' >"$MR_PYTHON"
@@ -139,18 +139,25 @@ class Recipe:
 
 
 @dataclass(frozen=True)
-class BaseBuild:
-    """A pushed serving base and what it took."""
+class ImageBuild:
+    """A pushed image of ours (the serving base, the pipeline image) and what it took."""
 
     image: str
     digest: str
     layers: tuple[img.Descriptor, ...]
     packages: dict[str, str]
     python_version: str
-    rootfs_cached: bool
-    app_cached: bool
+    python_cached: bool  # its Python: the base's rootfs, the pipeline image's venv layer
+    app_cached: bool  # the modelrelease layer
     stats: PushStats
     seconds: float
+
+    def summary(self, what: str) -> str:
+        """One progress line: ``what``, the digest, the time, what was cached or uploaded."""
+        return (f"{what} {self.digest} in {self.seconds:.1f}s (Python layers "
+                f"{'cached' if self.python_cached else 'built'}, modelrelease layer "
+                f"{'cached' if self.app_cached else 'built'}, {self.stats.bytes_uploaded} "
+                "bytes uploaded)")
 
 
 def default_recipe_dir() -> Path:
@@ -171,12 +178,30 @@ def source_root() -> Path:
     return root
 
 
-def _read_list(path: Path) -> tuple[str, ...]:
+def read_pins(path: Path, what: str) -> str:
+    """A requirements file whose every line pins one package with ``==``, normalised.
+
+    Comments and blank lines are dropped; one pin per line.
+
+    Raises:
+        BuildError: the file is missing or a line is not an exact pin.
+    """
+    pins = _read_list(path, what)
+    loose = [pin for pin in pins if "==" not in pin]
+    if loose:
+        raise BuildError(f"read {what} {path}: {', '.join(loose)} not pinned with ==; pin "
+                         "every package (it is installed with --no-deps so two builds get "
+                         "the same files)")
+    return "\n".join(pins) + "\n"
+
+
+def _read_list(path: Path, what: str = "serving-base recipe") -> tuple[str, ...]:
     try:
         text = path.read_text()
     except OSError as exc:
-        raise BuildError(f"read serving-base recipe {path}: {exc.strerror}; pass "
-                         "--recipe DIR holding packages.txt and requirements.txt") from exc
+        fix = ("pass --recipe DIR holding packages.txt and requirements.txt"
+               if what == "serving-base recipe" else "pass --requirements FILE")
+        raise BuildError(f"read {what} {path}: {exc.strerror}; {fix}") from exc
     return tuple(line.split("#", 1)[0].strip() for line in text.splitlines()
                  if line.split("#", 1)[0].strip())
 
@@ -190,18 +215,46 @@ def load_recipe(recipe_dir: Path | None = None, *, suite: str | None = None,
     """
     folder = recipe_dir or default_recipe_dir()
     packages = _read_list(folder / "packages.txt")
-    pins = _read_list(folder / "requirements.txt")
-    loose = [pin for pin in pins if "==" not in pin]
-    if loose:
-        raise BuildError(f"read serving-base recipe {folder / 'requirements.txt'}: "
-                         f"{', '.join(loose)} not pinned with ==; pin every package (the base "
-                         "is installed with --no-deps so two builds get the same files)")
+    pins = read_pins(folder / "requirements.txt", "serving-base recipe")
     codename = suite or host_codename()
     env_epoch = os.environ.get("SOURCE_DATE_EPOCH")
     return Recipe(suite=codename,
                   sources=tuple(sources if sources is not None else host_sources(codename)),
-                  packages=packages, requirements="\n".join(pins) + "\n",
+                  packages=packages, requirements=pins,
                   epoch=epoch if epoch is not None else int(env_epoch or DEFAULT_EPOCH))
+
+
+def venv_hook(work: Path, requirements: str, epoch: int, prune_tests: tuple[str, ...],
+              compile_exclude: str = "") -> tuple[Path, dict[str, str], dict[str, Path]]:
+    """The customize hook that makes ``/opt/venv`` in a rootfs (``sh HOOK ROOTFS``).
+
+    Returns the hook, its environment, and the files it writes its results to (pip's log,
+    the packages, the Python version, the Debian packages). ``prune_tests``: packages whose
+    test suites are removed; ``compile_exclude``: a regex of files not byte-compiled (modules
+    for a newer Python, never imported by this one).
+    """
+    hook = work / "customize.sh"
+    hook.write_text(_HOOK)
+    (work / "requirements.txt").write_text(requirements)
+    out = {name: work / f"{name}.out" for name in ("pip", "packages", "python", "debs")}
+    env = {
+        **os.environ,
+        "SOURCE_DATE_EPOCH": str(epoch),
+        "MR_CA": str(_ca_bundle()),
+        "MR_REQUIREMENTS": str(work / "requirements.txt"),
+        "MR_VENV": VENV,
+        "MR_PRUNE_TESTS": " ".join(prune_tests),
+        "MR_PRUNE": f"{'/'.join(prune_tests) or 'no packages'} */tests, mlflow/server/js",
+        "MR_LIST": _LIST_PACKAGES,
+        "MR_COMPILE_EXCLUDE": compile_exclude,
+        "MR_PIP_LOG": str(out["pip"]),
+        "MR_PACKAGES": str(out["packages"]),
+        "MR_PYTHON": str(out["python"]),
+        "MR_DEBS": str(out["debs"]),
+        "MR_PIP_INDEX_URL": os.environ.get("PIP_INDEX_URL", ""),
+        "MR_PIP_EXTRA_INDEX_URL": os.environ.get("PIP_EXTRA_INDEX_URL", ""),
+    }
+    return hook, env, out
 
 
 def _ca_bundle() -> Path:
@@ -265,35 +318,16 @@ class ServingBaseBuilder:
         mmdebstrap = shutil.which("mmdebstrap")
         if mmdebstrap is None:
             raise BuildError("build serving base: mmdebstrap not found; install it "
-                             "(apt-get install mmdebstrap) or use `image base --dev`")
+                             "(apt-get install mmdebstrap)")
         if shutil.which("chroot") is None or os.geteuid() != 0:
             raise BuildError("build serving base: needs root (mmdebstrap --mode=root and "
-                             "chroot for pip); run as root or use `image base --dev`")
+                             "chroot for pip); run it as root")
         self.root.mkdir(parents=True, exist_ok=True)
         started = time.time()
         with tempfile.TemporaryDirectory(prefix="rootfs-", dir=self.root) as tmp:
             work = Path(tmp)
             rootfs = work / "rootfs"
-            hook = work / "customize.sh"
-            hook.write_text(_HOOK)
-            (work / "requirements.txt").write_text(recipe.requirements)
-            out = {name: work / f"{name}.out" for name in ("pip", "packages", "python", "debs")}
-            env = {
-                **os.environ,
-                "SOURCE_DATE_EPOCH": str(recipe.epoch),
-                "MR_CA": str(_ca_bundle()),
-                "MR_REQUIREMENTS": str(work / "requirements.txt"),
-                "MR_VENV": VENV,
-                "MR_PRUNE_TESTS": " ".join(PRUNE_TESTS),
-                "MR_PRUNE": f"{'/'.join(PRUNE_TESTS)} */tests, mlflow/server/js",
-                "MR_LIST": _LIST_PACKAGES,
-                "MR_PIP_LOG": str(out["pip"]),
-                "MR_PACKAGES": str(out["packages"]),
-                "MR_PYTHON": str(out["python"]),
-                "MR_DEBS": str(out["debs"]),
-                "MR_PIP_INDEX_URL": os.environ.get("PIP_INDEX_URL", ""),
-                "MR_PIP_EXTRA_INDEX_URL": os.environ.get("PIP_EXTRA_INDEX_URL", ""),
-            }
+            hook, env, out = venv_hook(work, recipe.requirements, recipe.epoch, PRUNE_TESTS)
             argv = [
                 mmdebstrap, "--mode=root", "--variant=minbase", "--format=directory",
                 f"--architectures={recipe.architecture}",
@@ -442,6 +476,7 @@ class ServingBaseBuilder:
                     target.write_bytes(archive.read(member))
                     target.chmod(0o755 if (member.external_attr >> 16) & 0o111 else 0o644)
             version = wheel.name.split("-")[1]
+            _console_scripts(site, work / "tree" / VENV.lstrip("/") / "bin")
             layer = write_tree_layer(work / "tree", self.store, epoch=epoch,
                                      started=0,  # all of it is made here: every mtime is the epoch
                                      annotations={_TITLE: "modelrelease"})
@@ -457,7 +492,7 @@ class ServingBaseBuilder:
     # -- the image --------------------------------------------------------------------------
 
     def build(self, to: str, registry: RegistryClient, *, recipe: Recipe | None = None,
-              rebuild: bool = False, source: Path | None = None) -> BaseBuild:
+              rebuild: bool = False, source: Path | None = None) -> ImageBuild:
         """Build (or re-use) the serving base and push it to ``to``.
 
         ``source`` is the checkout whose wheel is installed (default: this one).
@@ -482,32 +517,71 @@ class ServingBaseBuilder:
             LABEL_RECIPE: recipe.key,
             _TITLE: "modelrelease serving base",
         }
-        scratch = img.BaseImage(digest="", manifest={"layers": []},
-                                config={"architecture": recipe.architecture, "os": "linux",
-                                        "config": {"Env": [f"PATH={PATH}"]}})
-        serving = img.ServingConfig(
-            entrypoint=["python"], working_dir="/tmp", port=8080, user=USER,
-            env={"HOME": "/tmp", "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1",
-                 "PYTHONUNBUFFERED": "1", "VIRTUAL_ENV": VENV})
-        created = datetime.fromtimestamp(recipe.epoch, UTC)
-        config = img.image_config(scratch, layers, serving, labels, created)
-        manifest = img.image_manifest(scratch, config, layers, {})
-        self.progress(f"pushing {target} ({len(layers)} layers, "
-                      f"{sum(x.descriptor.size for x in layers) / 1e6:.1f} MB gzip)")
-        digest, stats = registry.push_image(
-            target, target, scratch,
-            [(x.descriptor, self.store.path(x.descriptor.digest)) for x in layers],
-            config, manifest, [target.tag or "latest"])
-        return BaseBuild(image=f"{target.registry}/{target.repository}@{digest}",
+        digest, stats = push_venv_image(self.store, registry, target, recipe, layers,
+                                        entrypoint=["python"], port=8080, labels=labels,
+                                        progress=self.progress)
+        return ImageBuild(image=f"{target.registry}/{target.repository}@{digest}",
                          digest=digest, layers=tuple(x.descriptor for x in layers),
-                         packages=packages, python_version=python, rootfs_cached=rootfs_hit,
+                         packages=packages, python_version=python, python_cached=rootfs_hit,
                          app_cached=app_hit, stats=stats, seconds=time.monotonic() - start)
+
+
+def push_venv_image(store: BlobStore, registry: RegistryClient, target: ImageRef,
+                    recipe: Recipe, layers: list[img.Layer], *, entrypoint: list[str],
+                    cmd: list[str] | None = None, port: int | None, labels: dict[str, str],
+                    progress: Progress, working_dir: str = "/tmp") -> tuple[str, PushStats]:
+    """Push an image of ``layers`` (from ``store``) that runs ``entrypoint`` + ``cmd``.
+
+    It runs with the venv's Python, as user 1000 in ``working_dir``, and is created at the
+    recipe's epoch. Returns its digest and what was sent.
+    """
+    scratch = img.BaseImage(digest="", manifest={"layers": []},
+                            config={"architecture": recipe.architecture, "os": "linux",
+                                    "config": {"Env": [f"PATH={PATH}"]}})
+    serving = img.ServingConfig(
+        entrypoint=entrypoint, cmd=cmd or (), working_dir=working_dir, port=port, user=USER,
+        env={"HOME": "/tmp", "LANG": "C.UTF-8", "PYTHONDONTWRITEBYTECODE": "1",
+             "PYTHONUNBUFFERED": "1", "VIRTUAL_ENV": VENV})
+    created = datetime.fromtimestamp(recipe.epoch, UTC)
+    config = img.image_config(scratch, layers, serving, labels, created)
+    manifest = img.image_manifest(scratch, config, layers, {})
+    progress(f"pushing {target} ({len(layers)} layers, "
+             f"{sum(x.descriptor.size for x in layers) / 1e6:.1f} MB gzip)")
+    return registry.push_image(
+        target, target, scratch, [(x.descriptor, store.path(x.descriptor.digest)) for x in layers],
+        config, manifest, [target.tag or "latest"])
+
+
+def _console_scripts(site: Path, bin_dir: Path) -> list[str]:
+    """Write the wheel's ``[console_scripts]`` (``modelrelease``) as the venv's pip would.
+
+    Returns the names written.
+    """
+    import configparser
+
+    written = []
+    for entry_points in sorted(site.glob("*.dist-info/entry_points.txt")):
+        parser = configparser.ConfigParser(delimiters=("=",))
+        parser.optionxform = str  # type: ignore[assignment,method-assign]
+        parser.read_string(entry_points.read_text())
+        if not parser.has_section("console_scripts"):
+            continue
+        for name, target in sorted(parser.items("console_scripts")):
+            module, _, function = target.strip().partition(":")
+            bin_dir.mkdir(parents=True, exist_ok=True)
+            script = bin_dir / name
+            script.write_text(
+                f"#!{VENV}/bin/python\nimport sys\nfrom {module} import {function}\n"
+                f"if __name__ == \"__main__\":\n    sys.exit({function}())\n")
+            script.chmod(0o755)
+            written.append(name)
+    return written
 
 
 def _source_files(checkout: Path) -> list[str]:
     """The files a wheel of ``checkout`` is built from, relative and sorted."""
     files = ["pyproject.toml", "README.md"]
-    for path in _walk_files(checkout / "src"):
+    for path in walk_files(checkout / "src"):
         rel = path.relative_to(checkout).as_posix()
         if "__pycache__" in rel or ".egg-info" in rel or rel.endswith((".pyc", ".pyo")):
             continue
@@ -515,7 +589,8 @@ def _source_files(checkout: Path) -> list[str]:
     return sorted(f for f in files if (checkout / f).is_file())
 
 
-def _walk_files(root: Path) -> Iterator[Path]:
+def walk_files(root: Path) -> Iterator[Path]:
+    """The files under ``root``, in a fixed (sorted) order, ``__pycache__`` skipped."""
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
         for name in sorted(filenames):
@@ -545,7 +620,7 @@ def _build_wheel(checkout: Path, files: list[str], work: Path, progress: Progres
 
 def build_serving_base(to: str, registry: RegistryClient, cache_dir: Path, *,
                        progress: Progress | None = None, recipe_dir: Path | None = None,
-                       rebuild: bool = False, source: Path | None = None) -> BaseBuild:
+                       rebuild: bool = False, source: Path | None = None) -> ImageBuild:
     """Build the real serving base from the recipe in ``recipe_dir`` and push it to ``to``.
 
     ``source`` is the checkout whose wheel goes into the base (default: the one this

@@ -132,6 +132,7 @@ class Metric(StrEnum):
     SLICES = "slices"
     LIVE = "live"  # live traffic's evidence over the step (``domain.live``)
     AGREEMENT = "agreement"  # output agreement (``domain.agreement``)
+    SHADOW = "shadow"  # a shadow step's copies of live requests (``domain.shadow``)
 
 
 TAILS = {Metric.TAIL_P95: 95, Metric.TAIL_P99: 99}

@@ -60,6 +60,7 @@ class Question:
     timeout: timedelta
     on_timeout: OnTimeout
     judged: tuple[str, ...] = ()  # the step's verdict: its reasons, one per check
+    shadow: int = 0  # a shadow step's share copied (weight is 0 then)
 
     @property
     def key(self) -> str:
@@ -83,8 +84,10 @@ class Question:
                  f"- no answer within {waiting}: {then}", "",
                  f"Release `{self.release_id}`. Your name and comment are recorded in the "
                  "release report and the model version's MLflow tags.", "",
-                 f"The canary serves **{self.weight}%** of live traffic and passed the step's "
-                 "checks" + (":" if self.judged else "."), "",
+                 (f"The canary was sent copies of **{self.shadow}%** of live requests (users saw "
+                  "none of its answers) and passed the step's checks" if self.shadow else
+                  f"The canary serves **{self.weight}%** of live traffic and passed the step's "
+                  "checks") + (":" if self.judged else "."), "",
                  *(f"- {reason}" for reason in self.judged)]
         return "\n".join(lines).rstrip("\n")
 

@@ -25,7 +25,7 @@ from modelrelease.domain.approval import Gate
 from modelrelease.domain.bake import BakePlan
 from modelrelease.domain.durations import format_duration
 from modelrelease.domain.plan import FIRST_NOT_BAKED, analysis_policy, rollout_policy
-from modelrelease.domain.traffic import split_by_replicas
+from modelrelease.domain.traffic import shadow_replicas, split_by_replicas
 from modelrelease.spec import ModelEndpoint
 
 __all__ = ["CanaryPlan", "CheckNeed", "LookPlan", "StepPlan", "canary_plan", "requests_to_pass"]
@@ -75,6 +75,8 @@ class StepPlan:
     """Live requests the canary can expect during the hold at the measured rate."""
     approval: Gate | None = None
     """The step's approval gate: once it passes, the release waits for a person."""
+    shadow: int = 0
+    """A shadow step's share of live requests copied to the canary (weight 0)."""
 
     @property
     def seconds(self) -> float:
@@ -156,6 +158,10 @@ def canary_plan(endpoint: ModelEndpoint, *, first_release: bool, primary_replica
     for number, step in enumerate(policy.steps, start=1):
         if first_release:
             replicas, effective = endpoint.spec.autoscaling.min_replicas, 100.0
+        elif step.shadow:
+            replicas, effective = shadow_replicas(
+                primary_replicas, step.shadow,
+                max_canary=endpoint.spec.autoscaling.max_replicas), 0.0
         else:
             split = split_by_replicas(primary_replicas, step.weight,
                                       max_canary=endpoint.spec.autoscaling.max_replicas)
@@ -164,10 +170,11 @@ def canary_plan(endpoint: ModelEndpoint, *, first_release: bool, primary_replica
         looks = tuple(LookPlan(k, judge.look_requests(k), judge.look_requests(k) / load_rate,
                                judge.level(k, Metric.ERROR_RATE))
                       for k in range(1, judge.looks + 1))
+        share = step.shadow or effective  # a shadow step's canary gets copies, not users
         live = (None if live_rps is None
-                else live_rps * effective / 100.0 * step.hold.total_seconds())
+                else live_rps * share / 100.0 * step.hold.total_seconds())
         steps.append(StepPlan(number, step.weight, effective, replicas, step.hold, looks,
-                              _needs(judge), live, step.approval))
+                              _needs(judge), live, step.approval, step.shadow))
     return CanaryPlan(first_release, primary_replicas, load_rate, live_rps, tuple(steps),
                       policy.bake,
                       bake_skipped=first_release and endpoint.spec.canary.bake is not None)
@@ -236,7 +243,8 @@ def render_dry_run(dry: DryRun, objects_yaml: str) -> str:
                           for look in step.looks)
         live = ("not measured" if step.live_canary_requests is None
                 else f"~{step.live_canary_requests:.0f}")
-        lines.append(f"| {step.step} | {step.weight}% | {step.effective_weight:.0f}% | "
+        asked = f"shadow {step.shadow}% (copies)" if step.shadow else f"{step.weight}%"
+        lines.append(f"| {step.step} | {asked} | {step.effective_weight:.0f}% | "
                      f"{step.canary_replicas} | {_seconds(step.hold)} | {looks} | {live} |")
     lines += ["", "Requests per arm a flawless canary needs to pass each check, at the last "
               "look's level:", ""]

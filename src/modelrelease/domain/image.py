@@ -134,7 +134,7 @@ class ServingConfig:
     env: Mapping[str, str] = field(default_factory=dict)
     prepend_paths: Mapping[str, str] = field(default_factory=dict)
     working_dir: str = "/"
-    port: int = 8080
+    port: int | None = 8080  # None: the image serves no port (the pipeline's own image)
     user: str | None = None
 
 
@@ -177,7 +177,9 @@ def image_config(
     inner["Cmd"] = list(serving.cmd) if serving.cmd else None
     inner["Env"] = merge_env(inner.get("Env") or [], serving.env, serving.prepend_paths)
     inner["WorkingDir"] = serving.working_dir
-    inner["ExposedPorts"] = {**(inner.get("ExposedPorts") or {}), f"{serving.port}/tcp": {}}
+    if serving.port is not None:
+        inner["ExposedPorts"] = {**(inner.get("ExposedPorts") or {}),
+                                 f"{serving.port}/tcp": {}}
     if serving.user is not None:
         inner["User"] = serving.user
     inner["Labels"] = dict(sorted({**(inner.get("Labels") or {}), **labels}.items()))

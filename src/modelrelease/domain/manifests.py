@@ -35,6 +35,8 @@ from modelrelease.domain.fault import ENV as FAULT_ENV
 from modelrelease.domain.fault import FaultSetting
 from modelrelease.domain.live import SLICE_COLUMN_ENV, SLICE_HEADER_ENV
 from modelrelease.domain.reference import ImageRef
+from modelrelease.domain.shadow import TARGET_ENV as SHADOW_TARGET_ENV
+from modelrelease.domain.shadow import TOKEN_ENV as SHADOW_TOKEN_ENV
 from modelrelease.errors import InvalidInput
 from modelrelease.spec import (
     GROUP,
@@ -81,6 +83,8 @@ __all__ = [
     "render_services",
     "selector",
     "service_name",
+    "shadow_target",
+    "shadow_token_of",
     "slots_of",
     "structural_schema",
 ]
@@ -304,6 +308,28 @@ def _slice_env(endpoint: ModelEndpoint) -> list[dict[str, str]]:
     return [{"name": SLICE_COLUMN_ENV, "value": str(check.column)}]
 
 
+def shadow_target(endpoint: ModelEndpoint) -> str:
+    """Where a pod copies live requests during a shadow step: ``Service E-canary``."""
+    return (f"http://{service_name(endpoint, Track.CANARY)}.{endpoint.namespace}.svc:"
+            f"{SERVICE_PORT}")
+
+
+def shadow_token_of(deployment: Mapping[str, Any] | None) -> str | None:
+    """The shadow token a rendered (or read back) Deployment gives its pods, if any."""
+    containers = (((deployment or {}).get("spec") or {}).get("template") or {}).get(
+        "spec", {}).get("containers") or []
+    return next((str(env["value"]) for container in containers
+                 for env in container.get("env") or []
+                 if env.get("name") == SHADOW_TOKEN_ENV and "value" in env), None)
+
+
+def _shadow_env(endpoint: ModelEndpoint, token: str | None) -> list[dict[str, str]]:
+    if token is None:
+        return []
+    return [{"name": SHADOW_TARGET_ENV, "value": shadow_target(endpoint)},
+            {"name": SHADOW_TOKEN_ENV, "value": token}]
+
+
 def render_deployment(
     endpoint: ModelEndpoint,
     *,
@@ -315,6 +341,7 @@ def render_deployment(
     replicas: int | None,
     progress_deadline_seconds: int = DEFAULT_PROGRESS_DEADLINE_S,
     fault: FaultSetting | None = None,
+    shadow_token: str | None = None,
 ) -> dict[str, Any]:
     """``Deployment E-<slot>`` serving ``image`` (which must be pinned by digest) as ``track``.
 
@@ -332,6 +359,10 @@ def render_deployment(
         progress_deadline_seconds: When the Deployment reports ProgressDeadlineExceeded.
         fault: A fault for the serving entrypoint to inject (``MODELRELEASE_FAULT``): a
             rollback drill's canary only; None (no fault) otherwise.
+        shadow_token: The token of the pods' shadow control (``domain.shadow``): with it
+            they may be told to copy live requests to ``Service E-canary``, the one target
+            they are given. It stays the same for the slot's life (the adapter reads it
+            back), so re-applying the Deployment restarts no pod. None: no shadow control.
 
     Raises:
         InvalidInput: The image is not pinned by digest, or a count is out of range.
@@ -364,7 +395,8 @@ def render_deployment(
                 {"name": "MODELRELEASE_MODEL_VERSION", "value": model_version},
                 {"name": "MODELRELEASE_IMAGE_DIGEST", "value": ref.digest},
                 *_slice_env(endpoint),
-                *([] if fault is None else [{"name": FAULT_ENV, "value": fault.env_value()}])],
+                *([] if fault is None else [{"name": FAULT_ENV, "value": fault.env_value()}]),
+                *_shadow_env(endpoint, shadow_token)],
         "resources": _resources(endpoint),
         # Loading a model may take minutes: liveness only starts once /ping has answered.
         "startupProbe": _probe(period=2, failures=150),
@@ -499,11 +531,14 @@ def render_release(
     replicas: int | None,
     progress_deadline_seconds: int = DEFAULT_PROGRESS_DEADLINE_S,
     fault: FaultSetting | None = None,
+    shadow_token: str | None = None,
+    canary_live: bool | None = None,
 ) -> list[dict[str, Any]]:
     """What to apply for ``track`` in its slot: Services, Deployment, the primary's extras.
 
     The three Services (selecting ``slots``; ``Service E`` both slots for the canary's
-    track, the primary's alone for the primary's), the Deployment of ``track``'s slot and,
+    track, the primary's alone for the primary's, or as ``canary_live`` says: a canary
+    that starts in a shadow step gets no users), the Deployment of ``track``'s slot and,
     for the primary, its autoscaler and disruption budget. Other arguments as in
     :func:`render_deployment`.
     """
@@ -511,10 +546,11 @@ def render_release(
         endpoint, image=image, model_version=model_version, release_id=release_id,
         slot=slots.of(track), track=track, replicas=replicas,
         progress_deadline_seconds=progress_deadline_seconds, fault=fault,
+        shadow_token=shadow_token,
     )
     extras = render_primary_extras(endpoint, slots) if track is Track.PRIMARY else []
-    return [*render_services(endpoint, slots, canary_live=track is Track.CANARY), deployment,
-            *extras]
+    live = track is Track.CANARY if canary_live is None else canary_live
+    return [*render_services(endpoint, slots, canary_live=live), deployment, *extras]
 
 
 def render_endpoint_resource(endpoint: ModelEndpoint) -> dict[str, Any]:

@@ -40,8 +40,8 @@ def rollout_policy(endpoint: ModelEndpoint, *, first_release: bool) -> RolloutPo
         last = next((s.approval for s in reversed(steps) if s.approval is not None), None)
         return RolloutPolicy(steps=(Step(100, hold, approval_gate(last)),))
     bake = endpoint.spec.canary.bake
-    return RolloutPolicy(steps=tuple(Step(s.weight, s.hold, approval_gate(s.approval))
-                                     for s in steps),
+    return RolloutPolicy(steps=tuple(Step(s.weight or 0, s.hold, approval_gate(s.approval),
+                                          s.shadow or 0) for s in steps),
                          bake=None if bake is None else plan_bake(bake.duration))
 
 

@@ -33,6 +33,7 @@ class PodPath(StrEnum):
     """The path the checks took, as the report names it."""
 
     CLUSTER_IP = "the Service's ClusterIP and pod IPs"
+    CLUSTER_DNS = "the Service's cluster DNS name and pod IPs"
     API_PROXY = "the API server's service and pod proxy"
 
 
@@ -72,8 +73,8 @@ def choose_path(mode: AccessMode, *, in_cluster: bool, route: str | None,
         return PodPath.API_PROXY, "the Service has no ClusterIP"
     if mode is AccessMode.DIRECT:
         return PodPath.CLUSTER_IP, f"MODELRELEASE_KUBE__POD_ACCESS=direct ({cluster_ip})"
-    if in_cluster:
-        return PodPath.CLUSTER_IP, f"running in the cluster ({cluster_ip})"
+    if in_cluster:  # as the endpoint's own clients in the cluster call it
+        return PodPath.CLUSTER_DNS, f"running in the cluster (the Service is {cluster_ip})"
     if route is not None:
         return PodPath.CLUSTER_IP, f"{cluster_ip} is routed to {route}, not the default route"
     return PodPath.API_PROXY, (f"{cluster_ip} is reachable only through the default route "

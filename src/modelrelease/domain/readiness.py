@@ -34,7 +34,8 @@ class Readiness:
     wanted: int = 0
 
 
-def _pod_failure(pod: Mapping[str, Any]) -> str | None:
+def pod_failure(pod: Mapping[str, Any]) -> str | None:
+    """Why ``pod`` (API JSON) will not run without a fix, or None."""
     name = pod.get("metadata", {}).get("name", "?")
     status = pod.get("status") or {}
     for cond in status.get("conditions") or []:
@@ -48,8 +49,9 @@ def _pod_failure(pod: Mapping[str, Any]) -> str | None:
             detail = f" ({waiting['message']})" if waiting.get("message") else ""
             last = ((cs.get("lastState") or {}).get("terminated") or {})
             code = f", last exit code {last['exitCode']}" if "exitCode" in last else ""
-            return (f"pod {name} container {cs.get('name')} {reason}: "
-                    f"{cs.get('restartCount', 0)} restarts{code}{detail}")
+            restarts = int(cs.get("restartCount") or 0)
+            ran = f": {restarts} restarts{code}" if restarts or code else ""  # never started
+            return f"pod {name} container {cs.get('name')} {reason}{ran}{detail}"
     return None
 
 
@@ -70,7 +72,7 @@ def assess(deployment: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]) -> 
     for pod in pods:
         if (pod.get("metadata") or {}).get("deletionTimestamp"):
             continue
-        failure = _pod_failure(pod)
+        failure = pod_failure(pod)
         if failure is not None:
             return Readiness(RolloutState.FAILED, failure, available, wanted)
     current = int(status.get("observedGeneration") or 0) >= int(meta.get("generation") or 0)

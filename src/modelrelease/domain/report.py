@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from modelrelease.domain.agreement import AgreementVerdict
 from modelrelease.domain.analysis import ArmStats, SliceRow
 from modelrelease.domain.live import LiveEvidence
+from modelrelease.domain.shadow import ShadowEvidence
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,18 @@ class StepRecord:
     live: LiveEvidence | None = None
     slices: tuple[SliceRow, ...] = ()
     slice_key: str = ""  # where the slice value was ("header X-Tenant", "column locale")
+    shadow: ShadowEvidence | None = None  # a shadow step's copies of live requests
+    router: str = "replica ratio"  # what split the traffic (the TrafficRouter)
+
+    @property
+    def traffic(self) -> str:
+        """``10%`` or ``shadow 100%`` (copies; no users)."""
+        return f"shadow {self.shadow_share}%" if self.shadow_share else f"{self.weight}%"
+
+    @property
+    def shadow_share(self) -> int:
+        """A shadow step's share copied (0: a weighted step)."""
+        return 0 if self.shadow is None else self.shadow.percent
 
 
 def _ms(value: float | None) -> str:
@@ -72,9 +85,14 @@ def render_report(*, endpoint: str, version: str, image: str, outcome: str, reas
                          for arm, numbers in (("canary", record.live.canary),
                                               ("primary", record.live.primary))
                          if numbers is not None]
+            if record.shadow is not None and record.shadow.copies:
+                rows += [(arm, numbers, "shadow (copies of live requests)")
+                         for arm, numbers in (("canary", record.shadow.canary),
+                                              ("primary", record.shadow.primary))
+                         if numbers is not None]
             for arm, numbers, source in rows:
                 lines.append(
-                    f"| {record.step} | {record.weight}% | {arm} | {numbers.requests} | "
+                    f"| {record.step} | {record.traffic} | {arm} | {numbers.requests} | "
                     f"{_rate(numbers.error_rate)} | {_ms(numbers.p50_ms)} | "
                     f"{_ms(numbers.p95_ms)} | {_ms(numbers.p99_ms)} | "
                     f"{record.outcome if (arm, source) == ('canary', 'generated load') else ''}"
@@ -83,8 +101,10 @@ def render_report(*, endpoint: str, version: str, image: str, outcome: str, reas
         lines += _agreement([(r.step, r.agreement) for r in steps if r.agreement is not None])
         lines += ["", "## Verdicts", ""]
         for record in steps:
-            if record.live is not None:
-                lines.append(f"- step {record.step}: source: {record.live.source}")
+            sources = [record.live.source if record.live is not None else "generated load",
+                       *([record.shadow.source] if record.shadow is not None else [])]
+            lines.append(f"- step {record.step}: router: {record.router}; evidence: "
+                         f"{' + '.join(sources)}")
             lines += [f"- step {record.step}: {r}" for r in record.reasons]
     return "\n".join(lines) + "\n"
 

@@ -56,12 +56,19 @@ class ReleaseOutcome(StrEnum):
 class Step:
     """One canary step: the canary's share of traffic, how long to judge it.
 
-    With ``approval``, a person approves the step once it passed, before the release goes on.
+    With ``shadow``, the canary gets no live traffic (``weight`` is 0): that percent of it
+    is copied there instead (``domain.shadow``). With ``approval``, a person approves the
+    step once it passed, before the release goes on.
     """
 
     weight: int
     hold: timedelta
     approval: Gate | None = None
+    shadow: int = 0
+
+    def describe(self) -> str:
+        """``weight 10`` or ``shadow 100%`` (copies of live traffic)."""
+        return f"shadow {self.shadow}%" if self.shadow else f"weight {self.weight}"
 
 
 @dataclass(frozen=True)
@@ -194,16 +201,21 @@ class RunSmoke:
 
 @dataclass(frozen=True)
 class SetWeight:
-    """Give the canary this share of the live traffic."""
+    """Give the canary this share of the live traffic, or (``shadow``) copies of that share.
+
+    A shadow step's weight is 0: users never reach the canary.
+    """
 
     weight: int
+    shadow: int = 0
 
 
 @dataclass(frozen=True)
 class Analyse:
-    """Send load to both arms for ``hold`` and judge them."""
+    """Send load to both arms for ``hold`` and judge them (``shadow``: on copies too)."""
 
     hold: timedelta
+    shadow: int = 0
 
 
 @dataclass(frozen=True)
@@ -303,10 +315,12 @@ def _next_step(state: State, policy: RolloutPolicy, now: datetime, why: str) -> 
         return _to(state, Phase.PROMOTING, now, f"{why}; promoting", Promote(),
                    weight=100)
     target = policy.steps[index]
+    what = (f"shadow: copies of {target.shadow}% of live requests (weight {state.weight}→0)"
+            if target.shadow else f"weight {state.weight}→{target.weight}")
     return _to(state, Phase.ANALYSING, now,
-               f"{why}; step {index + 1}/{len(policy.steps)} weight {state.weight}→"
-               f"{target.weight} for {target.hold.total_seconds():.0f}s",
-               SetWeight(target.weight), Analyse(target.hold),
+               f"{why}; step {index + 1}/{len(policy.steps)} {what} for "
+               f"{target.hold.total_seconds():.0f}s",
+               SetWeight(target.weight, target.shadow), Analyse(target.hold, target.shadow),
                step=index, weight=target.weight, extensions=0)
 
 
@@ -354,13 +368,15 @@ def step(state: State, observation: Observation, policy: RolloutPolicy,
         case Phase.AWAITING_APPROVAL, Answered(answer=answer):
             return _answered(state, answer, policy, now)
         case Phase.ANALYSING, StepJudged(outcome=Outcome.FAIL, reason=why):
-            text = f"step {state.step + 1} failed at weight {state.weight}: {why}"
+            text = (f"step {state.step + 1} failed at "
+                    f"{policy.steps[state.step].describe()}: {why}")
             return _to(state, Phase.ROLLING_BACK, now, text, Rollback(text))
         case Phase.ANALYSING, StepJudged(reason=why):
             if state.extensions < policy.max_extensions:
-                hold = policy.steps[state.step].hold
+                current = policy.steps[state.step]
                 return Transition(
-                    replace(state, extensions=state.extensions + 1), (Analyse(hold),),
+                    replace(state, extensions=state.extensions + 1),
+                    (Analyse(current.hold, current.shadow),),
                     f"{state.phase}: step {state.step + 1} inconclusive ({why}); extending "
                     f"{state.extensions + 1}/{policy.max_extensions}")
             text = (f"step {state.step + 1} still inconclusive after {policy.max_extensions} "
@@ -444,9 +460,10 @@ def resume(state: State, same_release: bool, policy: RolloutPolicy,
         case Phase.SMOKE:
             return _stay(state, "resuming: smoke test", RunSmoke())
         case Phase.ANALYSING:
-            hold = policy.steps[min(state.step, len(policy.steps) - 1)].hold
+            current = policy.steps[min(state.step, len(policy.steps) - 1)]
             return _stay(state, f"resuming: re-judging step {state.step + 1}",
-                         SetWeight(state.weight), Analyse(hold))
+                         SetWeight(state.weight, current.shadow),
+                         Analyse(current.hold, current.shadow))
         case Phase.AWAITING_APPROVAL:
             gate = policy.steps[min(state.step, len(policy.steps) - 1)].approval or Gate()
             return _stay(state, f"resuming: asking again for approval of step {state.step + 1}",

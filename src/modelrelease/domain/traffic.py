@@ -19,7 +19,7 @@ from fractions import Fraction
 
 from modelrelease.errors import InvalidInput
 
-__all__ = ["ReplicaSplit", "split_by_replicas"]
+__all__ = ["ReplicaSplit", "shadow_replicas", "split_by_replicas"]
 
 
 @dataclass(frozen=True)
@@ -108,3 +108,23 @@ def split_by_replicas(
 
     best = min(candidates, key=lambda count: (error(count), count))
     return ReplicaSplit(primary_replicas, best, weight)
+
+
+def shadow_replicas(primary_replicas: int, shadow: int, *, max_canary: int | None = None
+                    ) -> int:
+    """Canary replicas for a shadow step: the primary's capacity for its share of copies.
+
+    ``ceil(primary * shadow / 100)``, at least 1, at most ``max_canary``: copies of all
+    live traffic need as many replicas as serve it, copies of 10% a tenth of them.
+
+    Raises:
+        InvalidInput: A count or share is out of range.
+    """
+    if primary_replicas < 0:
+        raise InvalidInput(
+            f"shadow traffic: primary replicas must be 0 or more, got {primary_replicas}")
+    if not 1 <= shadow <= 100:
+        raise InvalidInput(f"shadow traffic: the share copied must be 1..100 percent, got "
+                           f"{shadow}")
+    wanted = max(1, -(-primary_replicas * shadow // 100))
+    return wanted if max_canary is None else max(1, min(wanted, max_canary))

@@ -8,6 +8,7 @@ Objects come from ``domain.manifests``; readiness is judged by ``domain.readines
 
 from __future__ import annotations
 
+import secrets
 import time
 from contextlib import AbstractContextManager
 from typing import Any
@@ -30,6 +31,7 @@ from modelrelease.domain.manifests import (
     render_release,
     render_services,
     service_name,
+    shadow_token_of,
     slots_of,
 )
 from modelrelease.domain.readiness import Readiness, RolloutState, assess
@@ -49,6 +51,10 @@ NEEDS: tuple[tuple[str, str, str], ...] = (
     *((verb, "coordination.k8s.io", "leases") for verb in ("get", "create", "update", "delete")),
 )
 """What a release does in its endpoint's namespace: ``(verb, API group, resource)``."""
+SHADOW_NEEDS: tuple[tuple[str, str, str], ...] = (
+    *((verb, "", "pods/proxy") for verb in ("get", "update", "delete")),
+)
+"""What a release with shadow steps does beside: tell each primary pod to copy, and read."""
 
 
 def endpoint_status(cluster: KubeCluster, endpoint: ModelEndpoint) -> ModelEndpointStatus | None:
@@ -138,11 +144,13 @@ class KubeEndpoint:
         Raises:
             KubeApiError: a permission in ``NEEDS`` is missing (403), with the fix.
         """
-        missing = self.cluster.denied(self.namespace, NEEDS)
+        shadow = any(step.shadow for step in self.endpoint.spec.canary.steps)
+        missing = self.cluster.denied(self.namespace, (*NEEDS, *(SHADOW_NEEDS if shadow else ())))
         if missing:
             raise KubeApiError(
-                f"release endpoint {self.namespace}/{self.endpoint.name}: forbidden: this "
-                f"identity may not {', '.join(missing)} in namespace {self.namespace}; grant "
+                f"release endpoint {self.namespace}/{self.endpoint.name}: forbidden: User "
+                f"\"{self.cluster.identity()}\" may not {', '.join(missing)} in namespace "
+                f"{self.namespace}; grant "
                 "it in the pipeline's Role (deployments/kubernetes/rbac.yaml) or release as "
                 "an identity that has it", status=403)
 
@@ -232,7 +240,7 @@ class KubeEndpoint:
                      or applied.get(ANNOTATION_SPEC_HASH) == spec_hash(self.endpoint)))
 
     def _apply(self, track: Track, image: str, version: str, release_id: str,
-               replicas: int, slots: Slots) -> None:
+               replicas: int, slots: Slots, live: bool | None = None) -> None:
         """Apply a track's Deployment in its slot, and the Services (primary: HPA and PDB too).
 
         A Deployment of that slot still being deleted (an earlier release's) is waited out
@@ -242,8 +250,27 @@ class KubeEndpoint:
         for obj in render_release(self.endpoint, image=image, model_version=version,
                                   release_id=release_id, track=track, slots=slots,
                                   replicas=replicas,
-                                  fault=self.canary_fault if track is Track.CANARY else None):
+                                  fault=self.canary_fault if track is Track.CANARY else None,
+                                  shadow_token=self.shadow_token(track, slots),
+                                  canary_live=live):
             self.cluster.apply(obj)
+
+    def shadow_token(self, track: Track, slots: Slots | None = None) -> str:
+        """The token of a track's pods' shadow control: the one its Deployment has, or new.
+
+        Kept for the Deployment's life, so re-applying it (scaling, promotion) restarts no
+        pod; a new Deployment gets a new random one.
+        """
+        return shadow_token_of(self.deployment(track, slots)) or secrets.token_hex(16)
+
+    def route_live(self, canary: bool) -> None:
+        """``Service E`` selects the canary's slot too (``canary``), or the primary's alone.
+
+        A shadow step takes the canary out of live traffic; the next weighted step puts it
+        back. Changing a Service's selector restarts no pod.
+        """
+        services = render_services(self.endpoint, self.slots(), canary_live=canary)
+        self.cluster.apply(services[0])
 
     def _wait_deleted(self, slot: Slot, timeout: float = 120.0) -> None:
         deadline = time.monotonic() + timeout
@@ -254,17 +281,22 @@ class KubeEndpoint:
                 return
             time.sleep(0.5)
 
-    def deploy_canary(self, image: str, version: str, release_id: str, replicas: int) -> None:
-        """Apply the canary's Deployment in the slot the primary is not in, and the Services."""
-        self._apply(Track.CANARY, image, version, release_id, replicas, self.slots())
+    def deploy_canary(self, image: str, version: str, release_id: str, replicas: int,
+                      live: bool = True) -> None:
+        """Apply the canary's Deployment in the slot the primary is not in, and the Services.
+
+        ``live``: whether ``Service E`` sends it users (not while a shadow step starts).
+        """
+        self._apply(Track.CANARY, image, version, release_id, replicas, self.slots(), live)
 
     def scale_canary(self, image: str, version: str, release_id: str, replicas: int,
                      slots: Slots | None = None) -> None:
         """Change the canary's replica count (the traffic weight, by replica ratio)."""
+        slots = slots or self.slots()
         self.cluster.apply(render_deployment(
             self.endpoint, image=image, model_version=version, release_id=release_id,
-            slot=(slots or self.slots()).canary, track=Track.CANARY, replicas=replicas,
-            fault=self.canary_fault))
+            slot=slots.canary, track=Track.CANARY, replicas=replicas,
+            fault=self.canary_fault, shadow_token=self.shadow_token(Track.CANARY, slots)))
 
     def promote(self, image: str, version: str, release_id: str, replicas: int,
                 timeout: float) -> Readiness:

@@ -4,7 +4,7 @@ The smoke test, the generated load on both tracks (judged sequentially by
 ``domain.analysis``), live traffic from the pods' own metrics or a Prometheus server
 (``domain.live``) and output agreement (``domain.agreement``), each through the path
 ``PodAccess`` picks: the Service's ClusterIP where it is reachable, else the API
-server's proxy.
+server's proxy. A shadow step's copies are ``release.shadow_copies``.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from modelrelease.domain.plan import agreement_policy, analysis_policy
 from modelrelease.domain.smoke import SmokeResult, check_response
 from modelrelease.errors import PipelineError
 from modelrelease.release.kube_endpoint import KubeEndpoint
+from modelrelease.release.shadow_copies import ShadowCopies
 from modelrelease.settings import PipelineSettings
 
 
@@ -195,6 +196,11 @@ class PodEvidence:
     def watch(self, track: Track) -> TrackWindow:
         """Start counting what real users send ``track``'s pods (a ``ports.LiveWindow``)."""
         return TrackWindow(self, self._selected((track,)))
+
+    def shadow(self, percent: int, hold: timedelta) -> ShadowCopies:
+        """Tell the primary's pods to copy ``percent`` of live requests to the canary."""
+        return ShadowCopies(self.kube, self.access, percent, hold,
+                            self.settings.release.load_rate)
 
     def scrape_selected(self, tracks: list[tuple[Track, str]]) -> dict[str, live.TrackScrape]:
         """The request counters of ``tracks``' pods now (``(track, label selector)`` each)."""

@@ -22,6 +22,7 @@ from modelrelease.domain.approval import Answer, Question
 from modelrelease.domain.manifests import Track
 from modelrelease.domain.model import ModelUri, ModelVersion
 from modelrelease.domain.readiness import Readiness
+from modelrelease.domain.shadow import ShadowEvidence
 from modelrelease.domain.smoke import SmokeResult
 from modelrelease.spec import Condition, ModelEndpointStatus
 
@@ -99,8 +100,16 @@ class Cluster(Protocol):
         """Whether a track runs the image ``digest`` (and this endpoint's spec)."""
         ...
 
-    def deploy_canary(self, image: str, version: str, release_id: str, replicas: int) -> None:
-        """Create (or re-apply) the canary beside the primary, and the Services."""
+    def deploy_canary(self, image: str, version: str, release_id: str, replicas: int,
+                      live: bool = True) -> None:
+        """Create (or re-apply) the canary beside the primary, and the Services.
+
+        ``live``: whether the endpoint's Service sends it users (not for a shadow step).
+        """
+        ...
+
+    def route_live(self, canary: bool) -> None:
+        """The endpoint's Service selects the canary's pods too (``canary``), or not."""
         ...
 
     def scale_canary(self, image: str, version: str, release_id: str, replicas: int) -> None:
@@ -126,13 +135,20 @@ class Cluster(Protocol):
 
 
 class Traffic(Protocol):
-    """How much live traffic the canary gets (``TrafficRouter``)."""
+    """How much live traffic the canary gets (``TrafficRouter``).
 
-    def canary_replicas_for(self, weight: int) -> tuple[int, float]:
-        """Canary replicas for ``weight`` percent, and the percent they give."""
+    ``shadow``: a shadow step's share of live requests copied to the canary, which then
+    gets no users (weight 0) but the replicas to answer the copies.
+    """
+
+    name: str
+    """What splits the traffic, for the report (``replica ratio``)."""
+
+    def canary_replicas_for(self, weight: int, shadow: int = 0) -> tuple[int, float]:
+        """Canary replicas for ``weight`` percent (or copies), and the percent they give."""
         ...
 
-    def set_weight(self, weight: int) -> tuple[int, float]:
+    def set_weight(self, weight: int, shadow: int = 0) -> tuple[int, float]:
         """Give the canary ``weight`` percent: its replicas and the percent it really gets."""
         ...
 
@@ -144,6 +160,18 @@ class LiveWindow(Protocol):
         """What real users sent the track since then, judged against the SLOs alone.
 
         As ``domain.bake.judge_bake`` judges it; ``looks``: how many looks share ``alpha``.
+        """
+        ...
+
+
+class ShadowWindow(Protocol):
+    """A shadow step's copies of live requests, under way (``Evidence.shadow``)."""
+
+    def close(self, wait: bool, stop: Callable[[], bool]) -> ShadowEvidence:
+        """Stop the copies and judge what they showed (``domain.shadow.judge_shadow``).
+
+        ``wait``: first let them run to the end of the step's hold, unless ``stop()`` says
+        True (an abort).
         """
         ...
 
@@ -176,6 +204,10 @@ class Evidence(Protocol):
 
     def watch(self, track: Track) -> LiveWindow:
         """Start counting what real users send ``track``'s pods (a bake's window)."""
+        ...
+
+    def shadow(self, percent: int, hold: timedelta) -> ShadowWindow:
+        """Tell the primary's pods to copy ``percent`` of live requests to the canary."""
         ...
 
 

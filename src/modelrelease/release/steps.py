@@ -90,12 +90,15 @@ def direct_step(executor: Executor, run: ReleaseRun, action: Any) -> Observed:
 
 def deploy_canary(run: ReleaseRun, action: rollout.DeployCanary) -> Observed:
     """Start the canary beside the primary at the first step's weight."""
-    replicas, effective = run.traffic.canary_replicas_for(run.policy.steps[0].weight)
+    first = run.policy.steps[0]
+    replicas, effective = run.traffic.canary_replicas_for(first.weight, first.shadow)
     run.ports.cluster.deploy_canary(run.image.image, run.version.version, run.release_id,
-                                    replicas)
+                                    replicas, live=not first.shadow)
     run.canary_replicas = replicas
+    share = (f"no users, copies of {first.shadow}% of live requests" if first.shadow
+             else f"{effective:.0f}% of traffic")
     run.ports.cluster.event("CanaryCreated", f"canary {run.image.image} with {replicas} "
-                                             f"replica(s), {effective:.0f}% of traffic")
+                                             f"replica(s), {share}")
     return None
 
 
@@ -108,10 +111,14 @@ def smoke(run: ReleaseRun, action: rollout.RunSmoke) -> Observed:
 
 def set_weight(run: ReleaseRun, action: rollout.SetWeight) -> Observed:
     """Give the canary the step's share of live traffic."""
-    replicas, effective = run.traffic.set_weight(action.weight)
+    replicas, effective = run.traffic.set_weight(action.weight, action.shadow)
     run.canary_replicas = replicas
-    run.note(f"{run.where}: canary at {replicas} replica(s) = {effective:.0f}% of live "
-             f"traffic (asked {action.weight}%)")
+    if action.shadow:
+        run.note(f"{run.where}: canary at {replicas} replica(s), out of live traffic; the "
+                 f"primary's pods copy {action.shadow}% of live requests to it")
+    else:
+        run.note(f"{run.where}: canary at {replicas} replica(s) = {effective:.0f}% of live "
+                 f"traffic (asked {action.weight}%)")
     return None
 
 
@@ -122,19 +129,31 @@ def analyse_step(run: ReleaseRun, action: rollout.Analyse) -> Observed:
     if unready is not None:
         return rollout.StepJudged(JudgeOutcome.FAIL, unready)
     evidence = run.ports.evidence
+    copies = evidence.shadow(action.shadow, action.hold) if action.shadow else None
     began = time.monotonic()
-    judged, found, lag = evidence.analyse(
-        action.hold, run.files, run.first_release, run.variants,
-        stop=lambda: run.ports.cluster.abort_requested(run.release_id) is not None)
+    def aborted() -> bool:
+        return run.ports.cluster.abort_requested(run.release_id) is not None
+
+    failed = True
+    try:
+        judged, found, lag = evidence.analyse(action.hold, run.files, run.first_release,
+                                              run.variants, stop=aborted)
+        failed = judged.outcome is JudgeOutcome.FAIL
+    finally:  # the copies stop with the step, whatever ends it; they need the whole hold
+        # unless the step failed already (the generated load may be decided early)
+        shadowed = None if copies is None else copies.close(wait=not failed, stop=aborted)
     run.hold_seconds += time.monotonic() - began
     if lag:
         run.note(f"{run.where}: load generator: {lag}")
     agreed = evidence.agreement(run.version, run.files, run.first_release)
-    verdict = step_verdict(judged, (found.check, agreed.check))
+    verdict = step_verdict(judged, (found.check, agreed.check,
+                                    *(() if shadowed is None else (shadowed.check,))))
     run.steps.append(StepRecord(run.state.step + 1, run.state.weight, verdict.outcome.value,
                                 verdict.canary, verdict.primary, verdict.reasons, agreed,
-                                found, *slice_table(verdict, run.endpoint)))
-    run.last_verdict = verdict_record(verdict, agreed.numbers, found.numbers)
+                                found, *slice_table(verdict, run.endpoint), shadow=shadowed,
+                                router=run.traffic.name))
+    run.last_verdict = verdict_record(verdict, agreed.numbers, found.numbers,
+                                      *(() if shadowed is None else (shadowed.numbers,)))
     return rollout.StepJudged.of(verdict)
 
 
@@ -149,7 +168,8 @@ def await_approval(run: ReleaseRun, action: rollout.AwaitApproval) -> Observed:
     question = Question(run.where, run.version.version, run.release_id, action.step + 1,
                         len(run.policy.steps), run.state.weight, action.gate.timeout,
                         action.gate.on_timeout,
-                        tuple(run.last_verdict.reasons) if run.last_verdict else ())
+                        tuple(run.last_verdict.reasons) if run.last_verdict else (),
+                        run.policy.steps[action.step].shadow)
     run.note(f"{run.where}: waiting up to {format_duration(action.gate.timeout)} for a person "
              f"to approve step {question.step} (in the Prefect UI: the paused flow run)")
     run.ports.cluster.event("AwaitingApproval", f"step {question.step} of version "

@@ -11,6 +11,11 @@
   ``modelrelease_generated_request_seconds{path}``: the same, for requests carrying the
   ``X-Modelrelease-Load`` header (the release judge's load generator; also counted above),
   so the live share of a step is their difference (``domain.live``);
+- ``modelrelease_shadow_requests_total{path,status}`` and
+  ``modelrelease_shadow_request_seconds{path}``: requests carrying ``X-Modelrelease-Shadow``,
+  the copies of live requests a primary sends its canary during a shadow step
+  (``modelrelease.serving.shadow``). They are counted here only: they are neither live
+  traffic nor the judge's load, and their answers are not summarised or sliced.
 - ``modelrelease_gpu_utilization{gpu}`` (0..1): each GPU the pod sees, read through NVML
   at scrape time; exported only where NVIDIA's NVML library loads.
 - with ``MODELRELEASE_SLICE_HEADER`` or ``MODELRELEASE_SLICE_COLUMN`` set (the spec's
@@ -39,6 +44,7 @@ from prometheus_client.registry import Collector
 
 from modelrelease.domain.live import GENERATED_HEADER, SLICE_COLUMN_ENV, SLICE_HEADER_ENV
 from modelrelease.domain.sample_set import column_value
+from modelrelease.domain.shadow import SHADOW_HEADER
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -53,6 +59,7 @@ MAX_SLICE_VALUES = 100
 MAX_SLICE_LENGTH = 128
 MAX_SLICED_BODY = 1 << 20
 GENERATED = GENERATED_HEADER.lower().encode()
+SHADOW = SHADOW_HEADER.lower().encode()
 
 
 class _Utilization(ctypes.Structure):
@@ -130,6 +137,14 @@ class MetricsMiddleware:
             "modelrelease_generated_request_seconds", "Latency of the load generator's requests.",
             ["path"], buckets=LATENCY_BUCKETS, registry=self.registry)
         self.generated_latency.labels("/invocations")  # exported from the start, at zero
+        self.shadow = Counter("modelrelease_shadow_requests",
+                              "Copies of live requests a primary sent this pod (not counted "
+                              "in modelrelease_requests).", ["path", "status"],
+                              registry=self.registry)
+        self.shadow_latency = Histogram(
+            "modelrelease_shadow_request_seconds", "Latency of the copies of live requests.",
+            ["path"], buckets=LATENCY_BUCKETS, registry=self.registry)
+        self.shadow_latency.labels("/invocations")
         gpus = NvmlUtilisation.load()
         if gpus is not None:
             self.registry.register(gpus)
@@ -176,6 +191,7 @@ class MetricsMiddleware:
         label = path if path in KNOWN_PATHS else "other"
         headers = scope.get("headers") or ()
         generated = any(key.lower() == GENERATED for key, _ in headers)
+        shadow = not generated and any(key.lower() == SHADOW for key, _ in headers)
         status = 500
         chunks: list[bytes] = []
         request_body = bytearray()
@@ -198,6 +214,10 @@ class MetricsMiddleware:
                 return
             counted = True
             took = time.perf_counter() - start
+            if shadow:
+                self.shadow_latency.labels(label).observe(took)
+                self.shadow.labels(label, str(status)).inc()
+                return
             self.latency.labels(label).observe(took)
             self.requests.labels(label, str(status)).inc()
             if generated:
@@ -225,7 +245,7 @@ class MetricsMiddleware:
         finally:
             self.in_flight.dec()
             count()
-        if label == "/invocations" and status == 200:
+        if label == "/invocations" and status == 200 and not shadow:
             self._summarise(b"".join(chunks))  # after the answer: off the client's path
 
     def slice_of(self, headers: Any, body: bytes) -> str | None:

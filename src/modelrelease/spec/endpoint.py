@@ -219,16 +219,50 @@ class Bake(SpecModel):
     """How long to watch the new primary."""
 
 
-class CanaryStep(SpecModel):
-    """One traffic step: send ``weight`` percent to the canary, then judge after ``hold``."""
+def _shadow_share(value: int) -> int:
+    if value == 0:
+        raise invalid("step_shadow_zero",
+                      "a shadow step copying 0% copies nothing: use 1 to 100 (100 copies every "
+                      "live request)")
+    return value
 
-    weight: Annotated[Weight, AfterValidator(_step_weight)] = Field(
-        examples=[10], json_schema_extra={"minimum": 1})
+
+class CanaryStep(SpecModel):
+    """One step: ``weight`` percent of live traffic to the canary, or ``shadow``: copies.
+
+    A step sends ``weight`` percent of live traffic to the canary, or copies ``shadow``
+    percent of it there unseen, then judges after ``hold``. A shadow step gives the canary
+    no users: the primary's pods copy that share of the live requests they answer to the
+    canary (after the user has the primary's answer) and the judge compares the two on
+    those real inputs. Shadow steps come before the weighted ones. A first release has no
+    primary to copy from: its steps are replaced by one step at 100%, as always.
+    """
+
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [{
+        "rule": "has(self.weight) != has(self.shadow)",
+        "message": "a step has either weight (live traffic) or shadow (copies of it), "
+                   "not both, not neither",
+    }]})
+
+    weight: Annotated[Weight, AfterValidator(_step_weight)] | None = Field(
+        default=None, examples=[10], json_schema_extra={"minimum": 1})
     """Percent of live traffic for the canary during this step."""
+    shadow: Annotated[Weight, AfterValidator(_shadow_share)] | None = Field(
+        default=None, examples=[100], json_schema_extra={"minimum": 1})
+    """Percent of the live requests copied to the canary during this step (users see only
+    the primary's answers)."""
     hold: Hold = Field(examples=["30s"])
     """How long to generate load and collect samples before judging this step."""
     approval: ApprovalGate | None = None
     """Wait for a person to approve the step once it passed (unset: go on at once)."""
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> CanaryStep:
+        if (self.weight is None) == (self.shadow is None):
+            raise invalid("step_kind", "give either weight (percent of live traffic, e.g. "
+                                       "10) or shadow (percent of it copied, e.g. 100), not "
+                                       "both, not neither")
+        return self
 
 
 class LatencyCheck(SpecModel):
@@ -386,14 +420,18 @@ class CanaryPolicy(SpecModel):
     """The canary's traffic steps and the checks each step must pass."""
 
     model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [{
-        "rule": "!has(self.steps) || (self.steps.map(s, s.weight).isSorted() && "
-                "self.steps.all(s, self.steps.filter(t, t.weight == s.weight).size() == 1))",
+        "rule": "!has(self.steps) || (self.steps.filter(s, has(s.weight)).map(s, s.weight)"
+                ".isSorted() && self.steps.all(s, !has(s.weight) || self.steps.filter(t, "
+                "has(t.weight) && t.weight == s.weight).size() == 1))",
         "message": "step weights must strictly increase",
+    }, {
+        "rule": "!has(self.steps) || self.steps.map(s, has(s.weight)).isSorted()",
+        "message": "shadow steps come before the weighted ones",
     }]})
 
     steps: Annotated[list[CanaryStep], Field(min_length=1, max_length=20)] = Field(
         default_factory=_default_steps, examples=[[{"weight": 10, "hold": "30s"}]])
-    """Traffic steps, weights strictly increasing."""
+    """Steps: shadow ones first, then weights strictly increasing."""
     checks: CanaryChecks = Field(default_factory=CanaryChecks)
     """How each step is judged."""
     bake: Bake | None = None
@@ -402,12 +440,20 @@ class CanaryPolicy(SpecModel):
     @field_validator("steps")
     @classmethod
     def _increasing(cls, steps: list[CanaryStep]) -> list[CanaryStep]:
-        for index in range(1, len(steps)):
-            if steps[index].weight <= steps[index - 1].weight:
+        last: tuple[int, int] | None = None  # the last weighted step: index, weight
+        for index, step in enumerate(steps):
+            if step.weight is None:
+                if last is not None:
+                    raise invalid("steps_shadow_first",
+                                  "a shadow step must come before the weighted steps (step "
+                                  "{prev} has weight {weight}): move it up",
+                                  prev=last[0], weight=last[1], at=(index, "shadow"))
+                continue
+            if last is not None and step.weight <= last[1]:
                 raise invalid("steps_order",
                               "must be greater than step {prev}'s weight ({weight})",
-                              prev=index - 1, weight=steps[index - 1].weight,
-                              at=(index, "weight"))
+                              prev=last[0], weight=last[1], at=(index, "weight"))
+            last = (index, step.weight)
         return steps
 
 

@@ -45,7 +45,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict
 from pathlib import Path
 from types import TracebackType
@@ -154,15 +154,25 @@ class KubeNode:
             process on the node's address; the Service's endpoints point at it).
         dns: Run cluster DNS (CoreDNS, built by ``scripts/coredns-assets``) and wait for it
             in :meth:`start`; needs ``api_relay``. Off: pods resolve nothing (faster start).
+        host_ports: Host services on loopback that pods may reach, by name (``{"prefect":
+            4200}``): the relay process also listens on the node's address for each, and
+            :meth:`host_address` says where. Needs ``api_relay``.
+        registry_host_ports: The names of ``host_ports`` that are registries: containerd
+            pulls from their relay address over plain http too.
     """
 
     def __init__(self, workdir: Path, plane: ControlPlane, *, name: str = "kubenode-1",
                  gpus: int = 0, registries: Iterable[str] = (), pod_cidr: str | None = None,
                  kubelet_port: int | None = None, verbosity: int = 1,
-                 detached: bool = False, api_relay: bool = True, dns: bool = True) -> None:
+                 detached: bool = False, api_relay: bool = True, dns: bool = True,
+                 host_ports: Mapping[str, int] | None = None,
+                 registry_host_ports: Iterable[str] = ()) -> None:
         if dns and not api_relay:
             raise StackError(f"configure node {name}: dns=True needs api_relay=True (CoreDNS "
                              "reaches the API server through the kubernetes Service)")
+        if host_ports and not api_relay:
+            raise StackError(f"configure node {name}: host_ports needs api_relay=True (the "
+                             "relay process carries them)")
         self.workdir = Path(workdir).absolute()
         self.plane = plane
         self.name = name
@@ -173,6 +183,13 @@ class KubeNode:
         self.api_relay = api_relay
         self.dns = dns
         self._relay_port: int | None = None
+        self.host_ports = dict(host_ports or {})
+        self.registry_host_ports = list(registry_host_ports)
+        unknown = sorted(set(self.registry_host_ports) - set(self.host_ports))
+        if unknown:
+            raise StackError(f"configure node {name}: registry_host_ports {unknown} are not "
+                             f"host_ports ({', '.join(self.host_ports) or 'none'})")
+        self._host_relays: dict[str, int] = {}
         self._dns_applied = False
         self._requested_cidr = pod_cidr
         self._requested_port = kubelet_port
@@ -213,6 +230,24 @@ class KubeNode:
             raise StackError(f"read API relay address of node {self.name}: not started with "
                              "api_relay")
         return self.network.gateway, self._relay_port
+
+    def host_address(self, name: str) -> str:
+        """``address:port`` where pods reach the host service ``name`` of ``host_ports``.
+
+        Raises:
+            StackError: The node is not started, or ``name`` is not one of ``host_ports``.
+        """
+        if self.network is None or name not in self._host_relays:
+            raise StackError(f"read in-cluster address of host service {name!r} of node "
+                             f"{self.name}: " + ("not started" if self.network is None else
+                                                 "not one of host_ports "
+                                                 f"({', '.join(self.host_ports) or 'none'})"))
+        return f"{self.network.gateway}:{self._host_relays[name]}"
+
+    @property
+    def host_addresses(self) -> dict[str, str]:
+        """:meth:`host_address` of each of ``host_ports`` (empty until started)."""
+        return {name: self.host_address(name) for name in self._host_relays}
 
     @property
     def egress_guard(self) -> EgressGuard:
@@ -363,8 +398,16 @@ class KubeNode:
         network.up()
         EgressGuard(network.cidr, network.bridge).install()  # before the first pod
         network.write_conf(w / "cni" / "net.d", w / "cni" / "ipam")
+        kubelet_port, kubelet_healthz, proxy_healthz, proxy_metrics, relay_port, *hosts = \
+            free_ports(5 + len(self.host_ports))
+        self._host_relays = dict(zip(self.host_ports, hosts, strict=True))
+        # a registry pods reach through the relay is pulled from at that address too (the
+        # images a flow run in a pod pushes are named by it)
+        relayed = [f"{network.gateway}:{self._host_relays[name]}"
+                   for name in self.registry_host_ports]
         containerd = self.containerd = Containerd(
-            w / "containerd", PAUSE_IMAGE, w / "cni" / "net.d", CNI_BIN_DIR, self.registries)
+            w / "containerd", PAUSE_IMAGE, w / "cni" / "net.d", CNI_BIN_DIR,
+            [*self.registries, *relayed])
         containerd.write()
         self._spawn("containerd", containerd.argv())
         self._wait("containerd", deadline, f"its socket {containerd.socket}", containerd.serving)
@@ -374,7 +417,6 @@ class KubeNode:
                                                         w / "images" / "pause.tar"))
         if self.dns and not containerd.has_image(dns.COREDNS_IMAGE):
             containerd.import_archive(dns.coredns_archive(binaries["coredns"]))
-        kubelet_port, kubelet_healthz, proxy_healthz, proxy_metrics, relay_port = free_ports(5)
         if self.api_relay:
             self._start_relay(relay_port, deadline)
         pki = Pki(self.plane.workdir / "pki")
@@ -421,7 +463,10 @@ class KubeNode:
         self._spawn(_RELAY, [os.path.realpath(sys.executable), "-I",
                              str(Path(relay.__file__)),
                              f"--listen={self.network.gateway}:{port}",
-                             f"--to=127.0.0.1:{api_port}", f"--ready-file={ready}"])
+                             f"--to=127.0.0.1:{api_port}", f"--ready-file={ready}",
+                             *(arg for name, listen in self._host_relays.items() for arg in (
+                                 f"--listen={self.network.gateway}:{listen}",
+                                 f"--to=127.0.0.1:{self.host_ports[name]}"))])
         self._health[_RELAY] = self._relay_answers
         self._wait(_RELAY, deadline, f"listening on {self.network.gateway}:{port}",
                    self._relay_answers)
@@ -560,6 +605,7 @@ class KubeNode:
                 self._dns_applied = False
             self._unpoint_kubernetes_service(api)
             self._relay_port = None
+            self._host_relays = {}
 
     def _stop_locked(self) -> None:
         problems: list[str] = []
