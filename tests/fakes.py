@@ -18,8 +18,10 @@ Each fake keeps the semantics of the real adapter it stands for, and nothing mor
   digest derived from the version (``image_of``).
 
 Traffic needs no fake: the real ``ReplicaRatioRouter`` runs over the ``FakeCluster``
-(``ports_of``). ``tests/contract.py`` holds what both the fake and the real cluster must
-do; ``tests/fast/test_fakes_contract.py`` runs it against the fake.
+(``ports_of``), and so does the real ``GatewayRouter``, over ``FakeRoutes`` too (the
+route as the API server holds it; the real one in ``tests/e2e/test_gateway.py``).
+``tests/contract.py`` holds what both the fake and the real cluster must do;
+``tests/fast/test_fakes_contract.py`` runs it against the fake.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from modelrelease.adapters.loadgen import Variant
 from modelrelease.adapters.model_files import ModelFiles
@@ -52,6 +55,7 @@ from modelrelease.domain.readiness import Readiness, RolloutState
 from modelrelease.domain.shadow import ShadowEvidence
 from modelrelease.domain.smoke import SmokeResult
 from modelrelease.errors import KubeApiError, MlflowError, ModelNotFound
+from modelrelease.release.gateway_router import GatewayRouter
 from modelrelease.release.ports import Image, Ports, Traffic
 from modelrelease.release.replica_router import ReplicaRatioRouter
 from modelrelease.spec import (
@@ -59,6 +63,7 @@ from modelrelease.spec import (
     ModelEndpoint,
     ModelEndpointStatus,
     ReleasePhase,
+    Router,
     spec_hash,
 )
 
@@ -656,12 +661,53 @@ class FakeApprovals:
         return answer or Answer(None)
 
 
+class FakeRoutes:
+    """``KubeEndpoint``'s ``read_route`` / ``apply_route``: the endpoint's HTTPRoute as the
+    API server holds it (its defaults filled in: each backend's group, kind and weight).
+
+    ``tamper`` changes the held route on the first read (someone else's edit mid-release);
+    ``applied`` keeps the split of each applied route: the canary's weight, 0 when the
+    canary is not a backend.
+    """
+
+    def __init__(self, tamper: Callable[[dict[str, Any]], None] | None = None) -> None:
+        self.route: dict[str, Any] | None = None
+        self.applied: list[int] = []
+        self.tamper = tamper
+
+    def read_route(self) -> dict[str, Any] | None:
+        if self.tamper is not None and self.route is not None:
+            self.tamper(self.route)
+            self.tamper = None
+        return json.loads(json.dumps(self.route)) if self.route is not None else None
+
+    def apply_route(self, route: Mapping[str, Any]) -> None:
+        held = json.loads(json.dumps(route))
+        for rule in held["spec"]["rules"]:
+            for ref in rule["backendRefs"]:
+                ref.setdefault("group", "")
+                ref.setdefault("kind", "Service")
+                ref.setdefault("weight", 1)
+        self.route = held
+        split = held["spec"]["rules"][-1]["backendRefs"]
+        self.applied.append(sum(ref["weight"] for ref in split
+                                if ref["name"].endswith("-canary")))
+
+
 def ports_of(endpoint: ModelEndpoint, cluster: FakeCluster, models: FakeModels,
              images: FakeImages, evidence: FakeEvidence,
-             approvals: FakeApprovals | None = None) -> Ports:
-    """The fakes as a release's ports, with the real ``ReplicaRatioRouter`` as its traffic."""
+             approvals: FakeApprovals | None = None, routes: FakeRoutes | None = None
+             ) -> Ports:
+    """The fakes as a release's ports, with a real router as its traffic.
+
+    ``ReplicaRatioRouter`` over the ``FakeCluster``, or the ``GatewayRouter`` over it and
+    ``routes`` for an endpoint with ``traffic.router: gateway-api``.
+    """
 
     def router(image: str, version: str, release_id: str, first: bool) -> Traffic:
+        if endpoint.spec.traffic.router is Router.GATEWAY_API:
+            assert routes is not None, "a gateway-api endpoint's world needs FakeRoutes"
+            return GatewayRouter(cluster, routes, endpoint, image, version, release_id, first)
         return ReplicaRatioRouter(cluster, endpoint, image, version, release_id, first)
 
     return Ports(cluster, models, images, evidence, router, approvals)

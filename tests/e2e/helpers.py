@@ -100,7 +100,8 @@ and a cold canary on a busy machine is slower than a warm primary for a while.""
 
 def make_endpoint(stack: Stack, tmp: Path, *, steps: list[dict[str, Any]] | None = None,
               gpus: int = 0, checks: dict[str, Any] | None = None,
-              autoscaling: dict[str, Any] | None = None) -> Endpoint:
+              autoscaling: dict[str, Any] | None = None,
+              traffic: dict[str, Any] | None = None) -> Endpoint:
     from kubernetes import config
 
     env = stack.env()
@@ -128,6 +129,7 @@ def make_endpoint(stack: Stack, tmp: Path, *, steps: list[dict[str, Any]] | None
             "autoscaling": autoscaling or {"minReplicas": 1, "maxReplicas": 1},
             "canary": {"steps": steps or [{"weight": 50, "hold": "10s"}],
                        "checks": checks or DEFAULT_CHECKS},
+            **({"traffic": traffic} if traffic else {}),
         },
     }
     path = tmp / f"{name}.yaml"

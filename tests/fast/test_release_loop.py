@@ -72,6 +72,7 @@ from tests.fakes import (
     FakeEvidence,
     FakeImages,
     FakeModels,
+    FakeRoutes,
     Scripted,
     Tagged,
     image_of,
@@ -133,6 +134,8 @@ class World:
     """What the release told people (``run_release``'s ``notify``), in order."""
     approvals: FakeApprovals | None = None
     """Who answers approval gates (None: nobody, as for the CLI)."""
+    routes: FakeRoutes = field(default_factory=FakeRoutes)
+    """The endpoint's HTTPRoute (read only by a ``gateway-api`` endpoint's router)."""
 
     def release(self, version: str, *, fault: FaultSetting | None = None,
                 direct: bool = False, interrupted: Interrupted = ctrl_c,
@@ -148,7 +151,7 @@ class World:
             return fn()
 
         ports = ports_of(self.endpoint, self.cluster, self.models, self.images, self.evidence,
-                         self.approvals)
+                         self.approvals, self.routes)
         execute = steps.direct_step if direct else self.executed
         return release_with(ports, self.endpoint, self.models.version(version), ReleaseConfig(),
                             PriceTable(), Timeline(self.lines.append), call=call,

@@ -40,8 +40,9 @@ def test_the_canary_gets_copies_first_then_users() -> None:
     world = _world()
     result = world.release("2")
     assert result.outcome is ReleaseOutcome.PROMOTED, result.reason
-    # deployed out of the live Service, kept out for the shadow step, then put in
-    assert world.cluster.routes == [False, True]
+    # deployed out of the live Service, kept out for the shadow step, then put in; after
+    # the promotion the Service selects the (new) primary alone
+    assert world.cluster.routes == [False, True, False]
     (copies,) = world.evidence.copies
     assert (copies.percent, copies.hold, copies.closed, copies.waited) == (
         100, timedelta(seconds=20), True, True)
@@ -61,7 +62,7 @@ def test_bad_copies_roll_the_release_back_in_the_shadow_step() -> None:
     assert result.outcome is ReleaseOutcome.ROLLED_BACK
     assert "step 1 failed at shadow 100%: shadow on 300 copies" in result.reason
     assert "disagrees with the primary" in result.reason
-    assert world.cluster.routes == [False]  # users never reached the canary
+    assert world.cluster.routes == [False, False]  # users never reached the canary
     assert world.evidence.copies[0].closed
     assert world.status.primary is not None and world.status.primary.version == "1"
 
@@ -80,7 +81,8 @@ def test_a_first_release_of_a_shadowing_endpoint_has_nothing_to_copy_from() -> N
     result = world.release("1")
     assert result.outcome is ReleaseOutcome.PROMOTED
     assert world.evidence.copies == []
-    assert world.cluster.canary_live  # deployed live: it takes all the traffic
+    # live from its one step on (it takes all the traffic), then the primary it became
+    assert world.cluster.routes == [True, False]
 
 
 class _Asked:

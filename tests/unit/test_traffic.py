@@ -6,8 +6,14 @@ from fractions import Fraction
 
 import pytest
 
-from modelrelease.domain.traffic import ReplicaSplit, shadow_replicas, split_by_replicas
+from modelrelease.domain.traffic import (
+    ReplicaSplit,
+    canary_size,
+    share_replicas,
+    split_by_replicas,
+)
 from modelrelease.errors import InvalidInput
+from modelrelease.spec import Router
 
 
 @pytest.mark.parametrize(("primary", "weight", "cap", "canary", "effective"), [
@@ -73,15 +79,34 @@ def test_split_refuses(primary: int, weight: int, cap: int | None, words: str) -
         pytest.param(8, 100, 3, 3, id="capped"),
     ],
 )
-def test_shadow_replicas(primary: int, shadow: int, cap: int | None, expected: int) -> None:
-    assert shadow_replicas(primary, shadow, max_canary=cap) == expected
+def test_share_replicas(primary: int, shadow: int, cap: int | None, expected: int) -> None:
+    assert share_replicas(primary, shadow, max_canary=cap) == expected
 
 
 @pytest.mark.parametrize(("primary", "shadow", "message"), [
     pytest.param(-1, 50, "primary replicas must be 0 or more", id="negative"),
-    pytest.param(1, 0, "the share copied must be 1..100 percent, got 0", id="zero"),
+    pytest.param(1, 0, "its share of the primary's traffic must be 1..100 percent, got 0",
+                 id="zero"),
     pytest.param(1, 101, "got 101", id="over"),
 ])
-def test_shadow_replicas_refuses(primary: int, shadow: int, message: str) -> None:
+def test_share_replicas_refuses(primary: int, shadow: int, message: str) -> None:
     with pytest.raises(InvalidInput, match=message):
-        shadow_replicas(primary, shadow)
+        share_replicas(primary, shadow)
+
+
+@pytest.mark.parametrize(("router", "primary", "weight", "shadow", "first", "expected"), [
+    pytest.param(Router.REPLICA_RATIO, 2, 10, 0, False, (1, 100 / 3), id="replicas-nearest"),
+    pytest.param(Router.GATEWAY_API, 2, 10, 0, False, (1, 10.0), id="route-exact"),
+    pytest.param(Router.GATEWAY_API, 10, 25, 0, False, (3, 25.0), id="route-capacity"),
+    pytest.param(Router.GATEWAY_API, 4, 100, 0, False, (4, 100.0), id="route-all"),
+    pytest.param(Router.GATEWAY_API, 30, 50, 0, False, (5, 50.0), id="route-capped"),
+    pytest.param(Router.GATEWAY_API, 4, 0, 100, False, (4, 0.0), id="shadow-route"),
+    pytest.param(Router.REPLICA_RATIO, 4, 0, 50, False, (2, 0.0), id="shadow-replicas"),
+    pytest.param(Router.GATEWAY_API, 0, 100, 0, True, (2, 100.0), id="first-release"),
+    pytest.param(Router.REPLICA_RATIO, 0, 100, 0, True, (2, 100.0), id="first-replicas"),
+])
+def test_canary_size(router: Router, primary: int, weight: int, shadow: int, first: bool,
+                     expected: tuple[int, float]) -> None:
+    replicas, effective = canary_size(router, primary, weight, shadow, first_release=first,
+                                      min_replicas=2, max_canary=5)
+    assert (replicas, effective) == pytest.approx(expected)

@@ -131,6 +131,16 @@ class KubeCluster:
         return self._call(f"find resource {kind}",
                           lambda: self.dynamic.resources.get(api_version=api_version, kind=kind))
 
+    def serves_kind(self, api_version: str, kind: str) -> bool:
+        """Whether the API server serves ``kind`` in ``api_version`` (its CRD is installed)."""
+        from kubernetes.dynamic.exceptions import ResourceNotFoundError
+
+        try:
+            self._resource(api_version, kind)
+        except ResourceNotFoundError:
+            return False
+        return True
+
     # -- generic ----------------------------------------------------------------------------
 
     def apply(self, obj: Mapping[str, Any]) -> dict[str, Any]:

@@ -25,8 +25,8 @@ from modelrelease.domain.approval import Gate
 from modelrelease.domain.bake import BakePlan
 from modelrelease.domain.durations import format_duration
 from modelrelease.domain.plan import FIRST_NOT_BAKED, analysis_policy, rollout_policy
-from modelrelease.domain.traffic import shadow_replicas, split_by_replicas
-from modelrelease.spec import ModelEndpoint
+from modelrelease.domain.traffic import canary_size
+from modelrelease.spec import ModelEndpoint, Router
 
 __all__ = ["CanaryPlan", "CheckNeed", "LookPlan", "StepPlan", "canary_plan", "requests_to_pass"]
 
@@ -97,6 +97,8 @@ class CanaryPlan:
     """The bake after promotion (none for a first release, or without ``canary.bake``)."""
     bake_skipped: bool = False
     """A first release of an endpoint whose spec bakes: it is not baked."""
+    router: Router = Router.REPLICA_RATIO
+    """What splits the traffic: replica shares, or a Gateway's route (exact weights)."""
 
     @property
     def seconds(self) -> float:
@@ -117,6 +119,10 @@ class CanaryPlan:
                         f"{self.load_rate:g} req/s), so the step ends inconclusive: lengthen "
                         "its hold or raise MODELRELEASE_RELEASE__LOAD_RATE")
         return tuple(out)
+
+
+_BY = {Router.REPLICA_RATIO: "by replicas", Router.GATEWAY_API: "by HTTPRoute"}
+"""How each router reaches the weight, for the plan's table."""
 
 
 def requests_to_pass(allowed: float, level: float) -> int | None:
@@ -156,16 +162,10 @@ def canary_plan(endpoint: ModelEndpoint, *, first_release: bool, primary_replica
     policy = rollout_policy(endpoint, first_release=first_release)
     steps = []
     for number, step in enumerate(policy.steps, start=1):
-        if first_release:
-            replicas, effective = endpoint.spec.autoscaling.min_replicas, 100.0
-        elif step.shadow:
-            replicas, effective = shadow_replicas(
-                primary_replicas, step.shadow,
-                max_canary=endpoint.spec.autoscaling.max_replicas), 0.0
-        else:
-            split = split_by_replicas(primary_replicas, step.weight,
-                                      max_canary=endpoint.spec.autoscaling.max_replicas)
-            replicas, effective = split.canary, split.effective
+        replicas, effective = canary_size(
+            endpoint.spec.traffic.router, primary_replicas, step.weight, step.shadow,
+            first_release=first_release, min_replicas=endpoint.spec.autoscaling.min_replicas,
+            max_canary=endpoint.spec.autoscaling.max_replicas)
         judge = analysis_policy(endpoint, step.hold, load_rate)
         looks = tuple(LookPlan(k, judge.look_requests(k), judge.look_requests(k) / load_rate,
                                judge.level(k, Metric.ERROR_RATE))
@@ -177,7 +177,8 @@ def canary_plan(endpoint: ModelEndpoint, *, first_release: bool, primary_replica
                               _needs(judge), live, step.approval, step.shadow))
     return CanaryPlan(first_release, primary_replicas, load_rate, live_rps, tuple(steps),
                       policy.bake,
-                      bake_skipped=first_release and endpoint.spec.canary.bake is not None)
+                      bake_skipped=first_release and endpoint.spec.canary.bake is not None,
+                      router=endpoint.spec.traffic.router)
 
 
 def _approval_wait(plan: CanaryPlan) -> str:
@@ -235,7 +236,8 @@ def render_dry_run(dry: DryRun, objects_yaml: str) -> str:
                   + (f" {FIRST_NOT_BAKED[0].upper()}{FIRST_NOT_BAKED[1:]}."
                      if plan.bake_skipped else ""), ""]
     lines += ["## Canary plan", "",
-              "| step | weight asked | weight by replicas | canary replicas | hold | looks "
+              f"| step | weight asked | weight {_BY[plan.router]} | canary replicas | hold | "
+              "looks "
               "(requests per arm @ s) | live requests on canary |",
               "|---|---|---|---|---|---|---|"]
     for step in plan.steps:

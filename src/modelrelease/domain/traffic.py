@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from modelrelease.errors import InvalidInput
+from modelrelease.spec import Router
 
-__all__ = ["ReplicaSplit", "shadow_replicas", "split_by_replicas"]
+__all__ = ["ReplicaSplit", "canary_size", "share_replicas", "split_by_replicas"]
 
 
 @dataclass(frozen=True)
@@ -110,21 +111,43 @@ def split_by_replicas(
     return ReplicaSplit(primary_replicas, best, weight)
 
 
-def shadow_replicas(primary_replicas: int, shadow: int, *, max_canary: int | None = None
-                    ) -> int:
-    """Canary replicas for a shadow step: the primary's capacity for its share of copies.
+def share_replicas(primary_replicas: int, percent: int, *, max_canary: int | None = None
+                   ) -> int:
+    """Canary replicas with the primary's capacity for ``percent`` of its traffic.
 
-    ``ceil(primary * shadow / 100)``, at least 1, at most ``max_canary``: copies of all
-    live traffic need as many replicas as serve it, copies of 10% a tenth of them.
+    ``ceil(primary * percent / 100)``, at least 1, at most ``max_canary``: a shadow step's
+    copies of all live traffic need as many replicas as serve it, copies of 10% a tenth of
+    them; so does an exact weight that a gateway sends.
 
     Raises:
         InvalidInput: A count or share is out of range.
     """
     if primary_replicas < 0:
         raise InvalidInput(
-            f"shadow traffic: primary replicas must be 0 or more, got {primary_replicas}")
-    if not 1 <= shadow <= 100:
-        raise InvalidInput(f"shadow traffic: the share copied must be 1..100 percent, got "
-                           f"{shadow}")
-    wanted = max(1, -(-primary_replicas * shadow // 100))
+            f"size the canary: primary replicas must be 0 or more, got {primary_replicas}")
+    if not 1 <= percent <= 100:
+        raise InvalidInput(f"size the canary: its share of the primary's traffic must be "
+                           f"1..100 percent, got {percent}")
+    wanted = max(1, -(-primary_replicas * percent // 100))
     return wanted if max_canary is None else max(1, min(wanted, max_canary))
+
+
+def canary_size(router: Router, primary_replicas: int, weight: int, shadow: int = 0, *,
+                first_release: bool, min_replicas: int, max_canary: int
+                ) -> tuple[int, float]:
+    """A step's canary replicas, and the percent of live traffic they get.
+
+    A first release has no primary: ``min_replicas`` take it all. A shadow step's canary
+    gets no users and the capacity for its copies (:func:`share_replicas`). A weighted
+    step's: with ``replica-ratio``, the replicas whose share of ready replicas comes
+    closest (:func:`split_by_replicas`, the share they really give); with ``gateway-api``,
+    the capacity for exactly ``weight`` percent, which the route gives.
+    """
+    if first_release:
+        return min_replicas, 100.0
+    if shadow:
+        return share_replicas(primary_replicas, shadow, max_canary=max_canary), 0.0
+    if router is Router.GATEWAY_API:
+        return share_replicas(primary_replicas, weight, max_canary=max_canary), float(weight)
+    split = split_by_replicas(primary_replicas, weight, max_canary=max_canary)
+    return split.canary, split.effective

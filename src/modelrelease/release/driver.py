@@ -42,12 +42,13 @@ from modelrelease.domain.status_record import (
     with_condition,
 )
 from modelrelease.errors import InvalidInput, MlflowError
+from modelrelease.release.gateway_router import GatewayRouter, check_gateway
 from modelrelease.release.images import RegistryImages
 from modelrelease.release.kube_endpoint import KubeEndpoint, require_namespace
 from modelrelease.release.lock import holding_lock
 from modelrelease.release.models import ReleaseModels
 from modelrelease.release.pod_evidence import PodEvidence
-from modelrelease.release.ports import Approvals, Call, Image, Ports, direct
+from modelrelease.release.ports import Approvals, Call, Image, Ports, Traffic, direct
 from modelrelease.release.preflight import preflight
 from modelrelease.release.replica_router import ReplicaRatioRouter
 from modelrelease.release.steps import (
@@ -67,6 +68,7 @@ from modelrelease.spec import (
     ModelEndpointStatus,
     ReleasePhase,
     ReleaseRequest,
+    Router,
     load_endpoint,
     spec_hash,
 )
@@ -171,10 +173,12 @@ def run_release(request: ReleaseRequest, settings: PipelineSettings | None = Non
     cluster = KubeCluster(settings.kube)
     try:
         require_namespace(cluster, endpoint)
+        check_gateway(cluster, endpoint)
         kube = KubeEndpoint(endpoint, cluster, canary_fault=fault)
 
-        def router(image: str, version: str, release_id: str, first: bool
-                   ) -> ReplicaRatioRouter:
+        def router(image: str, version: str, release_id: str, first: bool) -> Traffic:
+            if endpoint.spec.traffic.router is Router.GATEWAY_API:
+                return GatewayRouter(kube, kube, endpoint, image, version, release_id, first)
             return ReplicaRatioRouter(kube, endpoint, image, version, release_id, first)
 
         ports = Ports(kube, models, RegistryImages(endpoint, settings, registry),

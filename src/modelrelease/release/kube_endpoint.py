@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from typing import Any
 
 from modelrelease.adapters.kube import KubeCluster
 from modelrelease.domain.abort import ANNOTATION_ABORT, abort_request, asked_by
 from modelrelease.domain.fault import FaultSetting
+from modelrelease.domain.gateway import API_VERSION as ROUTE_API
+from modelrelease.domain.gateway import KIND as ROUTE_KIND
+from modelrelease.domain.gateway import route_name
 from modelrelease.domain.manifests import (
     ANNOTATION_IMAGE_DIGEST,
     ANNOTATION_SPEC_HASH,
@@ -271,6 +275,14 @@ class KubeEndpoint:
         """
         services = render_services(self.endpoint, self.slots(), canary_live=canary)
         self.cluster.apply(services[0])
+
+    def read_route(self) -> dict[str, Any] | None:
+        """``HTTPRoute E`` as the API server holds it (the ``gateway-api`` router's), or None."""
+        return self.cluster.get(ROUTE_API, ROUTE_KIND, route_name(self.endpoint), self.namespace)
+
+    def apply_route(self, route: Mapping[str, Any]) -> None:
+        """Create or update ``HTTPRoute E`` (server-side apply)."""
+        self.cluster.apply(route)
 
     def _wait_deleted(self, slot: Slot, timeout: float = 120.0) -> None:
         deadline = time.monotonic() + timeout

@@ -152,6 +152,36 @@ class Traffic(Protocol):
         """Give the canary ``weight`` percent: its replicas and the percent it really gets."""
         ...
 
+    def live_through_service(self) -> bool:
+        """Whether ``Service E`` sends the canary users (the replica ratio).
+
+        Not where a gateway's route does.
+        """
+        ...
+
+    def changed_by_others(self) -> str | None:
+        """Why the split is no longer what the release set (someone else changed it).
+
+        None if it is; asked after each step's hold, before its verdict counts.
+        """
+        ...
+
+    def primary_alone(self) -> None:
+        """Send all live traffic to the primary (after a promotion, before a rollback)."""
+        ...
+
+
+class Routes(Protocol):
+    """The endpoint's ``HTTPRoute`` (the ``gateway-api`` router's object)."""
+
+    def read_route(self) -> dict[str, Any] | None:
+        """The route as the API server holds it, or None."""
+        ...
+
+    def apply_route(self, route: Mapping[str, Any]) -> None:
+        """Create or update the route (server-side apply)."""
+        ...
+
 
 class LiveWindow(Protocol):
     """One track's live traffic from the moment the window was opened (``Evidence.watch``)."""

@@ -6,9 +6,9 @@ scales the canary beside the primary (``domain.traffic`` computes the split).
 
 from __future__ import annotations
 
-from modelrelease.domain.traffic import shadow_replicas, split_by_replicas
+from modelrelease.domain.traffic import canary_size
 from modelrelease.release.ports import Cluster
-from modelrelease.spec import ModelEndpoint
+from modelrelease.spec import ModelEndpoint, Router
 
 
 class ReplicaRatioRouter:
@@ -32,14 +32,10 @@ class ReplicaRatioRouter:
         A shadow step's canary gets the primary's capacity for its share of copies, and
         no users (0%).
         """
-        if self.first_release:
-            return self.endpoint.spec.autoscaling.min_replicas, 100.0
-        limit = self.endpoint.spec.autoscaling.max_replicas
-        if shadow:
-            return shadow_replicas(self.cluster.primary_replicas(), shadow,
-                                   max_canary=limit), 0.0
-        split = split_by_replicas(self.cluster.primary_replicas(), weight, max_canary=limit)
-        return split.canary, split.effective
+        scaling = self.endpoint.spec.autoscaling
+        return canary_size(Router.REPLICA_RATIO, self.cluster.primary_replicas(), weight,
+                           shadow, first_release=self.first_release,
+                           min_replicas=scaling.min_replicas, max_canary=scaling.max_replicas)
 
     def set_weight(self, weight: int, shadow: int = 0) -> tuple[int, float]:
         """Scale the canary for ``weight`` percent: its replicas and the percent it gets.
@@ -51,3 +47,15 @@ class ReplicaRatioRouter:
         self.cluster.scale_canary(self.image, self.version, self.release_id, replicas)
         self.cluster.route_live(canary=not shadow)
         return replicas, effective
+
+    def live_through_service(self) -> bool:
+        """Yes: ``Service E`` selects both slots, so users reach the canary's replicas."""
+        return True
+
+    def changed_by_others(self) -> str | None:
+        """None: the split is the canary's replica count, which only the release sets."""
+        return None
+
+    def primary_alone(self) -> None:
+        """``Service E`` selects the primary's slot alone."""
+        self.cluster.route_live(canary=False)

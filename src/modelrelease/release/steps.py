@@ -93,7 +93,8 @@ def deploy_canary(run: ReleaseRun, action: rollout.DeployCanary) -> Observed:
     first = run.policy.steps[0]
     replicas, effective = run.traffic.canary_replicas_for(first.weight, first.shadow)
     run.ports.cluster.deploy_canary(run.image.image, run.version.version, run.release_id,
-                                    replicas, live=not first.shadow)
+                                    replicas,
+                                    live=run.traffic.live_through_service() and not first.shadow)
     run.canary_replicas = replicas
     share = (f"no users, copies of {first.shadow}% of live requests" if first.shadow
              else f"{effective:.0f}% of traffic")
@@ -145,6 +146,8 @@ def analyse_step(run: ReleaseRun, action: rollout.Analyse) -> Observed:
     run.hold_seconds += time.monotonic() - began
     if lag:
         run.note(f"{run.where}: load generator: {lag}")
+    if (changed := run.traffic.changed_by_others()) is not None:
+        return rollout.StepJudged(JudgeOutcome.FAIL, f"stopped: {changed}")
     agreed = evidence.agreement(run.version, run.files, run.first_release)
     verdict = step_verdict(judged, (found.check, agreed.check,
                                     *(() if shadowed is None else (shadowed.check,))))
@@ -185,6 +188,7 @@ def promote(run: ReleaseRun, action: rollout.Promote) -> Observed:
     replicas = max(cluster.primary_replicas(), run.endpoint.spec.autoscaling.min_replicas)
     readiness = cluster.promote(run.image.image, run.version.version, run.release_id,
                                 replicas, run.policy.promote_timeout.total_seconds())
+    run.traffic.primary_alone()  # the new primary's, or (nothing switched) still the old one's
     # a bake keeps the previous primary's pods (now the canary's slot) warm: paid for too
     run.canary_replicas = 0 if run.policy.bake is None else cluster.canary_replicas()
     return rollout.PrimaryHealth(readiness)
@@ -209,6 +213,7 @@ def bake_look(run: ReleaseRun, action: rollout.BakeLook) -> Observed:
 
 def roll_back(run: ReleaseRun, action: rollout.Rollback) -> Observed:
     """Remove the canary (restoring the previous primary if promotion had switched)."""
+    run.traffic.primary_alone()  # users off the canary before its pods go
     undo_canary(run.ports.cluster, action.reason, previous=run.previous,
                 restore=action.restore_primary, undone=run.image.digest,
                 release_id=run.release_id, timeout=run.policy.promote_timeout.total_seconds())

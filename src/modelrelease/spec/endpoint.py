@@ -31,7 +31,9 @@ from modelrelease.spec.values import (
     EndpointName,
     ExtendedResource,
     Fault,
+    GatewayName,
     Hold,
+    Hostname,
     ImageBase,
     ImageRepository,
     ModelName,
@@ -482,6 +484,66 @@ class Drill(SpecModel):
     """What the drill's canary does wrong."""
 
 
+class Router(StrEnum):
+    """What splits live traffic between the primary and the canary."""
+
+    REPLICA_RATIO = "replica-ratio"
+    """``Service E`` selects both tracks' pods: the canary's share of ready replicas."""
+    GATEWAY_API = "gateway-api"
+    """An ``HTTPRoute`` on a Gateway the cluster already runs: exact weights."""
+
+
+class GatewayRef(SpecModel):
+    """The Gateway (``gateway.networking.k8s.io/v1``) the endpoint's HTTPRoute attaches to."""
+
+    name: GatewayName = Field(examples=["public-gateway"])
+    """The Gateway's name."""
+    namespace: Namespace | None = Field(default=None, examples=["gateways"])
+    """Its namespace (unset: the endpoint's own); the Gateway must allow routes from the
+    endpoint's namespace (``listeners[].allowedRoutes``)."""
+
+
+class TrafficPolicy(SpecModel):
+    """How live traffic reaches the canary during weighted steps."""
+
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [{
+        "rule": "(has(self.router) && self.router == 'gateway-api') == has(self.gateway)",
+        "message": "router gateway-api needs a gateway ({name, namespace}); router "
+                   "replica-ratio (when unset) takes none",
+    }, {
+        "rule": "!has(self.hostname) || has(self.gateway)",
+        "message": "a hostname is for router gateway-api (its HTTPRoute's hostnames)",
+    }]})
+
+    router: Router = Router.REPLICA_RATIO
+    """``replica-ratio`` (any cluster: weights as replica shares) or ``gateway-api``
+    (a Gateway the cluster runs: the release owns ``HTTPRoute E`` and sets exact weights)."""
+    gateway: GatewayRef | None = Field(default=None,
+                                       examples=[{"name": "public-gateway",
+                                                  "namespace": "gateways"}])
+    """The Gateway the route attaches to (``router: gateway-api`` only)."""
+    hostname: Hostname | None = Field(default=None, examples=["iris.models.example.com"])
+    """The host users call (the route's ``hostnames``; unset: every host the Gateway's
+    listener takes). ``router: gateway-api`` only."""
+
+    @model_validator(mode="after")
+    def _router_needs(self) -> TrafficPolicy:
+        if self.router is Router.GATEWAY_API and self.gateway is None:
+            raise invalid("traffic_gateway",
+                          "router gateway-api needs the Gateway its HTTPRoute attaches to: "
+                          "add gateway: {name: <gateway>, namespace: <its namespace>} (kubectl "
+                          "get gateways -A lists them)", at=("gateway",))
+        if self.router is Router.REPLICA_RATIO:
+            extra = [key for key in ("gateway", "hostname") if getattr(self, key) is not None]
+            if extra:
+                raise invalid("traffic_replica_ratio",
+                              "{fields} only apply to router gateway-api: set router: "
+                              "gateway-api, or remove them (the default router splits "
+                              "traffic by replicas through Service E)",
+                              fields=" and ".join(extra), at=(extra[0],))
+        return self
+
+
 class EndpointSpec(SpecModel):
     """The desired state of one model endpoint."""
 
@@ -496,6 +558,8 @@ class EndpointSpec(SpecModel):
     """The primary's autoscaler."""
     canary: CanaryPolicy = Field(default_factory=CanaryPolicy)
     """Traffic steps and checks."""
+    traffic: TrafficPolicy = Field(default_factory=TrafficPolicy)
+    """What splits live traffic (unset: the replica ratio, through Service E)."""
     promotion: Promotion = Field(default_factory=Promotion)
     """MLflow alias and tags on promotion."""
     smoke: SmokePolicy = Field(default_factory=SmokePolicy)

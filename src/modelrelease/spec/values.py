@@ -6,6 +6,7 @@ the file's own terms; ``SpecModel`` is the base of every model of the spec.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 from datetime import timedelta
@@ -125,6 +126,51 @@ Namespace = Annotated[
     Field(json_schema_extra={"pattern": _DNS1123.pattern, "maxLength": _MAX_NAME}),
 ]
 """A Kubernetes namespace: a DNS-1123 label."""
+
+_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_HOSTNAME = re.compile(r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_MAX_SUBDOMAIN: Final = 253
+
+
+def _gateway_name(value: str) -> str:
+    if not _SUBDOMAIN.match(value) or len(value) > _MAX_SUBDOMAIN:
+        raise invalid("gateway_name",
+                      "{value} is not a valid Gateway name: lowercase letters, digits, '-' "
+                      "and '.', starting and ending with a letter or digit (as `kubectl get "
+                      "gateways -A` lists it), e.g. \"public-gateway\"", value=shown(value))
+    return value
+
+
+def _is_ip(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _hostname(value: str) -> str:
+    if not _HOSTNAME.match(value) or len(value) > _MAX_SUBDOMAIN or _is_ip(value):
+        raise invalid("hostname",
+                      "{value} is not a hostname an HTTPRoute takes: lowercase DNS labels "
+                      "joined by '.', optionally starting with '*.', no port and no IP "
+                      "address, e.g. \"iris.models.example.com\"", value=shown(value))
+    return value
+
+
+GatewayName = Annotated[
+    str,
+    AfterValidator(_gateway_name),
+    Field(json_schema_extra={"pattern": _SUBDOMAIN.pattern, "maxLength": _MAX_SUBDOMAIN}),
+]
+"""A Gateway's name: a DNS-1123 subdomain."""
+
+Hostname = Annotated[
+    str,
+    AfterValidator(_hostname),
+    Field(json_schema_extra={"pattern": _HOSTNAME.pattern, "maxLength": _MAX_SUBDOMAIN}),
+]
+"""A hostname as the Gateway API takes it (``*.`` wildcard allowed, no IP, no port)."""
 
 Weight = Annotated[int, Field(ge=0, le=100)]
 """A share of live traffic, in percent."""
