@@ -31,8 +31,10 @@ import yaml
 from modelrelease.adapters.kube import KubeCluster
 from modelrelease.domain.gateway import API_VERSION, GATEWAY_CRDS, weights_of
 from modelrelease.errors import InvalidInput
+from modelrelease.release.driver import run_release
+from modelrelease.release.dry_run import plan_release
 from modelrelease.settings import KubeConfig
-from modelrelease.spec import parse_endpoint
+from modelrelease.spec import ReleaseRequest, parse_endpoint
 from modelrelease_localstack.demo_model import register_iris_model
 from modelrelease_localstack.gateway_api import install_crds
 from modelrelease_localstack.stack import Stack
@@ -160,6 +162,10 @@ def test_a_cluster_without_the_gateway_api_is_refused_up_front(routed: Routed) -
     assert "traffic.router is gateway-api but the cluster does not serve Gateway or HTTPRoute" \
         in message, message
     assert "install the Gateway API's standard CRDs" in message and "replica-ratio" in message
+    with pytest.raises(InvalidInput) as planned:  # its dry run says the same
+        plan_release(ReleaseRequest(endpoint=str(routed.made.file), dry_run=True),
+                     routed.made.settings, say=print)
+    assert planned.value.message == message
     _nothing_deployed(routed.made)
 
 
@@ -170,9 +176,6 @@ def test_a_gateway_that_does_not_exist_is_refused_up_front(routed: Routed) -> No
     body["spec"]["traffic"]["gateway"]["name"] = "nope"
     other = made.file.with_name("missing-gateway.yaml")
     other.write_text(yaml.safe_dump(body))
-    from modelrelease.release.driver import run_release
-    from modelrelease.spec import ReleaseRequest
-
     with pytest.raises(InvalidInput) as refused:
         run_release(ReleaseRequest(endpoint=str(other)), made.settings, say=print)
     assert (f"traffic.gateway {routed.gateway_namespace}/nope does not exist: fix "
@@ -214,6 +217,10 @@ def test_exact_weights_through_the_route_and_the_primary_alone_after(
 
     register_iris_model(stack.env()["MLFLOW_TRACKING_URI"], made.model, alias="champion",
                         c=0.5)
+    plan = plan_release(ReleaseRequest(endpoint=str(made.file), dry_run=True), made.settings,
+                        say=print).report
+    assert "| step | weight asked | weight by HTTPRoute | canary replicas |" in plan
+    assert "| 1 | 1% | 1% | 1 |" in plan, plan
     result, seen = _release_watched(routed)
     assert result.outcome == "promoted", result.reason
     # each step's exact share, then the new primary alone (a 0.2 s poller sees each hold)

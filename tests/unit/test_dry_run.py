@@ -21,7 +21,8 @@ from modelrelease.spec import ModelEndpoint, parse_endpoint
 
 
 def _endpoint(steps: list[dict[str, Any]], checks: dict[str, Any],
-              replicas: tuple[int, int] = (1, 3), **canary: Any) -> ModelEndpoint:
+              replicas: tuple[int, int] = (1, 3), traffic: dict[str, Any] | None = None,
+              **canary: Any) -> ModelEndpoint:
     return parse_endpoint({
         "apiVersion": "modelrelease.io/v1alpha1", "kind": "ModelEndpoint",
         "metadata": {"name": "iris", "namespace": "ml"},
@@ -30,7 +31,8 @@ def _endpoint(steps: list[dict[str, Any]], checks: dict[str, Any],
                            "base": "127.0.0.1:5000/ml/base:dev"},
                  "resources": {"cpu": "500m", "memory": "512Mi"},
                  "autoscaling": {"minReplicas": replicas[0], "maxReplicas": replicas[1]},
-                 "canary": {"steps": steps, "checks": checks, **canary}}}, source="test")
+                 "canary": {"steps": steps, "checks": checks, **canary},
+                 **({"traffic": traffic} if traffic else {})}}, source="test")
 
 
 STEPS = [{"weight": 25, "hold": "20s"}, {"weight": 50, "hold": "40s"}]
@@ -194,3 +196,22 @@ def test_a_shadow_step_plans_replicas_for_the_copies_and_no_users() -> None:
     text = render_dry_run(_dry(plan, None, "version 2"), "kind: X\n")
     assert "| 1 | shadow 100% (copies) | 0% | 3 | 20s |" in text
     assert "| 2 | 50% | 50% |" in text
+
+
+def test_a_gateway_router_plans_exact_weights_and_the_replicas_for_them() -> None:
+    steps = [{"weight": 1, "hold": "20s"}, {"weight": 25, "hold": "20s"}]
+    replicas = canary_plan(_endpoint(steps, CHECKS, (1, 10)), first_release=False,
+                           primary_replicas=8, load_rate=10.0, live_rps=None)
+    routed = _endpoint(steps, CHECKS, (1, 10),
+                       traffic={"router": "gateway-api", "gateway": {"name": "gw"}})
+    plan = canary_plan(routed, first_release=False, primary_replicas=8, load_rate=10.0,
+                       live_rps=None)
+    assert [(s.effective_weight, s.canary_replicas) for s in plan.steps] == [(1.0, 1),
+                                                                            (25.0, 2)]
+    # the replica ratio with 8 primary replicas: 1 canary is 11%, 3 are 27%
+    assert [(round(s.effective_weight), s.canary_replicas) for s in replicas.steps] == [
+        (11, 1), (27, 3)]
+    text = render_dry_run(_dry(plan, None, "version 2"), "kind: X\n")
+    assert "| step | weight asked | weight by HTTPRoute | canary replicas |" in text
+    assert "| 1 | 1% | 1% | 1 | 20s |" in text
+    assert "weight by replicas" in render_dry_run(_dry(replicas, None, "v2"), "kind: X\n")

@@ -31,6 +31,7 @@ from modelrelease.domain.manifests import (
 )
 from modelrelease.domain.plan import model_uri
 from modelrelease.domain.rollout import ReleaseOutcome
+from modelrelease.release.gateway_router import check_gateway
 from modelrelease.release.kube_endpoint import NEEDS, KubeEndpoint, require_namespace
 from modelrelease.release.models import ReleaseModels
 from modelrelease.release.pod_evidence import PodEvidence
@@ -86,6 +87,7 @@ def plan_release(request: ReleaseRequest, settings: PipelineSettings | None = No
     cluster = KubeCluster(settings.kube)
     try:
         require_namespace(cluster, endpoint)
+        check_gateway(cluster, endpoint)  # a release would refuse it: so does its plan
         world = KubeEndpoint(endpoint, cluster)
         check_first(world, ReleaseModels(models, settings.build.cache_dir), endpoint, version)
         preflight = (f"passed: this identity may do all {len(NEEDS)} things a release does "
