@@ -26,9 +26,9 @@ from modelrelease.domain.gateway import (
     render_route,
     route_name,
 )
-from modelrelease.domain.traffic import canary_size
 from modelrelease.errors import InvalidInput, KubeApiError
 from modelrelease.release.ports import Cluster, Routes
+from modelrelease.release.replica_router import RouterBase
 from modelrelease.spec import ModelEndpoint, Router
 
 GATEWAY_NEEDS: tuple[tuple[str, str, str], ...] = tuple(
@@ -36,8 +36,10 @@ GATEWAY_NEEDS: tuple[tuple[str, str, str], ...] = tuple(
 """What a release with the ``gateway-api`` router does beside ``NEEDS``, in its namespace."""
 
 
-class GatewayRouter:
+class GatewayRouter(RouterBase):
     """Exact weights on the endpoint's HTTPRoute (a ``ports.Traffic``)."""
+
+    router = Router.GATEWAY_API
 
     def __init__(self, cluster: Cluster, routes: Routes, endpoint: ModelEndpoint, image: str,
                  version: str, release_id: str, first_release: bool) -> None:
@@ -45,27 +47,12 @@ class GatewayRouter:
         if endpoint.spec.traffic.router is not Router.GATEWAY_API or gateway is None:
             raise InvalidInput(f"route {endpoint.namespace}/{endpoint.name} through a "
                                "Gateway: its traffic.router is not gateway-api")
-        self.cluster = cluster
+        super().__init__(cluster, endpoint, image, version, release_id, first_release)
         self.routes = routes
-        self.endpoint = endpoint
-        self.image = image
-        self.version = version
-        self.release_id = release_id
-        self.first_release = first_release
         self.name = (f"gateway-api (HTTPRoute {endpoint.namespace}/{route_name(endpoint)} on "
                      f"Gateway {gateway.namespace or endpoint.namespace}/{gateway.name})")
         self._set: int | None = None
         """The canary weight this router last put on the route (None: not yet)."""
-
-    def canary_replicas_for(self, weight: int, shadow: int = 0) -> tuple[int, float]:
-        """The capacity for exactly ``weight`` percent, which the route gives.
-
-        A shadow step's canary is sized as with any router (it gets no users).
-        """
-        scaling = self.endpoint.spec.autoscaling
-        return canary_size(Router.GATEWAY_API, self.cluster.primary_replicas(), weight,
-                           shadow, first_release=self.first_release,
-                           min_replicas=scaling.min_replicas, max_canary=scaling.max_replicas)
 
     def set_weight(self, weight: int, shadow: int = 0) -> tuple[int, float]:
         """Scale the canary for its share, then put exactly ``weight`` percent on the route.

@@ -2,6 +2,8 @@
 
 ``Service E`` selects both slots, so live traffic follows ready replicas; setting a weight
 scales the canary beside the primary (``domain.traffic`` computes the split).
+``RouterBase`` is what every router shares (the release's canary, sized for the router);
+``release.gateway_router.GatewayRouter`` is the other one.
 """
 
 from __future__ import annotations
@@ -11,10 +13,14 @@ from modelrelease.release.ports import Cluster
 from modelrelease.spec import ModelEndpoint, Router
 
 
-class ReplicaRatioRouter:
-    """The canary's share of ready replicas is its weight (a ``ports.Traffic``)."""
+class RouterBase:
+    """What every ``ports.Traffic`` knows of the release: its canary, and how to size it.
 
-    name = "replica ratio"
+    A subclass says which ``router`` it is (``domain.traffic.canary_size`` sizes the
+    canary for it) and how it moves the traffic.
+    """
+
+    router: Router
 
     def __init__(self, cluster: Cluster, endpoint: ModelEndpoint, image: str, version: str,
                  release_id: str, first_release: bool) -> None:
@@ -30,12 +36,19 @@ class ReplicaRatioRouter:
 
         A first release has no primary: the canary runs ``minReplicas`` and takes it all.
         A shadow step's canary gets the primary's capacity for its share of copies, and
-        no users (0%).
+        no users (0%); a weighted step's, what the router gives (``canary_size``).
         """
         scaling = self.endpoint.spec.autoscaling
-        return canary_size(Router.REPLICA_RATIO, self.cluster.primary_replicas(), weight,
-                           shadow, first_release=self.first_release,
+        return canary_size(self.router, self.cluster.primary_replicas(), weight, shadow,
+                           first_release=self.first_release,
                            min_replicas=scaling.min_replicas, max_canary=scaling.max_replicas)
+
+
+class ReplicaRatioRouter(RouterBase):
+    """The canary's share of ready replicas is its weight (a ``ports.Traffic``)."""
+
+    name = "replica ratio"
+    router = Router.REPLICA_RATIO
 
     def set_weight(self, weight: int, shadow: int = 0) -> tuple[int, float]:
         """Scale the canary for ``weight`` percent: its replicas and the percent it gets.
