@@ -135,8 +135,10 @@ def _watching(routed: Routed, stop: threading.Event, seen: Watch) -> None:
         share = _canary_share(routed)
         if share is not None and (not seen.weights or seen.weights[-1] != share):
             seen.weights.append(share)
-        selector = made.core.read_namespaced_service(made.name, made.namespace).spec.selector
-        if "modelrelease.io/slot" not in (selector or {}):  # both slots: the canary's too
+        services = made.core.list_namespaced_service(
+            made.namespace, field_selector=f"metadata.name={made.name}").items
+        selector = services[0].spec.selector if services else None  # none before a release
+        if services and "modelrelease.io/slot" not in (selector or {}):  # the canary's too
             seen.service_selects_canary = True
         time.sleep(0.2)
 
@@ -198,8 +200,12 @@ def test_a_route_that_no_release_made_is_refused_up_front(routed: Routed) -> Non
         kept = _route(routed)
         assert kept is not None and kept["spec"]["rules"][0]["backendRefs"][0]["name"] == \
             "somebody-else"  # left as it was
-    finally:
+    finally:  # gone before the next test's release looks for it
         routed.kube.delete(API_VERSION, "HTTPRoute", made.name, made.namespace)
+        deadline = time.monotonic() + 60
+        while _route(routed) is not None:
+            assert time.monotonic() < deadline, "the foreign route did not go"
+            time.sleep(0.2)
 
 
 def test_exact_weights_through_the_route_and_the_primary_alone_after(
