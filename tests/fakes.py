@@ -661,9 +661,25 @@ class FakeApprovals:
         return answer or Answer(None)
 
 
+def as_the_api_server_holds(route: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of an HTTPRoute with the defaults the API server fills in: each rule's match
+    (path prefix ``/``), a header match's type, each backend's group, kind and weight."""
+    held: dict[str, Any] = json.loads(json.dumps(route))
+    for rule in held["spec"]["rules"]:
+        rule.setdefault("matches", [{"path": {"type": "PathPrefix", "value": "/"}}])
+        for match in rule["matches"]:
+            for header in match.get("headers", ()):
+                header.setdefault("type", "Exact")
+        for ref in rule["backendRefs"]:
+            ref.setdefault("group", "")
+            ref.setdefault("kind", "Service")
+            ref.setdefault("weight", 1)
+    return held
+
+
 class FakeRoutes:
     """``KubeEndpoint``'s ``read_route`` / ``apply_route``: the endpoint's HTTPRoute as the
-    API server holds it (its defaults filled in: each backend's group, kind and weight).
+    API server holds it (``as_the_api_server_holds``).
 
     ``tamper`` changes the held route on the first read (someone else's edit mid-release);
     ``applied`` keeps the split of each applied route: the canary's weight, 0 when the
@@ -682,12 +698,7 @@ class FakeRoutes:
         return json.loads(json.dumps(self.route)) if self.route is not None else None
 
     def apply_route(self, route: Mapping[str, Any]) -> None:
-        held = json.loads(json.dumps(route))
-        for rule in held["spec"]["rules"]:
-            for ref in rule["backendRefs"]:
-                ref.setdefault("group", "")
-                ref.setdefault("kind", "Service")
-                ref.setdefault("weight", 1)
+        held = as_the_api_server_holds(route)
         self.route = held
         split = held["spec"]["rules"][-1]["backendRefs"]
         self.applied.append(sum(ref["weight"] for ref in split

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import pytest
@@ -18,6 +17,7 @@ from modelrelease.domain.gateway import (
 )
 from modelrelease.errors import InvalidInput
 from modelrelease.spec import ModelEndpoint, parse_endpoint
+from tests.fakes import as_the_api_server_holds
 from tests.unit.test_spec import doc
 
 GATEWAY = {"router": "gateway-api", "gateway": {"name": "public", "namespace": "gateways"},
@@ -26,21 +26,6 @@ GATEWAY = {"router": "gateway-api", "gateway": {"name": "public", "namespace": "
 
 def endpoint(**traffic: Any) -> ModelEndpoint:
     return parse_endpoint(doc(**{"spec.traffic": {**GATEWAY, **traffic}}))
-
-
-def defaulted(route: dict[str, Any]) -> dict[str, Any]:
-    """``route`` as the API server returns it: group, kind, weight and match defaults set."""
-    held = copy.deepcopy(route)
-    for rule in held["spec"]["rules"]:
-        rule.setdefault("matches", [{"path": {"type": "PathPrefix", "value": "/"}}])
-        for match in rule["matches"]:
-            for header in match.get("headers", ()):
-                header.setdefault("type", "Exact")
-        for ref in rule["backendRefs"]:
-            ref.setdefault("group", "")
-            ref.setdefault("kind", "Service")
-            ref.setdefault("weight", 1)
-    return held
 
 
 @pytest.mark.parametrize(("weight", "backends"), [
@@ -56,7 +41,7 @@ def test_the_split_rule_carries_exact_weights(weight: int,
     assert split["matches"] == [{"path": {"type": "PathPrefix", "value": "/"}}]
     assert [(ref["name"], ref["weight"]) for ref in split["backendRefs"]] == backends
     assert all(ref["port"] == 80 for ref in split["backendRefs"])
-    assert weights_of(endpoint(), defaulted(route)).canary_percent == weight
+    assert weights_of(endpoint(), as_the_api_server_holds(route)).canary_percent == weight
 
 
 def test_the_route_attaches_to_the_gateway_and_pins_tracks_by_header() -> None:
@@ -112,7 +97,7 @@ def test_render_refuses(traffic: dict[str, Any], weight: int, message: str) -> N
                  None, id="pinned-rules-do-not-split"),
 ])
 def test_drift(change: Any, expected: str | None) -> None:
-    held = defaulted(render_route(endpoint(), 10, "r"))
+    held = as_the_api_server_holds(render_route(endpoint(), 10, "r"))
     if change is not None:
         change(held)
     found = drift(endpoint(), held, 10)
@@ -129,7 +114,7 @@ def test_a_deleted_route_is_drift() -> None:
 
 
 def test_primary_alone_and_a_weightless_route() -> None:
-    alone = defaulted(render_route(endpoint(), 0, "r"))
+    alone = as_the_api_server_holds(render_route(endpoint(), 0, "r"))
     assert drift(endpoint(), alone, 0) is None
     assert drift(endpoint(), alone, 10) is not None
     empty = {"spec": {"rules": [{"backendRefs": [{"name": "iris-primary", "weight": 0}]}]}}
